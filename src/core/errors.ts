@@ -1,0 +1,80 @@
+/**
+ * Typed errors. Every error a user can cause is a {@link QueueError} with an exit code and, where
+ * useful, a hint that says what to do next. The CLI prints `error: <message> (<hint>)` and exits
+ * with `exitCode`; anything else is a bug and exits 1.
+ */
+
+/** Process exit codes, documented in README.md. */
+export const ExitCodes = {
+  ok: 0,
+  internal: 1,
+  invalidInput: 2,
+  notFound: 3,
+  conflict: 4,
+  storage: 5,
+  jobsDead: 6,
+} as const;
+
+export interface QueueErrorOptions {
+  hint?: string;
+  cause?: unknown;
+}
+
+export class QueueError extends Error {
+  readonly exitCode: number = ExitCodes.internal;
+  readonly hint?: string;
+  constructor(message: string, options: QueueErrorOptions = {}) {
+    super(message, { cause: options.cause });
+    this.name = "QueueError";
+    this.hint = options.hint;
+  }
+}
+
+/** The user gave something malformed: bad JSON, a wrong type, an out-of-range value. */
+export class InvalidInput extends QueueError {
+  override readonly exitCode: number = ExitCodes.invalidInput;
+  constructor(message: string, options?: QueueErrorOptions) {
+    super(message, options);
+    this.name = "InvalidInput";
+  }
+}
+
+/** The named job (or key) does not exist. */
+export class NotFound extends QueueError {
+  override readonly exitCode: number = ExitCodes.notFound;
+  constructor(message: string, options?: QueueErrorOptions) {
+    super(message, options);
+    this.name = "NotFound";
+  }
+}
+
+/** The request is well-formed but clashes with the current state: duplicate id, wrong job state. */
+export class Conflict extends QueueError {
+  override readonly exitCode: number = ExitCodes.conflict;
+  constructor(message: string, options?: QueueErrorOptions) {
+    super(message, options);
+    this.name = "Conflict";
+  }
+}
+
+/** The database cannot be opened, is corrupt, is newer than this program, or is unreachable. */
+export class StorageError extends QueueError {
+  override readonly exitCode: number = ExitCodes.storage;
+  constructor(message: string, options?: QueueErrorOptions) {
+    super(message, options);
+    this.name = "StorageError";
+  }
+}
+
+/** One line for stderr: `error: <message> (<hint>)`. */
+export function formatError(err: unknown): string {
+  if (err instanceof QueueError) {
+    return `error: ${err.message}${err.hint ? ` (${err.hint})` : ""}`;
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return `error: internal error: ${message.split("\n")[0]} (please report this as a bug)`;
+}
+
+export function exitCodeOf(err: unknown): number {
+  return err instanceof QueueError ? err.exitCode : ExitCodes.internal;
+}
