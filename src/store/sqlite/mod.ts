@@ -1,0 +1,570 @@
+/**
+ * The SQLite Store on Deno's built-in `node:sqlite`.
+ *
+ * - WAL journal: readers (status, list, the dashboard) never block the writer and vice versa.
+ * - synchronous=NORMAL: in WAL mode a commit is durable against a process crash; a power loss
+ *   may lose the last commits but never corrupts the database.
+ * - busy_timeout: concurrent writers (many worker processes) wait for the lock instead of
+ *   failing with "database is locked".
+ * - Every state change is one guarded UPDATE (see core/transitions.ts).
+ */
+import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
+import { Conflict, StorageError } from "../../core/errors.ts";
+import type { Job, JobOutput, JobState, NewJob } from "../../core/job.ts";
+import { JOB_STATES } from "../../core/job.ts";
+import type { StateChange } from "../../core/transitions.ts";
+import type { ListJobsParams, QueueStats, Store, WorkerRecord } from "../store.ts";
+import { MIGRATIONS } from "./migrations.ts";
+
+const BUSY_TIMEOUT_MS = 10_000;
+/** "QCTL": marks the file as a queuectl database. */
+const APPLICATION_ID = 0x5143544c;
+
+const JOB_COLUMNS =
+  "id, command, queue, state, priority, attempts, max_retries, timeout, run_at, created_at, " +
+  "updated_at, started_at, finished_at, exit_code, error, lease_owner, lease_expires_at";
+
+const CHANGE_COLUMNS = [
+  "attempts",
+  "run_at",
+  "started_at",
+  "finished_at",
+  "exit_code",
+  "error",
+  "lease_owner",
+  "lease_expires_at",
+] as const;
+
+type Row = Record<string, SQLInputValue>;
+
+export interface SqliteOptions {
+  /** Create the database file if missing (default true). */
+  create?: boolean;
+}
+
+/** Opens (creating and migrating when needed) the SQLite database at `path`. */
+export function openSqliteStore(path: string, options: SqliteOptions = {}): Promise<Store> {
+  return Promise.resolve(new SqliteStore(path, options));
+}
+
+function storageError(path: string, err: unknown): StorageError {
+  const message = err instanceof Error ? err.message : String(err);
+  if (/not a database|malformed|corrupt/i.test(message)) {
+    return new StorageError(`${path} is not a queuectl database or is corrupt (${message})`, {
+      hint: "point --db at another file, or restore it from a backup",
+      cause: err,
+    });
+  }
+  if (/readonly|read-only|permission denied|unable to open/i.test(message)) {
+    return new StorageError(`Cannot write the database ${path}: ${message}`, {
+      hint: "check that the directory exists and is writable, or choose another path with --db",
+      cause: err,
+    });
+  }
+  if (/locked|busy/i.test(message)) {
+    return new StorageError(`The database ${path} stayed locked: ${message}`, {
+      hint: "another process holds a long write; try again",
+      cause: err,
+    });
+  }
+  return new StorageError(`Database error on ${path}: ${message}`, { cause: err });
+}
+
+class SqliteStore implements Store {
+  readonly kind = "sqlite" as const;
+  readonly location: string;
+  readonly #db: DatabaseSync;
+  readonly #statements = new Map<string, StatementSync>();
+
+  constructor(path: string, options: SqliteOptions) {
+    this.location = path;
+    try {
+      if (path !== ":memory:" && options.create !== false) ensureFile(path);
+      this.#db = new DatabaseSync(path);
+    } catch (err) {
+      throw storageError(path, err);
+    }
+    try {
+      this.#db.exec(
+        `PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL; ` +
+          "PRAGMA synchronous = NORMAL;",
+      );
+      this.#migrate();
+    } catch (err) {
+      this.#db.close();
+      if (err instanceof StorageError) throw err;
+      throw storageError(path, err);
+    }
+  }
+
+  #migrate(): void {
+    const version = this.#value("PRAGMA user_version") as number;
+    if (version === MIGRATIONS.length) return;
+    if (version > MIGRATIONS.length) {
+      throw new StorageError(
+        `The database ${this.location} has schema version ${version}, newer than this queuectl (${MIGRATIONS.length})`,
+        { hint: "upgrade queuectl to use this database" },
+      );
+    }
+    const appId = this.#value("PRAGMA application_id") as number;
+    if (version === 0 && appId !== 0 && appId !== APPLICATION_ID) {
+      throw new StorageError(`${this.location} belongs to another application`, {
+        hint: "choose another path with --db",
+      });
+    }
+    if (version === 0 && appId === 0) {
+      const tables = this.#value("SELECT count(*) FROM sqlite_schema") as number;
+      if (tables > 0) {
+        throw new StorageError(`${this.location} is an SQLite database of another application`, {
+          hint: "choose another path with --db",
+        });
+      }
+    }
+    this.#transaction(() => {
+      // Re-read inside the write lock: another process may have migrated meanwhile.
+      const current = this.#value("PRAGMA user_version") as number;
+      for (let v = current + 1; v <= MIGRATIONS.length; v++) {
+        this.#db.exec(MIGRATIONS[v - 1]);
+        this.#stmt("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)").run(
+          v,
+          Date.now(),
+        );
+        this.#db.exec(`PRAGMA user_version = ${v}`);
+      }
+      this.#db.exec(`PRAGMA application_id = ${APPLICATION_ID}`);
+    });
+  }
+
+  #stmt(sql: string): StatementSync {
+    let s = this.#statements.get(sql);
+    if (!s) {
+      s = this.#db.prepare(sql);
+      this.#statements.set(sql, s);
+    }
+    return s;
+  }
+
+  #value(sql: string, ...params: SQLInputValue[]): unknown {
+    const row = this.#stmt(sql).get(...params) as Row | undefined;
+    return row ? Object.values(row)[0] : undefined;
+  }
+
+  /** Runs `fn` in a write transaction (BEGIN IMMEDIATE takes the lock up front). */
+  #transaction<T>(fn: () => T): T {
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      const result = fn();
+      this.#db.exec("COMMIT");
+      return result;
+    } catch (err) {
+      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+      throw err;
+    }
+  }
+
+  /** Maps driver errors to StorageError; QueueErrors pass through. */
+  #run<T>(fn: () => T): Promise<T> {
+    try {
+      return Promise.resolve(fn());
+    } catch (err) {
+      if (err instanceof Conflict || err instanceof StorageError) return Promise.reject(err);
+      return Promise.reject(storageError(this.location, err));
+    }
+  }
+
+  insertJobs(p: { jobs: readonly NewJob[]; now: number }): Promise<void> {
+    return this.#run(() => {
+      const insert = this.#stmt(
+        `INSERT INTO jobs (${JOB_COLUMNS}) VALUES ` +
+          "(?, ?, ?, 'pending', ?, 0, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, NULL, NULL)",
+      );
+      this.#transaction(() => {
+        for (const job of p.jobs) {
+          try {
+            insert.run(
+              job.id,
+              job.command,
+              job.queue,
+              job.priority,
+              job.max_retries,
+              job.timeout,
+              job.run_at,
+              p.now,
+              p.now,
+            );
+          } catch (err) {
+            if (err instanceof Error && /UNIQUE constraint/i.test(err.message)) {
+              throw new Conflict(`A job with id ${JSON.stringify(job.id)} already exists`, {
+                hint: "choose another id, or leave id out to have one generated",
+              });
+            }
+            throw err;
+          }
+        }
+      });
+    });
+  }
+
+  getJob(p: { id: string }): Promise<Job | null> {
+    return this.#run(() =>
+      (this.#stmt(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id = ?`).get(p.id) as Job | undefined) ??
+        null
+    );
+  }
+
+  getJobOutput(p: { id: string }): Promise<JobOutput | null> {
+    return this.#run(() => {
+      const row = this.#stmt(
+        "SELECT o.stdout, o.stderr, j.id AS job FROM jobs j LEFT JOIN job_output o ON o.id = j.id WHERE j.id = ?",
+      ).get(p.id) as { stdout: string | null; stderr: string | null } | undefined;
+      if (!row) return null;
+      return { stdout: row.stdout ?? "", stderr: row.stderr ?? "" };
+    });
+  }
+
+  #where(p: Omit<ListJobsParams, "limit" | "offset" | "order">): [string, SQLInputValue[]] {
+    const terms: string[] = [];
+    const params: SQLInputValue[] = [];
+    if (p.state) {
+      terms.push("state = ?");
+      params.push(p.state);
+    }
+    if (p.queue) {
+      terms.push("queue = ?");
+      params.push(p.queue);
+    }
+    if (p.search) {
+      terms.push("(instr(lower(id), ?) > 0 OR instr(lower(command), ?) > 0)");
+      params.push(p.search.toLowerCase(), p.search.toLowerCase());
+    }
+    return [terms.length ? `WHERE ${terms.join(" AND ")}` : "", params];
+  }
+
+  listJobs(p: ListJobsParams): Promise<Job[]> {
+    return this.#run(() => {
+      const [where, params] = this.#where(p);
+      const order = p.order === "oldest"
+        ? "created_at ASC, rowid ASC"
+        : p.order === "next"
+        ? "priority DESC, run_at ASC, created_at ASC"
+        : "created_at DESC, rowid DESC";
+      return this.#stmt(
+        `SELECT ${JOB_COLUMNS} FROM jobs ${where} ORDER BY ${order} LIMIT ? OFFSET ?`,
+      ).all(...params, p.limit, p.offset ?? 0) as unknown as Job[];
+    });
+  }
+
+  countJobs(p: Omit<ListJobsParams, "limit" | "offset" | "order">): Promise<number> {
+    return this.#run(() => {
+      const [where, params] = this.#where(p);
+      return this.#value(`SELECT count(*) FROM jobs ${where}`, ...params) as number;
+    });
+  }
+
+  stats(p: { now: number }): Promise<QueueStats> {
+    return this.#run(() => {
+      const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<
+        JobState,
+        number
+      >;
+      for (
+        const row of this.#stmt("SELECT state, count(*) AS n FROM jobs GROUP BY state").all() as {
+          state: JobState;
+          n: number;
+        }[]
+      ) counts[row.state] = row.n;
+      const oldest = this.#value(
+        "SELECT min(created_at) FROM jobs WHERE state = 'pending' AND run_at <= ?",
+        p.now,
+      ) as number | null;
+      const laterPending = this.#value(
+        "SELECT count(*) FROM jobs WHERE state IN ('pending', 'failed') AND run_at > ?",
+        p.now,
+      ) as number;
+      return { counts, oldest_pending_at: oldest ?? null, scheduled: laterPending };
+    });
+  }
+
+  completedPerBucket(p: { since: number; bucketMs: number }): Promise<number[]> {
+    return this.#run(() => {
+      const rows = this.#stmt(
+        "SELECT (finished_at - ?) / ? AS b, count(*) AS n FROM jobs " +
+          "WHERE state = 'completed' AND finished_at >= ? GROUP BY b",
+      ).all(p.since, p.bucketMs, p.since) as { b: number; n: number }[];
+      const size = rows.reduce((m, r) => Math.max(m, r.b + 1), 0);
+      const buckets = new Array<number>(size).fill(0);
+      for (const r of rows) buckets[r.b] = r.n;
+      return buckets;
+    });
+  }
+
+  applyChange(p: { change: StateChange; output?: JobOutput }): Promise<boolean> {
+    return this.#run(() => {
+      const c = p.change;
+      const sets = ["state = ?", "updated_at = ?"];
+      const params: SQLInputValue[] = [c.to, c.updated_at];
+      for (const col of CHANGE_COLUMNS) {
+        if (col in c.set) {
+          sets.push(`${col} = ?`);
+          params.push(c.set[col] ?? null);
+        }
+      }
+      let guard = "id = ? AND state = ?";
+      params.push(c.id, c.from);
+      if (c.leaseOwner !== undefined) {
+        guard += " AND lease_owner = ?";
+        params.push(c.leaseOwner);
+      }
+      if (c.leaseExpiredBy !== undefined) {
+        guard += " AND lease_expires_at <= ?";
+        params.push(c.leaseExpiredBy);
+      }
+      const update = this.#stmt(`UPDATE jobs SET ${sets.join(", ")} WHERE ${guard}`);
+      if (!p.output) return Number(update.run(...params).changes) === 1;
+      const output = p.output;
+      return this.#transaction(() => {
+        if (Number(update.run(...params).changes) !== 1) return false;
+        this.#stmt("INSERT OR REPLACE INTO job_output (id, stdout, stderr) VALUES (?, ?, ?)").run(
+          c.id,
+          output.stdout,
+          output.stderr,
+        );
+        return true;
+      });
+    });
+  }
+
+  claimJobs(
+    p: {
+      workerId: string;
+      queues: readonly string[] | null;
+      now: number;
+      leaseMs: number;
+      limit: number;
+    },
+  ): Promise<Job[]> {
+    return this.#run(() => {
+      const queueFilter = p.queues && p.queues.length
+        ? ` AND queue IN (${p.queues.map(() => "?").join(", ")})`
+        : "";
+      const rows = this.#stmt(
+        "UPDATE jobs SET state = 'processing', attempts = attempts + 1, started_at = ?, " +
+          "lease_owner = ?, lease_expires_at = ?, updated_at = ? WHERE id IN (" +
+          "SELECT id FROM jobs WHERE state IN ('pending', 'failed') AND run_at <= ?" +
+          queueFilter +
+          " ORDER BY priority DESC, run_at ASC, created_at ASC LIMIT ?) " +
+          `RETURNING ${JOB_COLUMNS}`,
+      ).all(
+        p.now,
+        p.workerId,
+        p.now + p.leaseMs,
+        p.now,
+        p.now,
+        ...(p.queues ?? []),
+        p.limit,
+      ) as unknown as Job[];
+      return rows.sort((a, b) =>
+        b.priority - a.priority || a.run_at - b.run_at || a.created_at - b.created_at
+      );
+    });
+  }
+
+  renewLeases(p: { workerId: string; now: number; leaseMs: number }): Promise<number> {
+    return this.#run(() =>
+      Number(
+        this.#stmt(
+          "UPDATE jobs SET lease_expires_at = ? WHERE state = 'processing' AND lease_owner = ?",
+        ).run(p.now + p.leaseMs, p.workerId).changes,
+      )
+    );
+  }
+
+  findExpiredLeases(p: { now: number; limit: number }): Promise<Job[]> {
+    return this.#run(() =>
+      this.#stmt(
+        `SELECT ${JOB_COLUMNS} FROM jobs WHERE state = 'processing' AND lease_expires_at <= ? ` +
+          "ORDER BY lease_expires_at LIMIT ?",
+      ).all(p.now, p.limit) as unknown as Job[]
+    );
+  }
+
+  nextRunAt(p: { queues: readonly string[] | null }): Promise<number | null> {
+    return this.#run(() => {
+      const queueFilter = p.queues && p.queues.length
+        ? ` AND queue IN (${p.queues.map(() => "?").join(", ")})`
+        : "";
+      return (this.#value(
+        `SELECT min(run_at) FROM jobs WHERE state IN ('pending', 'failed')${queueFilter}`,
+        ...(p.queues ?? []),
+      ) as number | null) ?? null;
+    });
+  }
+
+  deleteJobs(
+    p: { states: readonly JobState[]; ids?: readonly string[]; updatedBefore?: number },
+  ): Promise<string[]> {
+    return this.#run(() => {
+      if (p.states.length === 0 || (p.ids && p.ids.length === 0)) return [];
+      const terms = [`state IN (${p.states.map(() => "?").join(", ")})`];
+      const params: SQLInputValue[] = [...p.states];
+      if (p.updatedBefore !== undefined) {
+        terms.push("updated_at < ?");
+        params.push(p.updatedBefore);
+      }
+      const del = (extra: string, extraParams: SQLInputValue[]): string[] => {
+        const rows = this.#db.prepare(
+          `DELETE FROM jobs WHERE ${[...terms, ...(extra ? [extra] : [])].join(" AND ")} ` +
+            "RETURNING id",
+        ).all(...params, ...extraParams) as { id: string }[];
+        const ids = rows.map((r) => r.id);
+        const delOut = this.#stmt("DELETE FROM job_output WHERE id = ?");
+        for (const id of ids) delOut.run(id);
+        return ids;
+      };
+      return this.#transaction(() => {
+        if (!p.ids) return del("", []);
+        const out: string[] = [];
+        for (let i = 0; i < p.ids.length; i += 500) {
+          const chunk = p.ids.slice(i, i + 500);
+          out.push(...del(`id IN (${chunk.map(() => "?").join(", ")})`, chunk));
+        }
+        return out;
+      });
+    });
+  }
+
+  getConfig(): Promise<Record<string, string>> {
+    return this.#run(() =>
+      Object.fromEntries(
+        (this.#stmt("SELECT key, value FROM config").all() as { key: string; value: string }[])
+          .map((r) => [r.key, r.value]),
+      )
+    );
+  }
+
+  setConfig(p: { key: string; value: string }): Promise<void> {
+    return this.#run(() => {
+      this.#stmt(
+        "INSERT INTO config (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+      ).run(p.key, p.value);
+    });
+  }
+
+  unsetConfig(p: { key: string }): Promise<boolean> {
+    return this.#run(() =>
+      Number(this.#stmt("DELETE FROM config WHERE key = ?").run(p.key).changes) === 1
+    );
+  }
+
+  registerWorker(p: { worker: WorkerRecord }): Promise<void> {
+    return this.#run(() => {
+      const w = p.worker;
+      this.#stmt(
+        "INSERT OR REPLACE INTO workers (id, pid, host, queues, started_at, heartbeat_at, " +
+          "current_job, stop_requested_at, supervisor_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      ).run(
+        w.id,
+        w.pid,
+        w.host,
+        w.queues ? JSON.stringify(w.queues) : null,
+        w.started_at,
+        w.heartbeat_at,
+        w.current_job,
+        w.stop_requested_at,
+        w.supervisor_id,
+      );
+    });
+  }
+
+  heartbeatWorker(
+    p: { id: string; now: number; currentJob: string | null },
+  ): Promise<number | null | undefined> {
+    return this.#run(() => {
+      const row = this.#stmt(
+        "UPDATE workers SET heartbeat_at = ?, current_job = ? WHERE id = ? RETURNING stop_requested_at",
+      ).get(p.now, p.currentJob, p.id) as { stop_requested_at: number | null } | undefined;
+      return row === undefined ? undefined : row.stop_requested_at;
+    });
+  }
+
+  removeWorker(p: { id: string }): Promise<void> {
+    return this.#run(() => {
+      this.#stmt("DELETE FROM workers WHERE id = ?").run(p.id);
+    });
+  }
+
+  listWorkers(): Promise<WorkerRecord[]> {
+    return this.#run(() =>
+      (this.#stmt(
+        "SELECT id, pid, host, queues, started_at, heartbeat_at, current_job, stop_requested_at, " +
+          "supervisor_id FROM workers ORDER BY started_at, id",
+      ).all() as (Omit<WorkerRecord, "queues"> & { queues: string | null })[]).map((r) => ({
+        ...r,
+        queues: r.queues ? JSON.parse(r.queues) as string[] : null,
+      }))
+    );
+  }
+
+  requestStop(p: { ids?: readonly string[]; now: number }): Promise<number> {
+    return this.#run(() => {
+      if (!p.ids) {
+        return Number(
+          this.#stmt(
+            "UPDATE workers SET stop_requested_at = ? WHERE stop_requested_at IS NULL",
+          ).run(p.now).changes,
+        );
+      }
+      let n = 0;
+      const stmt = this.#stmt(
+        "UPDATE workers SET stop_requested_at = coalesce(stop_requested_at, ?) WHERE id = ?",
+      );
+      for (const id of p.ids) n += Number(stmt.run(p.now, id).changes);
+      return n;
+    });
+  }
+
+  pruneWorkers(p: { before: number }): Promise<string[]> {
+    return this.#run(() =>
+      (this.#stmt("DELETE FROM workers WHERE heartbeat_at < ? RETURNING id").all(p.before) as {
+        id: string;
+      }[]).map((r) => r.id)
+    );
+  }
+
+  close(): Promise<void> {
+    try {
+      if (this.#db.isOpen) this.#db.close();
+    } catch {
+      // closing twice is harmless
+    }
+    return Promise.resolve();
+  }
+}
+
+/** Creates the database file with mode 0600 when missing (SQLite copies it to -wal and -shm). */
+function ensureFile(path: string): void {
+  try {
+    Deno.lstatSync(path);
+    return;
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  const dir = path.replace(/[\\/][^\\/]*$/, "") || ".";
+  try {
+    if (!Deno.statSync(dir).isDirectory) throw new Error("not a directory");
+  } catch {
+    throw new StorageError(`Cannot create the database ${path}: directory ${dir} does not exist`, {
+      hint: "create the directory first, or choose another path with --db",
+    });
+  }
+  try {
+    const file = Deno.openSync(path, { createNew: true, write: true, mode: 0o600 });
+    file.close();
+  } catch (err) {
+    if (err instanceof Deno.errors.AlreadyExists) return;
+    throw new StorageError(
+      `Cannot create the database ${path}: ${err instanceof Error ? err.message : err}`,
+      { hint: "check that the directory is writable, or choose another path with --db" },
+    );
+  }
+}
