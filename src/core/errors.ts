@@ -60,9 +60,12 @@ export class Conflict extends QueueError {
 /** The database cannot be opened, is corrupt, is newer than this program, or is unreachable. */
 export class StorageError extends QueueError {
   override readonly exitCode: number = ExitCodes.storage;
-  constructor(message: string, options?: QueueErrorOptions) {
+  /** True when the same call may succeed later (connection lost, server restarting). */
+  readonly transient?: boolean;
+  constructor(message: string, options?: QueueErrorOptions & { transient?: boolean }) {
     super(message, options);
     this.name = "StorageError";
+    if (options?.transient) this.transient = true;
   }
 }
 
