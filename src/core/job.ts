@@ -91,7 +91,9 @@ export function generateJobId(): string {
 export function validateJobId(id: string): string {
   if (!ID_PATTERN.test(id)) {
     throw new InvalidInput(
-      `Invalid job id ${JSON.stringify(id)}: use 1-200 letters, digits or . _ : @ + / -, starting with a letter or digit`,
+      `Invalid job id ${
+        JSON.stringify(id)
+      }: use 1-200 letters, digits or . _ : @ + / -, starting with a letter or digit`,
     );
   }
   return id;
@@ -100,7 +102,9 @@ export function validateJobId(id: string): string {
 export function validateQueueName(queue: string): string {
   if (!QUEUE_PATTERN.test(queue)) {
     throw new InvalidInput(
-      `Invalid queue name ${JSON.stringify(queue)}: use 1-64 letters, digits or . _ -, starting with a letter or digit`,
+      `Invalid queue name ${
+        JSON.stringify(queue)
+      }: use 1-64 letters, digits or . _ -, starting with a letter or digit`,
     );
   }
   return queue;
@@ -215,7 +219,9 @@ export function parseJobSpec(value: unknown, defaults: JobDefaults, where = ""):
     else if (typeof spec.id !== "string") {
       throw new InvalidInput(`Invalid id: expected a string, got ${JSON.stringify(spec.id)}`);
     } else id = validateJobId(spec.id);
-    const queue = spec.queue === undefined ? DEFAULT_QUEUE : typeof spec.queue === "string"
+    const queue = spec.queue === undefined
+      ? DEFAULT_QUEUE
+      : typeof spec.queue === "string"
       ? validateQueueName(spec.queue)
       : (() => {
         throw new InvalidInput(

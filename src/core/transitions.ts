@@ -11,7 +11,7 @@
  */
 import { Conflict } from "./errors.ts";
 import type { Job, JobState } from "./job.ts";
-import { type RetryPolicy, retryDelaySeconds } from "./retry_policy.ts";
+import { retryDelaySeconds, type RetryPolicy } from "./retry_policy.ts";
 
 /** Every allowed move. Anything not listed is refused. */
 export const ALLOWED_MOVES: Readonly<Record<JobState, readonly JobState[]>> = {

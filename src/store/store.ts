@@ -79,7 +79,13 @@ export interface Store {
    * now + leaseMs. Returns the claimed jobs as they are after the claim. No job is claimed twice.
    */
   claimJobs(
-    p: { workerId: string; queues: readonly string[] | null; now: number; leaseMs: number; limit: number },
+    p: {
+      workerId: string;
+      queues: readonly string[] | null;
+      now: number;
+      leaseMs: number;
+      limit: number;
+    },
   ): Promise<Job[]>;
   /** Writes: extends the lease of every job the worker holds to now + leaseMs; returns how many. */
   renewLeases(p: { workerId: string; now: number; leaseMs: number }): Promise<number>;

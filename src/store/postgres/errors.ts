@@ -1,0 +1,109 @@
+/**
+ * Maps postgres.js and PostgreSQL errors to queuectl's typed errors. Connection failures become a
+ * {@link StorageError} marked `transient` (the worker retries its write), naming the server by its
+ * printable location only: the password never appears in a message.
+ */
+import { Conflict, QueueError, StorageError } from "../../core/errors.ts";
+
+/** Socket and driver error codes that mean "the server is (for now) out of reach". */
+const TRANSIENT_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ECONNABORTED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "EHOSTDOWN",
+  "ENETUNREACH",
+  "ENETDOWN",
+  "EAI_AGAIN",
+  "CONNECTION_CLOSED",
+  "CONNECTION_DESTROYED",
+  "CONNECT_TIMEOUT",
+  // SQLSTATE: server shutting down or restarting, too many connections, lost serialization races.
+  "57P01",
+  "57P02",
+  "57P03",
+  "53300",
+  "40001",
+  "40P01",
+]);
+
+interface DriverError {
+  code?: unknown;
+  message?: unknown;
+  detail?: unknown;
+  severity?: unknown;
+}
+
+function codeOf(err: unknown): string | undefined {
+  const code = (err as DriverError | null)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+export function isTransient(err: unknown): boolean {
+  const code = codeOf(err);
+  if (code === undefined) return false;
+  // Class 08: connection exception.
+  return TRANSIENT_CODES.has(code) || code.startsWith("08");
+}
+
+export function isUniqueViolation(err: unknown): boolean {
+  return codeOf(err) === "23505";
+}
+
+/** The id in a unique-violation detail such as `Key (id)=(job-1) already exists.` */
+export function duplicateKeyOf(err: unknown): string | undefined {
+  const detail = (err as DriverError | null)?.detail;
+  if (typeof detail !== "string") return undefined;
+  return /^Key \([^)]*\)=\((.*)\) already exists\.?$/.exec(detail)?.[1];
+}
+
+export interface ErrorContext {
+  /** Printable location (no password). */
+  location: string;
+  /** The password, scrubbed from any driver text that might echo it. */
+  password?: string;
+}
+
+/** Turns anything a driver call threw into a QueueError (QueueErrors pass through). */
+export function toQueueError(err: unknown, ctx: ErrorContext): QueueError {
+  if (err instanceof QueueError) return err;
+  const raw = err instanceof Error ? err.message : String(err);
+  const reason = scrub(raw.split("\n")[0], ctx.password);
+  const code = codeOf(err);
+  if (isTransient(err)) {
+    return new StorageError(`Cannot reach PostgreSQL at ${ctx.location}: ${reason}`, {
+      hint: "check that the server is running and that --db / QUEUECTL_DB is right",
+      transient: true,
+    });
+  }
+  if (code === "28P01" || code === "28000") {
+    return new StorageError(`PostgreSQL at ${ctx.location} refused the login: ${reason}`, {
+      hint: "check the user name and password in --db / QUEUECTL_DB",
+    });
+  }
+  if (code === "3D000") {
+    return new StorageError(`PostgreSQL at ${ctx.location}: ${reason}`, {
+      hint: "create the database first (createdb), or fix the name in --db / QUEUECTL_DB",
+    });
+  }
+  if (code === "ENOTFOUND") {
+    return new StorageError(`Cannot find the PostgreSQL host of ${ctx.location}: ${reason}`, {
+      hint: "check the host name in --db / QUEUECTL_DB",
+    });
+  }
+  if (isUniqueViolation(err)) {
+    const key = duplicateKeyOf(err);
+    return new Conflict(
+      key === undefined ? `Duplicate key: ${reason}` : `${JSON.stringify(key)} already exists`,
+    );
+  }
+  return new StorageError(
+    `PostgreSQL error${code ? ` ${code}` : ""} at ${ctx.location}: ${reason}`,
+  );
+}
+
+function scrub(text: string, password: string | undefined): string {
+  return password ? text.split(password).join("***") : text;
+}

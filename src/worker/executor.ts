@@ -1,0 +1,406 @@
+/**
+ * Runs one job's shell command as a subprocess and reports how it ended.
+ *
+ * - The command runs through the shell (`sh -c` on Unix, `cmd /d /s /c` on Windows), stdin closed,
+ *   the inherited environment plus `env`.
+ * - On Unix the shell is started in a new session (`detached: true` makes Deno call setsid), so the
+ *   job and everything it starts share one process group whose id is the shell's pid. A timeout or
+ *   an abort sends SIGTERM to that whole group (`Deno.kill(-pgid)`), then SIGKILL after `graceMs`
+ *   if anything in the group is still alive. When the shell exits by itself, whatever it left
+ *   behind in its group (`sleep 100 &`) is terminated the same way, so a job can neither leak
+ *   processes nor hold the worker by keeping the output pipes open. On Windows the process tree is
+ *   killed with `taskkill /T /F /PID` (no grace: Windows has no SIGTERM for console programs).
+ * - stdout and stderr are streamed into tail buffers that keep only the last `outputLimit` bytes
+ *   each, so memory stays bounded whatever the job prints.
+ *
+ * The hot path (no timeout, no abort, nothing left behind) costs one spawn, two pipe readers and
+ * one failing `kill` syscall; no extra subprocess and no timer.
+ */
+import { formatDuration } from "../core/duration.ts";
+
+export interface ExecOptions {
+  /** Run through the shell: `sh -c <command>` on Unix, `cmd /d /s /c "<command>"` on Windows. */
+  command: string;
+  /** Extra environment variables, added to the inherited environment. */
+  env?: Record<string, string>;
+  /** null/undefined/0 = no timeout. */
+  timeoutMs?: number | null;
+  /** After SIGTERM to the process group on timeout/abort, wait this long, then SIGKILL. Default 5000. */
+  graceMs?: number;
+  /** Keep only the last `outputLimit` bytes of stdout and of stderr each. */
+  outputLimit: number;
+  /** Abort = terminate the job's whole process group now (SIGTERM, then SIGKILL after graceMs). */
+  signal?: AbortSignal;
+  /** Working directory of the job; defaults to the worker's. */
+  cwd?: string;
+}
+
+export interface ExecResult {
+  /** null when killed by a signal or could not start. */
+  exit_code: number | null;
+  /** e.g. "SIGTERM" if the shell was killed by a signal. */
+  signal: string | null;
+  timed_out: boolean;
+  aborted: boolean;
+  /**
+   * One line saying why the job failed ("exit code 127", "timed out after 5s (process group
+   * terminated)", "killed by SIGKILL", "could not start: ..."); null exactly when the job succeeded.
+   */
+  error: string | null;
+  /** Decoded as UTF-8 (invalid bytes and NUL become U+FFFD): storable as SQLite/PostgreSQL TEXT. */
+  stdout: string;
+  stderr: string;
+  /** True if bytes were dropped to respect outputLimit. */
+  truncated: { stdout: boolean; stderr: boolean };
+  duration_ms: number;
+}
+
+const DEFAULT_GRACE_MS = 5000;
+/** How often the group is checked for survivors while waiting out the grace period. */
+const SURVIVOR_POLL_MS = 20;
+const IS_WINDOWS = Deno.build.os === "windows";
+const decoder = new TextDecoder(); // non-fatal: invalid UTF-8 becomes U+FFFD
+
+/** The argv the executor runs: ["sh","-c",cmd] or ["cmd","/d","/s","/c",cmd]; exported for tests. */
+export function shellArgv(command: string, os: typeof Deno.build.os = Deno.build.os): string[] {
+  return os === "windows" ? ["cmd", "/d", "/s", "/c", command] : ["sh", "-c", command];
+}
+
+/** Runs `opts.command` and resolves when it has ended; never rejects. */
+export async function execute(opts: ExecOptions): Promise<ExecResult> {
+  const started = performance.now();
+  const graceMs = Math.max(0, opts.graceMs ?? DEFAULT_GRACE_MS);
+  const out = new TailBuffer(opts.outputLimit);
+  const err = new TailBuffer(opts.outputLimit);
+  const finish = (fields: Partial<ExecResult>): ExecResult => ({
+    exit_code: null,
+    signal: null,
+    timed_out: false,
+    aborted: false,
+    error: null,
+    stdout: out.text(),
+    stderr: err.text(),
+    truncated: { stdout: out.dropped, stderr: err.dropped },
+    ...fields,
+    duration_ms: Math.round(performance.now() - started),
+  });
+
+  if (opts.signal?.aborted) {
+    return finish({ aborted: true, error: "aborted before start" });
+  }
+
+  const [program, ...args] = shellArgv(opts.command);
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(program, {
+      // cmd.exe parses its own command line: pass `/d /s /c "<command>"` verbatim, as Node does
+      // for `shell: true`; with /s cmd strips exactly the outer quotes and runs the rest as typed.
+      args: IS_WINDOWS ? [...args.slice(0, -1), `"${opts.command}"`] : args,
+      windowsRawArguments: IS_WINDOWS,
+      env: opts.env,
+      cwd: opts.cwd,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      // Unix: setsid, so the shell leads a new process group we can signal as a whole. On Windows
+      // it would mean DETACHED_PROCESS (new console windows for child programs): not wanted there.
+      detached: !IS_WINDOWS,
+    }).spawn();
+  } catch (e) {
+    return finish({ error: `could not start: ${oneLine(e)}` });
+  }
+
+  const group = new ProcessGroup(child, graceMs);
+  let pipesOpen = 2;
+  const onPipeClosed = () => void pipesOpen--;
+  const outReader = child.stdout.getReader();
+  const errReader = child.stderr.getReader();
+  const pipesDone = Promise.all([
+    drain(outReader, out).finally(onPipeClosed),
+    drain(errReader, err).finally(onPipeClosed),
+  ]);
+
+  let timedOut = false;
+  let aborted = false;
+  const timeoutMs = opts.timeoutMs ?? 0;
+  const timer = timeoutMs > 0
+    ? setTimeout(() => {
+      timedOut = true;
+      group.terminate();
+    }, timeoutMs)
+    : undefined;
+  const onAbort = () => {
+    aborted = true;
+    group.terminate();
+  };
+  opts.signal?.addEventListener("abort", onAbort, { once: true });
+
+  let status: Deno.CommandStatus;
+  try {
+    status = await child.status;
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+    opts.signal?.removeEventListener("abort", onAbort);
+  }
+
+  // The shell is gone. Anything still in its group was left behind: terminate it too.
+  if (!group.terminating) group.terminateLeftovers();
+  // Normally the pipes reach EOF together with the shell. A process that left the group (setsid)
+  // can keep them open forever: then stop collecting output after the grace period.
+  if (pipesOpen > 0) {
+    const gaveUp = await raceTimeout(pipesDone, graceMs);
+    if (gaveUp) {
+      await Promise.allSettled([outReader.cancel(), errReader.cancel()]);
+    }
+  }
+  await group.settle();
+
+  const signal = status.signal ?? null;
+  const exitCode = signal === null ? status.code : null;
+  const how = IS_WINDOWS
+    ? "killed"
+    : group.killed
+    ? `killed with SIGKILL after ${formatDuration(graceMs)} grace`
+    : "terminated";
+  const what = IS_WINDOWS ? "process tree" : "process group";
+  let error: string | null = null;
+  if (timedOut) error = `timed out after ${formatDuration(timeoutMs)} (${what} ${how})`;
+  else if (aborted) error = `aborted (${what} ${how})`;
+  else if (signal !== null) error = `killed by ${signal}`;
+  else if (exitCode !== 0) error = `exit code ${exitCode}`;
+  return finish({ exit_code: exitCode, signal, timed_out: timedOut, aborted, error });
+}
+
+/**
+ * The job's process group (Unix: pgid = the shell's pid, thanks to setsid) or process tree
+ * (Windows). terminate() is SIGTERM now and SIGKILL after the grace period if anything survives.
+ */
+class ProcessGroup {
+  terminating = false;
+  killed = false;
+  #graceTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(readonly child: Deno.ChildProcess, readonly graceMs: number) {}
+
+  /** Timeout or abort: SIGTERM the group, SIGKILL it after graceMs. */
+  terminate(): void {
+    if (this.terminating) return;
+    this.terminating = true;
+    if (IS_WINDOWS) {
+      this.#killWindowsTree();
+      return;
+    }
+    this.#signal("SIGTERM");
+    this.#graceTimer = setTimeout(() => this.#kill(), this.graceMs);
+  }
+
+  /** After the shell exited: if its group still exists, terminate it (one syscall when empty). */
+  terminateLeftovers(): void {
+    // Windows: taskkill /T walks the tree from a live parent, and the parent is gone; spawning it
+    // for every job would also cost too much. Pipes held open are still bounded by the caller.
+    if (IS_WINDOWS) return;
+    if (this.#signal("SIGTERM")) {
+      this.terminating = true;
+      this.#graceTimer = setTimeout(() => this.#kill(), this.graceMs);
+    }
+  }
+
+  /** Resolves once nothing in the group is alive any more (or it was SIGKILLed). */
+  async settle(): Promise<void> {
+    try {
+      if (!this.terminating || IS_WINDOWS) return;
+      while (!this.killed && await hasLiveMembers(this.child.pid)) {
+        await new Promise((resolve) => setTimeout(resolve, SURVIVOR_POLL_MS));
+      }
+    } finally {
+      if (this.#graceTimer !== undefined) clearTimeout(this.#graceTimer);
+    }
+  }
+
+  #kill(): void {
+    if (this.killed) return;
+    this.killed = true;
+    this.#signal("SIGKILL");
+  }
+
+  /** Signals the whole group; false if it no longer exists. */
+  #signal(signo: Deno.Signal): boolean {
+    try {
+      Deno.kill(-this.child.pid, signo);
+      return true;
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return false; // ESRCH: the group is empty
+      // Unexpected (EPERM from a member that changed uid...): at least reach the shell itself.
+      try {
+        this.child.kill(signo);
+        return true;
+      } catch {
+        return false;
+      }
+    }
+  }
+
+  #killWindowsTree(): void {
+    this.killed = true;
+    const pid = String(this.child.pid);
+    new Deno.Command("taskkill", {
+      args: ["/T", "/F", "/PID", pid],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).output().then(
+      (s) => s.success || this.#killShellOnly(),
+      () => this.#killShellOnly(),
+    );
+  }
+
+  #killShellOnly(): void {
+    try {
+      this.child.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/**
+ * True while the group has a member that is not a zombie. `kill(-pgid, 0)` alone counts zombies,
+ * and orphaned zombies linger forever where PID 1 does not reap (containers without an init), so
+ * on Linux survivors are confirmed in /proc. Only used after a termination, never on the hot path.
+ */
+async function hasLiveMembers(pgid: number): Promise<boolean> {
+  try {
+    Deno.kill(-pgid, 0);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+  }
+  if (Deno.build.os !== "linux") return true;
+  try {
+    for await (const entry of Deno.readDir("/proc")) {
+      const c = entry.name.charCodeAt(0);
+      if (c < 48 || c > 57) continue;
+      let stat: string;
+      try {
+        stat = await Deno.readTextFile(`/proc/${entry.name}/stat`);
+      } catch {
+        continue; // exited meanwhile
+      }
+      // "pid (comm) state ppid pgrp ...": comm may contain spaces and parentheses.
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(fields[2]) === pgid && fields[0] !== "Z" && fields[0] !== "X") return true;
+    }
+    return false;
+  } catch {
+    return true; // /proc unreadable: trust kill(0)
+  }
+}
+
+/** Keeps the last `limit` bytes pushed into it, in the chunks they arrived in. */
+class TailBuffer {
+  dropped = false;
+  #chunks: Uint8Array[] = [];
+  #head = 0; // index of the oldest chunk still kept
+  #size = 0; // bytes in chunks[head..]
+  readonly #limit: number;
+
+  constructor(limit: number) {
+    this.#limit = Math.max(0, Math.floor(limit));
+  }
+
+  push(chunk: Uint8Array): void {
+    if (chunk.length === 0) return;
+    const limit = this.#limit;
+    if (chunk.length >= limit) {
+      // This chunk alone fills the buffer: keep its tail (a copy, not a view of a big buffer).
+      if (chunk.length > limit || this.#size > 0) this.dropped = true;
+      this.#chunks = limit === 0 ? [] : [chunk.length === limit ? chunk : chunk.slice(-limit)];
+      this.#head = 0;
+      this.#size = limit;
+      return;
+    }
+    this.#chunks.push(chunk);
+    this.#size += chunk.length;
+    // Drop whole chunks while the rest still holds `limit` bytes; the excess is cut in bytes().
+    while (this.#size - this.#chunks[this.#head].length >= limit) {
+      this.#size -= this.#chunks[this.#head].length;
+      this.#head++;
+      this.dropped = true;
+    }
+    if (this.#head > 64 && this.#head * 2 > this.#chunks.length) {
+      this.#chunks = this.#chunks.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  bytes(): Uint8Array {
+    const kept = this.#chunks.length - this.#head;
+    if (kept === 0) return new Uint8Array(0);
+    let all: Uint8Array;
+    if (kept === 1) {
+      all = this.#chunks[this.#head];
+    } else {
+      all = new Uint8Array(this.#size);
+      let at = 0;
+      for (let i = this.#head; i < this.#chunks.length; i++) {
+        all.set(this.#chunks[i], at);
+        at += this.#chunks[i].length;
+      }
+    }
+    if (all.length > this.#limit) {
+      this.dropped = true;
+      all = all.subarray(all.length - this.#limit);
+    }
+    return all;
+  }
+
+  /**
+   * The kept bytes as text. When the head was cut, up to 3 leading UTF-8 continuation bytes (the
+   * rest of a character cut in half) are skipped rather than shown as U+FFFD. NUL becomes U+FFFD:
+   * PostgreSQL rejects \u0000 in TEXT.
+   */
+  text(): string {
+    let bytes = this.bytes();
+    if (this.dropped) {
+      let skip = 0;
+      while (skip < 3 && skip < bytes.length && (bytes[skip] & 0xc0) === 0x80) skip++;
+      if (skip > 0) bytes = bytes.subarray(skip);
+    }
+    const s = decoder.decode(bytes);
+    return s.includes("\0") ? s.replaceAll("\0", "\uFFFD") : s;
+  }
+}
+
+async function drain(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  into: TailBuffer,
+): Promise<void> {
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      into.push(value);
+    }
+  } catch {
+    // cancelled or the pipe broke: keep what we have
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+/** Waits for `p` at most `ms`; true if the time ran out first. */
+async function raceTimeout(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(true), ms);
+  });
+  try {
+    return await Promise.race([p.then(() => false), timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function oneLine(e: unknown): string {
+  const message = e instanceof Error ? e.message : String(e);
+  return message.split("\n")[0].trim() || String(e);
+}
