@@ -63,6 +63,7 @@ export class Output {
 
   /** Left-aligned columns; widths from the plain text (colour codes do not count). */
   table(headers: string[], rows: string[][]): void {
+    // deno-lint-ignore no-control-regex
     const plain = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, "");
     const widths = headers.map((h, i) =>
       Math.max(plain(h).length, ...rows.map((r) => plain(r[i] ?? "").length))
