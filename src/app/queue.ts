@@ -22,6 +22,7 @@ import {
 import { Conflict } from "../core/errors.ts";
 import type { QueueStats, Store, WorkerRecord } from "../store/store.ts";
 import { type Config, loadConfig } from "./config.ts";
+import { retryDelaySeconds } from "../core/retry_policy.ts";
 
 export interface Ctx {
   store: Store;
@@ -258,4 +259,87 @@ export async function purgeJobs(
     states: p.states,
     updatedBefore: ctx.clock.now() - p.olderThanMs,
   });
+}
+
+// --- read models for the dashboard ------------------------------------------------------------
+
+export interface JobPage {
+  jobs: Job[];
+  /** Jobs matching the filter, over all pages. */
+  total: number;
+  limit: number;
+  offset: number;
+}
+
+/** A page of jobs (newest first) plus how many match the filter in all. */
+export async function listJobsPage(ctx: Ctx, p: ListParams): Promise<JobPage> {
+  const limit = validateLimit(p.limit);
+  const offset = p.offset ?? 0;
+  const jobs = await listJobs(ctx, { ...p, limit, offset });
+  const total = await ctx.store.countJobs({ state: p.state, queue: p.queue, search: p.search });
+  return { jobs, total, limit, offset };
+}
+
+export const MAX_SCHEDULE_ENTRIES = 50;
+
+export interface JobDetail {
+  job: Job;
+  output: JobOutput;
+  /** Seconds before retry 1, 2, ... under the current config (at most 50 entries). */
+  retry_delays: number[];
+}
+
+/** One job with its output and its retry schedule. */
+export async function getJobDetail(ctx: Ctx, id: string): Promise<JobDetail> {
+  const { job, output } = await getJobWithOutput(ctx, id);
+  const config = await loadConfig(ctx.store);
+  const retry_delays: number[] = [];
+  for (let n = 1; n <= Math.min(job.max_retries, MAX_SCHEDULE_ENTRIES); n++) {
+    retry_delays.push(retryDelaySeconds(n, config));
+  }
+  return { job, output, retry_delays };
+}
+
+export interface WorkerStatus extends WorkerRecord {
+  role: "supervisor" | "worker";
+  /** Heartbeat younger than one lease. */
+  alive: boolean;
+}
+
+/** Every worker and supervisor record, with whether it is alive. */
+export async function listWorkerStatus(ctx: Ctx): Promise<WorkerStatus[]> {
+  const now = ctx.clock.now();
+  const [workers, config] = await Promise.all([ctx.store.listWorkers(), loadConfig(ctx.store)]);
+  return workers.map((w) => ({
+    ...w,
+    role: w.supervisor_id === null ? "supervisor" : "worker",
+    alive: isAlive(w, now, config),
+  }));
+}
+
+export interface Throughput {
+  /** Start of the first bucket (epoch ms, aligned to bucket_ms). */
+  since: number;
+  bucket_ms: number;
+  /** Jobs completed per bucket, oldest first; the last bucket is the current, partial one. */
+  completed: number[];
+  /** Jobs completed per second over the last minute. */
+  per_second: number;
+}
+
+/** Completed jobs per bucket over the last `windowMs` (dashboard chart). */
+export async function throughput(
+  ctx: Ctx,
+  p: { windowMs: number; bucketMs: number },
+): Promise<Throughput> {
+  const now = ctx.clock.now();
+  const n = Math.max(1, Math.ceil(p.windowMs / p.bucketMs));
+  const since = Math.floor(now / p.bucketMs) * p.bucketMs - (n - 1) * p.bucketMs;
+  const raw = await ctx.store.completedPerBucket({ since, bucketMs: p.bucketMs });
+  const completed = Array.from({ length: n }, (_, i) => raw[i] ?? 0);
+  const [lastMinute] = await ctx.store.completedPerBucket({
+    since: now - 60_000,
+    bucketMs: 60_000,
+  });
+  return { since, bucket_ms: p.bucketMs, completed, per_second: (lastMinute ?? 0) / 60 };
 }
