@@ -1,0 +1,61 @@
+/** Runs the real queuectl CLI as a subprocess, the way a user does. */
+export const MAIN = new URL("../../src/main.ts", import.meta.url).pathname;
+
+/** The explicit permission flags of the `queuectl` task in deno.json. */
+export const PERMISSIONS = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-run",
+  "--allow-net",
+  "--allow-sys=hostname",
+];
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface CliOptions {
+  db?: string;
+  env?: Record<string, string>;
+  stdin?: string;
+  cwd?: string;
+}
+
+/** The argv that starts the CLI: `deno run <perms> src/main.ts <args>`. */
+export function cliArgv(args: readonly string[]): string[] {
+  return ["run", "--quiet", ...PERMISSIONS, MAIN, ...args];
+}
+
+export async function runCli(args: readonly string[], opts: CliOptions = {}): Promise<CliResult> {
+  const env: Record<string, string> = { NO_COLOR: "1", ...opts.env };
+  if (opts.db !== undefined) env.QUEUECTL_DB = opts.db;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: cliArgv(args),
+    env,
+    cwd: opts.cwd,
+    stdin: opts.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (opts.stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(opts.stdin));
+    await writer.close();
+  }
+  const out = await child.output();
+  const decoder = new TextDecoder();
+  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+}
+
+/** Runs the CLI and parses its stdout as JSON (fails with the stderr when the exit code is not 0). */
+export async function runCliJson<T = unknown>(
+  args: readonly string[],
+  opts: CliOptions = {},
+): Promise<T> {
+  const r = await runCli([...args, "--json"], opts);
+  if (r.code !== 0) throw new Error(`queuectl ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as T;
+}
