@@ -6,6 +6,7 @@ import { buildApplication, buildRouteMap, text_en } from "@stricli/core";
 import denoJson from "../../deno.json" with { type: "json" };
 import type { CliContext } from "./context.ts";
 import { configRoutes } from "./config.ts";
+import { completeCommand, completionsCommand } from "./completions.ts";
 import { dlqRoutes } from "./dlq.ts";
 import { enqueueCommand } from "./enqueue.ts";
 import {
@@ -32,10 +33,13 @@ const root = buildRouteMap({
     purge: purgeCommand,
     dlq: dlqRoutes,
     config: configRoutes,
+    completions: completionsCommand,
+    __complete: completeCommand,
   },
   aliases: { ls: "list" },
   docs: {
     brief: "queuectl: a job queue for shell commands with retries, backoff and a DLQ",
+    hideRoute: { __complete: true },
   },
 });
 
