@@ -1,0 +1,250 @@
+/**
+ * Foundation benchmarks (issue 2), each measured side by side in one run:
+ * 1. start-up: `queuectl status` on a small database vs `deno run` of an empty script;
+ * 2. bulk enqueue: `enqueue --file` of 100,000 jobs vs a bare node:sqlite insert of the same rows
+ *    in one transaction (both as fresh processes, so both pay Deno's start-up);
+ * 3. `status` and `list --state pending --limit 50` on 1,000,000 jobs: work beyond process start.
+ */
+import { DatabaseSync } from "node:sqlite";
+import { openSqliteStore } from "../src/store/sqlite/mod.ts";
+import { fmt, MAIN, median, PERMISSIONS, timeCommand } from "./util.ts";
+
+const deno = Deno.execPath();
+
+async function startup(dir: string, rounds: number): Promise<string> {
+  const empty = `${dir}/empty.ts`;
+  await Deno.writeTextFile(empty, "");
+  const db = `${dir}/small.db`;
+  const env = { QUEUECTL_DB: db, NO_COLOR: "1" };
+  await timeCommand(deno, ["run", ...PERMISSIONS, MAIN, "enqueue", '{"command":"true"}'], { env });
+  const a: number[] = [];
+  const b: number[] = [];
+  // Warm both, then interleave so machine noise hits both alike.
+  await timeCommand(deno, ["run", empty]);
+  await timeCommand(deno, ["run", ...PERMISSIONS, MAIN, "status"], { env });
+  for (let i = 0; i < rounds; i++) {
+    a.push(await timeCommand(deno, ["run", empty]));
+    b.push(await timeCommand(deno, ["run", ...PERMISSIONS, MAIN, "status"], { env }));
+  }
+  const ratio = median(b) / median(a);
+  return [
+    "### Start-up: `queuectl status` (small database) vs `deno run empty.ts`",
+    "",
+    `${rounds} interleaved runs each, medians: empty script ${fmt(median(a))} ms, ` +
+    `queuectl status ${fmt(median(b))} ms, **ratio ${fmt(ratio, 2)}** (target <= 1.4).`,
+    "",
+  ].join("\n");
+}
+
+const BARE_INSERT = `
+import { DatabaseSync } from "node:sqlite";
+const [db, file] = Deno.args;
+const d = new DatabaseSync(db);
+d.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
+const schema = Deno.env.get("SCHEMA");
+if (schema) d.exec(schema);
+const rows = (await Deno.readTextFile(file)).split("\\n").filter(Boolean).map((l) => JSON.parse(l));
+const now = Date.now();
+const ins = d.prepare("INSERT INTO jobs (id, command, queue, state, priority, attempts, max_retries, timeout, run_at, created_at, updated_at) VALUES (?, ?, 'default', 'pending', 0, 0, 3, NULL, ?, ?, ?)");
+d.exec("BEGIN");
+for (const r of rows) ins.run(r.id, r.command, now, now, now);
+d.exec("COMMIT");
+d.close();
+`;
+
+const MINIMAL_SCHEMA = "CREATE TABLE jobs (id TEXT PRIMARY KEY, command TEXT NOT NULL, " +
+  "queue TEXT NOT NULL, state TEXT NOT NULL, priority INTEGER NOT NULL, attempts INTEGER NOT NULL, " +
+  "max_retries INTEGER NOT NULL, timeout REAL, run_at INTEGER NOT NULL, created_at INTEGER NOT NULL, " +
+  "updated_at INTEGER NOT NULL)";
+
+async function bulkEnqueue(dir: string, n: number, rounds: number): Promise<string> {
+  const file = `${dir}/jobs.jsonl`;
+  const lines: string[] = [];
+  for (let i = 0; i < n; i++) lines.push(JSON.stringify({ id: `job-${i}`, command: `echo ${i}` }));
+  await Deno.writeTextFile(file, lines.join("\n") + "\n");
+  const bare = `${dir}/bare_insert.ts`;
+  await Deno.writeTextFile(bare, BARE_INSERT);
+  const ours: number[] = [];
+  const sameSchema: number[] = [];
+  const minimal: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    // queuectl: a fresh database each round.
+    const db1 = `${dir}/bulk-${r}.db`;
+    ours.push(
+      await timeCommand(deno, ["run", ...PERMISSIONS, MAIN, "enqueue", "--file", file], {
+        env: { QUEUECTL_DB: db1 },
+      }),
+    );
+    // Bare insert into a database that already has queuectl's schema (same indexes).
+    const db2 = `${dir}/bare-${r}.db`;
+    (await openSqliteStore(db2)).close();
+    sameSchema.push(
+      await timeCommand(deno, [
+        "run",
+        "--allow-read",
+        "--allow-write",
+        "--allow-env",
+        bare,
+        db2,
+        file,
+      ]),
+    );
+    // Bare insert into a table with the same columns and only a primary key.
+    const db3 = `${dir}/minimal-${r}.db`;
+    minimal.push(
+      await timeCommand(deno, [
+        "run",
+        "--allow-read",
+        "--allow-write",
+        "--allow-env",
+        bare,
+        db3,
+        file,
+      ], {
+        env: { SCHEMA: MINIMAL_SCHEMA },
+      }),
+    );
+    const check = new DatabaseSync(db1, { readOnly: true });
+    const count = (check.prepare("SELECT count(*) AS n FROM jobs").get() as { n: number }).n;
+    check.close();
+    if (count !== n) throw new Error(`expected ${n} jobs, found ${count}`);
+  }
+  return [
+    `### Bulk enqueue: \`enqueue --file\` of ${
+      n.toLocaleString("en")
+    } jobs vs a bare node:sqlite insert`,
+    "",
+    `Median of ${rounds}, each a fresh process and database (wall time, includes Deno start-up):`,
+    "",
+    "| run | ms | queuectl / this |",
+    "|---|---|---|",
+    `| queuectl enqueue --file | ${fmt(median(ours), 0)} | 1.00 |`,
+    `| bare insert, queuectl's schema (same indexes) | ${fmt(median(sameSchema), 0)} | ${
+      fmt(median(ours) / median(sameSchema), 2)
+    } |`,
+    `| bare insert, minimal table (primary key only) | ${fmt(median(minimal), 0)} | ${
+      fmt(median(ours) / median(minimal), 2)
+    } |`,
+    "",
+    "Target: queuectl < 3x the bare insert.",
+    "",
+  ].join("\n");
+}
+
+/** Fills a database with `n` jobs in a realistic mix of states, through SQL for speed. */
+async function seedLarge(path: string, n: number): Promise<void> {
+  (await openSqliteStore(path)).close();
+  const d = new DatabaseSync(path);
+  d.exec("PRAGMA synchronous = OFF");
+  const ins = d.prepare(
+    "INSERT INTO jobs (id, command, queue, state, priority, attempts, max_retries, timeout, run_at, " +
+      "created_at, updated_at, finished_at) VALUES (?, ?, ?, ?, 0, ?, 3, NULL, ?, ?, ?, ?)",
+  );
+  const start = Date.now() - n * 10;
+  d.exec("BEGIN");
+  for (let i = 0; i < n; i++) {
+    const r = i % 20;
+    const state = r < 13 ? "completed" : r < 17 ? "pending" : r < 19 ? "failed" : "dead";
+    const t = start + i * 10;
+    ins.run(
+      `job-${i}`,
+      `echo ${i}`,
+      i % 3 === 0 ? "mail" : "default",
+      state,
+      state === "pending" ? 0 : 1,
+      state === "failed" ? t + 3_600_000 : t,
+      t,
+      t,
+      state === "completed" ? t : null,
+    );
+  }
+  d.exec("COMMIT");
+  d.close();
+}
+
+async function largeQueries(dir: string, n: number, rounds: number): Promise<string> {
+  const db = `${dir}/large.db`;
+  await seedLarge(db, n);
+  const env = { QUEUECTL_DB: db, NO_COLOR: "1" };
+  const empty = `${dir}/empty.ts`;
+  const base: number[] = [];
+  const status: number[] = [];
+  const list: number[] = [];
+  const version: number[] = [];
+  await timeCommand(deno, ["run", ...PERMISSIONS, MAIN, "status"], { env });
+  for (let i = 0; i < rounds; i++) {
+    base.push(await timeCommand(deno, ["run", empty]));
+    version.push(await timeCommand(deno, ["run", ...PERMISSIONS, MAIN, "--version"], { env }));
+    status.push(await timeCommand(deno, ["run", ...PERMISSIONS, MAIN, "status"], { env }));
+    list.push(
+      await timeCommand(deno, [
+        "run",
+        ...PERMISSIONS,
+        MAIN,
+        "list",
+        "--state",
+        "pending",
+        "--limit",
+        "50",
+      ], { env }),
+    );
+  }
+  // In-process: the query work alone, on a warm page cache.
+  const store = await openSqliteStore(db);
+  const { status: statusUseCase, listJobs } = await import("../src/app/queue.ts");
+  const ctx = { store, clock: { now: () => Date.now() } };
+  const inStatus: number[] = [];
+  const inList: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    let t = performance.now();
+    await statusUseCase(ctx);
+    inStatus.push(performance.now() - t);
+    t = performance.now();
+    await listJobs(ctx, { state: "pending", limit: 50 });
+    inList.push(performance.now() - t);
+  }
+  await store.close();
+  const b = median(base);
+  return [
+    `### \`status\` and \`list --state pending --limit 50\` on ${n.toLocaleString("en")} jobs`,
+    "",
+    `Median of ${rounds} runs. "Beyond start" = command wall time minus \`deno run empty.ts\` (${
+      fmt(b)
+    } ms) in the same run.`,
+    "",
+    "| command | wall ms | beyond start ms | in-process query ms |",
+    "|---|---|---|---|",
+    `| queuectl --version (no database) | ${fmt(median(version))} | ${
+      fmt(median(version) - b)
+    } | - |`,
+    `| queuectl status | ${fmt(median(status))} | ${fmt(median(status) - b)} | ${
+      fmt(median(inStatus))
+    } |`,
+    `| queuectl list --state pending --limit 50 | ${fmt(median(list))} | ${
+      fmt(median(list) - b)
+    } | ${fmt(median(inList))} |`,
+    "",
+    "Target: under 150 ms beyond process start.",
+    "",
+  ].join("\n");
+}
+
+export async function benchFoundation(
+  opts: { quick?: boolean } = {},
+): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "queuectl-bench-" });
+  try {
+    const sections = [
+      await startup(dir, opts.quick ? 5 : 21),
+      await bulkEnqueue(dir, opts.quick ? 10_000 : 100_000, opts.quick ? 1 : 3),
+      await largeQueries(dir, opts.quick ? 100_000 : 1_000_000, opts.quick ? 3 : 7),
+    ];
+    return sections.join("\n");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+if (import.meta.main) {
+  console.log(await benchFoundation({ quick: Deno.args.includes("--quick") }));
+}

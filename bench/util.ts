@@ -1,0 +1,51 @@
+/** Small helpers shared by the benchmarks. */
+export const ROOT = new URL("..", import.meta.url).pathname;
+export const MAIN = `${ROOT}src/main.ts`;
+export const PERMISSIONS = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-run",
+  "--allow-net",
+  "--allow-sys=hostname",
+];
+
+/** Runs a command to completion and returns its wall time in ms (throws on non-zero exit). */
+export async function timeCommand(
+  cmd: string,
+  args: string[],
+  opts: { env?: Record<string, string>; stdin?: string } = {},
+): Promise<number> {
+  const start = performance.now();
+  const child = new Deno.Command(cmd, {
+    args,
+    env: opts.env,
+    stdin: opts.stdin === undefined ? "null" : "piped",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  if (opts.stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(opts.stdin));
+    await w.close();
+  }
+  const out = await child.output();
+  const ms = performance.now() - start;
+  if (!out.success) {
+    throw new Error(`${cmd} ${args.join(" ")} failed: ${new TextDecoder().decode(out.stderr)}`);
+  }
+  return ms;
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+export function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
+}
+
+export const fmt = (n: number, digits = 1) => n.toFixed(digits);
