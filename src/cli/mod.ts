@@ -7,6 +7,7 @@ import denoJson from "../../deno.json" with { type: "json" };
 import type { CliContext } from "./context.ts";
 import { configRoutes } from "./config.ts";
 import { completeCommand, completionsCommand } from "./completions.ts";
+import { dashboardCommand } from "./dashboard.ts";
 import { dlqRoutes } from "./dlq.ts";
 import { enqueueCommand } from "./enqueue.ts";
 import {
@@ -32,6 +33,7 @@ const root = buildRouteMap({
     cancel: cancelCommand,
     purge: purgeCommand,
     dlq: dlqRoutes,
+    dashboard: dashboardCommand,
     config: configRoutes,
     completions: completionsCommand,
     __complete: completeCommand,

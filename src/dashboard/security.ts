@@ -1,0 +1,109 @@
+/**
+ * The dashboard's defences, as small pure functions:
+ *
+ * - Bind address: loopback by default; any other address needs an access token.
+ * - Access token (`--token` / QUEUECTL_DASHBOARD_TOKEN): every request must carry it, as
+ *   `Authorization: Bearer <token>`, as the cookie set after opening `/?token=<token>` once, or as
+ *   `?token=` on a GET.
+ * - DNS rebinding: without an access token, the Host header must name a loopback address.
+ * - CSRF: state changes are POST only, refused when the browser says the request is cross-origin
+ *   (Origin, Sec-Fetch-Site), and must carry the per-server CSRF token (embedded in the page) in
+ *   the `X-CSRF-Token` header. A custom header cannot be sent cross-origin without a CORS
+ *   preflight, which this server never grants.
+ */
+import { InvalidInput } from "../core/errors.ts";
+
+export const CSRF_HEADER = "x-csrf-token";
+export const TOKEN_ENV = "QUEUECTL_DASHBOARD_TOKEN";
+const TOKEN_PATTERN = /^[A-Za-z0-9._~+\/=-]{16,256}$/;
+
+/** True for names and addresses that only this machine can reach. */
+export function isLoopbackHost(hostname: string): boolean {
+  const h = hostname.toLowerCase().replace(/^\[(.*)\]$/, "$1");
+  return h === "localhost" || h.endsWith(".localhost") || h === "::1" ||
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/** The access token must be long enough to resist guessing and safe in a header and a cookie. */
+export function validateAccessToken(token: string): string {
+  if (!TOKEN_PATTERN.test(token)) {
+    throw new InvalidInput(
+      "Invalid dashboard token: use 16 to 256 letters, digits or . _ ~ + / = -",
+      { hint: "for example: openssl rand -hex 24" },
+    );
+  }
+  return token;
+}
+
+/** 32 random bytes, base64url. */
+export function randomToken(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_")
+    .replace(/=+$/, "");
+}
+
+/** Compares two secrets in time independent of where they differ. */
+export function safeEqual(a: string, b: string): boolean {
+  const x = new TextEncoder().encode(a);
+  const y = new TextEncoder().encode(b);
+  let diff = x.length ^ y.length;
+  for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
+  return diff === 0;
+}
+
+/** The host part of a Host header: `localhost:3000` → `localhost`, `[::1]:80` → `::1`. */
+export function hostOfHeader(host: string): string {
+  const bracket = /^\[([^\]]*)\](?::\d+)?$/.exec(host);
+  if (bracket) return bracket[1];
+  return host.replace(/:\d+$/, "");
+}
+
+export function cookieName(port: number): string {
+  return `queuectl_token_${port}`;
+}
+
+export function readCookie(header: string | null, name: string): string | undefined {
+  for (const part of (header ?? "").split(";")) {
+    const eq = part.indexOf("=");
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+export type TokenSource = "header" | "cookie" | "query";
+
+/** Where the request carries a valid access token, or null. */
+export function findAccessToken(
+  req: Request,
+  url: URL,
+  token: string,
+  port: number,
+): TokenSource | null {
+  const auth = req.headers.get("authorization");
+  if (auth?.startsWith("Bearer ") && safeEqual(auth.slice(7).trim(), token)) return "header";
+  const cookie = readCookie(req.headers.get("cookie"), cookieName(port));
+  if (cookie !== undefined && safeEqual(cookie, token)) return "cookie";
+  const query = url.searchParams.get("token");
+  if (req.method === "GET" && query !== null && safeEqual(query, token)) return "query";
+  return null;
+}
+
+/**
+ * Why a request must be refused as cross-origin, or null when it is same-origin (or comes from a
+ * program that sends neither Origin nor Sec-Fetch-Site, such as curl).
+ */
+export function crossOriginReason(req: Request): string | null {
+  const site = req.headers.get("sec-fetch-site");
+  // "none": the user typed the address or opened a bookmark.
+  if (site !== null && site !== "same-origin" && site !== "none") {
+    return `cross-origin request refused (Sec-Fetch-Site: ${site})`;
+  }
+  const origin = req.headers.get("origin");
+  if (origin !== null) {
+    const host = req.headers.get("host");
+    if (host === null || origin !== `http://${host}`) {
+      return `cross-origin request refused (Origin: ${origin})`;
+    }
+  }
+  return null;
+}
