@@ -288,7 +288,7 @@ class SqliteStore implements Store {
   completedPerBucket(p: { since: number; bucketMs: number }): Promise<number[]> {
     return this.#run(() => {
       const rows = this.#stmt(
-        "SELECT (finished_at - ?) / ? AS b, count(*) AS n FROM jobs " +
+        "SELECT CAST((finished_at - ?) / ? AS INTEGER) AS b, count(*) AS n FROM jobs " +
           "WHERE state = 'completed' AND finished_at >= ? GROUP BY b",
       ).all(p.since, p.bucketMs, p.since) as { b: number; n: number }[];
       const size = rows.reduce((m, r) => Math.max(m, r.b + 1), 0);
@@ -350,7 +350,9 @@ class SqliteStore implements Store {
       const rows = this.#stmt(
         "UPDATE jobs SET state = 'processing', attempts = attempts + 1, started_at = ?, " +
           "lease_owner = ?, lease_expires_at = ?, updated_at = ? WHERE id IN (" +
-          "SELECT id FROM jobs WHERE state IN ('pending', 'failed') AND run_at <= ?" +
+          // INDEXED BY: claim order must come from the index, never from sorting every due job.
+          "SELECT id FROM jobs INDEXED BY jobs_claim WHERE state IN ('pending', 'failed') " +
+          "AND run_at <= ?" +
           queueFilter +
           " ORDER BY priority DESC, run_at ASC, created_at ASC LIMIT ?) " +
           `RETURNING ${JOB_COLUMNS}`,

@@ -1,0 +1,65 @@
+/** The store conformance suite on SQLite, plus SQLite-only behaviour. */
+import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
+import { openSqliteStore } from "../../src/store/sqlite/mod.ts";
+import { MIGRATIONS } from "../../src/store/sqlite/migrations.ts";
+import { storeConformance } from "./conformance.ts";
+
+const dir = await Deno.makeTempDir({ prefix: "queuectl-sqlite-conformance-" });
+let n = 0;
+globalThis.addEventListener("unload", () => {
+  try {
+    Deno.removeSync(dir, { recursive: true });
+  } catch {
+    // already gone
+  }
+});
+
+storeConformance("sqlite", () => openSqliteStore(`${dir}/store-${++n}.db`));
+
+Deno.test("sqlite: WAL mode, file mode 0600, migrations recorded", async () => {
+  const path = `${dir}/pragma.db`;
+  const store = await openSqliteStore(path);
+  await store.close();
+  const db = new DatabaseSync(path, { readOnly: true });
+  try {
+    const get = (sql: string) => Object.values(db.prepare(sql).get()!)[0];
+    assert.equal(get("PRAGMA journal_mode"), "wal");
+    assert.equal(get("PRAGMA user_version"), MIGRATIONS.length);
+    assert.equal(get("SELECT count(*) FROM schema_migrations"), MIGRATIONS.length);
+  } finally {
+    db.close();
+  }
+  if (Deno.build.os !== "windows") assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
+});
+
+Deno.test("sqlite: the planner uses the indexes for status, list and claim", async () => {
+  const path = `${dir}/plan.db`;
+  (await openSqliteStore(path)).close();
+  const db = new DatabaseSync(path);
+  try {
+    const plan = (sql: string) =>
+      (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as { detail: string }[]).map((r) => r.detail)
+        .join("; ");
+    assert.match(
+      plan("SELECT state, count(*) FROM jobs GROUP BY state"),
+      /COVERING INDEX jobs_state_created/,
+    );
+    assert.match(
+      plan("SELECT * FROM jobs WHERE state = 'pending' ORDER BY created_at DESC LIMIT 50"),
+      /INDEX jobs_state_created/,
+    );
+    assert.doesNotMatch(
+      plan("SELECT * FROM jobs WHERE state = 'pending' ORDER BY created_at DESC LIMIT 50"),
+      /TEMP B-TREE/,
+    );
+    assert.match(
+      plan(
+        "SELECT id FROM jobs INDEXED BY jobs_claim WHERE state IN ('pending', 'failed') AND run_at <= 5 ORDER BY priority DESC, run_at ASC, created_at ASC LIMIT 1",
+      ),
+      /^(SCAN|SEARCH) jobs USING INDEX jobs_claim$/,
+    );
+  } finally {
+    db.close();
+  }
+});
