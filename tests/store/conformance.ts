@@ -1,0 +1,1140 @@
+/**
+ * The behaviour every Store backend must show (ARCHITECTURE.md rule 3). A backend's test file calls
+ * {@link storeConformance} with a factory that returns a fresh, empty store.
+ *
+ * Conventions the suite pins down (the Store interface leaves them open):
+ * - Ordering ties (same created_at, e.g. one enqueue batch) break by insertion order, in listJobs
+ *   (newest: later inserts first; oldest/next: earlier first) and in claimJobs.
+ * - A claim writes only state, attempts + 1, started_at, lease_owner, lease_expires_at and
+ *   updated_at; the last run's exit_code, error and finished_at stay until the next settle.
+ * - A job's output changes only through applyChange with `output`; getJobOutput gives empty
+ *   strings for a job that never produced any.
+ * - completedPerBucket: index i counts completed jobs with since + i*bucketMs <= finished_at <
+ *   since + (i+1)*bucketMs; the array ends at the last non-empty bucket (callers pad).
+ * - deleteJobs with `ids: []` deletes nothing; renewLeases does not touch updated_at.
+ * - All times come from the caller (a ManualClock here); nothing sleeps.
+ */
+import assert from "node:assert/strict";
+import { ManualClock } from "../../src/core/clock.ts";
+import { Conflict } from "../../src/core/errors.ts";
+import type { Job, NewJob } from "../../src/core/job.ts";
+import type { RetryPolicy } from "../../src/core/retry_policy.ts";
+import {
+  complete,
+  fail,
+  loseLease,
+  moveToDlq,
+  release,
+  restore,
+  retryNow,
+} from "../../src/core/transitions.ts";
+import type { Store, WorkerRecord } from "../../src/store/store.ts";
+
+export interface ConformanceOptions {
+  /** Register the tests as ignored (backend unavailable and skipping is allowed). */
+  ignore?: boolean;
+}
+
+const T0 = Date.UTC(2026, 0, 1);
+const POLICY: RetryPolicy = { backoff_base: 2, backoff_max: 3600 };
+const LEASE = 30_000;
+const JOB_KEYS = [
+  "attempts",
+  "command",
+  "created_at",
+  "error",
+  "exit_code",
+  "finished_at",
+  "id",
+  "lease_expires_at",
+  "lease_owner",
+  "max_retries",
+  "priority",
+  "queue",
+  "run_at",
+  "started_at",
+  "state",
+  "timeout",
+  "updated_at",
+];
+
+/** A NewJob with sensible defaults. */
+export function newJob(id: string, o: Partial<NewJob> = {}): NewJob {
+  return {
+    id,
+    command: `echo ${id}`,
+    queue: "default",
+    priority: 0,
+    max_retries: 3,
+    timeout: null,
+    run_at: T0,
+    ...o,
+  };
+}
+
+/** Normalises a row (some drivers return null-prototype objects) for deepEqual. */
+function plain<T extends object>(x: T): T {
+  return { ...x };
+}
+
+function ids(jobs: readonly Pick<Job, "id">[]): string[] {
+  return jobs.map((j) => j.id);
+}
+
+async function mustGet(store: Store, id: string): Promise<Job> {
+  const job = await store.getJob({ id });
+  assert.ok(job, `job ${id} should exist`);
+  return plain(job);
+}
+
+export function storeConformance(
+  name: string,
+  open: () => Promise<Store>,
+  opts: ConformanceOptions = {},
+): void {
+  function test(title: string, fn: (store: Store, clock: ManualClock) => Promise<void>): void {
+    Deno.test({
+      name: `${name}: ${title}`,
+      ignore: opts.ignore ?? false,
+      fn: async () => {
+        const store = await open();
+        try {
+          await fn(store, new ManualClock(T0));
+        } finally {
+          await store.close();
+        }
+      },
+    });
+  }
+
+  /** Inserts jobs and claims them all for `workerId` (returns the claimed jobs by id). */
+  async function insertAndClaim(
+    store: Store,
+    clock: ManualClock,
+    jobs: NewJob[],
+    workerId = "w1",
+  ): Promise<Map<string, Job>> {
+    await store.insertJobs({ jobs, now: clock.now() });
+    const claimed = await store.claimJobs({
+      workerId,
+      queues: null,
+      now: clock.now(),
+      leaseMs: LEASE,
+      limit: jobs.length,
+    });
+    assert.deepEqual(ids(claimed).sort(), ids(jobs).sort());
+    return new Map(claimed.map((j) => [j.id, plain(j)]));
+  }
+
+  // --- identity -------------------------------------------------------------------------------
+
+  test("kind and location describe the backend", (store) => {
+    assert.ok(store.kind === "sqlite" || store.kind === "postgres");
+    assert.equal(typeof store.location, "string");
+    assert.ok(store.location.length > 0);
+    return Promise.resolve();
+  });
+
+  // --- insert and read ------------------------------------------------------------------------
+
+  test("insertJobs stores a pending job that getJob returns field by field", async (store) => {
+    await store.insertJobs({
+      jobs: [
+        newJob("job-1", {
+          command: "sleep 1 && echo 'done'",
+          queue: "mail",
+          priority: 7,
+          max_retries: 5,
+          timeout: 2.5,
+          run_at: T0 + 60_000,
+        }),
+      ],
+      now: T0 - 1000,
+    });
+    assert.deepEqual(plain((await store.getJob({ id: "job-1" }))!), {
+      id: "job-1",
+      command: "sleep 1 && echo 'done'",
+      queue: "mail",
+      state: "pending",
+      priority: 7,
+      attempts: 0,
+      max_retries: 5,
+      timeout: 2.5,
+      run_at: T0 + 60_000,
+      created_at: T0 - 1000,
+      updated_at: T0 - 1000,
+      started_at: null,
+      finished_at: null,
+      exit_code: null,
+      error: null,
+      lease_owner: null,
+      lease_expires_at: null,
+    });
+  });
+
+  test("getJob and getJobOutput return null for an unknown id", async (store) => {
+    assert.equal(await store.getJob({ id: "nope" }), null);
+    assert.equal(await store.getJobOutput({ id: "nope" }), null);
+  });
+
+  test("getJobOutput of a job that never ran is empty", async (store) => {
+    await store.insertJobs({ jobs: [newJob("a")], now: T0 });
+    assert.deepEqual(plain((await store.getJobOutput({ id: "a" }))!), { stdout: "", stderr: "" });
+  });
+
+  test("insertJobs with an empty batch changes nothing", async (store) => {
+    await store.insertJobs({ jobs: [], now: T0 });
+    assert.equal(await store.countJobs({}), 0);
+  });
+
+  test("insertJobs refuses an existing id with Conflict and inserts nothing", async (store) => {
+    await store.insertJobs({ jobs: [newJob("dup", { command: "first" })], now: T0 });
+    await assert.rejects(
+      store.insertJobs({
+        jobs: [newJob("new-1"), newJob("dup", { command: "second" }), newJob("new-2")],
+        now: T0 + 1,
+      }),
+      (err: unknown) => err instanceof Conflict && err.message.includes('"dup"'),
+    );
+    assert.equal(await store.countJobs({}), 1);
+    assert.equal(await store.getJob({ id: "new-1" }), null);
+    assert.equal(await store.getJob({ id: "new-2" }), null);
+    assert.equal((await mustGet(store, "dup")).command, "first");
+  });
+
+  test("insertJobs refuses a duplicate within one batch and inserts nothing", async (store) => {
+    await assert.rejects(
+      store.insertJobs({ jobs: [newJob("x"), newJob("y"), newJob("x")], now: T0 }),
+      (err: unknown) => err instanceof Conflict && err.message.includes('"x"'),
+    );
+    assert.equal(await store.countJobs({}), 0);
+  });
+
+  test("insertJobs of 12,000 jobs is all-or-nothing and then complete", async (store) => {
+    await store.insertJobs({ jobs: [newJob("existing")], now: T0 - 1 });
+    const jobs = Array.from({ length: 12_000 }, (_, i) => newJob(`bulk-${i}`));
+    // The clash comes last, after many rows went in: all of them must be rolled back.
+    await assert.rejects(
+      store.insertJobs({ jobs: [...jobs, newJob("existing")], now: T0 }),
+      (err: unknown) => err instanceof Conflict && err.message.includes('"existing"'),
+    );
+    assert.equal(await store.countJobs({}), 1);
+    await store.insertJobs({ jobs, now: T0 });
+    assert.equal(await store.countJobs({}), 12_001);
+    assert.equal(await store.countJobs({ state: "pending" }), 12_001);
+    // One batch keeps its order: oldest first is insertion order.
+    assert.deepEqual(
+      ids(await store.listJobs({ limit: 3, order: "oldest" })),
+      ["existing", "bulk-0", "bulk-1"],
+    );
+  });
+
+  // --- list, count ----------------------------------------------------------------------------
+
+  test("listJobs filters by state, queue and search; countJobs agrees", async (store, clock) => {
+    await store.insertJobs({
+      jobs: [
+        newJob("Alpha-1", { command: "echo UNO", queue: "mail" }),
+        newJob("beta-2", { command: "backup --all", queue: "mail" }),
+        newJob("gamma-3", { command: "echo 100%_done", queue: "default" }),
+        newJob("delta-4", { command: "make release", queue: "default" }),
+      ],
+      now: clock.now(),
+    });
+    await store.claimJobs({
+      workerId: "w",
+      queues: ["mail"],
+      now: clock.now(),
+      leaseMs: LEASE,
+      limit: 1,
+    });
+    const processing = ids(await store.listJobs({ state: "processing", limit: 10 }));
+    assert.equal(processing.length, 1);
+
+    const cases: [Parameters<Store["countJobs"]>[0], string[]][] = [
+      [{}, ["Alpha-1", "beta-2", "delta-4", "gamma-3"]],
+      [
+        { state: "pending" },
+        ["Alpha-1", "beta-2", "delta-4", "gamma-3"].filter((id) => id !== processing[0]),
+      ],
+      [{ state: "processing" }, processing],
+      [{ state: "dead" }, []],
+      [{ queue: "mail" }, ["Alpha-1", "beta-2"]],
+      [{ queue: "none" }, []],
+      // case-insensitive, on the id ...
+      [{ search: "ALPHA" }, ["Alpha-1"]],
+      // ... and on the command
+      [{ search: "uno" }, ["Alpha-1"]],
+      [{ search: "ECHO" }, ["Alpha-1", "gamma-3"]],
+      // % and _ are plain characters, not patterns
+      [{ search: "100%_" }, ["gamma-3"]],
+      [{ search: "%" }, ["gamma-3"]],
+      [{ search: "a_" }, []],
+      [{ search: "e", queue: "default" }, ["delta-4", "gamma-3"]],
+      [{ search: "release", queue: "mail" }, []],
+      [{ search: "-", state: "pending", queue: "default" }, ["delta-4", "gamma-3"]],
+    ];
+    for (const [filter, expected] of cases) {
+      const listed = await store.listJobs({ ...filter, limit: 100 });
+      assert.deepEqual(ids(listed).sort(), [...expected].sort(), JSON.stringify(filter));
+      assert.equal(await store.countJobs(filter), expected.length, JSON.stringify(filter));
+    }
+  });
+
+  test("listJobs returns jobs without output columns", async (store, clock) => {
+    const claimed = await insertAndClaim(store, clock, [newJob("a")]);
+    assert.ok(
+      await store.applyChange({
+        change: complete(claimed.get("a")!, { now: clock.now(), workerId: "w1", exit_code: 0 }),
+        output: { stdout: "out", stderr: "err" },
+      }),
+    );
+    const [listed] = await store.listJobs({ limit: 1 });
+    assert.deepEqual(Object.keys(listed).sort(), JOB_KEYS);
+    assert.deepEqual(Object.keys((await store.getJob({ id: "a" }))!).sort(), JOB_KEYS);
+  });
+
+  test("listJobs orders newest, oldest and next; ties keep insertion order", async (store) => {
+    // Inserted in two batches; within a batch created_at is equal.
+    await store.insertJobs({
+      jobs: [
+        newJob("c", { priority: 0, run_at: T0 + 5 }),
+        newJob("a", { priority: 0, run_at: T0 + 5 }),
+        newJob("b", { priority: 9, run_at: T0 + 50 }),
+      ],
+      now: T0,
+    });
+    await store.insertJobs({
+      jobs: [
+        newJob("e", { priority: 0, run_at: T0 + 1 }),
+        newJob("d", { priority: 9, run_at: T0 + 50 }),
+      ],
+      now: T0 + 10,
+    });
+    assert.deepEqual(ids(await store.listJobs({ limit: 10 })), ["d", "e", "b", "a", "c"]);
+    assert.deepEqual(
+      ids(await store.listJobs({ limit: 10, order: "newest" })),
+      ["d", "e", "b", "a", "c"],
+    );
+    assert.deepEqual(
+      ids(await store.listJobs({ limit: 10, order: "oldest" })),
+      ["c", "a", "b", "e", "d"],
+    );
+    // next: priority desc, run_at asc, created_at asc, then insertion order.
+    assert.deepEqual(
+      ids(await store.listJobs({ limit: 10, order: "next" })),
+      ["b", "d", "e", "c", "a"],
+    );
+  });
+
+  test("listJobs pages with limit and offset", async (store) => {
+    const jobs = Array.from({ length: 7 }, (_, i) => newJob(`p${i}`));
+    for (const [i, job] of jobs.entries()) await store.insertJobs({ jobs: [job], now: T0 + i });
+    assert.deepEqual(ids(await store.listJobs({ limit: 3, order: "oldest" })), ["p0", "p1", "p2"]);
+    assert.deepEqual(
+      ids(await store.listJobs({ limit: 3, offset: 3, order: "oldest" })),
+      ["p3", "p4", "p5"],
+    );
+    assert.deepEqual(ids(await store.listJobs({ limit: 3, offset: 6, order: "oldest" })), ["p6"]);
+    assert.deepEqual(ids(await store.listJobs({ limit: 3, offset: 7 })), []);
+    assert.deepEqual(ids(await store.listJobs({ limit: 2, offset: 1 })), ["p5", "p4"]);
+    assert.deepEqual(
+      ids(await store.listJobs({ limit: 2, offset: 1, state: "pending", order: "newest" })),
+      ["p5", "p4"],
+    );
+  });
+
+  // --- stats ----------------------------------------------------------------------------------
+
+  test("stats of an empty store", async (store, clock) => {
+    assert.deepEqual(await store.stats({ now: clock.now() }), {
+      counts: { pending: 0, processing: 0, completed: 0, failed: 0, dead: 0 },
+      oldest_pending_at: null,
+      scheduled: 0,
+    });
+  });
+
+  test("stats counts every state, the oldest due pending job and scheduled jobs", async (
+    store,
+    clock,
+  ) => {
+    // Due pending jobs created at T0+1 and T0+2; a pending job created earlier but due later.
+    await store.insertJobs({ jobs: [newJob("later", { run_at: T0 + 3_600_000 })], now: T0 });
+    await store.insertJobs({ jobs: [newJob("p1")], now: T0 + 1 });
+    await store.insertJobs({ jobs: [newJob("p2")], now: T0 + 2 });
+    clock.set(T0 + 10);
+    await store.insertJobs({
+      jobs: [newJob("run"), newJob("ok"), newJob("bad"), newJob("gone", { max_retries: 0 })],
+      now: T0 + 3,
+    });
+    const claimed = await store.claimJobs({
+      workerId: "w1",
+      queues: null,
+      now: clock.now(),
+      leaseMs: LEASE,
+      limit: 10,
+    });
+    // "later" is not due; p1 and p2 (older) come before the batch created at T0+3.
+    assert.deepEqual(ids(claimed), ["p1", "p2", "run", "ok", "bad", "gone"]);
+    const byId = new Map(claimed.map((j) => [j.id, j]));
+    const now = clock.now();
+    // Put p1 and p2 back to pending (released), settle the others.
+    for (const id of ["p1", "p2"]) {
+      assert.ok(await store.applyChange({ change: release(byId.get(id)!, now, "w1") }));
+    }
+    const r = { now, workerId: "w1", exit_code: 1 };
+    assert.ok(
+      await store.applyChange({ change: complete(byId.get("ok")!, { ...r, exit_code: 0 }) }),
+    );
+    assert.ok(await store.applyChange({ change: fail(byId.get("bad")!, r, POLICY) }));
+    assert.ok(await store.applyChange({ change: fail(byId.get("gone")!, r, POLICY) }));
+
+    const stats = await store.stats({ now });
+    assert.deepEqual(stats.counts, {
+      pending: 3,
+      processing: 1,
+      completed: 1,
+      failed: 1,
+      dead: 1,
+    });
+    assert.equal(stats.oldest_pending_at, T0 + 1);
+    // "later" (pending, due in an hour) and "bad" (failed, retry in 2 s).
+    assert.equal(stats.scheduled, 2);
+    // Once the retry is due it no longer counts as scheduled.
+    const afterRetry = await store.stats({ now: now + 2000 });
+    assert.equal(afterRetry.scheduled, 1);
+    const afterAll = await store.stats({ now: T0 + 3_600_000 });
+    assert.equal(afterAll.scheduled, 0);
+    assert.equal(afterAll.oldest_pending_at, T0);
+  });
+
+  test("completedPerBucket counts completions per bucket since a time", async (store, clock) => {
+    const jobs = ["a", "b", "c", "d", "e"].map((id) => newJob(id));
+    const claimed = await insertAndClaim(store, clock, jobs);
+    const finish = async (id: string, at: number, ok = true) => {
+      const job = claimed.get(id)!;
+      const result = { now: at, workerId: "w1", exit_code: ok ? 0 : 1 };
+      const change = ok ? complete(job, result) : fail(job, result, POLICY);
+      assert.ok(await store.applyChange({ change }));
+    };
+    const since = T0 + 60_000;
+    await finish("a", since - 1); // before the window
+    await finish("b", since); // bucket 0
+    await finish("c", since + 59_999); // bucket 0
+    await finish("d", since + 120_000); // bucket 2
+    await finish("e", since + 10, false); // failed: not counted
+    const buckets = await store.completedPerBucket({ since, bucketMs: 60_000 });
+    const expected = [2, 0, 1];
+    assert.ok(buckets.length >= expected.length, `got ${JSON.stringify(buckets)}`);
+    for (const [i, n] of buckets.entries()) assert.equal(n, expected[i] ?? 0, `bucket ${i}`);
+    assert.deepEqual(
+      await store.completedPerBucket({ since: since + 200_000, bucketMs: 1000 }),
+      [],
+    );
+  });
+
+  // --- claim ----------------------------------------------------------------------------------
+
+  test("claimJobs takes due jobs by priority, run_at, created_at, insertion order", async (
+    store,
+    clock,
+  ) => {
+    await store.insertJobs({
+      jobs: [
+        newJob("low-old", { priority: -1, run_at: T0 - 5000 }),
+        newJob("mid-2", { priority: 0, run_at: T0 - 100 }),
+        newJob("mid-1", { priority: 0, run_at: T0 - 200 }),
+        newJob("high", { priority: 5, run_at: T0 }),
+        newJob("future", { priority: 100, run_at: T0 + 1 }),
+        newJob("tie-z", { priority: 0, run_at: T0 - 100 }),
+        newJob("tie-a", { priority: 0, run_at: T0 - 100 }),
+      ],
+      now: T0 - 10_000,
+    });
+    await store.insertJobs({ jobs: [newJob("mid-late", { run_at: T0 - 100 })], now: T0 - 9000 });
+    const first = await store.claimJobs({
+      workerId: "w1",
+      queues: null,
+      now: clock.now(),
+      leaseMs: LEASE,
+      limit: 3,
+    });
+    assert.deepEqual(ids(first), ["high", "mid-1", "mid-2"]);
+    const rest = await store.claimJobs({
+      workerId: "w2",
+      queues: null,
+      now: clock.now(),
+      leaseMs: LEASE,
+      limit: 10,
+    });
+    assert.deepEqual(ids(rest), ["tie-z", "tie-a", "mid-late", "low-old"]);
+    assert.deepEqual(
+      await store.claimJobs({
+        workerId: "w3",
+        queues: null,
+        now: clock.now(),
+        leaseMs: LEASE,
+        limit: 10,
+      }),
+      [],
+    );
+    // The future job becomes claimable when its time comes.
+    clock.advance(1);
+    assert.deepEqual(
+      ids(
+        await store.claimJobs({
+          workerId: "w3",
+          queues: null,
+          now: clock.now(),
+          leaseMs: LEASE,
+          limit: 10,
+        }),
+      ),
+      ["future"],
+    );
+  });
+
+  test("claimJobs returns the job as it is after the claim", async (store, clock) => {
+    await store.insertJobs({ jobs: [newJob("a", { timeout: 9, max_retries: 2 })], now: T0 - 50 });
+    const before = await mustGet(store, "a");
+    clock.advance(1234);
+    const [claimed] = await store.claimJobs({
+      workerId: "worker-7",
+      queues: null,
+      now: clock.now(),
+      leaseMs: LEASE,
+      limit: 1,
+    });
+    const expected: Job = {
+      ...before,
+      state: "processing",
+      attempts: 1,
+      started_at: clock.now(),
+      lease_owner: "worker-7",
+      lease_expires_at: clock.now() + LEASE,
+      updated_at: clock.now(),
+    };
+    assert.deepEqual(plain(claimed), expected);
+    assert.deepEqual(await mustGet(store, "a"), expected);
+  });
+
+  test("claimJobs retries a failed job when due, keeping its last error", async (store, clock) => {
+    const claimed = await insertAndClaim(store, clock, [newJob("a")]);
+    clock.advance(1000);
+    const failChange = fail(
+      claimed.get("a")!,
+      { now: clock.now(), workerId: "w1", exit_code: 3, error: "exit 3" },
+      POLICY,
+    );
+    assert.ok(await store.applyChange({ change: failChange }));
+    const failed = await mustGet(store, "a");
+    assert.equal(failed.state, "failed");
+    assert.equal(failed.run_at, clock.now() + 2000);
+    const claim = (workerId: string) =>
+      store.claimJobs({ workerId, queues: null, now: clock.now(), leaseMs: LEASE, limit: 5 });
+    assert.deepEqual(await claim("w2"), []);
+    clock.advance(2000);
+    const [again] = await claim("w2");
+    assert.deepEqual(plain(again), {
+      ...failed,
+      state: "processing",
+      attempts: 2,
+      started_at: clock.now(),
+      lease_owner: "w2",
+      lease_expires_at: clock.now() + LEASE,
+      updated_at: clock.now(),
+    });
+  });
+
+  test("claimJobs only takes pending and failed jobs, from the given queues", async (
+    store,
+    clock,
+  ) => {
+    await store.insertJobs({
+      jobs: [
+        newJob("m1", { queue: "mail" }),
+        newJob("r1", { queue: "reports" }),
+        newJob("d1", { queue: "default" }),
+        newJob("m2", { queue: "mail" }),
+      ],
+      now: T0,
+    });
+    const claim = (queues: string[] | null, limit = 10) =>
+      store.claimJobs({ workerId: "w", queues, now: clock.now(), leaseMs: LEASE, limit });
+    assert.deepEqual(await claim(["mail"], 0), []);
+    assert.deepEqual(ids(await claim(["mail"], 1)), ["m1"]);
+    assert.deepEqual(ids(await claim(["reports", "mail"])), ["r1", "m2"]);
+    assert.deepEqual(await claim(["mail", "reports"]), []);
+    assert.deepEqual(await claim(["other"]), []);
+    assert.deepEqual(ids(await claim(null)), ["d1"]);
+    // Processing jobs are not claimable again, even when their lease expired.
+    clock.advance(LEASE * 10);
+    assert.deepEqual(await claim(null), []);
+  });
+
+  test("concurrent claims never hand out a job twice", async (store, clock) => {
+    const jobs = Array.from({ length: 200 }, (_, i) => newJob(`c${i}`, { priority: i % 3 }));
+    await store.insertJobs({ jobs, now: clock.now() });
+    const claimer = async (w: number): Promise<string[]> => {
+      const got: string[] = [];
+      for (;;) {
+        const batch = await store.claimJobs({
+          workerId: `w${w}`,
+          queues: null,
+          now: clock.now(),
+          leaseMs: LEASE,
+          limit: 1 + (w % 3),
+        });
+        if (batch.length === 0) return got;
+        for (const j of batch) {
+          assert.equal(j.lease_owner, `w${w}`);
+          assert.equal(j.attempts, 1);
+        }
+        got.push(...ids(batch));
+      }
+    };
+    const results = await Promise.all(Array.from({ length: 8 }, (_, w) => claimer(w)));
+    const all = results.flat();
+    assert.equal(all.length, 200, "every job claimed once");
+    assert.equal(new Set(all).size, 200, "no job claimed twice");
+    assert.equal(await store.countJobs({ state: "processing" }), 200);
+    // Each row's lease owner is the claimer that got it.
+    for (const [w, got] of results.entries()) {
+      for (const id of got.slice(0, 5)) {
+        assert.equal((await mustGet(store, id)).lease_owner, `w${w}`);
+      }
+    }
+  });
+
+  // --- applyChange ----------------------------------------------------------------------------
+
+  test("complete stores the outcome and the output", async (store, clock) => {
+    const claimed = await insertAndClaim(store, clock, [newJob("a")]);
+    const job = claimed.get("a")!;
+    clock.advance(500);
+    const change = complete(job, { now: clock.now(), workerId: "w1", exit_code: 0 });
+    const output = { stdout: "hello\nwörld ✓\n", stderr: "warn: x\n" };
+    assert.equal(await store.applyChange({ change, output }), true);
+    assert.deepEqual(await mustGet(store, "a"), {
+      ...job,
+      state: "completed",
+      finished_at: clock.now(),
+      exit_code: 0,
+      error: null,
+      lease_owner: null,
+      lease_expires_at: null,
+      updated_at: clock.now(),
+    });
+    assert.deepEqual(plain((await store.getJobOutput({ id: "a" }))!), output);
+  });
+
+  test("output is replaced by the next run's output and kept by changes without one", async (
+    store,
+    clock,
+  ) => {
+    const claimed = await insertAndClaim(store, clock, [newJob("a")]);
+    const r = { now: clock.now(), workerId: "w1", exit_code: 2, error: "exit 2" };
+    assert.ok(
+      await store.applyChange({
+        change: fail(claimed.get("a")!, r, POLICY),
+        output: { stdout: "run 1", stderr: "boom 1" },
+      }),
+    );
+    // retry (no output) keeps the first run's output.
+    assert.ok(
+      await store.applyChange({ change: retryNow(await mustGet(store, "a"), clock.now()) }),
+    );
+    assert.deepEqual(plain((await store.getJobOutput({ id: "a" }))!), {
+      stdout: "run 1",
+      stderr: "boom 1",
+    });
+    const [again] = await store.claimJobs({
+      workerId: "w2",
+      queues: null,
+      now: clock.now(),
+      leaseMs: LEASE,
+      limit: 1,
+    });
+    assert.ok(
+      await store.applyChange({
+        change: complete(again, { now: clock.now(), workerId: "w2", exit_code: 0 }),
+        output: { stdout: "run 2", stderr: "" },
+      }),
+    );
+    assert.deepEqual(plain((await store.getJobOutput({ id: "a" }))!), {
+      stdout: "run 2",
+      stderr: "",
+    });
+  });
+
+  test("a stale lease owner cannot settle a job another worker holds", async (store, clock) => {
+    const claimed = await insertAndClaim(store, clock, [newJob("a", { max_retries: 2 })], "w1");
+    const stale = claimed.get("a")!;
+    // w1 stops heartbeating; the lease expires and the job is rescued, then w2 claims it.
+    clock.advance(LEASE);
+    assert.ok(
+      await store.applyChange({
+        change: loseLease(await mustGet(store, "a"), clock.now(), POLICY),
+      }),
+    );
+    clock.advance(10_000);
+    const [mine] = await store.claimJobs({
+      workerId: "w2",
+      queues: null,
+      now: clock.now(),
+      leaseMs: LEASE,
+      limit: 1,
+    });
+    assert.equal(mine.lease_owner, "w2");
+    const before = await mustGet(store, "a");
+    // w1 comes back and reports its old run: refused, nothing changes (output neither).
+    const late = complete(stale, { now: clock.now(), workerId: "w1", exit_code: 0 });
+    assert.equal(
+      await store.applyChange({ change: late, output: { stdout: "stale", stderr: "" } }),
+      false,
+    );
+    assert.deepEqual(await mustGet(store, "a"), before);
+    assert.deepEqual(plain((await store.getJobOutput({ id: "a" }))!), { stdout: "", stderr: "" });
+    // w2 settles normally.
+    assert.ok(
+      await store.applyChange({
+        change: complete(mine, { now: clock.now(), workerId: "w2", exit_code: 0 }),
+      }),
+    );
+    assert.equal((await mustGet(store, "a")).state, "completed");
+  });
+
+  test("a change from a state the job has left is refused", async (store, clock) => {
+    const claimed = await insertAndClaim(store, clock, [newJob("a")]);
+    const r = { now: clock.now(), workerId: "w1", exit_code: 1 };
+    assert.ok(await store.applyChange({ change: fail(claimed.get("a")!, r, POLICY) }));
+    const failed = await mustGet(store, "a");
+    // Two users retry the same failed job: only the first one moves it.
+    assert.equal(await store.applyChange({ change: retryNow(failed, clock.now()) }), true);
+    assert.equal(await store.applyChange({ change: retryNow(failed, clock.now() + 5) }), false);
+    const pending = await mustGet(store, "a");
+    assert.equal(pending.state, "pending");
+    assert.equal(pending.updated_at, clock.now());
+    // A worker's settle after the job went back to pending is refused as well.
+    assert.equal(
+      await store.applyChange({ change: complete(claimed.get("a")!, { ...r, exit_code: 0 }) }),
+      false,
+    );
+    assert.deepEqual(await mustGet(store, "a"), pending);
+    // And a change for a job that does not exist.
+    assert.equal(
+      await store.applyChange({ change: { ...retryNow(failed, clock.now()), id: "ghost" } }),
+      false,
+    );
+  });
+
+  test("of several identical changes applied at once exactly one wins", async (store, clock) => {
+    await insertAndClaim(store, clock, [newJob("a")]);
+    clock.advance(LEASE);
+    const job = await mustGet(store, "a");
+    const changes = Array.from({ length: 6 }, () => loseLease(job, clock.now(), POLICY));
+    const results = await Promise.all(changes.map((change) => store.applyChange({ change })));
+    assert.equal(results.filter((x) => x).length, 1);
+    assert.equal((await mustGet(store, "a")).state, "failed");
+  });
+
+  test("loseLease needs an expired lease and counts the run as failed", async (store, clock) => {
+    const claimed = await insertAndClaim(
+      store,
+      clock,
+      [newJob("a", { max_retries: 1 }), newJob("b", { max_retries: 0 })],
+      "w1",
+    );
+    clock.advance(LEASE - 1);
+    const early = loseLease(claimed.get("a")!, clock.now(), POLICY);
+    assert.equal(await store.applyChange({ change: early }), false);
+    assert.equal((await mustGet(store, "a")).state, "processing");
+    clock.advance(1);
+    const job = await mustGet(store, "a");
+    assert.equal(await store.applyChange({ change: loseLease(job, clock.now(), POLICY) }), true);
+    assert.deepEqual(await mustGet(store, "a"), {
+      ...job,
+      state: "failed",
+      run_at: clock.now() + 2000,
+      finished_at: clock.now(),
+      exit_code: null,
+      error: "worker lost: w1 stopped renewing its lease",
+      lease_owner: null,
+      lease_expires_at: null,
+      updated_at: clock.now(),
+    });
+    // No retry left: straight to the DLQ.
+    const b = await mustGet(store, "b");
+    assert.ok(await store.applyChange({ change: loseLease(b, clock.now(), POLICY) }));
+    assert.equal((await mustGet(store, "b")).state, "dead");
+    // A renewed lease is not lost.
+    clock.advance(2000);
+    const [again] = await store.claimJobs({
+      workerId: "w2",
+      queues: null,
+      now: clock.now(),
+      leaseMs: LEASE,
+      limit: 1,
+    });
+    assert.equal(again.id, "a");
+    clock.advance(LEASE - 1);
+    assert.equal(await store.renewLeases({ workerId: "w2", now: clock.now(), leaseMs: LEASE }), 1);
+    clock.advance(1);
+    const renewed = await mustGet(store, "a");
+    assert.equal(
+      await store.applyChange({ change: loseLease(again, clock.now(), POLICY) }),
+      false,
+    );
+    assert.deepEqual(await mustGet(store, "a"), renewed);
+  });
+
+  test("fail schedules a retry with backoff, then the DLQ when retries run out", async (
+    store,
+    clock,
+  ) => {
+    await store.insertJobs({ jobs: [newJob("a", { max_retries: 2 })], now: clock.now() });
+    const delays: number[] = [];
+    for (let run = 1; run <= 3; run++) {
+      const [job] = await store.claimJobs({
+        workerId: "w",
+        queues: null,
+        now: clock.now(),
+        leaseMs: LEASE,
+        limit: 1,
+      });
+      assert.equal(job?.attempts, run, `run ${run} claimed`);
+      const r = { now: clock.now(), workerId: "w", exit_code: 1, error: `exit 1 (run ${run})` };
+      assert.ok(await store.applyChange({ change: fail(job, r, POLICY) }));
+      const after = await mustGet(store, "a");
+      assert.equal(after.error, `exit 1 (run ${run})`);
+      assert.equal(after.exit_code, 1);
+      if (run < 3) {
+        assert.equal(after.state, "failed");
+        delays.push(after.run_at - clock.now());
+        clock.set(after.run_at);
+      } else {
+        assert.equal(after.state, "dead");
+      }
+    }
+    assert.deepEqual(delays, [2000, 4000]);
+    assert.deepEqual(
+      await store.claimJobs({
+        workerId: "w",
+        queues: null,
+        now: clock.now() + 1e9,
+        leaseMs: LEASE,
+        limit: 1,
+      }),
+      [],
+    );
+  });
+
+  test("release gives a job back as pending without using a retry", async (store, clock) => {
+    const claimed = await insertAndClaim(store, clock, [newJob("a", { run_at: T0 - 100 })]);
+    clock.advance(700);
+    const job = claimed.get("a")!;
+    assert.equal(await store.applyChange({ change: release(job, clock.now(), "someone") }), false);
+    assert.ok(await store.applyChange({ change: release(job, clock.now(), "w1") }));
+    assert.deepEqual(await mustGet(store, "a"), {
+      ...job,
+      state: "pending",
+      attempts: 0,
+      run_at: clock.now(),
+      started_at: null,
+      lease_owner: null,
+      lease_expires_at: null,
+      updated_at: clock.now(),
+    });
+  });
+
+  test("retryNow, restore and moveToDlq move failed and dead jobs", async (store, clock) => {
+    const claimed = await insertAndClaim(store, clock, [
+      newJob("f", { max_retries: 3 }),
+      newJob("d", { max_retries: 0 }),
+      newJob("m", { max_retries: 3 }),
+    ]);
+    const r = { now: clock.now(), workerId: "w1", exit_code: 1 };
+    for (const id of ["f", "d", "m"]) {
+      assert.ok(await store.applyChange({ change: fail(claimed.get(id)!, r, POLICY) }));
+    }
+    clock.advance(100);
+    // failed → pending now, keeping attempts.
+    const f = await mustGet(store, "f");
+    assert.ok(await store.applyChange({ change: retryNow(f, clock.now()) }));
+    assert.deepEqual(await mustGet(store, "f"), {
+      ...f,
+      state: "pending",
+      run_at: clock.now(),
+      updated_at: clock.now(),
+    });
+    // dead → pending with a fresh budget.
+    const d = await mustGet(store, "d");
+    assert.equal(d.state, "dead");
+    assert.ok(await store.applyChange({ change: restore(d, clock.now()) }));
+    assert.deepEqual(await mustGet(store, "d"), {
+      ...d,
+      state: "pending",
+      attempts: 0,
+      run_at: clock.now(),
+      updated_at: clock.now(),
+    });
+    // failed → dead by hand.
+    const m = await mustGet(store, "m");
+    assert.ok(await store.applyChange({ change: moveToDlq(m, clock.now()) }));
+    assert.deepEqual(await mustGet(store, "m"), {
+      ...m,
+      state: "dead",
+      finished_at: clock.now(),
+      updated_at: clock.now(),
+    });
+    // retried jobs are claimable at once.
+    const again = await store.claimJobs({
+      workerId: "w2",
+      queues: null,
+      now: clock.now(),
+      leaseMs: LEASE,
+      limit: 5,
+    });
+    assert.deepEqual(ids(again).sort(), ["d", "f"]);
+  });
+
+  // --- leases ---------------------------------------------------------------------------------
+
+  test("renewLeases extends only the worker's processing jobs", async (store, clock) => {
+    await store.insertJobs({
+      jobs: [newJob("a"), newJob("b"), newJob("c"), newJob("d")],
+      now: clock.now(),
+    });
+    const claim = (workerId: string, limit: number) =>
+      store.claimJobs({ workerId, queues: null, now: clock.now(), leaseMs: LEASE, limit });
+    const mine = await claim("w1", 2);
+    await claim("w2", 1);
+    const done = plain(mine[1]);
+    assert.ok(
+      await store.applyChange({
+        change: complete(done, { now: clock.now(), workerId: "w1", exit_code: 0 }),
+      }),
+    );
+    clock.advance(10_000);
+    const before = await mustGet(store, mine[0].id);
+    assert.equal(await store.renewLeases({ workerId: "w1", now: clock.now(), leaseMs: 5000 }), 1);
+    assert.deepEqual(await mustGet(store, mine[0].id), {
+      ...before,
+      lease_expires_at: clock.now() + 5000,
+    });
+    assert.equal((await mustGet(store, "c")).lease_expires_at, T0 + LEASE);
+    assert.equal((await mustGet(store, done.id)).lease_expires_at, null);
+    assert.equal(await store.renewLeases({ workerId: "nobody", now: clock.now(), leaseMs: 1 }), 0);
+  });
+
+  test("findExpiredLeases lists processing jobs whose lease ran out", async (store, clock) => {
+    await store.insertJobs({
+      jobs: [newJob("a"), newJob("b"), newJob("c"), newJob("d")],
+      now: clock.now(),
+    });
+    const claim = (workerId: string, limit: number, leaseMs: number) =>
+      store.claimJobs({ workerId, queues: null, now: clock.now(), leaseMs, limit });
+    await claim("w1", 1, 3000); // a: expires T0+3000
+    await claim("w2", 1, 1000); // b: expires T0+1000
+    const [c] = await claim("w3", 1, 2000); // c: expires T0+2000, but completed
+    assert.ok(
+      await store.applyChange({
+        change: complete(c, { now: clock.now(), workerId: "w3", exit_code: 0 }),
+      }),
+    );
+    const expired = async (now: number, limit = 10) =>
+      ids(await store.findExpiredLeases({ now, limit }));
+    assert.deepEqual(await expired(T0 + 999), []);
+    assert.deepEqual(await expired(T0 + 1000), ["b"]);
+    assert.deepEqual(await expired(T0 + 5000), ["b", "a"]);
+    assert.deepEqual(await expired(T0 + 5000, 1), ["b"]);
+    const [job] = await store.findExpiredLeases({ now: T0 + 5000, limit: 1 });
+    assert.deepEqual(plain(job), await mustGet(store, "b"));
+  });
+
+  test("nextRunAt gives the earliest run_at of claimable jobs", async (store, clock) => {
+    assert.equal(await store.nextRunAt({ queues: null }), null);
+    await store.insertJobs({
+      jobs: [
+        newJob("soon", { run_at: T0 + 100, queue: "mail" }),
+        newJob("later", { run_at: T0 + 5000 }),
+        newJob("now", { run_at: T0 }),
+      ],
+      now: T0,
+    });
+    assert.equal(await store.nextRunAt({ queues: null }), T0);
+    assert.equal(await store.nextRunAt({ queues: ["mail"] }), T0 + 100);
+    assert.equal(await store.nextRunAt({ queues: ["mail", "default"] }), T0);
+    assert.equal(await store.nextRunAt({ queues: ["other"] }), null);
+    // The processing job no longer counts; a failed job counts with its retry time.
+    const [job] = await store.claimJobs({
+      workerId: "w",
+      queues: ["default"],
+      now: clock.now(),
+      leaseMs: LEASE,
+      limit: 1,
+    });
+    assert.equal(job.id, "now");
+    assert.equal(await store.nextRunAt({ queues: ["default"] }), T0 + 5000);
+    assert.ok(
+      await store.applyChange({
+        change: fail(job, { now: T0 + 10, workerId: "w", exit_code: 1 }, POLICY),
+      }),
+    );
+    assert.equal(await store.nextRunAt({ queues: ["default"] }), T0 + 10 + 2000);
+    assert.equal(await store.nextRunAt({ queues: null }), T0 + 100);
+  });
+
+  // --- delete ---------------------------------------------------------------------------------
+
+  test("deleteJobs removes only jobs in the given states", async (store, clock) => {
+    const claimed = await insertAndClaim(store, clock, [newJob("c1"), newJob("c2")]);
+    for (const [i, id] of ["c1", "c2"].entries()) {
+      assert.ok(
+        await store.applyChange({
+          change: complete(claimed.get(id)!, { now: T0 + i * 1000, workerId: "w1", exit_code: 0 }),
+          output: { stdout: id, stderr: "" },
+        }),
+      );
+    }
+    await store.insertJobs({ jobs: [newJob("p1"), newJob("p2")], now: T0 });
+    const remaining = async () => ids(await store.listJobs({ limit: 100, order: "oldest" }));
+
+    // Guard: ids in another state are kept; empty lists delete nothing.
+    assert.deepEqual(await store.deleteJobs({ states: ["completed"], ids: ["p1", "nope"] }), []);
+    assert.deepEqual(await store.deleteJobs({ states: ["completed"], ids: [] }), []);
+    assert.deepEqual(await store.deleteJobs({ states: [], ids: ["c1"] }), []);
+    assert.deepEqual(await store.deleteJobs({ states: [] }), []);
+    assert.deepEqual(await remaining(), ["c1", "c2", "p1", "p2"]);
+    // updatedBefore is strict: c1 was updated at T0, c2 at T0 + 1000.
+    assert.deepEqual(await store.deleteJobs({ states: ["completed"], updatedBefore: T0 }), []);
+    assert.deepEqual(
+      await store.deleteJobs({ states: ["completed"], updatedBefore: T0 + 1000 }),
+      ["c1"],
+    );
+    assert.equal(await store.getJob({ id: "c1" }), null);
+    assert.equal(await store.getJobOutput({ id: "c1" }), null);
+    // ids, states and updatedBefore together.
+    assert.deepEqual(
+      await store.deleteJobs({ states: ["pending"], ids: ["p2"], updatedBefore: T0 }),
+      [],
+    );
+    assert.deepEqual(
+      await store.deleteJobs({ states: ["pending", "failed"], ids: ["p1", "c2", "nope"] }),
+      ["p1"],
+    );
+    assert.deepEqual(await store.deleteJobs({ states: ["completed"] }), ["c2"]);
+    assert.deepEqual(await remaining(), ["p2"]);
+  });
+
+  // --- config ---------------------------------------------------------------------------------
+
+  test("config values are set, replaced, read and unset", async (store) => {
+    assert.deepEqual(plain(await store.getConfig()), {});
+    await store.setConfig({ key: "max_retries", value: "5" });
+    await store.setConfig({ key: "backoff_base", value: "3" });
+    await store.setConfig({ key: "max_retries", value: "7" });
+    assert.deepEqual(plain(await store.getConfig()), { max_retries: "7", backoff_base: "3" });
+    assert.equal(await store.unsetConfig({ key: "max_retries" }), true);
+    assert.equal(await store.unsetConfig({ key: "max_retries" }), false);
+    assert.equal(await store.unsetConfig({ key: "never_set" }), false);
+    assert.deepEqual(plain(await store.getConfig()), { backoff_base: "3" });
+  });
+
+  // --- workers --------------------------------------------------------------------------------
+
+  const worker = (id: string, o: Partial<WorkerRecord> = {}): WorkerRecord => ({
+    id,
+    pid: 4242,
+    host: "host-a",
+    queues: null,
+    started_at: T0,
+    heartbeat_at: T0,
+    current_job: null,
+    stop_requested_at: null,
+    supervisor_id: null,
+    ...o,
+  });
+
+  test("workers are registered, replaced and listed", async (store) => {
+    assert.deepEqual(await store.listWorkers(), []);
+    const sup = worker("sup-1", { started_at: T0 - 10 });
+    const w1 = worker("w1", { queues: ["mail", "reports"], supervisor_id: "sup-1", pid: 11 });
+    const w2 = worker("w2", { host: "host-b", current_job: "job-9", pid: 12 });
+    for (const w of [w2, w1, sup]) await store.registerWorker({ worker: w });
+    assert.deepEqual((await store.listWorkers()).map(plain), [sup, w1, w2]);
+    const w1b = { ...w1, pid: 99, queues: ["mail"], started_at: T0 + 5, heartbeat_at: T0 + 5 };
+    await store.registerWorker({ worker: w1b });
+    assert.deepEqual((await store.listWorkers()).map(plain), [sup, w2, w1b]);
+  });
+
+  test("heartbeat records liveness and reports stop requests", async (store) => {
+    await store.registerWorker({ worker: worker("w1") });
+    await store.registerWorker({ worker: worker("w2") });
+    assert.equal(await store.heartbeatWorker({ id: "w1", now: T0 + 100, currentJob: "j1" }), null);
+    let [w1] = (await store.listWorkers()).filter((w) => w.id === "w1");
+    assert.equal(w1.heartbeat_at, T0 + 100);
+    assert.equal(w1.current_job, "j1");
+    assert.equal(await store.requestStop({ ids: ["w1", "ghost"], now: T0 + 200 }), 1);
+    assert.equal(
+      await store.heartbeatWorker({ id: "w1", now: T0 + 300, currentJob: null }),
+      T0 + 200,
+    );
+    [w1] = (await store.listWorkers()).filter((w) => w.id === "w1");
+    assert.equal(w1.current_job, null);
+    assert.equal(w1.stop_requested_at, T0 + 200);
+    assert.equal(await store.heartbeatWorker({ id: "w2", now: T0 + 300, currentJob: null }), null);
+    // Stop all: w2 is asked now.
+    assert.ok((await store.requestStop({ now: T0 + 400 })) >= 1);
+    assert.equal(
+      await store.heartbeatWorker({ id: "w2", now: T0 + 500, currentJob: null }),
+      T0 + 400,
+    );
+    // A removed record reads as "stop".
+    await store.removeWorker({ id: "w1" });
+    assert.equal(
+      await store.heartbeatWorker({ id: "w1", now: T0 + 600, currentJob: null }),
+      undefined,
+    );
+    assert.deepEqual((await store.listWorkers()).map((w) => w.id), ["w2"]);
+    await store.removeWorker({ id: "w1" });
+  });
+
+  test("pruneWorkers deletes records with an old heartbeat", async (store) => {
+    await store.registerWorker({ worker: worker("old", { heartbeat_at: T0 - 60_000 }) });
+    await store.registerWorker({ worker: worker("edge", { heartbeat_at: T0 - 30_000 }) });
+    await store.registerWorker({ worker: worker("live", { heartbeat_at: T0 }) });
+    assert.deepEqual(await store.pruneWorkers({ before: T0 - 30_000 }), ["old"]);
+    assert.deepEqual((await store.pruneWorkers({ before: T0 })).sort(), ["edge"]);
+    assert.deepEqual((await store.listWorkers()).map((w) => w.id), ["live"]);
+  });
+
+  // --- wake-ups -------------------------------------------------------------------------------
+
+  test("waitForJobs returns after its timeout or when aborted", async (store) => {
+    if (!store.waitForJobs) return;
+    await store.waitForJobs({ timeoutMs: 1 });
+    const controller = new AbortController();
+    const waiting = store.waitForJobs({ timeoutMs: 60_000, signal: controller.signal });
+    controller.abort();
+    await waiting;
+    await store.waitForJobs({ timeoutMs: 60_000, signal: controller.signal });
+  });
+
+  test("waitForJobs wakes when jobs are enqueued", async (store) => {
+    if (!store.waitForJobs) return;
+    // The first call sets up the listener; a hint before it may or may not be seen.
+    await store.waitForJobs({ timeoutMs: 0 });
+    const controller = new AbortController();
+    let woke = false;
+    const waiting = store.waitForJobs({ timeoutMs: 60_000, signal: controller.signal }).then(
+      () => woke = true,
+    );
+    await store.insertJobs({ jobs: [newJob("a")], now: T0 });
+    // Bounded: if no wake-up comes, abort after 10 s and fail.
+    const guard = setTimeout(() => controller.abort(), 10_000);
+    await waiting;
+    clearTimeout(guard);
+    assert.ok(woke && !controller.signal.aborted, "woken by the insert, not by the guard");
+  });
+}

@@ -1,0 +1,378 @@
+/**
+ * The store conformance suite and PostgreSQL-only behaviour (migration lock, LISTEN/NOTIFY,
+ * connection loss, password hygiene) against a real server.
+ *
+ * Server: env QUEUECTL_TEST_PG_URL, default postgres://postgres@127.0.0.1:5432/test. Every test
+ * works in its own fresh schema, dropped afterwards, so runs never interfere. When the server is
+ * unreachable the tests fail if CI is set, and are skipped (saying why) otherwise.
+ */
+import assert from "node:assert/strict";
+import postgres from "postgres";
+import { StorageError } from "../../src/core/errors.ts";
+import { complete, retryNow } from "../../src/core/transitions.ts";
+import { openPostgresStore } from "../../src/store/postgres/mod.ts";
+import { MIGRATIONS } from "../../src/store/postgres/migrations.ts";
+import type { Store } from "../../src/store/store.ts";
+import { newJob, storeConformance } from "./conformance.ts";
+
+const PG_URL = Deno.env.get("QUEUECTL_TEST_PG_URL") ?? "postgres://postgres@127.0.0.1:5432/test";
+const CI = !["", "0", "false"].includes(Deno.env.get("CI") ?? "");
+const T0 = Date.UTC(2026, 0, 1);
+
+function admin() {
+  return postgres(PG_URL, { max: 1, onnotice: () => {}, connect_timeout: 5, fetch_types: false });
+}
+
+async function unreachableReason(): Promise<string | null> {
+  const sql = admin();
+  try {
+    await sql`SELECT 1`;
+    return null;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  } finally {
+    await sql.end({ timeout: 1 }).catch(() => {});
+  }
+}
+
+const reason = await unreachableReason();
+const ignore = reason !== null;
+if (reason !== null) {
+  const safeUrl = PG_URL.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1@");
+  if (CI) {
+    Deno.test("postgres: test server is reachable", () => {
+      throw new Error(`PostgreSQL at ${safeUrl} is unreachable (${reason}); CI requires it`);
+    });
+  } else {
+    console.log(
+      `skipping PostgreSQL store tests: ${safeUrl} is unreachable (${reason}); set CI=1 to fail instead`,
+    );
+  }
+}
+
+function freshSchema(): string {
+  return `qt_${crypto.randomUUID().replaceAll("-", "").slice(0, 20)}`;
+}
+
+async function dropSchema(schema: string): Promise<void> {
+  const sql = admin();
+  try {
+    await sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  } finally {
+    await sql.end();
+  }
+}
+
+/** The store, whose close() also drops its schema. */
+function droppingOnClose(store: Store, schema: string): Store {
+  return new Proxy(store, {
+    get(target, prop) {
+      if (prop === "close") {
+        return async () => {
+          await target.close();
+          await dropSchema(schema);
+        };
+      }
+      const value = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+async function openFresh(): Promise<Store> {
+  const schema = freshSchema();
+  return droppingOnClose(await openPostgresStore(PG_URL, { schema }), schema);
+}
+
+storeConformance("postgres", openFresh, { ignore });
+
+/** Runs `fn` with a fresh schema name, dropping the schema afterwards. */
+function pgTest(name: string, fn: (schema: string) => Promise<void>): void {
+  Deno.test({
+    name: `postgres: ${name}`,
+    ignore,
+    fn: async () => {
+      const schema = freshSchema();
+      try {
+        await fn(schema);
+      } finally {
+        await dropSchema(schema);
+      }
+    },
+  });
+}
+
+/** Retries a call that fails with a transient StorageError (at most 5 tries). */
+async function retryTransient<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!(err instanceof StorageError && err.transient) || attempt >= 5) throw err;
+    }
+  }
+}
+
+async function closeAll(stores: Store[]): Promise<void> {
+  await Promise.all(stores.map((s) => s.close()));
+}
+
+pgTest("processes opening a new schema at once migrate it exactly once", async (schema) => {
+  const stores = await Promise.all(
+    Array.from({ length: 4 }, () => openPostgresStore(PG_URL, { schema, max: 2 })),
+  );
+  await closeAll(stores);
+  const sql = admin();
+  try {
+    const rows = await sql.unsafe(`SELECT version FROM "${schema}".schema_migrations ORDER BY 1`);
+    assert.deepEqual(
+      rows.map((r) => r.version),
+      MIGRATIONS.map((_, i) => i + 1),
+    );
+  } finally {
+    await sql.end();
+  }
+  // Opening again is the fast path and keeps the data.
+  const again = await openPostgresStore(PG_URL, { schema });
+  await again.insertJobs({ jobs: [newJob("kept")], now: T0 });
+  await again.close();
+  const third = await openPostgresStore(PG_URL, { schema });
+  assert.equal((await third.getJob({ id: "kept" }))?.id, "kept");
+  await third.close();
+});
+
+pgTest("a database with a newer schema version is refused", async (schema) => {
+  await (await openPostgresStore(PG_URL, { schema })).close();
+  const sql = admin();
+  try {
+    await sql.unsafe(
+      `INSERT INTO "${schema}".schema_migrations (version, applied_at) VALUES ($1, 0)`,
+      [MIGRATIONS.length + 1],
+    );
+  } finally {
+    await sql.end();
+  }
+  await assert.rejects(
+    openPostgresStore(PG_URL, { schema }),
+    (err: unknown) =>
+      err instanceof StorageError &&
+      err.message.includes(`schema version ${MIGRATIONS.length + 1}, newer than this queuectl`) &&
+      /upgrade queuectl/.test(err.hint ?? "") && !err.transient,
+  );
+});
+
+pgTest("the schema can come from ?schema= in the URL", async (schema) => {
+  const url = `${PG_URL}${PG_URL.includes("?") ? "&" : "?"}schema=${schema}`;
+  const store = await openPostgresStore(url);
+  try {
+    assert.ok(store.location.endsWith(`schema=${schema}`), store.location);
+    await store.insertJobs({ jobs: [newJob("in-schema")], now: T0 });
+  } finally {
+    await store.close();
+  }
+  const sql = admin();
+  try {
+    const rows = await sql.unsafe(`SELECT id FROM "${schema}".jobs`);
+    assert.deepEqual(rows.map((r) => r.id), ["in-schema"]);
+  } finally {
+    await sql.end();
+  }
+  await assert.rejects(openPostgresStore(`${PG_URL}?schema=Bad-Name`), /Invalid PostgreSQL schema/);
+});
+
+pgTest("the password never shows in location or errors", async (schema) => {
+  const password = "s3cr3t-Pa55";
+  const withPassword = PG_URL.replace(/^(postgres(?:ql)?:\/\/)([^:@/]*)(?::[^@/]*)?@/, (
+    _,
+    scheme,
+    user,
+  ) => `${scheme}${user}:${password}@`);
+  assert.ok(withPassword.includes(password), "test URL has a password");
+  // Trust authentication ignores the password, so this connects.
+  const store = await openPostgresStore(withPassword, { schema });
+  try {
+    assert.ok(!store.location.includes(password), store.location);
+    assert.match(store.location, /^postgres(ql)?:\/\/[^:@/]*@/);
+  } finally {
+    await store.close();
+  }
+  // Nothing listens on port 1: connection refused.
+  const unreachable = `postgres://queue:${password}@127.0.0.1:1/test`;
+  const err = await openPostgresStore(unreachable).then(
+    () => assert.fail("opened a store on a closed port"),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof StorageError, String(err));
+  assert.equal(err.transient, true);
+  assert.ok(err.message.includes("postgres://queue@127.0.0.1:1/test"), err.message);
+  for (const text of [err.message, err.hint ?? "", err.stack ?? ""]) {
+    assert.ok(!text.includes(password), text);
+  }
+});
+
+pgTest("a connection lost mid-statement is a transient StorageError, then works again", async (
+  schema,
+) => {
+  const appName = `qt_app_${schema.slice(3, 15)}`;
+  const store = await openPostgresStore(`${PG_URL}?application_name=${appName}`, { schema });
+  const sql = admin();
+  const locker = admin();
+  try {
+    await store.insertJobs({ jobs: [newJob("a")], now: T0 });
+    const [job] = await store.claimJobs({
+      workerId: "w1",
+      queues: null,
+      now: T0,
+      leaseMs: 30_000,
+      limit: 1,
+    });
+    const change = complete(job, { now: T0 + 10, workerId: "w1", exit_code: 0 });
+    // Hold the row so the store's settle blocks, then kill the store's connection under it.
+    let release!: () => void;
+    const released = new Promise<void>((r) => release = r);
+    let locked!: () => void;
+    const isLocked = new Promise<void>((r) => locked = r);
+    const holding = locker.begin(async (tx) => {
+      await tx.unsafe(`SELECT 1 FROM "${schema}".jobs WHERE id = 'a' FOR UPDATE`);
+      locked();
+      await released;
+    });
+    await isLocked;
+    try {
+      const settling = store.applyChange({ change }).then(() => null, (e: unknown) => e);
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const [{ n }] = await sql`SELECT count(*)::int AS n FROM pg_stat_activity
+          WHERE application_name = ${appName} AND wait_event_type = 'Lock'`;
+        if (n > 0) break;
+        assert.ok(Date.now() < deadline, "the settle never blocked on the row lock");
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+        WHERE application_name = ${appName}`;
+      const err = await settling;
+      assert.ok(err instanceof StorageError, `expected a StorageError, got ${err}`);
+      assert.equal(err.transient, true, err.message);
+    } finally {
+      release();
+      await holding;
+    }
+    // Nothing was written; retried as a worker does (transient errors again), the write succeeds.
+    assert.equal((await retryTransient(() => store.getJob({ id: "a" })))?.state, "processing");
+    assert.equal(await retryTransient(() => store.applyChange({ change })), true);
+    assert.equal((await store.getJob({ id: "a" }))?.state, "completed");
+  } finally {
+    await store.close();
+    await sql.end();
+    await locker.end();
+  }
+});
+
+pgTest("waitForJobs wakes on NOTIFY from another connection, for its schema only", async (
+  schema,
+) => {
+  const other = freshSchema();
+  const producer = await openPostgresStore(PG_URL, { schema });
+  const waiter = await openPostgresStore(PG_URL, { schema });
+  const stranger = await openPostgresStore(PG_URL, { schema: other });
+  try {
+    // The first call starts listening.
+    await waiter.waitForJobs!({ timeoutMs: 0 });
+    const wakeBy = async (action: () => Promise<unknown>) => {
+      const controller = new AbortController();
+      const guard = setTimeout(() => controller.abort(), 10_000);
+      const waiting = waiter.waitForJobs!({ timeoutMs: 60_000, signal: controller.signal });
+      await action();
+      await waiting;
+      clearTimeout(guard);
+      assert.ok(!controller.signal.aborted, "woken by NOTIFY, not by the 10 s guard");
+    };
+    await wakeBy(() => producer.insertJobs({ jobs: [newJob("a", { max_retries: 0 })], now: T0 }));
+    // A job made runnable again (dead → pending) wakes the waiter too.
+    const [job] = await producer.claimJobs({
+      workerId: "w",
+      queues: null,
+      now: T0,
+      leaseMs: 1000,
+      limit: 1,
+    });
+    await producer.applyChange({
+      change: {
+        id: job.id,
+        from: "processing",
+        to: "dead",
+        leaseOwner: "w",
+        set: { lease_owner: null, lease_expires_at: null, finished_at: T0 },
+        updated_at: T0,
+      },
+    });
+    const dead = (await producer.getJob({ id: "a" }))!;
+    await wakeBy(() => producer.applyChange({ change: retryNow(dead, T0 + 1) }));
+    // Jobs in another schema do not wake it: this wait runs to its timeout.
+    await stranger.insertJobs({ jobs: [newJob("elsewhere")], now: T0 });
+    const start = performance.now();
+    await waiter.waitForJobs!({ timeoutMs: 300 });
+    assert.ok(performance.now() - start >= 250, "woken by another schema's NOTIFY");
+  } finally {
+    await closeAll([producer, waiter, stranger]);
+    await dropSchema(other);
+  }
+});
+
+pgTest("workers on separate connection pools never claim the same job", async (schema) => {
+  const stores = await Promise.all(
+    Array.from({ length: 4 }, () => openPostgresStore(PG_URL, { schema, max: 2 })),
+  );
+  try {
+    const jobs = Array.from({ length: 300 }, (_, i) => newJob(`j${i}`, { priority: i % 5 }));
+    await stores[0].insertJobs({ jobs, now: T0 });
+    const claimer = async (store: Store, w: string): Promise<string[]> => {
+      const got: string[] = [];
+      for (;;) {
+        const batch = await store.claimJobs({
+          workerId: w,
+          queues: null,
+          now: T0,
+          leaseMs: 30_000,
+          limit: 2,
+        });
+        if (batch.length === 0) return got;
+        got.push(...batch.map((j) => j.id));
+      }
+    };
+    const results = await Promise.all(
+      stores.flatMap((s, i) => [claimer(s, `w${i}a`), claimer(s, `w${i}b`)]),
+    );
+    const all = results.flat();
+    assert.equal(all.length, 300);
+    assert.equal(new Set(all).size, 300);
+  } finally {
+    await closeAll(stores);
+  }
+});
+
+pgTest("NUL characters in output are stored as U+FFFD", async (schema) => {
+  const store = await openPostgresStore(PG_URL, { schema });
+  try {
+    await store.insertJobs({ jobs: [newJob("a")], now: T0 });
+    const [job] = await store.claimJobs({
+      workerId: "w",
+      queues: null,
+      now: T0,
+      leaseMs: 1000,
+      limit: 1,
+    });
+    assert.ok(
+      await store.applyChange({
+        change: complete(job, { now: T0, workerId: "w", exit_code: 0 }),
+        output: { stdout: "a\0b", stderr: "\0" },
+      }),
+    );
+    assert.deepEqual(await store.getJobOutput({ id: "a" }), {
+      stdout: "a\uFFFDb",
+      stderr: "\uFFFD",
+    });
+  } finally {
+    await store.close();
+  }
+});
