@@ -1,0 +1,51 @@
+/**
+ * `deno task bench`: runs every benchmark side by side on this machine and writes BENCHMARKS.md.
+ * `deno task bench --quick` runs smaller sizes (a smoke run, not for reporting).
+ */
+import { benchFoundation } from "./foundation.ts";
+
+const quick = Deno.args.includes("--quick");
+const only = Deno.args.find((a) => a.startsWith("--only="))?.slice("--only=".length);
+
+const suites: [string, () => Promise<string>][] = [
+  ["foundation", () => benchFoundation({ quick })],
+];
+
+const sections: string[] = [];
+for (const [name, run] of suites) {
+  if (only && only !== name) continue;
+  console.error(`running ${name} ...`);
+  const section = await run();
+  console.log(section);
+  sections.push(section);
+}
+
+const cpu = (await Deno.readTextFile("/proc/cpuinfo").catch(() => "")).match(
+  /model name\s*:\s*(.*)/,
+)?.[1] ?? Deno.build.arch;
+const header = [
+  "# Benchmarks",
+  "",
+  `Measured ${new Date().toISOString().slice(0, 10)} with \`deno task bench${
+    quick ? " --quick" : ""
+  }${
+    only ? ` --only=${only}` : ""
+  }\` on ${navigator.hardwareConcurrency} cores (${cpu}), Deno ${Deno.version.deno}, SQLite ${await sqliteVersion()}. Ratios are measured side by side in one run; absolute times on a shared 2-core machine are noisy.`,
+  "",
+].join("\n");
+
+async function sqliteVersion(): Promise<string> {
+  const { DatabaseSync } = await import("node:sqlite");
+  const db = new DatabaseSync(":memory:");
+  const v = (db.prepare("SELECT sqlite_version() AS v").get() as { v: string }).v;
+  db.close();
+  return v;
+}
+
+if (!quick && !only) {
+  await Deno.writeTextFile(
+    new URL("../BENCHMARKS.md", import.meta.url),
+    header + "\n" + sections.join("\n"),
+  );
+  console.error("wrote BENCHMARKS.md");
+}
