@@ -1,0 +1,76 @@
+/**
+ * Builds one standalone queuectl binary for a target with `deno compile`.
+ *
+ * The permission flags, `--include` paths and entry point come from the `compile` task in
+ * deno.json (the one source of truth); this script only sets `--target` and `--output`. (`deno task
+ * compile --target ...` cannot do it: deno task appends extra words after the entry point, where
+ * they would become arguments baked into the binary.)
+ *
+ * Usage: deno run --allow-read --allow-run scripts/compile.ts [--target T] [--output PATH]
+ *   --target  a Rust target triple, default the host's (Deno.build.target)
+ *   --output  default dist/queuectl-<target>, plus .exe for Windows targets
+ */
+
+/** The targets a release ships, in the order of the release workflow's build matrix. */
+export const RELEASE_TARGETS = [
+  "x86_64-unknown-linux-gnu",
+  "aarch64-unknown-linux-gnu",
+  "x86_64-apple-darwin",
+  "aarch64-apple-darwin",
+  "x86_64-pc-windows-msvc",
+] as const;
+
+/** The release asset name for a target: `queuectl-<target>`, `.exe` on Windows. */
+export function binaryName(target: string): string {
+  return `queuectl-${target}${target.includes("windows") ? ".exe" : ""}`;
+}
+
+/**
+ * The `deno compile` arguments (without the leading `deno`) for `target` and `output`, from the
+ * compile task's command line: its own --output/-o is replaced, everything else is kept as is.
+ */
+export function compileArgs(task: string, target: string, output: string): string[] {
+  if (/["'`$\\|;&<>]/.test(task)) {
+    throw new Error(`the compile task must be plain words (no quotes or shell syntax): ${task}`);
+  }
+  const words = task.trim().split(/\s+/);
+  if (words[0] !== "deno" || words[1] !== "compile") {
+    throw new Error(`the compile task must start with "deno compile": ${task}`);
+  }
+  const rest = words.slice(2);
+  const entry = rest.pop();
+  if (entry === undefined || entry.startsWith("-") || !/\.[cm]?[jt]sx?$/.test(entry)) {
+    throw new Error(`the compile task must end with its entry point: ${task}`);
+  }
+  const kept: string[] = [];
+  for (let i = 0; i < rest.length; i++) {
+    const w = rest[i];
+    if (w === "--output" || w === "-o" || w === "--target") i++; // drop the flag and its value
+    else if (!w.startsWith("--output=") && !w.startsWith("--target=")) kept.push(w);
+  }
+  return ["compile", ...kept, "--target", target, "--output", output, entry];
+}
+
+function option(args: string[], name: string): string | undefined {
+  const at = args.indexOf(name);
+  if (at < 0) return undefined;
+  const value = args[at + 1];
+  if (value === undefined || value.startsWith("-")) throw new Error(`${name} needs a value`);
+  return value;
+}
+
+if (import.meta.main) {
+  try {
+    const root = new URL("../", import.meta.url);
+    const denoJson = JSON.parse(await Deno.readTextFile(new URL("deno.json", root)));
+    const target = option(Deno.args, "--target") ?? Deno.build.target;
+    const output = option(Deno.args, "--output") ?? `dist/${binaryName(target)}`;
+    const args = compileArgs(denoJson.tasks.compile, target, output);
+    console.error(`deno ${args.join(" ")}`);
+    const { code } = await new Deno.Command(Deno.execPath(), { args, cwd: root }).spawn().status;
+    Deno.exit(code);
+  } catch (err) {
+    console.error(`error: ${err instanceof Error ? err.message : err}`);
+    Deno.exit(2);
+  }
+}

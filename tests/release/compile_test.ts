@@ -1,0 +1,69 @@
+/**
+ * The release build: scripts/compile.ts derives each target's `deno compile` command line from the
+ * compile task in deno.json (one source of truth for the permission flags), and the release
+ * workflow builds exactly the targets the script knows.
+ */
+import assert from "node:assert/strict";
+import denoJson from "../../deno.json" with { type: "json" };
+import { binaryName, compileArgs, RELEASE_TARGETS } from "../../scripts/compile.ts";
+
+const PERMISSION = /^--(allow|deny)-/;
+
+function permissionFlags(words: readonly string[]): string[] {
+  return words.filter((w) => PERMISSION.test(w)).toSorted();
+}
+
+Deno.test("compileArgs keeps the compile task's permissions and --include, sets target and output", () => {
+  const task = denoJson.tasks.compile;
+  const words = task.split(/\s+/);
+  const args = compileArgs(task, "aarch64-apple-darwin", "out/q");
+
+  assert.equal(args[0], "compile");
+  assert.deepEqual(permissionFlags(args), permissionFlags(words));
+  assert.ok(permissionFlags(args).length > 0, "explicit permission flags");
+  assert.ok(!args.includes("-A") && !args.includes("--allow-all"), "never -A");
+  const include = args.indexOf("--include");
+  assert.equal(args[include + 1], "src/dashboard/assets");
+  assert.equal(args[args.indexOf("--target") + 1], "aarch64-apple-darwin");
+  assert.equal(args.filter((w) => w === "--output").length, 1, "the task's --output is replaced");
+  assert.equal(args[args.indexOf("--output") + 1], "out/q");
+  assert.equal(args.at(-1), words.at(-1), "entry point last");
+  assert.equal(args.at(-1), "src/main.ts");
+});
+
+Deno.test("the compiled binary gets the same permissions as `deno task queuectl`", () => {
+  assert.deepEqual(
+    permissionFlags(denoJson.tasks.compile.split(/\s+/)),
+    permissionFlags(denoJson.tasks.queuectl.split(/\s+/)),
+  );
+});
+
+Deno.test("compileArgs replaces --output=, -o and --target forms, refuses shell syntax", () => {
+  assert.deepEqual(
+    compileArgs("deno compile --allow-read --output=x -o y --target z main.ts", "t", "o"),
+    ["compile", "--allow-read", "--target", "t", "--output", "o", "main.ts"],
+  );
+  assert.throws(() => compileArgs("deno compile --allow-read 'src/main.ts'", "t", "o"), /plain/);
+  assert.throws(() => compileArgs("deno run src/main.ts", "t", "o"), /deno compile/);
+  assert.throws(() => compileArgs("deno compile --allow-read", "t", "o"), /entry point/);
+});
+
+Deno.test("binaryName: queuectl-<target>, .exe for Windows", () => {
+  assert.equal(binaryName("x86_64-unknown-linux-gnu"), "queuectl-x86_64-unknown-linux-gnu");
+  assert.equal(binaryName("x86_64-pc-windows-msvc"), "queuectl-x86_64-pc-windows-msvc.exe");
+});
+
+Deno.test("release.yml builds and smoke-tests every release target, through scripts/compile.ts", async () => {
+  const yml = await Deno.readTextFile(
+    new URL("../../.github/workflows/release.yml", import.meta.url),
+  );
+  const build = yml.slice(yml.indexOf("\n  build:"), yml.indexOf("\n  smoke:"));
+  const smoke = yml.slice(yml.indexOf("\n  smoke:"), yml.indexOf("\n  release:"));
+  const listed = [...build.matchAll(/^ {10}- ([\w-]+)$/gm)].map((m) => m[1]);
+  assert.deepEqual(listed, [...RELEASE_TARGETS]);
+  const smoked = [...smoke.matchAll(/- target: ([\w-]+)$/gm)].map((m) => m[1]);
+  assert.deepEqual(smoked, [...RELEASE_TARGETS]);
+  assert.match(build, /scripts\/compile\.ts --target \$\{\{ matrix\.target \}\}/);
+  assert.match(smoke, /scripts\/smoke\.sh/);
+  assert.match(yml, /sha256sum queuectl-\* > SHA256SUMS/);
+});
