@@ -63,3 +63,65 @@ Deno.test("sqlite: the planner uses the indexes for status, list and claim", asy
     db.close();
   }
 });
+
+Deno.test("sqlite: the per-state counters always equal a full count", async () => {
+  const { complete, fail, moveToDlq, restore } = await import("../../src/core/transitions.ts");
+  const path = `${dir}/counts.db`;
+  const store = await openSqliteStore(path);
+  const policy = { backoff_base: 2, backoff_max: 10 };
+  const fullCount = () => {
+    const db = new DatabaseSync(path, { readOnly: true });
+    try {
+      const rows = db.prepare("SELECT state, count(*) AS n FROM jobs GROUP BY state").all() as {
+        state: string;
+        n: number;
+      }[];
+      return Object.fromEntries(rows.map((r) => [r.state, r.n]));
+    } finally {
+      db.close();
+    }
+  };
+  const assertCounts = async () => {
+    const { counts } = await store.stats({ now: Date.now() });
+    const full = fullCount();
+    for (const [state, n] of Object.entries(counts)) assert.equal(n, full[state] ?? 0, state);
+  };
+  try {
+    let now = 1_000_000;
+    let seq = 0;
+    for (let round = 0; round < 30; round++) {
+      await store.insertJobs({
+        jobs: Array.from({ length: 5 }, () => ({
+          id: `j${seq++}`,
+          command: "x",
+          queue: "default",
+          priority: round % 3,
+          max_retries: 1,
+          timeout: null,
+          run_at: now,
+        })),
+        now,
+      });
+      now += 10_000;
+      const claimed = await store.claimJobs({
+        workerId: "w",
+        queues: null,
+        now,
+        leaseMs: 5,
+        limit: 4,
+      });
+      for (const [i, job] of claimed.entries()) {
+        const r = { now, workerId: "w", exit_code: i % 2 };
+        await store.applyChange({ change: i % 2 ? fail(job, r, policy) : complete(job, r) });
+      }
+      const failed = await store.listJobs({ state: "failed", limit: 2 });
+      if (failed[0]) await store.applyChange({ change: moveToDlq(failed[0], now) });
+      const dead = await store.listJobs({ state: "dead", limit: 1 });
+      if (dead[0] && round % 2) await store.applyChange({ change: restore(dead[0], now) });
+      if (round % 5 === 0) await store.deleteJobs({ states: ["completed", "dead"] });
+      await assertCounts();
+    }
+  } finally {
+    await store.close();
+  }
+});

@@ -36,10 +36,20 @@ export const MIGRATIONS: readonly string[] = [
     WHERE state IN ('pending', 'failed');
   -- rescue of jobs whose worker died.
   CREATE INDEX jobs_lease ON jobs (lease_expires_at) WHERE state = 'processing';
+  -- scheduled jobs (status): pending or failed jobs whose run_at is still to come.
+  CREATE INDEX jobs_waiting ON jobs (run_at) WHERE state IN ('pending', 'failed');
   -- throughput chart (completed per minute).
   CREATE INDEX jobs_finished ON jobs (finished_at) WHERE state = 'completed';
   -- list without a state filter, newest first.
   CREATE INDEX jobs_created ON jobs (created_at);
+  -- Jobs per state, kept by the store in the same transaction as every insert, state change and
+  -- delete, so that status answers at once on millions of jobs (a GROUP BY would scan them all).
+  CREATE TABLE job_counts (
+    state TEXT PRIMARY KEY,
+    n INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  INSERT INTO job_counts (state, n) VALUES
+    ('pending', 0), ('processing', 0), ('completed', 0), ('failed', 0), ('dead', 0);
   CREATE TABLE job_output (
     id TEXT PRIMARY KEY,
     stdout TEXT NOT NULL,

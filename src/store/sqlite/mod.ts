@@ -201,8 +201,16 @@ class SqliteStore implements Store {
             throw err;
           }
         }
+        this.#count("pending", p.jobs.length);
       });
     });
+  }
+
+  /** Adjusts the per-state counter; callers are inside the write transaction. */
+  #count(state: JobState, delta: number): void {
+    if (delta !== 0) {
+      this.#stmt("UPDATE job_counts SET n = n + ? WHERE state = ?").run(delta, state);
+    }
   }
 
   getJob(p: { id: string }): Promise<Job | null> {
@@ -268,7 +276,7 @@ class SqliteStore implements Store {
         number
       >;
       for (
-        const row of this.#stmt("SELECT state, count(*) AS n FROM jobs GROUP BY state").all() as {
+        const row of this.#stmt("SELECT state, n FROM job_counts").all() as {
           state: JobState;
           n: number;
         }[]
@@ -277,18 +285,20 @@ class SqliteStore implements Store {
         "SELECT min(created_at) FROM jobs WHERE state = 'pending' AND run_at <= ?",
         p.now,
       ) as number | null;
-      const laterPending = this.#value(
-        "SELECT count(*) FROM jobs WHERE state IN ('pending', 'failed') AND run_at > ?",
+      const scheduled = this.#value(
+        "SELECT count(*) FROM jobs INDEXED BY jobs_waiting " +
+          "WHERE state IN ('pending', 'failed') AND run_at > ?",
         p.now,
       ) as number;
-      return { counts, oldest_pending_at: oldest ?? null, scheduled: laterPending };
+      return { counts, oldest_pending_at: oldest ?? null, scheduled };
     });
   }
 
   completedPerBucket(p: { since: number; bucketMs: number }): Promise<number[]> {
     return this.#run(() => {
       const rows = this.#stmt(
-        "SELECT CAST((finished_at - ?) / ? AS INTEGER) AS b, count(*) AS n FROM jobs " +
+        "SELECT CAST((finished_at - ?) / ? AS INTEGER) AS b, count(*) AS n " +
+          "FROM jobs INDEXED BY jobs_finished " +
           "WHERE state = 'completed' AND finished_at >= ? GROUP BY b",
       ).all(p.since, p.bucketMs, p.since) as { b: number; n: number }[];
       const size = rows.reduce((m, r) => Math.max(m, r.b + 1), 0);
@@ -320,15 +330,16 @@ class SqliteStore implements Store {
         params.push(c.leaseExpiredBy);
       }
       const update = this.#stmt(`UPDATE jobs SET ${sets.join(", ")} WHERE ${guard}`);
-      if (!p.output) return Number(update.run(...params).changes) === 1;
       const output = p.output;
       return this.#transaction(() => {
         if (Number(update.run(...params).changes) !== 1) return false;
-        this.#stmt("INSERT OR REPLACE INTO job_output (id, stdout, stderr) VALUES (?, ?, ?)").run(
-          c.id,
-          output.stdout,
-          output.stderr,
-        );
+        this.#count(c.from, -1);
+        this.#count(c.to, 1);
+        if (output) {
+          this.#stmt(
+            "INSERT OR REPLACE INTO job_output (id, stdout, stderr) VALUES (?, ?, ?)",
+          ).run(c.id, output.stdout, output.stderr);
+        }
         return true;
       });
     });
@@ -347,27 +358,30 @@ class SqliteStore implements Store {
       const queueFilter = p.queues && p.queues.length
         ? ` AND queue IN (${p.queues.map(() => "?").join(", ")})`
         : "";
-      const rows = this.#stmt(
-        "UPDATE jobs SET state = 'processing', attempts = attempts + 1, started_at = ?, " +
-          "lease_owner = ?, lease_expires_at = ?, updated_at = ? WHERE id IN (" +
-          // INDEXED BY: claim order must come from the index, never from sorting every due job.
-          "SELECT id FROM jobs INDEXED BY jobs_claim WHERE state IN ('pending', 'failed') " +
-          "AND run_at <= ?" +
-          queueFilter +
-          " ORDER BY priority DESC, run_at ASC, created_at ASC LIMIT ?) " +
-          `RETURNING ${JOB_COLUMNS}`,
-      ).all(
-        p.now,
-        p.workerId,
-        p.now + p.leaseMs,
-        p.now,
-        p.now,
-        ...(p.queues ?? []),
-        p.limit,
-      ) as unknown as Job[];
-      return rows.sort((a, b) =>
-        b.priority - a.priority || a.run_at - b.run_at || a.created_at - b.created_at
-      );
+      return this.#transaction(() => {
+        // INDEXED BY: claim order must come from the index, never from sorting every due job.
+        const candidates = this.#stmt(
+          "SELECT id, state FROM jobs INDEXED BY jobs_claim WHERE state IN ('pending', 'failed') " +
+            `AND run_at <= ?${queueFilter} ORDER BY priority DESC, run_at ASC, created_at ASC LIMIT ?`,
+        ).all(p.now, ...(p.queues ?? []), p.limit) as { id: string; state: JobState }[];
+        if (candidates.length === 0) return [];
+        const claim = this.#stmt(
+          "UPDATE jobs SET state = 'processing', attempts = attempts + 1, started_at = ?, " +
+            "lease_owner = ?, lease_expires_at = ?, updated_at = ? " +
+            `WHERE id = ? AND state IN ('pending', 'failed') RETURNING ${JOB_COLUMNS}`,
+        );
+        const claimed: Job[] = [];
+        for (const c of candidates) {
+          const job = claim.get(p.now, p.workerId, p.now + p.leaseMs, p.now, c.id) as
+            | Job
+            | undefined;
+          if (!job) continue;
+          claimed.push(job);
+          this.#count(c.state, -1);
+          this.#count("processing", 1);
+        }
+        return claimed;
+      });
     });
   }
 
@@ -396,7 +410,8 @@ class SqliteStore implements Store {
         ? ` AND queue IN (${p.queues.map(() => "?").join(", ")})`
         : "";
       return (this.#value(
-        `SELECT min(run_at) FROM jobs WHERE state IN ('pending', 'failed')${queueFilter}`,
+        "SELECT min(run_at) FROM jobs INDEXED BY jobs_waiting " +
+          `WHERE state IN ('pending', 'failed')${queueFilter}`,
         ...(p.queues ?? []),
       ) as number | null) ?? null;
     });
@@ -416,9 +431,15 @@ class SqliteStore implements Store {
       const del = (extra: string, extraParams: SQLInputValue[]): string[] => {
         const rows = this.#db.prepare(
           `DELETE FROM jobs WHERE ${[...terms, ...(extra ? [extra] : [])].join(" AND ")} ` +
-            "RETURNING id",
-        ).all(...params, ...extraParams) as { id: string }[];
+            "RETURNING id, state",
+        ).all(...params, ...extraParams) as { id: string; state: JobState }[];
         const ids = rows.map((r) => r.id);
+        for (const state of JOB_STATES) {
+          this.#count(
+            state,
+            -rows.filter((r) => r.state === state).length,
+          );
+        }
         const delOut = this.#stmt("DELETE FROM job_output WHERE id = ?");
         for (const id of ids) delOut.run(id);
         return ids;
