@@ -1,5 +1,6 @@
 /** Runs the real queuectl CLI as a subprocess, the way a user does. */
-export const MAIN = new URL("../../src/main.ts", import.meta.url).pathname;
+/** A file URL, not `.pathname` (which is "/C:/..." on Windows); `deno run` takes either. */
+export const MAIN = new URL("../../src/main.ts", import.meta.url).href;
 
 /** The explicit permission flags of the `queuectl` task in deno.json. */
 export const PERMISSIONS = [
