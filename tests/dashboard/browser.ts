@@ -1,0 +1,45 @@
+/**
+ * Debian's Chromium through playwright-core (never a downloaded browser). When Chromium is
+ * missing the e2e tests fail if CI is set, and are skipped with a printed reason otherwise.
+ */
+import type { Browser } from "playwright-core";
+
+export const CHROMIUM = "/usr/bin/chromium";
+export const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+/** Why the browser tests cannot run here, or null when Chromium is installed. */
+export function chromiumMissing(): string | null {
+  try {
+    if (Deno.statSync(CHROMIUM).isFile) return null;
+  } catch {
+    // fall through
+  }
+  return `${CHROMIUM} not found (apt-get install -y chromium)`;
+}
+
+/** True when a missing browser must fail the tests instead of skipping them. */
+export function isCi(): boolean {
+  const ci = Deno.env.get("CI");
+  return ci !== undefined && ci !== "" && ci !== "0" && ci.toLowerCase() !== "false";
+}
+
+/**
+ * Launches Chromium headless with a new empty profile. playwright-core is imported here, at the
+ * first use: at load it probes /proc/sys/fs/binfmt_misc for WSL (a path Deno only lets --allow-all
+ * read). `__IS_WSL_TEST__` skips that probe; its answer only matters for opening URLs in a desktop
+ * browser, which the tests never do.
+ */
+export async function launchChromium(): Promise<Browser> {
+  Deno.env.set("__IS_WSL_TEST__", "1");
+  const { chromium } = await import("playwright-core");
+  return await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+}

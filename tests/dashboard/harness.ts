@@ -1,0 +1,93 @@
+/** A dashboard on a temp SQLite store, served in-process on a free port, and a small client. */
+import { ManualClock } from "../../src/core/clock.ts";
+import type { Clock } from "../../src/core/clock.ts";
+import { type Dashboard, startDashboard } from "../../src/dashboard/server.ts";
+import type { Store } from "../../src/store/store.ts";
+import { tempStore } from "../helpers/temp.ts";
+
+export interface Harness extends AsyncDisposable {
+  store: Store;
+  dbPath: string;
+  clock: ManualClock;
+  dashboard: Dashboard;
+  /** Internal errors the server logged. */
+  logs: string[];
+  /** The origin a browser on the page would send. */
+  origin: string;
+}
+
+export async function harness(
+  opts: { token?: string; clock?: Clock; pushIntervalMs?: number; store?: Store } = {},
+): Promise<Harness> {
+  const temp = await tempStore();
+  const clock = new ManualClock(Date.UTC(2026, 0, 1, 12, 0, 0));
+  const logs: string[] = [];
+  const dashboard = startDashboard({
+    store: opts.store ?? temp.store,
+    clock: opts.clock ?? clock,
+    hostname: "127.0.0.1",
+    port: 0,
+    token: opts.token,
+    pushIntervalMs: opts.pushIntervalMs ?? 50,
+    log: (line) => logs.push(line),
+  });
+  return {
+    store: temp.store,
+    dbPath: temp.dbPath,
+    clock,
+    dashboard,
+    logs,
+    origin: `http://127.0.0.1:${dashboard.port}`,
+    [Symbol.asyncDispose]: async () => {
+      await dashboard.shutdown();
+      await temp[Symbol.asyncDispose]();
+    },
+  };
+}
+
+export interface ApiResult {
+  status: number;
+  headers: Headers;
+  // deno-lint-ignore no-explicit-any
+  body: any;
+}
+
+export interface CallOptions {
+  method?: string;
+  body?: unknown;
+  /** Raw body text (sent as is). */
+  raw?: string;
+  headers?: Record<string, string>;
+  /** Send the headers a same-origin page sends: Origin, Sec-Fetch-Site, X-CSRF-Token (default). */
+  browser?: boolean;
+}
+
+/** Calls the API the way the page does (same origin, CSRF header) unless told otherwise. */
+export async function call(h: Harness, path: string, opts: CallOptions = {}): Promise<ApiResult> {
+  const method = opts.method ?? "GET";
+  const headers: Record<string, string> = {};
+  if (opts.browser !== false) {
+    headers["sec-fetch-site"] = "same-origin";
+    if (method !== "GET") {
+      headers["origin"] = h.origin;
+      headers["x-csrf-token"] = h.dashboard.csrfToken;
+    }
+  }
+  let body: string | undefined = opts.raw;
+  if (opts.body !== undefined) {
+    headers["content-type"] = "application/json";
+    body = JSON.stringify(opts.body);
+  }
+  const res = await fetch(new URL(path, h.dashboard.url), {
+    method,
+    headers: { ...headers, ...opts.headers },
+    body,
+    redirect: "manual",
+  });
+  const text = await res.text();
+  let parsed: unknown = text;
+  if ((res.headers.get("content-type") ?? "").startsWith("application/json")) {
+    parsed = JSON.parse(text);
+  }
+  return { status: res.status, headers: res.headers, body: parsed };
+}
