@@ -1,0 +1,410 @@
+import assert from "node:assert/strict";
+import { execute, shellArgv } from "../../src/worker/executor.ts";
+
+const UNIX_ONLY = Deno.build.os === "windows";
+const WHY_UNIX = "(Unix only: sh syntax, process groups and POSIX signals)";
+const LIMIT = 65536;
+
+/** Polls `check` until it returns true; fails with `what` after `timeoutMs`. */
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 5000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/**
+ * True while `pid` is a live process (zombies count as dead: they only wait to be reaped). Uses
+ * `ps`: Deno lets only a fully privileged program read /proc/<pid>.
+ */
+async function isAlive(pid: number): Promise<boolean> {
+  const ps = await new Deno.Command("ps", { args: ["-o", "stat=", "-p", String(pid)] }).output();
+  const state = new TextDecoder().decode(ps.stdout).trim();
+  return state !== "" && !state.startsWith("Z");
+}
+
+/** The pids a job printed, one per line. */
+function pidsIn(stdout: string): number[] {
+  return stdout.split("\n").filter((l) => /^\d+$/.test(l)).map(Number);
+}
+
+async function assertAllDead(pids: number[]) {
+  assert.ok(pids.length > 0, "the job should have printed its background pids");
+  for (const pid of pids) {
+    await waitFor(`pid ${pid} to be gone`, async () => !(await isAlive(pid)));
+  }
+}
+
+Deno.test("shellArgv runs the command through sh on Unix and cmd on Windows", () => {
+  assert.deepEqual(shellArgv("echo 'a b' | wc", "linux"), ["sh", "-c", "echo 'a b' | wc"]);
+  assert.deepEqual(shellArgv("exit 1", "darwin"), ["sh", "-c", "exit 1"]);
+  assert.deepEqual(shellArgv('echo "x" & ver', "windows"), [
+    "cmd",
+    "/d",
+    "/s",
+    "/c",
+    'echo "x" & ver',
+  ]);
+  const expected = Deno.build.os === "windows" ? "cmd" : "sh";
+  assert.equal(shellArgv("true")[0], expected, "defaults to the running OS");
+});
+
+Deno.test("a successful job reports exit code 0, its output and no error", async () => {
+  const r = await execute({ command: "echo hello", outputLimit: LIMIT });
+  assert.equal(r.exit_code, 0);
+  assert.equal(r.error, null);
+  assert.equal(r.signal, null);
+  assert.equal(r.stdout.trimEnd(), "hello");
+  assert.equal(r.stderr, "");
+  assert.deepEqual(r.truncated, { stdout: false, stderr: false });
+  assert.equal(r.timed_out, false);
+  assert.equal(r.aborted, false);
+  assert.ok(r.duration_ms >= 0);
+});
+
+Deno.test("stdout and stderr are captured separately", {
+  ignore: UNIX_ONLY,
+}, async () => {
+  const r = await execute({ command: "echo out; echo err >&2", outputLimit: LIMIT });
+  assert.equal(r.stdout, "out\n");
+  assert.equal(r.stderr, "err\n");
+});
+
+Deno.test("a non-zero exit is a failure that names the exit code", async () => {
+  const r = await execute({ command: "exit 3", outputLimit: LIMIT });
+  assert.equal(r.exit_code, 3);
+  assert.equal(r.signal, null);
+  assert.equal(r.error, "exit code 3");
+});
+
+Deno.test(`a command that does not exist exits 127 from sh ${WHY_UNIX}`, {
+  ignore: UNIX_ONLY,
+}, async () => {
+  const r = await execute({ command: "idontexist123", outputLimit: LIMIT });
+  assert.equal(r.exit_code, 127);
+  assert.equal(r.error, "exit code 127");
+  assert.match(r.stderr, /idontexist123/);
+});
+
+Deno.test("a shell that cannot be spawned reports could not start", async () => {
+  const cwd = await Deno.makeTempDir();
+  await Deno.remove(cwd);
+  const r = await execute({ command: "echo never", outputLimit: LIMIT, cwd });
+  assert.equal(r.exit_code, null);
+  assert.equal(r.signal, null);
+  assert.match(r.error ?? "", /^could not start: \S/);
+  assert.ok(!r.error?.includes("\n"), "one line");
+  assert.equal(r.stdout, "");
+});
+
+Deno.test("cwd sets the job's working directory", { ignore: UNIX_ONLY }, async () => {
+  const cwd = await Deno.realPath(await Deno.makeTempDir());
+  try {
+    const r = await execute({ command: "pwd", outputLimit: LIMIT, cwd });
+    assert.equal(r.stdout, `${cwd}\n`);
+  } finally {
+    await Deno.remove(cwd);
+  }
+});
+
+Deno.test("env vars are added to the inherited environment", async () => {
+  const command = Deno.build.os === "windows"
+    ? "echo %QUEUECTL_JOB_ID%:%QUEUECTL_ATTEMPT%:%QUEUECTL_QUEUE%:%PATH%"
+    : 'echo "$QUEUECTL_JOB_ID:$QUEUECTL_ATTEMPT:$QUEUECTL_QUEUE:$PATH"';
+  const r = await execute({
+    command,
+    outputLimit: LIMIT,
+    env: { QUEUECTL_JOB_ID: "job42", QUEUECTL_ATTEMPT: "2", QUEUECTL_QUEUE: "emails" },
+  });
+  assert.equal(r.error, null);
+  assert.equal(r.stdout.trimEnd(), `job42:2:emails:${Deno.env.get("PATH")}`);
+});
+
+Deno.test(`stdin is closed: a job reading it sees end of file ${WHY_UNIX}`, {
+  ignore: UNIX_ONLY,
+}, async () => {
+  const r = await execute({ command: "cat; echo done", outputLimit: LIMIT });
+  assert.equal(r.error, null);
+  assert.equal(r.stdout, "done\n");
+});
+
+Deno.test("an already aborted signal runs nothing", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const controller = new AbortController();
+    controller.abort();
+    const r = await execute({
+      command: Deno.build.os === "windows" ? `echo x> ${dir}\\ran` : `touch ${dir}/ran`,
+      outputLimit: LIMIT,
+      signal: controller.signal,
+    });
+    assert.equal(r.aborted, true);
+    assert.equal(r.exit_code, null);
+    assert.equal(r.error, "aborted before start");
+    await assert.rejects(Deno.stat(`${dir}/ran`), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Is the `setsid` program on PATH (the executor's fast way to a new session)? */
+function hasSetsidProgram(): boolean {
+  return (Deno.env.get("PATH") ?? "").split(":").some((dir) => {
+    try {
+      return Deno.statSync(`${dir}/setsid`).isFile;
+    } catch {
+      return false;
+    }
+  });
+}
+
+// Each way of giving the job its own process group gets the same process-control tests.
+const GROUP_MODES = [
+  {
+    groupVia: "setsid-program" as const,
+    ignore: UNIX_ONLY || !hasSetsidProgram(),
+    why: "(Unix with the setsid program only)",
+  },
+  { groupVia: "detached" as const, ignore: UNIX_ONLY, why: WHY_UNIX },
+];
+
+for (const { groupVia, ignore, why } of GROUP_MODES) {
+  const name = (behaviour: string) => `${behaviour} [groupVia ${groupVia}] ${why}`;
+
+  Deno.test(name("the job leads its own session and process group"), { ignore }, async () => {
+    const r = await execute({
+      command: "ps -o pid=,pgid=,sid= -p $$",
+      outputLimit: LIMIT,
+      groupVia,
+    });
+    assert.equal(r.error, null, r.stderr);
+    const [pid, pgid, sid] = r.stdout.trim().split(/\s+/).map(Number);
+    assert.ok(pid > 0);
+    assert.equal(pgid, pid);
+    assert.equal(sid, pid);
+    assert.notEqual(pid, Deno.pid);
+  });
+
+  Deno.test(name("a shell killed by a signal reports it, with no exit code"), {
+    ignore,
+  }, async () => {
+    const r = await execute({ command: "kill -KILL $$", outputLimit: LIMIT, groupVia });
+    assert.equal(r.exit_code, null);
+    assert.equal(r.signal, "SIGKILL");
+    assert.equal(r.error, "killed by SIGKILL");
+    assert.equal(r.timed_out, false);
+  });
+
+  Deno.test(name("timeout terminates the whole process group, grandchildren included"), {
+    ignore,
+  }, async () => {
+    const r = await execute({
+      command: "sleep 100 & echo $!; sleep 100 & echo $!; wait",
+      outputLimit: LIMIT,
+      timeoutMs: 500,
+      graceMs: 5000,
+      groupVia,
+    });
+    assert.equal(r.timed_out, true);
+    assert.equal(r.aborted, false);
+    assert.equal(r.exit_code, null);
+    assert.equal(r.signal, "SIGTERM");
+    assert.equal(r.error, "timed out after 500ms (process group terminated)");
+    const pids = pidsIn(r.stdout);
+    assert.equal(pids.length, 2, `both background pids printed, got ${JSON.stringify(r.stdout)}`);
+    await assertAllDead(pids);
+  });
+
+  Deno.test(name("a group that ignores SIGTERM is SIGKILLed after the grace period"), {
+    ignore,
+  }, async () => {
+    // An ignored signal stays ignored across fork and exec, so the sleep ignores SIGTERM too.
+    const r = await execute({
+      command: "trap '' TERM; sleep 100 & echo $!; wait",
+      outputLimit: LIMIT,
+      timeoutMs: 300,
+      graceMs: 300,
+      groupVia,
+    });
+    assert.equal(r.timed_out, true);
+    assert.equal(r.signal, "SIGKILL");
+    assert.equal(
+      r.error,
+      "timed out after 300ms (process group killed with SIGKILL after 300ms grace)",
+    );
+    await assertAllDead(pidsIn(r.stdout));
+  });
+
+  Deno.test(name("an abort right after the spawn still terminates the job"), {
+    ignore,
+  }, async () => {
+    // execute() spawns synchronously, so this abort comes right after the spawn returned. With
+    // the setsid program the group may not exist yet then: the SIGTERM must reach the process.
+    for (let i = 0; i < 10; i++) {
+      const controller = new AbortController();
+      const running = execute({
+        command: "sleep 100",
+        outputLimit: LIMIT,
+        graceMs: 10_000,
+        signal: controller.signal,
+        groupVia,
+      });
+      controller.abort();
+      const r = await running;
+      assert.equal(r.aborted, true);
+      assert.equal(r.error, "aborted (process group terminated)");
+    }
+  });
+
+  Deno.test(name("abort terminates the running job's process group"), { ignore }, async () => {
+    const dir = await Deno.makeTempDir();
+    const controller = new AbortController();
+    let pid = 0;
+    try {
+      const marker = `${dir}/started`;
+      const running = execute({
+        command: `sleep 100 & echo $! > ${marker}.tmp && mv ${marker}.tmp ${marker}; wait`,
+        outputLimit: LIMIT,
+        signal: controller.signal,
+        groupVia,
+      });
+      await waitFor("the job to start its grandchild", async () => {
+        try {
+          pid = Number((await Deno.readTextFile(marker)).trim());
+          return pid > 0;
+        } catch {
+          return false;
+        }
+      });
+      assert.equal(await isAlive(pid), true, "the grandchild runs before the abort");
+      controller.abort();
+      const r = await running;
+      assert.equal(r.aborted, true);
+      assert.equal(r.timed_out, false);
+      assert.equal(r.exit_code, null);
+      assert.equal(r.signal, "SIGTERM");
+      assert.equal(r.error, "aborted (process group terminated)");
+      await assertAllDead([pid]);
+    } finally {
+      controller.abort(); // never leave the job running if an assertion above failed
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+
+  Deno.test(name("processes left behind by a finished job are terminated"), {
+    ignore,
+  }, async () => {
+    // The background sleep keeps stdout open: without cleanup the executor would wait 100 s.
+    const r = await execute({
+      command: "sleep 100 & echo $!",
+      outputLimit: LIMIT,
+      graceMs: 2000,
+      groupVia,
+    });
+    assert.equal(r.exit_code, 0);
+    assert.equal(r.error, null);
+    await assertAllDead(pidsIn(r.stdout));
+  });
+}
+
+Deno.test("a process that left the job's group cannot hold the result forever", {
+  ignore: UNIX_ONLY || !hasSetsidProgram(),
+}, async () => {
+  // The background process enters a session of its own (so it is out of reach of the job's
+  // group) but keeps stdout open; the job exits once it has escaped. The executor must stop
+  // waiting for the pipes a while after the shell exited.
+  const dir = await Deno.makeTempDir();
+  let pid = 0;
+  try {
+    const marker = `${dir}/escaped`;
+    const r = await execute({
+      command: `setsid sh -c 'echo $$ > ${marker}; exec sleep 60' &
+        while [ ! -s ${marker} ]; do sleep 0.01; done; cat ${marker}`,
+      outputLimit: LIMIT,
+      graceMs: 100,
+    });
+    pid = pidsIn(r.stdout)[0] ?? 0;
+    assert.ok(pid > 0, `the escaped pid was captured, got ${JSON.stringify(r.stdout)}`);
+    assert.equal(r.exit_code, 0);
+    assert.equal(r.error, null);
+    assert.equal(await isAlive(pid), true, "the escaped process still holds the pipe");
+  } finally {
+    if (pid > 0) Deno.kill(pid, "SIGKILL");
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test(`output beyond outputLimit keeps exactly the last bytes ${WHY_UNIX}`, {
+  ignore: UNIX_ONLY,
+}, async () => {
+  const r = await execute({
+    command: "head -c 20000000 /dev/zero | tr '\\0' a; printf END; printf small >&2",
+    outputLimit: LIMIT,
+  });
+  assert.equal(r.error, null);
+  assert.equal(r.stdout.length, LIMIT);
+  assert.equal(r.stdout, "a".repeat(LIMIT - 3) + "END");
+  assert.equal(r.stderr, "small");
+  assert.deepEqual(r.truncated, { stdout: true, stderr: false });
+});
+
+Deno.test(`stderr is capped the same way ${WHY_UNIX}`, {
+  ignore: UNIX_ONLY,
+}, async () => {
+  const r = await execute({
+    command: "head -c 3000000 /dev/zero | tr '\\0' b >&2; printf Z >&2",
+    outputLimit: 1000,
+  });
+  assert.equal(r.stderr, "b".repeat(999) + "Z");
+  assert.deepEqual(r.truncated, { stdout: false, stderr: true });
+});
+
+Deno.test(`output exactly at the limit is not truncated; one byte over is ${WHY_UNIX}`, {
+  ignore: UNIX_ONLY,
+}, async () => {
+  const exact = await execute({ command: "printf abc", outputLimit: 3 });
+  assert.equal(exact.stdout, "abc");
+  assert.equal(exact.truncated.stdout, false);
+  const over = await execute({ command: "printf abcd", outputLimit: 3 });
+  assert.equal(over.stdout, "bcd");
+  assert.equal(over.truncated.stdout, true);
+  const none = await execute({ command: "printf abcd", outputLimit: 0 });
+  assert.equal(none.stdout, "");
+  assert.equal(none.truncated.stdout, true);
+});
+
+Deno.test(`many small writes are capped too ${WHY_UNIX}`, {
+  ignore: UNIX_ONLY,
+}, async () => {
+  const r = await execute({
+    command: "i=0; while [ $i -lt 3000 ]; do echo line$i; i=$((i+1)); done",
+    outputLimit: 100,
+  });
+  const expected = Array.from({ length: 3000 }, (_, i) => `line${i}\n`).join("").slice(-100);
+  assert.equal(r.stdout, expected);
+  assert.equal(r.truncated.stdout, true);
+});
+
+Deno.test(`invalid UTF-8 and NUL bytes become U+FFFD ${WHY_UNIX}`, {
+  ignore: UNIX_ONLY,
+}, async () => {
+  // Octal escapes: dash's printf has no \x.
+  const r = await execute({
+    command: "printf '\\377\\000abc'; printf '\\000x\\377' >&2",
+    outputLimit: LIMIT,
+  });
+  assert.equal(r.error, null);
+  assert.equal(r.stdout, "\uFFFD\uFFFDabc");
+  assert.equal(r.stderr, "\uFFFDx\uFFFD");
+  assert.ok(!r.stdout.includes("\0"));
+});
+
+Deno.test(`a cut that splits a UTF-8 character drops the orphaned bytes ${WHY_UNIX}`, {
+  ignore: UNIX_ONLY,
+}, async () => {
+  // "xéé" is 78 C3 A9 C3 A9; the last 3 bytes start inside the first é.
+  const r = await execute({ command: "printf 'x\\303\\251\\303\\251'", outputLimit: 3 });
+  assert.equal(r.stdout, "é");
+  assert.equal(r.truncated.stdout, true);
+});
