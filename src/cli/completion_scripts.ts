@@ -17,11 +17,11 @@ const BASH =
 # Load it with: source <(queuectl completions bash)
 # or save it as ~/.local/share/bash-completion/completions/queuectl
 _queuectl() {
-  local cmd="\${COMP_WORDS[0]}" line
+  local cmd="\${COMP_WORDS[0]}" line tab=$'\\t'
   [[ $cmd == "~/"* ]] && cmd="$HOME/\${cmd#"~/"}"
   COMPREPLY=()
   while IFS= read -r line; do
-    [[ -n $line ]] && COMPREPLY+=("\${line%%$'\\t'*}")
+    [[ -n $line ]] && COMPREPLY+=("\${line%%\$tab*}")
   done < <("$cmd" __complete -- "\${COMP_WORDS[@]:1:COMP_CWORD}" 2>/dev/null)
   return 0
 }
