@@ -19,6 +19,7 @@ import {
   showCommand,
   statusCommand,
 } from "./jobs.ts";
+import { workerRoutes } from "./worker.ts";
 
 export const VERSION: string = denoJson.version;
 
@@ -33,6 +34,7 @@ const root = buildRouteMap({
     cancel: cancelCommand,
     purge: purgeCommand,
     dlq: dlqRoutes,
+    worker: workerRoutes,
     dashboard: dashboardCommand,
     config: configRoutes,
     completions: completionsCommand,

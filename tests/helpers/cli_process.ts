@@ -1,0 +1,98 @@
+/**
+ * A long-running CLI process (`worker start`, `dashboard`) for tests: its output is collected as
+ * it arrives, so a test can wait for a line, signal the process, and read its exit status.
+ */
+import { cliArgv } from "./run_cli.ts";
+import { waitFor } from "./wait_for.ts";
+
+export interface CliProcess extends AsyncDisposable {
+  readonly pid: number;
+  /** stdout so far. */
+  stdout(): string;
+  /** stderr so far. */
+  stderr(): string;
+  /** Waits until stdout matches `pattern`; returns the match. */
+  waitForOutput(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  kill(signal?: Deno.Signal): void;
+  /** Resolves when the process has exited (and its output is fully read). */
+  readonly status: Promise<Deno.CommandStatus>;
+}
+
+export function startCli(
+  args: readonly string[],
+  opts: { db?: string; env?: Record<string, string>; cwd?: string } = {},
+): CliProcess {
+  const env: Record<string, string> = { NO_COLOR: "1", ...opts.env };
+  if (opts.db !== undefined) env.QUEUECTL_DB = opts.db;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: cliArgv(args),
+    env,
+    cwd: opts.cwd,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let out = "";
+  let err = "";
+  const collect = async (stream: ReadableStream<Uint8Array>, add: (s: string) => void) => {
+    const decoder = new TextDecoder();
+    for await (const chunk of stream) add(decoder.decode(chunk, { stream: true }));
+  };
+  const reading = Promise.all([
+    collect(child.stdout, (s) => (out += s)),
+    collect(child.stderr, (s) => (err += s)),
+  ]);
+  const status = child.status.then(async (s) => {
+    await reading;
+    return s;
+  });
+  let exited = false;
+  status.then(() => (exited = true));
+  return {
+    pid: child.pid,
+    stdout: () => out,
+    stderr: () => err,
+    waitForOutput: async (pattern, timeoutMs = 15_000) => {
+      try {
+        return await waitFor(() => out.match(pattern), { timeoutMs, what: `output ${pattern}` });
+      } catch (e) {
+        throw new Error(`${(e as Error).message}\n--- stdout:\n${out}\n--- stderr:\n${err}`);
+      }
+    },
+    kill: (signal = "SIGTERM") => {
+      try {
+        child.kill(signal);
+      } catch {
+        // already exited
+      }
+    },
+    status,
+    [Symbol.asyncDispose]: async () => {
+      if (!exited) {
+        try {
+          child.kill("SIGKILL");
+        } catch {
+          // exited meanwhile
+        }
+      }
+      await status;
+    },
+  };
+}
+
+/** True while a process with this pid exists (and is not a zombie, on Linux). */
+export function isRunning(pid: number): boolean {
+  try {
+    Deno.kill(pid, 0 as unknown as Deno.Signal);
+  } catch {
+    return false;
+  }
+  if (Deno.build.os !== "linux") return true;
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const state = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0];
+    return state !== "Z" && state !== "X";
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,392 @@
+/**
+ * The runner in-process, on a real SQLite store and real subprocesses. Time in the database comes
+ * from a ManualClock, so backoff and lease expiry are checked exactly, without waiting for them.
+ */
+import assert from "node:assert/strict";
+import { ManualClock } from "../../src/core/clock.ts";
+import { StorageError } from "../../src/core/errors.ts";
+import type { NewJob } from "../../src/core/job.ts";
+import { openSqliteStore } from "../../src/store/sqlite/mod.ts";
+import type { Store } from "../../src/store/store.ts";
+import {
+  failureReason,
+  isTransient,
+  rescueExpiredLeases,
+  Runner,
+  type RunnerOptions,
+} from "../../src/worker/runner.ts";
+import { DEFAULT_CONFIG } from "../../src/app/config.ts";
+import { tempStore } from "../helpers/temp.ts";
+import { waitFor } from "../helpers/wait_for.ts";
+
+function job(id: string, command: string, extra: Partial<NewJob> = {}): NewJob {
+  return {
+    id,
+    command,
+    queue: "default",
+    priority: 0,
+    max_retries: 3,
+    timeout: null,
+    run_at: 0,
+    ...extra,
+  };
+}
+
+function runnerFor(
+  store: Store,
+  clock: ManualClock,
+  extra: Partial<RunnerOptions> = {},
+): { runner: Runner; lines: string[] } {
+  const lines: string[] = [];
+  const runner = new Runner({ store, clock, log: (l) => lines.push(l), graceMs: 200, ...extra });
+  return { runner, lines };
+}
+
+Deno.test("runOne completes a job, stores its output and logs a completed line", async () => {
+  await using t = await tempStore();
+  const clock = new ManualClock();
+  await t.store.insertJobs({ jobs: [job("job1", "echo Hello; echo oops >&2")], now: clock.now() });
+  const { runner, lines } = runnerFor(t.store, clock, { index: 2 });
+  assert.equal(await runner.runOne(), true);
+  const done = await t.store.getJob({ id: "job1" });
+  assert.equal(done?.state, "completed");
+  assert.equal(done?.exit_code, 0);
+  assert.equal(done?.attempts, 1);
+  assert.equal(done?.lease_owner, null);
+  assert.deepEqual(await t.store.getJobOutput({ id: "job1" }), {
+    stdout: "Hello\n",
+    stderr: "oops\n",
+  });
+  assert.equal(lines[0], "[worker 2] started job1: echo Hello; echo oops >&2");
+  assert.match(lines[1], /^\[worker 2\] completed job1 \(\d+\.\d\ds\)$/);
+  assert.equal(await runner.runOne(), false, "nothing left to claim");
+});
+
+Deno.test("the job sees QUEUECTL_JOB_ID, QUEUECTL_ATTEMPT and QUEUECTL_QUEUE", async () => {
+  await using t = await tempStore();
+  const clock = new ManualClock();
+  await t.store.insertJobs({
+    jobs: [job("env-1", 'echo "$QUEUECTL_JOB_ID $QUEUECTL_ATTEMPT $QUEUECTL_QUEUE"', {
+      queue: "mail",
+    })],
+    now: clock.now(),
+  });
+  const { runner } = runnerFor(t.store, clock);
+  await runner.runOne();
+  assert.equal((await t.store.getJobOutput({ id: "env-1" }))?.stdout, "env-1 1 mail\n");
+});
+
+Deno.test("a failing job is retried after backoff_base ^ n seconds, then moves to the DLQ", async () => {
+  await using t = await tempStore();
+  const clock = new ManualClock();
+  await t.store.setConfig({ key: "backoff_base", value: "3" });
+  await t.store.insertJobs({
+    jobs: [job("flaky", "exit 7", { max_retries: 2 })],
+    now: clock.now(),
+  });
+  const { runner, lines } = runnerFor(t.store, clock);
+
+  assert.equal(await runner.runOne(), true);
+  let j = (await t.store.getJob({ id: "flaky" }))!;
+  assert.equal(j.state, "failed");
+  assert.equal(j.exit_code, 7);
+  assert.equal(j.error, "exit code 7");
+  assert.equal(j.run_at - clock.now(), 3000, "retry 1 waits 3^1 s");
+  assert.equal(lines.at(-1), "[worker 1] failed flaky (exit 7), retry 1/2 in 3s");
+
+  clock.advance(2999);
+  assert.equal(await runner.runOne(), false, "not due yet");
+  clock.advance(1);
+  assert.equal(await runner.runOne(), true);
+  j = (await t.store.getJob({ id: "flaky" }))!;
+  assert.equal(j.state, "failed");
+  assert.equal(j.run_at - clock.now(), 9000, "retry 2 waits 3^2 s");
+  assert.match(lines.at(-2)!, /started flaky \(attempt 2\/3\): exit 7/);
+
+  clock.advance(9000);
+  assert.equal(await runner.runOne(), true);
+  j = (await t.store.getJob({ id: "flaky" }))!;
+  assert.equal(j.state, "dead");
+  assert.equal(j.attempts, 3, "1 + max_retries runs");
+  assert.equal(lines.at(-1), "[worker 1] flaky moved to DLQ (exit 7, 3 attempts)");
+  clock.advance(3_600_000);
+  assert.equal(await runner.runOne(), false, "a dead job is never claimed");
+});
+
+Deno.test("a command that cannot be found fails with exit 127 like any failure", async () => {
+  await using t = await tempStore();
+  const clock = new ManualClock();
+  await t.store.insertJobs({ jobs: [job("nf", "idontexist123", { max_retries: 0 })], now: 0 });
+  const { runner, lines } = runnerFor(t.store, clock);
+  await runner.runOne();
+  const j = (await t.store.getJob({ id: "nf" }))!;
+  assert.equal(j.state, "dead");
+  assert.equal(j.exit_code, 127);
+  assert.match((await t.store.getJobOutput({ id: "nf" }))!.stderr, /idontexist123/);
+  assert.equal(lines.at(-1), "[worker 1] nf moved to DLQ (exit 127, 1 attempt)");
+});
+
+Deno.test("a job's own timeout terminates it and counts as a failure", async () => {
+  await using t = await tempStore();
+  const clock = new ManualClock();
+  await t.store.insertJobs({ jobs: [job("slow", "sleep 30", { timeout: 0.3 })], now: 0 });
+  const { runner, lines } = runnerFor(t.store, clock);
+  const started = performance.now();
+  await runner.runOne();
+  assert.ok(performance.now() - started < 10_000, "the job did not run its full 30 s");
+  const j = (await t.store.getJob({ id: "slow" }))!;
+  assert.equal(j.state, "failed");
+  assert.equal(j.exit_code, null);
+  assert.match(j.error ?? "", /^timed out after 300ms/);
+  assert.match(lines.at(-1)!, /failed slow \(timed out after 300ms\), retry 1\/3 in 2s/);
+});
+
+Deno.test("config job_timeout applies to jobs without their own timeout", async () => {
+  await using t = await tempStore();
+  const clock = new ManualClock();
+  await t.store.setConfig({ key: "job_timeout", value: "0.3" });
+  await t.store.insertJobs({ jobs: [job("slow", "sleep 30", { max_retries: 0 })], now: 0 });
+  const { runner } = runnerFor(t.store, clock);
+  await runner.runOne();
+  const j = (await t.store.getJob({ id: "slow" }))!;
+  assert.equal(j.state, "dead");
+  assert.match(j.error ?? "", /timed out/);
+});
+
+Deno.test("rescue counts an expired lease as a lost run, and leaves the runner's own jobs alone", async () => {
+  await using t = await tempStore();
+  const clock = new ManualClock();
+  await t.store.setConfig({ key: "lease", value: "10" });
+  await t.store.insertJobs({ jobs: [job("a", "true"), job("b", "true")], now: clock.now() });
+  const { runner, lines } = runnerFor(t.store, clock, { id: "me" });
+  await t.store.claimJobs({
+    workerId: "ghost",
+    queues: null,
+    now: clock.now(),
+    leaseMs: 10_000,
+    limit: 1,
+  });
+  await t.store.claimJobs({
+    workerId: "me",
+    queues: null,
+    now: clock.now(),
+    leaseMs: 10_000,
+    limit: 1,
+  });
+
+  clock.advance(9_999);
+  assert.equal(await runner.rescue(), 0, "leases still valid");
+  clock.advance(1);
+  assert.equal(await runner.rescue(), 1);
+  const [a, b] = [(await t.store.getJob({ id: "a" }))!, (await t.store.getJob({ id: "b" }))!];
+  const lost = a.lease_owner === null ? a : b;
+  const mine = a.lease_owner === null ? b : a;
+  assert.equal(lost.state, "failed");
+  assert.match(lost.error ?? "", /worker lost: ghost/);
+  assert.equal(lost.run_at, clock.now() + 2000);
+  assert.equal(mine.state, "processing");
+  assert.equal(mine.lease_owner, "me");
+  assert.equal(
+    lines.at(-1),
+    `[worker 1] rescued ${lost.id} from lost worker ghost: retry 1/3 in 2s`,
+  );
+});
+
+Deno.test("a result whose lease was taken over is dropped, not written over the newer outcome", async () => {
+  await using t = await tempStore();
+  const clock = new ManualClock();
+  const gate = t.dir.file("gate");
+  await t.store.setConfig({ key: "lease", value: "5" });
+  await t.store.insertJobs({
+    jobs: [job("slow", `while [ ! -e '${gate}' ]; do sleep 0.02; done`)],
+    now: clock.now(),
+  });
+  const { runner, lines } = runnerFor(t.store, clock, { id: "stale" });
+  const other = runnerFor(t.store, clock, { id: "rescuer" });
+  const running = runner.runOne();
+  await waitFor(() => lines.some((l) => l.includes("started slow")), { what: "job start" });
+  clock.advance(5_000);
+  assert.equal(await other.runner.rescue(), 1, "the other worker rescues the expired lease");
+  await Deno.writeTextFile(gate, "");
+  await running;
+  const j = (await t.store.getJob({ id: "slow" }))!;
+  assert.equal(j.state, "failed", "the rescue's outcome stands");
+  assert.match(j.error ?? "", /worker lost: stale/);
+  assert.match(lines.at(-1)!, /slow: result dropped \(completed\): its lease expired/);
+});
+
+Deno.test("abort terminates the running job and releases it without using a retry", async () => {
+  await using t = await tempStore();
+  const clock = new ManualClock();
+  await t.store.insertJobs({ jobs: [job("long", "sleep 30")], now: clock.now() });
+  const { runner, lines } = runnerFor(t.store, clock);
+  const running = runner.runOne();
+  await waitFor(() => lines.some((l) => l.includes("started long")), { what: "job start" });
+  runner.requestStop("graceful", "test");
+  runner.requestStop("abort", "test again");
+  await running;
+  const j = (await t.store.getJob({ id: "long" }))!;
+  assert.equal(j.state, "pending");
+  assert.equal(j.attempts, 0);
+  assert.equal(j.lease_owner, null);
+  assert.match(lines.at(-1)!, /released long back to pending/);
+});
+
+Deno.test("run(): a graceful stop lets the job in hand finish, then unregisters", async () => {
+  await using t = await tempStore();
+  const clock = new ManualClock();
+  const gate = t.dir.file("gate");
+  await t.store.insertJobs({
+    jobs: [job("j1", `while [ ! -e '${gate}' ]; do sleep 0.02; done`), job("j2", "true")],
+    now: clock.now(),
+  });
+  const { runner, lines } = runnerFor(t.store, clock);
+  const exit = runner.run();
+  await waitFor(() => lines.some((l) => l.includes("started j1")), { what: "j1 start" });
+  assert.deepEqual((await t.store.listWorkers()).map((w) => w.id), [runner.id]);
+  runner.requestStop("graceful", "test");
+  await Deno.writeTextFile(gate, "");
+  assert.equal(await exit, 0);
+  assert.equal((await t.store.getJob({ id: "j1" }))?.state, "completed");
+  assert.equal((await t.store.getJob({ id: "j2" }))?.state, "pending", "no claim after the stop");
+  assert.deepEqual(await t.store.listWorkers(), []);
+});
+
+Deno.test("run(): an idle worker starts a job enqueued by another process without waiting for its poll", async () => {
+  await using t = await tempStore();
+  await t.store.setConfig({ key: "poll_interval", value: "60" });
+  const { runner, lines } = runnerFor(t.store, new ManualClock(Date.now()));
+  const exit = runner.run();
+  await waitFor(async () => (await t.store.listWorkers()).length === 1, { what: "registration" });
+  await waitFor(() => runner.idle, { what: "the runner to wait for work" });
+  const other = await openSqliteStore(t.dbPath);
+  try {
+    await other.insertJobs({ jobs: [job("late", "true")], now: Date.now() });
+  } finally {
+    await other.close();
+  }
+  await waitFor(() => lines.some((l) => l.includes("completed late")), {
+    timeoutMs: 10_000,
+    what: "the job to run well before the 60 s poll",
+  });
+  runner.requestStop("graceful", "test");
+  assert.equal(await exit, 0);
+});
+
+Deno.test("heartbeat renews the lease in hand and reads a stop request", async () => {
+  await using t = await tempStore();
+  const clock = new ManualClock();
+  await t.store.setConfig({ key: "lease", value: "6" });
+  const gate = t.dir.file("gate");
+  await t.store.insertJobs({
+    jobs: [job("j", `while [ ! -e '${gate}' ]; do sleep 0.02; done`)],
+    now: clock.now(),
+  });
+  const { runner, lines } = runnerFor(t.store, clock);
+  const exit = runner.run();
+  await waitFor(() => lines.some((l) => l.includes("started j")), { what: "start" });
+  clock.advance(4000);
+  await runner.heartbeat();
+  assert.equal((await t.store.getJob({ id: "j" }))?.lease_expires_at, clock.now() + 6000);
+  assert.equal((await t.store.listWorkers())[0].current_job, "j");
+  clock.advance(4000);
+  assert.equal(
+    (await rescueExpiredLeases(t.store, clock.now(), DEFAULT_CONFIG)).length,
+    0,
+    "renewed lease is not rescued",
+  );
+  await t.store.requestStop({ now: clock.now() });
+  await runner.heartbeat();
+  assert.equal(runner.stopMode, "graceful");
+  await Deno.writeTextFile(gate, "");
+  assert.equal(await exit, 0);
+  assert.equal((await t.store.getJob({ id: "j" }))?.state, "completed");
+});
+
+/** A real store whose applyChange fails with a transient error the first `failures` times. */
+function flakyStore(store: Store, failures: number): Store & { calls: number } {
+  let calls = 0;
+  return new Proxy(store, {
+    get(target, prop) {
+      if (prop === "calls") return calls;
+      if (prop === "applyChange") {
+        return (p: Parameters<Store["applyChange"]>[0]) => {
+          calls++;
+          if (calls <= failures) {
+            return Promise.reject(new StorageError("connection lost", { transient: true }));
+          }
+          return target.applyChange(p);
+        };
+      }
+      const value = Reflect.get(target, prop);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  }) as Store & { calls: number };
+}
+
+Deno.test("a settle that hits a transient error is retried and the outcome kept", async () => {
+  await using t = await tempStore();
+  const clock = new ManualClock();
+  await t.store.insertJobs({ jobs: [job("j", "echo kept")], now: clock.now() });
+  const flaky = flakyStore(t.store, 2);
+  const { runner, lines } = runnerFor(flaky, clock);
+  assert.equal(await runner.runOne(), true);
+  assert.equal(flaky.calls, 3);
+  assert.equal((await t.store.getJob({ id: "j" }))?.state, "completed");
+  assert.equal((await t.store.getJobOutput({ id: "j" }))?.stdout, "kept\n");
+  assert.ok(
+    lines.some((l) => /cannot record the result of j \(connection lost\); retrying/.test(l)),
+  );
+});
+
+Deno.test("when the database stays unreachable the worker gives up with exit 5, job not done", async () => {
+  await using t = await tempStore();
+  const clock = new ManualClock();
+  await t.store.insertJobs({ jobs: [job("j", "true")], now: clock.now() });
+  const flaky = flakyStore(t.store, Infinity);
+  const { runner, lines } = runnerFor(flaky, clock, { storeRetryLimitMs: 300 });
+  assert.equal(await runner.run(), 5);
+  const j = (await t.store.getJob({ id: "j" }))!;
+  assert.equal(j.state, "processing", "never marked done: rescued after its lease instead");
+  assert.ok(lines.some((l) => /fatal: Could not record the result of j/.test(l)), lines.join("\n"));
+});
+
+Deno.test("queues: a worker only claims jobs of its queues", async () => {
+  await using t = await tempStore();
+  const clock = new ManualClock();
+  await t.store.insertJobs({
+    jobs: [job("a", "true", { queue: "other" }), job("b", "true", { queue: "mail" })],
+    now: clock.now(),
+  });
+  const { runner } = runnerFor(t.store, clock, { queues: ["mail"] });
+  assert.equal(await runner.runOne(), true);
+  assert.equal(await runner.runOne(), false);
+  assert.equal((await t.store.getJob({ id: "a" }))?.state, "pending");
+  assert.equal((await t.store.getJob({ id: "b" }))?.state, "completed");
+});
+
+Deno.test("failureReason and isTransient", () => {
+  assert.equal(
+    failureReason({ exit_code: 127, timed_out: false, error: "exit code 127" }),
+    "exit 127",
+  );
+  assert.equal(
+    failureReason({
+      exit_code: null,
+      timed_out: true,
+      error: "timed out after 5s (process group terminated)",
+    }),
+    "timed out after 5s",
+  );
+  assert.equal(
+    failureReason({ exit_code: null, timed_out: false, error: "killed by SIGKILL" }),
+    "killed by SIGKILL",
+  );
+  assert.equal(isTransient(new StorageError("x", { transient: true })), true);
+  assert.equal(
+    isTransient(new StorageError("The database stayed locked: database is locked")),
+    true,
+  );
+  assert.equal(isTransient(new StorageError("corrupt")), false);
+  assert.equal(isTransient(new Error("connection lost")), false);
+});
