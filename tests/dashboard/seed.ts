@@ -4,7 +4,13 @@
  * screenshot script.
  */
 import type { ManualClock } from "../../src/core/clock.ts";
-import { complete, fail } from "../../src/core/transitions.ts";
+import {
+  claimFields,
+  complete,
+  fail,
+  isAllowed,
+  type StateChange,
+} from "../../src/core/transitions.ts";
 import { enqueue } from "../../src/app/queue.ts";
 import { DEFAULT_CONFIG } from "../../src/app/config.ts";
 import type { Job } from "../../src/core/job.ts";
@@ -24,7 +30,10 @@ export async function add(
   return id;
 }
 
-/** Claims exactly the job `id` (it must be the next due job in its queue). */
+/**
+ * Claims exactly the job `id` (pending or failed) for `workerId`: the claim columns of
+ * core/transitions.ts applied as one guarded change, whatever other jobs are due.
+ */
 export async function claim(
   store: Store,
   clock: ManualClock,
@@ -33,17 +42,18 @@ export async function claim(
 ): Promise<Job> {
   const job = await store.getJob({ id });
   if (!job) throw new Error(`no job ${id}`);
-  const [claimed] = await store.claimJobs({
-    workerId,
-    queues: [job.queue],
-    now: clock.now(),
-    leaseMs: LEASE_MS,
-    limit: 1,
-  });
-  if (!claimed || claimed.id !== id) {
-    throw new Error(`expected to claim ${id}, got ${claimed?.id ?? "nothing"}`);
+  const now = clock.now();
+  const change: StateChange = {
+    id,
+    from: job.state,
+    to: "processing",
+    set: claimFields(job, now, workerId, LEASE_MS),
+    updated_at: now,
+  };
+  if (!isAllowed(job.state, "processing") || !await store.applyChange({ change })) {
+    throw new Error(`cannot claim ${id} (${job.state})`);
   }
-  return claimed;
+  return (await store.getJob({ id }))!;
 }
 
 /** Runs job `id` to completion with the given output. */

@@ -1,0 +1,201 @@
+/**
+ * End-to-end: Debian's Chromium (headless, through playwright-core) drives the dashboard served
+ * in-process over a temp SQLite store, while the real CLI changes the queue from outside.
+ * Skipped with a printed reason when Chromium is missing, unless CI is set (then it fails).
+ */
+import assert from "node:assert/strict";
+import type { Browser, Page } from "playwright-core";
+import { ManualClock } from "../../src/core/clock.ts";
+import { startDashboard } from "../../src/dashboard/server.ts";
+import { tempStore } from "../helpers/temp.ts";
+import { runCli } from "../helpers/run_cli.ts";
+import { waitFor } from "../helpers/wait_for.ts";
+import { chromiumMissing, isCi, launchChromium } from "./browser.ts";
+import { add, deadJob } from "./seed.ts";
+
+const XSS = "<img src=x onerror=alert(1)>";
+const missing = chromiumMissing();
+if (missing && !isCi()) console.log(`skipping dashboard e2e tests: ${missing}`);
+
+Deno.test({
+  name: "dashboard in Chromium: live counts, job detail, DLQ restore, enqueue form, XSS as text",
+  ignore: missing !== null && !isCi(),
+  // playwright-core keeps its own pipes and timers to the browser process.
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async (t) => {
+    if (missing) throw new Error(`CI is set but ${missing}`);
+    await using temp = await tempStore();
+    const { store, dbPath } = temp;
+    const dashboard = startDashboard({
+      store,
+      hostname: "127.0.0.1",
+      port: 0,
+      pushIntervalMs: 200,
+    });
+    let browser: Browser | undefined;
+    const dialogs: string[] = [];
+    const pageErrors: string[] = [];
+    try {
+      browser = await launchChromium();
+      const page: Page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+      page.on("dialog", (d) => {
+        dialogs.push(`${d.type()}: ${d.message()}`);
+        void d.dismiss();
+      });
+      page.on("pageerror", (e) => pageErrors.push(e.message));
+      page.setDefaultTimeout(10_000);
+      const text = (selector: string) => page.locator(selector).first().textContent();
+
+      await t.step("loads the page and goes live", async () => {
+        await page.goto(dashboard.url);
+        await page.locator("#live[data-status=live]").waitFor();
+        assert.equal(await text("#count-pending"), "0");
+        assert.equal(await text("#jobs-table tbody"), "No jobs match.");
+      });
+
+      await t.step("counts and the jobs table change after a CLI enqueue", async () => {
+        const r = await runCli(["enqueue", '{"id":"from-cli","command":"echo from the CLI"}'], {
+          db: dbPath,
+        });
+        assert.equal(r.code, 0, r.stderr);
+        await page.locator("#count-pending", { hasText: /^1$/ }).waitFor();
+        await page.locator("#jobs-table tbody tr[data-id='from-cli']").waitFor();
+        assert.equal(await text("#count-processing"), "0");
+      });
+
+      await t.step("opens a job and shows its details", async () => {
+        await page.locator("#jobs-table tbody tr[data-id='from-cli'] a").click();
+        await page.locator("#job-command").waitFor();
+        assert.equal(await text("#job-command"), "echo from the CLI");
+        assert.equal(await text(".detail-head .job-id"), "from-cli");
+        assert.equal(await text(".detail-head .badge"), "pending");
+        const fields = await text("dl.fields");
+        assert.match(fields ?? "", /attempts0 of 4 \(max_retries 3\)/);
+        assert.match(await text(".schedule") ?? "", /retry 1: 2s after run 1 fails/);
+        assert.equal(new URL(page.url()).hash, "#job/from-cli");
+      });
+
+      await t.step("renders a hostile job as text and fires no dialog", async () => {
+        const clock = new ManualClock(Date.now());
+        const id = await deadJob(store, clock, { id: "xss", command: XSS }, {
+          error: "<script>alert(2)</script>",
+          stderr: "<b onmouseover=alert(3)>bold</b>",
+        });
+        await page.goto(`${dashboard.url}#jobs?search=${encodeURIComponent("<img")}`);
+        const row = page.locator(`#jobs-table tbody tr[data-id='${id}']`);
+        await row.waitFor();
+        assert.equal(await row.locator("td.command").textContent(), XSS);
+        await row.locator("a").click();
+        await page.locator("#job-command", { hasText: XSS }).waitFor();
+        assert.equal(await text("#job-command"), XSS);
+        assert.equal(await text(".output pre.error-text"), "<script>alert(2)</script>");
+        assert.equal(
+          await page.locator(".output pre").last().textContent(),
+          "<b onmouseover=alert(3)>bold</b>",
+        );
+        // Evaluated in the page (a string, since this file is not type-checked against the DOM).
+        const injected = await page.evaluate(
+          'document.querySelectorAll("img, script:not([src]), b[onmouseover]").length',
+        );
+        assert.equal(injected, 0, "no element was created from job data");
+        assert.deepEqual(dialogs, []);
+      });
+
+      await t.step("restores a DLQ job by clicking", async () => {
+        const clock = new ManualClock(Date.now());
+        const id = await deadJob(store, clock, { id: "broken-1", command: "exit 3", queue: "q2" });
+        await page.locator(".tabs a[data-view=dlq]").click();
+        const row = page.locator(`#dlq-table tbody tr[data-id='${id}']`);
+        await row.waitFor();
+        await page.locator("#count-dead", { hasText: /^2$/ }).waitFor();
+        await row.locator("button", { hasText: "Restore" }).click();
+        await page.locator("#notice", { hasText: `Restored ${id} to pending.` }).waitFor();
+        await row.waitFor({ state: "detached" });
+        assert.equal((await store.getJob({ id }))?.state, "pending");
+        await page.locator("#count-dead", { hasText: /^1$/ }).waitFor();
+      });
+
+      await t.step("enqueues from the form; a mistake shows the server's message", async () => {
+        await page.locator(".tabs a[data-view=enqueue]").click();
+        const form = page.locator("#enqueue-form");
+        await form.locator("[name=command]").fill("echo 'from the form'");
+        await form.locator("[name=queue]").fill("web");
+        await form.locator("[name=priority]").fill("high");
+        await form.locator("button[type=submit]").click();
+        await page.locator("#enqueue-error", { hasText: "Invalid priority" }).waitFor();
+        assert.equal(await store.countJobs({ queue: "web" }), 0);
+        await form.locator("[name=priority]").fill("7");
+        await form.locator("button[type=submit]").click();
+        await page.locator("#notice", { hasText: "Enqueued" }).waitFor();
+        const [job] = await store.listJobs({ queue: "web", limit: 5 });
+        assert.equal(job.command, "echo 'from the form'");
+        assert.equal(job.priority, 7);
+        assert.equal(job.state, "pending");
+        assert.equal(await page.locator("#enqueue-error").isHidden(), true);
+        await page.locator("#notice a", { hasText: "Open it" }).click();
+        await page.locator("#job-command", { hasText: "echo 'from the form'" }).waitFor();
+      });
+
+      await t.step("cancels a pending job from its page", async () => {
+        const clock = new ManualClock(Date.now());
+        const id = await add(store, clock, { id: "to-cancel", command: "sleep 100" });
+        await page.goto(`${dashboard.url}#job/${id}`);
+        await page.locator("button[data-action=Cancel]").click();
+        await page.locator("#notice", { hasText: `Cancelled ${id}` }).waitFor();
+        await waitFor(async () => (await store.getJob({ id })) === null, { what: "job deleted" });
+        await page.locator("#job-detail", { hasText: "No job with id" }).waitFor();
+      });
+
+      await t.step("purges the DLQ after an in-page confirmation", async () => {
+        await page.locator(".tabs a[data-view=dlq]").click();
+        await page.locator("#dlq-table tbody tr[data-id='xss']").waitFor();
+        await page.locator("#purge").click();
+        await page.locator("#purge-confirm").waitFor();
+        assert.equal(await store.countJobs({ state: "dead" }), 1, "nothing before confirming");
+        await page.locator("#purge-yes").click();
+        await page.locator("#notice", { hasText: "Purged 1 dead job." }).waitFor();
+        assert.equal(await store.countJobs({ state: "dead" }), 0);
+        await page.locator("#dlq-table tbody tr.empty").waitFor();
+      });
+
+      await t.step("lists workers", async () => {
+        await store.registerWorker({
+          worker: {
+            id: "worker-e2e",
+            pid: 4242,
+            host: "e2e-host",
+            queues: ["web"],
+            started_at: Date.now(),
+            heartbeat_at: Date.now(),
+            current_job: "from-cli",
+            stop_requested_at: null,
+            supervisor_id: "sup-e2e",
+          },
+        });
+        await page.locator(".tabs a[data-view=workers]").click();
+        const row = page.locator("#workers-table tbody tr", { hasText: "worker-e2e" });
+        await row.waitFor();
+        assert.match(await row.textContent() ?? "", /alive.*e2e-host.*4242.*web.*from-cli/);
+        await page.locator("#workers-alive", { hasText: /^1$/ }).waitFor();
+      });
+
+      await t.step("fits a narrow window without sideways scrolling", async () => {
+        await page.setViewportSize({ width: 360, height: 800 });
+        await page.goto(`${dashboard.url}#jobs`);
+        await page.locator("#jobs-table tbody tr.clickable").first().waitFor();
+        const overflow = await page.evaluate(
+          "document.documentElement.scrollWidth - document.documentElement.clientWidth",
+        ) as number;
+        assert.ok(overflow <= 0, `page is ${overflow}px wider than the window`);
+        assert.equal(await page.locator("#jobs-table th.opt").first().isHidden(), true);
+      });
+
+      assert.deepEqual(dialogs, []);
+      assert.deepEqual(pageErrors, []);
+    } finally {
+      await browser?.close();
+      await dashboard.shutdown();
+    }
+  },
+});
