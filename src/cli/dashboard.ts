@@ -22,9 +22,8 @@ interface DashboardFlags extends GlobalFlags {
 function parsePort(text: string): number {
   const n = Number(text);
   if (!/^\d{1,5}$/.test(text.trim()) || n > 65535) {
-    throw new InvalidInput(
-      `Invalid --port: expected a whole number from 0 to 65535, got ${JSON.stringify(text)}`,
-    );
+    // stricli prefixes: Failed to parse "<text>" for port:
+    throw new InvalidInput("expected a whole number from 0 to 65535");
   }
   return n;
 }
@@ -67,8 +66,9 @@ export const dashboardCommand = buildCommand({
     let server: typeof import("../dashboard/server.ts") | undefined;
     // Validate the flags before the database is opened or created.
     await withoutStore(this, flags, async () => {
-      server = await import("../dashboard/server.ts");
-      server.checkBind({ hostname: flags.host, port: flags.port, token });
+      const mod = await import("../dashboard/server.ts");
+      mod.checkBind({ hostname: flags.host, port: flags.port, token });
+      server = mod;
     });
     if (!server) return;
     const { startDashboard } = server;
