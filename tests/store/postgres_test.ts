@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { StorageError } from "../../src/core/errors.ts";
-import { complete, retryNow } from "../../src/core/transitions.ts";
+import { complete, fail, retryNow } from "../../src/core/transitions.ts";
 import { openPostgresStore } from "../../src/store/postgres/mod.ts";
 import { MIGRATIONS } from "../../src/store/postgres/migrations.ts";
 import type { Store } from "../../src/store/store.ts";
@@ -374,5 +374,150 @@ pgTest("NUL characters in output are stored as U+FFFD", async (schema) => {
     });
   } finally {
     await store.close();
+  }
+});
+
+/** Per-state counts by a full scan, to check the trigger-kept counters against. */
+async function scannedCounts(schema: string): Promise<Record<string, number>> {
+  const sql = admin();
+  try {
+    const rows = await sql.unsafe(
+      `SELECT state, count(*)::int AS n FROM "${schema}".jobs GROUP BY state`,
+    );
+    const counts: Record<string, number> = {
+      pending: 0,
+      processing: 0,
+      completed: 0,
+      failed: 0,
+      dead: 0,
+    };
+    for (const r of rows) counts[r.state] = r.n;
+    return counts;
+  } finally {
+    await sql.end();
+  }
+}
+
+pgTest("status counts stay exact under concurrent claims, settles and deletes", async (schema) => {
+  const stores = await Promise.all(
+    Array.from({ length: 3 }, () => openPostgresStore(PG_URL, { schema, max: 3 })),
+  );
+  try {
+    const jobs = Array.from({ length: 240 }, (_, i) => newJob(`j${i}`, { max_retries: i % 2 }));
+    await stores[0].insertJobs({ jobs, now: T0 });
+    const policy = { backoff_base: 2, backoff_max: 10 };
+    const worker = async (store: Store, w: string) => {
+      for (;;) {
+        const batch = await store.claimJobs({
+          workerId: w,
+          queues: null,
+          now: T0,
+          leaseMs: 30_000,
+          limit: 3,
+        });
+        if (batch.length === 0) return;
+        await Promise.all(batch.map((job, i) => {
+          const r = { now: T0 + 1, workerId: w, exit_code: i === 0 ? 0 : 1 };
+          return store.applyChange({
+            change: i === 0 ? complete(job, r) : fail(job, r, policy),
+          });
+        }));
+      }
+    };
+    await Promise.all(
+      stores.flatMap((s, i) => [worker(s, `w${i}a`), worker(s, `w${i}b`)]),
+    );
+    await Promise.all([
+      stores[1].deleteJobs({ states: ["completed"], ids: ["j0", "j1", "j2", "j3"] }),
+      stores[2].deleteJobs({ states: ["dead"] }),
+      stores[0].insertJobs({ jobs: [newJob("late-1"), newJob("late-2")], now: T0 + 5 }),
+    ]);
+    const stats = await stores[0].stats({ now: T0 + 10 });
+    const scanned = await scannedCounts(schema);
+    assert.deepEqual(stats.counts, scanned);
+    assert.equal(stats.counts.processing, 0);
+    assert.ok(stats.counts.completed > 0 && stats.counts.failed > 0, JSON.stringify(scanned));
+    assert.equal(stats.counts.dead, 0);
+    for (const state of ["pending", "completed", "failed"] as const) {
+      assert.equal(await stores[0].countJobs({ state }), scanned[state], state);
+    }
+    assert.equal(
+      await stores[0].countJobs({}),
+      Object.values(scanned).reduce((a, b) => a + b, 0),
+    );
+  } finally {
+    await closeAll(stores);
+  }
+});
+
+pgTest("migrating a version-1 schema with jobs seeds the per-state counts", async (schema) => {
+  const sql = postgres(PG_URL, {
+    max: 1,
+    onnotice: () => {},
+    fetch_types: false,
+    connection: { search_path: schema },
+  });
+  try {
+    await sql.unsafe(`CREATE SCHEMA "${schema}"`);
+    await sql.unsafe(
+      "CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at bigint NOT NULL)",
+    );
+    await sql.unsafe(MIGRATIONS[0]);
+    await sql.unsafe("INSERT INTO schema_migrations VALUES (1, 0)");
+    await sql.unsafe(`INSERT INTO jobs (id, command, queue, state, priority, max_retries, run_at,
+        created_at, updated_at)
+      SELECT 'v1-' || i, 'true', 'default', CASE WHEN i % 3 = 0 THEN 'completed' ELSE 'pending' END,
+        0, 3, 0, i, i FROM generate_series(1, 30) i`);
+  } finally {
+    await sql.end();
+  }
+  const store = await openPostgresStore(PG_URL, { schema });
+  try {
+    const stats = await store.stats({ now: T0 });
+    assert.deepEqual(stats.counts, await scannedCounts(schema));
+    assert.deepEqual(stats.counts, {
+      pending: 20,
+      processing: 0,
+      completed: 10,
+      failed: 0,
+      dead: 0,
+    });
+    await store.insertJobs({ jobs: [newJob("after")], now: T0 });
+    assert.equal(await store.countJobs({ state: "pending" }), 21);
+  } finally {
+    await store.close();
+  }
+});
+
+pgTest("waitForJobs keeps waking after its LISTEN connection is killed", async (schema) => {
+  const appName = `qt_app_${schema.slice(3, 15)}`;
+  const waiter = await openPostgresStore(`${PG_URL}?application_name=${appName}`, { schema });
+  const producer = await openPostgresStore(PG_URL, { schema });
+  const sql = admin();
+  try {
+    await waiter.waitForJobs!({ timeoutMs: 0 });
+    const listeners = () =>
+      sql`SELECT pid FROM pg_stat_activity
+        WHERE application_name = ${appName} AND query ILIKE 'listen%'`;
+    assert.equal((await listeners()).length, 1, "one LISTEN connection");
+    const wake = async (action: () => Promise<unknown>) => {
+      const controller = new AbortController();
+      const guard = setTimeout(() => controller.abort(), 10_000);
+      const waiting = waiter.waitForJobs!({ timeoutMs: 60_000, signal: controller.signal });
+      await action();
+      await waiting;
+      clearTimeout(guard);
+      assert.ok(!controller.signal.aborted, "woken before the 10 s guard");
+    };
+    // Killing the connection wakes the waiter once it listens again (hints may have been lost).
+    await wake(() =>
+      sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+      WHERE application_name = ${appName} AND query ILIKE 'listen%'`
+    );
+    assert.equal((await listeners()).length, 1, "listening again");
+    await wake(() => producer.insertJobs({ jobs: [newJob("after-kill")], now: T0 }));
+  } finally {
+    await closeAll([waiter, producer]);
+    await sql.end();
   }
 });

@@ -69,4 +69,48 @@ export const MIGRATIONS: readonly string[] = [
     supervisor_id text
   );
   `,
+  // 2: exact per-state counts kept by statement triggers, so `status` does not scan 1M rows.
+  // Deltas go to one of 16 shards per state (by backend pid) so concurrent workers rarely touch
+  // the same counter row; rows are upserted in state order, so they never deadlock.
+  `
+  CREATE TABLE job_counts (
+    state text NOT NULL,
+    shard integer NOT NULL,
+    n bigint NOT NULL,
+    PRIMARY KEY (state, shard)
+  );
+
+  CREATE FUNCTION queuectl_count_jobs() RETURNS trigger LANGUAGE plpgsql
+  SET search_path FROM CURRENT AS $fn$
+  BEGIN
+    IF TG_OP = 'INSERT' THEN
+      INSERT INTO job_counts AS c (state, shard, n)
+        SELECT state, pg_backend_pid() % 16, count(*) FROM new_rows GROUP BY state ORDER BY state
+        ON CONFLICT (state, shard) DO UPDATE SET n = c.n + EXCLUDED.n;
+    ELSIF TG_OP = 'DELETE' THEN
+      INSERT INTO job_counts AS c (state, shard, n)
+        SELECT state, pg_backend_pid() % 16, -count(*) FROM old_rows GROUP BY state ORDER BY state
+        ON CONFLICT (state, shard) DO UPDATE SET n = c.n + EXCLUDED.n;
+    ELSE
+      INSERT INTO job_counts AS c (state, shard, n)
+        SELECT state, pg_backend_pid() % 16, sum(d) FROM (
+          SELECT state, 1 AS d FROM new_rows UNION ALL SELECT state, -1 FROM old_rows
+        ) moves GROUP BY state HAVING sum(d) <> 0 ORDER BY state
+        ON CONFLICT (state, shard) DO UPDATE SET n = c.n + EXCLUDED.n;
+    END IF;
+    RETURN NULL;
+  END
+  $fn$;
+
+  -- No job may change while the counts are seeded and the triggers created.
+  LOCK TABLE jobs IN SHARE ROW EXCLUSIVE MODE;
+  INSERT INTO job_counts (state, shard, n) SELECT state, 0, count(*) FROM jobs GROUP BY state;
+  CREATE TRIGGER jobs_count_insert AFTER INSERT ON jobs REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION queuectl_count_jobs();
+  CREATE TRIGGER jobs_count_update AFTER UPDATE ON jobs
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION queuectl_count_jobs();
+  CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION queuectl_count_jobs();
+  `,
 ];

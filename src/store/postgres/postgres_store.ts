@@ -22,6 +22,8 @@ import { parsePgUrl, redactPgUrl, validateSchemaName } from "./url.ts";
 /** Channel of the "jobs may be runnable" hint; the payload names the schema. */
 export const NOTIFY_CHANNEL = "queuectl_jobs";
 const CONNECT_TIMEOUT_S = 10;
+/** After a failed LISTEN, wait this long before trying again (callers poll meanwhile). */
+const LISTEN_RETRY_MS = 5000;
 /** Rows per INSERT statement: 11 parameters each, below the protocol's 65,534 limit. */
 const INSERT_CHUNK = 5000;
 
@@ -68,45 +70,47 @@ export async function openPostgresStore(
   const base = redactPgUrl(parsed.driverUrl);
   const location = schema ? `${base}${base.includes("?") ? "&" : "?"}schema=${schema}` : base;
   const ctx: ErrorContext = { location, password: parsed.password };
-  const sql: Sql = postgres(parsed.driverUrl, {
-    max: opts.max ?? 10,
-    connect_timeout: CONNECT_TIMEOUT_S,
-    fetch_types: false,
-    onnotice: () => {},
-    types: {
-      // int8 (times, counts) as JS numbers: epoch milliseconds fit in 2^53.
-      bigint: {
-        to: 20,
-        from: [20],
-        serialize: (x: number) => String(x),
-        parse: (x: string) => Number(x),
+  const connect = (max: number): Sql =>
+    postgres(parsed.driverUrl, {
+      max,
+      connect_timeout: CONNECT_TIMEOUT_S,
+      fetch_types: false,
+      onnotice: () => {},
+      types: {
+        // int8 (times, counts) as JS numbers: epoch milliseconds fit in 2^53.
+        bigint: {
+          to: 20,
+          from: [20],
+          serialize: (x: number) => String(x),
+          parse: (x: string) => Number(x),
+        },
       },
-    },
-    connection: {
-      application_name: "queuectl",
-      ...(schema ? { search_path: schema } : {}),
-    },
-  });
+      connection: {
+        application_name: "queuectl",
+        ...(schema ? { search_path: schema } : {}),
+      },
+    });
+  const sql = connect(opts.max ?? 10);
   try {
-    await migrate(sql, schema, location);
-    const [{ current_schema }] = await sql<{ current_schema: string }[]>`
-      SELECT current_schema()`;
-    return new PostgresStore(sql, location, ctx, current_schema);
+    const currentSchema = await migrate(sql, schema, location);
+    return new PostgresStore({ sql, connect, location, ctx, schema: currentSchema });
   } catch (err) {
     await sql.end({ timeout: 1 }).catch(() => {});
     throw toQueueError(err, ctx);
   }
 }
 
-/** Applies missing migrations once, even when several processes start at the same time. */
-async function migrate(sql: Sql, schema: string | undefined, location: string): Promise<void> {
+/**
+ * Applies missing migrations once, even when several processes start at the same time. Returns
+ * the schema the tables live in.
+ */
+async function migrate(sql: Sql, schema: string | undefined, location: string): Promise<string> {
   const target = MIGRATIONS.length;
   // Fast path (every CLI command): one read, no lock.
   try {
-    const [{ v }] = await sql<
-      { v: number | null }[]
-    >`SELECT max(version) AS v FROM schema_migrations`;
-    if (v === target) return;
+    const [{ v, s }] = await sql<{ v: number | null; s: string }[]>`
+      SELECT (SELECT max(version) FROM schema_migrations) AS v, current_schema() AS s`;
+    if (v === target) return s;
     if (v !== null && v > target) throw newerSchema(v, target, location);
   } catch (err) {
     // 42P01: no schema_migrations table yet (or no schema): create it below.
@@ -130,6 +134,8 @@ async function migrate(sql: Sql, schema: string | undefined, location: string): 
         VALUES (${version}, ${Date.now()})`;
     }
   });
+  const [{ s }] = await sql<{ s: string }[]>`SELECT current_schema() AS s`;
+  return s;
 }
 
 function newerSchema(version: number, target: number, location: string): StorageError {
@@ -184,11 +190,17 @@ class PostgresStore implements Store {
   readonly kind = "postgres" as const;
   readonly location: string;
   readonly #sql: Sql;
+  /** Opens another pool on the same server (for the LISTEN connection). */
+  readonly #connect: (max: number) => Sql;
   readonly #ctx: ErrorContext;
   /** The schema the tables live in: the NOTIFY payload that concerns this store. */
   readonly #schema: string;
   readonly #cols: Fragment;
+  /** The pool that owns the LISTEN connection, and its setup (true once listening). */
+  #listener: Sql | null = null;
   #listening: Promise<boolean> | null = null;
+  /** When LISTEN last failed: wait a while before trying again (meanwhile: plain polling). */
+  #listenFailedAt = -Infinity;
   readonly #waiters = new Set<() => void>();
   /** A hint arrived while nobody waited: the next wait returns at once. */
   #hinted = false;
@@ -196,11 +208,21 @@ class PostgresStore implements Store {
   /** Calls under way, awaited by close(). */
   readonly #inflight = new Set<Promise<unknown>>();
 
-  constructor(sql: Sql, location: string, ctx: ErrorContext, schema: string) {
+  constructor(
+    o: {
+      sql: Sql;
+      connect: (max: number) => Sql;
+      location: string;
+      ctx: ErrorContext;
+      schema: string;
+    },
+  ) {
+    const sql = o.sql;
     this.#sql = sql;
-    this.location = location;
-    this.#ctx = ctx;
-    this.#schema = schema;
+    this.#connect = o.connect;
+    this.location = o.location;
+    this.#ctx = o.ctx;
+    this.#schema = o.schema;
     this.#cols = sql.unsafe(JOB_COLUMNS);
   }
 
@@ -299,6 +321,12 @@ class PostgresStore implements Store {
 
   countJobs(p: Omit<ListJobsParams, "limit" | "offset" | "order">): Promise<number> {
     return this.#run(async (sql) => {
+      if (!p.queue && !p.search) {
+        // Whole table or one state: the trigger-kept counters answer without a scan.
+        const [{ n }] = await sql`SELECT coalesce(sum(n), 0)::bigint AS n FROM job_counts
+          ${p.state ? sql`WHERE state = ${p.state}` : sql``}`;
+        return n as number;
+      }
       const [{ n }] = await sql`SELECT count(*) AS n FROM jobs WHERE ${this.#where(p)}`;
       return n as number;
     });
@@ -307,7 +335,7 @@ class PostgresStore implements Store {
   stats(p: { now: number }): Promise<QueueStats> {
     return this.#run(async (sql) => {
       const [byState, [extra]] = await Promise.all([
-        sql`SELECT state, count(*) AS n FROM jobs GROUP BY state`,
+        sql`SELECT state, sum(n)::bigint AS n FROM job_counts GROUP BY state`,
         sql`SELECT
           (SELECT min(created_at) FROM jobs WHERE state = 'pending' AND run_at <= ${p.now})
             AS oldest,
@@ -570,23 +598,31 @@ class PostgresStore implements Store {
   }
 
   #listen(): Promise<boolean> {
-    if (!this.#listening) {
-      let first = true;
-      this.#listening = this.#sql.listen(
-        NOTIFY_CHANNEL,
-        (payload) => {
-          if (payload === this.#schema) this.#wake();
-        },
-        () => {
-          // Re-listening after a lost connection: notifications may have been missed.
-          if (!first) this.#wake();
-          first = false;
-        },
-      ).then(() => true, () => {
-        this.#listening = null;
-        return false;
-      });
-    }
+    if (this.#listening) return this.#listening;
+    if (performance.now() - this.#listenFailedAt < LISTEN_RETRY_MS) return Promise.resolve(false);
+    // A pool of its own: when LISTEN fails, postgres.js keeps the failed channel in its pool, so
+    // the next attempt needs a fresh one. Once listening, postgres.js re-listens by itself after
+    // a lost connection and calls onlisten again.
+    const listener = this.#connect(1);
+    this.#listener = listener;
+    let first = true;
+    this.#listening = listener.listen(
+      NOTIFY_CHANNEL,
+      (payload) => {
+        if (payload === this.#schema) this.#wake();
+      },
+      () => {
+        // Re-listening after a lost connection: notifications may have been missed.
+        if (!first) this.#wake();
+        first = false;
+      },
+    ).then(() => true, async () => {
+      this.#listenFailedAt = performance.now();
+      this.#listening = null;
+      this.#listener = null;
+      await listener.end({ timeout: 0 }).catch(() => {});
+      return false;
+    });
     return this.#listening;
   }
 
@@ -602,7 +638,8 @@ class PostgresStore implements Store {
     if (this.#closed) return;
     this.#closed = true;
     for (const done of [...this.#waiters]) done();
-    await Promise.allSettled([...this.#inflight]);
+    await Promise.allSettled([...this.#inflight, this.#listening]);
+    await this.#listener?.end({ timeout: 0 });
     // Nothing is in flight: close at once. (A connection killed mid-query can keep postgres.js's
     // graceful end() waiting forever; timeout 0 still sends Terminate on healthy connections.)
     await this.#sql.end({ timeout: 0 });
