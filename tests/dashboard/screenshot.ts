@@ -61,16 +61,16 @@ export async function seedDemo(store: Store, end = Date.now()): Promise<void> {
       policy: { backoff_base: 150 + 20 * f, backoff_max: 3600 },
     });
   }
-  clock.set(end - 40_000);
+  for (let q = 0; q < 14; q++) {
+    clock.set(end - 40_000 + q * 2000);
+    await add(store, clock, { command: command(i++), queue: queues[q % 3] });
+  }
   const running: string[] = [];
   for (let p = 0; p < 4; p++) {
+    clock.set(end - 9000 + p * 2000);
     const id = await add(store, clock, { command: command(i++), queue: queues[p % 3] });
     await claim(store, clock, id, `worker-${p + 1}`);
     running.push(id);
-  }
-  for (let q = 0; q < 14; q++) {
-    clock.set(end - 30_000 + q * 2000);
-    await add(store, clock, { command: command(i++), queue: queues[q % 3] });
   }
   await add(store, clock, { command: "./bin/reindex-search --full", delay: "1h" });
   const host = "build-01";
