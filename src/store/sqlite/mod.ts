@@ -254,7 +254,7 @@ class SqliteStore implements Store {
       const order = p.order === "oldest"
         ? "created_at ASC, rowid ASC"
         : p.order === "next"
-        ? "priority DESC, run_at ASC, created_at ASC"
+        ? "priority DESC, run_at ASC, created_at ASC, rowid ASC"
         : "created_at DESC, rowid DESC";
       return this.#stmt(
         `SELECT ${JOB_COLUMNS} FROM jobs ${where} ORDER BY ${order} LIMIT ? OFFSET ?`,
@@ -362,7 +362,7 @@ class SqliteStore implements Store {
         // INDEXED BY: claim order must come from the index, never from sorting every due job.
         const candidates = this.#stmt(
           "SELECT id, state FROM jobs INDEXED BY jobs_claim WHERE state IN ('pending', 'failed') " +
-            `AND run_at <= ?${queueFilter} ORDER BY priority DESC, run_at ASC, created_at ASC LIMIT ?`,
+            `AND run_at <= ?${queueFilter} ORDER BY priority DESC, run_at ASC, created_at ASC, rowid ASC LIMIT ?`,
         ).all(p.now, ...(p.queues ?? []), p.limit) as { id: string; state: JobState }[];
         if (candidates.length === 0) return [];
         const claim = this.#stmt(
