@@ -1,6 +1,6 @@
 /**
- * Debian's Chromium through playwright-core (never a downloaded browser). When Chromium is
- * missing the e2e tests fail if CI is set, and are skipped with a printed reason otherwise.
+ * Debian's Chromium through playwright-core (never a downloaded browser). Whether a missing
+ * Chromium skips or fails the tests is decided by tests/helpers/services.ts.
  */
 import type { Browser } from "playwright-core";
 
@@ -24,12 +24,6 @@ export function chromiumMissing(): string | null {
     // fall through
   }
   return `${CHROMIUM} not found (apt-get install -y chromium)`;
-}
-
-/** True when a missing browser must fail the tests instead of skipping them. */
-export function isCi(): boolean {
-  const ci = Deno.env.get("CI");
-  return ci !== undefined && ci !== "" && ci !== "0" && ci.toLowerCase() !== "false";
 }
 
 /**
