@@ -29,6 +29,18 @@ export interface Ctx {
   clock: Clock;
 }
 
+/**
+ * JSON.parse's message quotes the input; escape its control characters (newline, NUL, ESC...)
+ * so the error stays one line and nothing raw reaches the terminal.
+ */
+function jsonErrorMessage(err: unknown): string {
+  return (err as Error).message.replace(
+    // deno-lint-ignore no-control-regex
+    /[\u0000-\u001f\u007f]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
 /** Parses a job file: a JSON array of job objects, or JSON Lines (one object per line). */
 export function parseJobFile(text: string): { value: unknown; where: string }[] {
   const trimmed = text.trimStart();
@@ -37,7 +49,7 @@ export function parseJobFile(text: string): { value: unknown; where: string }[] 
     try {
       values = JSON.parse(text);
     } catch (err) {
-      throw new InvalidInput(`Invalid JSON array: ${(err as Error).message}`);
+      throw new InvalidInput(`Invalid JSON array: ${jsonErrorMessage(err)}`);
     }
     if (!Array.isArray(values)) throw new InvalidInput("Invalid JSON array");
     return values.map((value, i) => ({ value, where: `job ${i + 1}: ` }));
@@ -50,7 +62,7 @@ export function parseJobFile(text: string): { value: unknown; where: string }[] 
     try {
       out.push({ value: JSON.parse(line), where: `line ${i + 1}: ` });
     } catch (err) {
-      throw new InvalidInput(`line ${i + 1}: invalid JSON: ${(err as Error).message}`);
+      throw new InvalidInput(`line ${i + 1}: invalid JSON: ${jsonErrorMessage(err)}`);
     }
   }
   return out;
@@ -61,7 +73,7 @@ export function parseJobArgument(text: string): unknown {
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw new InvalidInput(`Invalid JSON: ${(err as Error).message}`, {
+    throw new InvalidInput(`Invalid JSON: ${jsonErrorMessage(err)}`, {
       hint: `quote the whole job, e.g. queuectl enqueue '{"command":"echo hi"}'`,
     });
   }

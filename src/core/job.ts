@@ -69,6 +69,8 @@ const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@+\/-]{0,199}$/;
 const QUEUE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 export const MAX_RETRIES_LIMIT = 1000;
 export const PRIORITY_LIMIT = 1_000_000;
+/** The latest time a JavaScript Date can hold (ms since the epoch). */
+export const MAX_TIME_MS = 8.64e15;
 
 /** Fields accepted in a job spec. Anything else is refused, so a typo never passes silently. */
 export const JOB_SPEC_FIELDS = [
@@ -234,6 +236,14 @@ export function parseJobSpec(value: unknown, defaults: JobDefaults, where = ""):
     const run_at = spec.run_at !== undefined
       ? parseRunAt(spec.run_at)
       : defaults.now + (spec.delay !== undefined ? parseDelay(spec.delay) : 0);
+    if (!(run_at <= MAX_TIME_MS)) {
+      // A delay past the last date JavaScript can hold would break every view of the job.
+      throw new InvalidInput(
+        `Invalid delay: ${
+          JSON.stringify(spec.delay)
+        } is too far in the future (a job cannot run after ${new Date(MAX_TIME_MS).toISOString()})`,
+      );
+    }
     return {
       id,
       command: spec.command,
