@@ -4,9 +4,15 @@ import { cliArgv, runCli } from "../helpers/run_cli.ts";
 import { tempDir } from "../helpers/temp.ts";
 
 /** Starts `queuectl dashboard ...` and reads stdout until `until` matches (default: a line). */
-async function startCli(args: string[], env: Record<string, string>, until = /\n/) {
+async function startCli(
+  args: string[],
+  env: Record<string, string>,
+  until = /\n/,
+  cwd?: string,
+) {
   const child = new Deno.Command(Deno.execPath(), {
     args: cliArgv(["dashboard", ...args]),
+    cwd,
     env: { NO_COLOR: "1", ...env },
     stdin: "null",
     stdout: "piped",
@@ -27,7 +33,13 @@ Deno.test("queuectl dashboard --port 0 serves the page and API, stops on SIGTERM
   const db = dir.file("q.db");
   const enq = await runCli(["enqueue", '{"command":"echo hi","id":"one"}'], { db });
   assert.equal(enq.code, 0, enq.stderr);
-  const { child, reader, firstLine } = await startCli(["--port", "0"], { QUEUECTL_DB: db });
+  // Started from another directory: the page is embedded, not read from the working directory.
+  const { child, reader, firstLine } = await startCli(
+    ["--port", "0"],
+    { QUEUECTL_DB: db },
+    /\n/,
+    dir.path,
+  );
   try {
     const m = /^queuectl dashboard: (http:\/\/127\.0\.0\.1:(\d+)\/) \(Ctrl-C to stop\)$/.exec(
       firstLine,
@@ -38,6 +50,8 @@ Deno.test("queuectl dashboard --port 0 serves the page and API, stops on SIGTERM
     assert.match(await page.text(), /<meta name="csrf-token" content="[\w-]{40,}">/);
     const jobs = await (await fetch(`${m[1]}api/jobs`)).json();
     assert.deepEqual(jobs.jobs.map((j: { id: string }) => j.id), ["one"]);
+    const css = await fetch(`${m[1]}assets/style.css`);
+    assert.match(await css.text(), /^:root \{/);
   } finally {
     child.kill(Deno.build.os === "windows" ? undefined : "SIGTERM");
     await reader.cancel();
