@@ -634,9 +634,10 @@ export async function stopWorkers(ctx: Ctx, opts: StopOptions): Promise<StopRepo
 
   // Signal local processes: supervisors relay to their workers; orphan workers get it directly.
   const supervisors = new Set(initial.filter((r) => r.supervisor_id === null).map((r) => r.id));
+  const signalledAt = clock.now();
   const targets = initial.filter((r) =>
     r.host === host && (r.supervisor_id === null || !supervisors.has(r.supervisor_id)) &&
-    looksLikeQueuectl(r.pid)
+    recentlyAlive(r, signalledAt, config)
   );
   const signal = (sig: Deno.Signal) => {
     for (const r of targets) {
@@ -679,8 +680,9 @@ export async function stopWorkers(ctx: Ctx, opts: StopOptions): Promise<StopRepo
           },
         );
       }
+      const now = clock.now();
       for (const r of alive) {
-        if (r.host !== host || !looksLikeQueuectl(r.pid)) continue;
+        if (r.host !== host || !recentlyAlive(r, now, config)) continue;
         try {
           Deno.kill(r.pid, "SIGKILL");
           report.killed++;
@@ -704,13 +706,11 @@ export async function stopWorkers(ctx: Ctx, opts: StopOptions): Promise<StopRepo
   }
 }
 
-/** Guards against signalling a recycled pid: on Linux the process must be a queuectl worker. */
-function looksLikeQueuectl(pid: number): boolean {
-  if (Deno.build.os !== "linux") return true;
-  try {
-    const cmdline = Deno.readTextFileSync(`/proc/${pid}/cmdline`);
-    return cmdline.includes("\0worker\0");
-  } catch {
-    return false;
-  }
+/**
+ * Guards against signalling a recycled pid: only a process whose record was refreshed recently
+ * (within a few heartbeats) is signalled. (Reading /proc/<pid>/cmdline would need --allow-all.)
+ */
+function recentlyAlive(r: WorkerRecord, now: number, config: Config): boolean {
+  const beat = r.supervisor_id === null ? HEARTBEAT_MS : config.lease * 1000 / 3;
+  return now - r.heartbeat_at <= 3 * beat + 1000;
 }

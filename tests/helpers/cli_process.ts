@@ -80,19 +80,22 @@ export function startCli(
   };
 }
 
-/** True while a process with this pid exists (and is not a zombie, on Linux). */
+/**
+ * True while a process with this pid exists and is not a zombie. (/proc/<pid>/stat would need
+ * --allow-all, so the zombie check asks `ps`.)
+ */
 export function isRunning(pid: number): boolean {
   try {
     Deno.kill(pid, 0 as unknown as Deno.Signal);
   } catch {
     return false;
   }
-  if (Deno.build.os !== "linux") return true;
+  if (Deno.build.os === "windows") return true;
   try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    const state = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0];
-    return state !== "Z" && state !== "X";
+    const out = new Deno.Command("ps", { args: ["-o", "stat=", "-p", String(pid)] }).outputSync();
+    const stat = new TextDecoder().decode(out.stdout).trim();
+    return stat !== "" && !stat.startsWith("Z");
   } catch {
-    return false;
+    return true; // no ps: trust kill(0)
   }
 }
