@@ -407,13 +407,16 @@ export class Runner {
       change = fail(job, run, this.config);
       reason = failureReason(result);
     }
+    // Output of the run, except: a released run is incomplete (the last finished run's output
+    // stays); an empty output of a job that never finished before has nothing to overwrite
+    // (output is only written by settles that set finished_at), which saves a write per job.
+    const output = change.to === "pending" ||
+        (result.stdout === "" && result.stderr === "" && job.finished_at === null)
+      ? undefined
+      : { stdout: result.stdout, stderr: result.stderr };
     const applied = await this.#retrying(
       `record the result of ${job.id}`,
-      () =>
-        this.store.applyChange({
-          change,
-          output: { stdout: result.stdout, stderr: result.stderr },
-        }),
+      () => this.store.applyChange({ change, output }),
       true,
     );
     this.#current = null;

@@ -59,11 +59,17 @@ const WAKING_KINDS: ReadonlySet<Deno.FsEvent["kind"]> = new Set([
   "other",
 ]);
 
-/** Watches a file (the SQLite WAL) and treats every write to it as a hint. */
+/**
+ * Watches a file (the SQLite WAL) and treats every write to it as a hint. Events are only read
+ * while someone waits: a busy worker's own commits would otherwise wake its JS thousands of times
+ * a second for nothing. Unread events queue up (bounded) and are read at the next wait; stale ones
+ * cost at most one extra look.
+ */
 export class FileWaker implements Waker {
   #watcher: Deno.FsWatcher;
   #dirty = false;
   #wake: (() => void) | null = null;
+  #resumePump: (() => void) | null = null;
   #closed = false;
 
   constructor(path: string) {
@@ -72,9 +78,16 @@ export class FileWaker implements Waker {
   }
 
   async #pump(): Promise<void> {
+    const events = this.#watcher[Symbol.asyncIterator]();
     try {
-      for await (const event of this.#watcher) {
-        if (!WAKING_KINDS.has(event.kind)) continue;
+      for (;;) {
+        if (this.#wake === null && !this.#closed) {
+          await new Promise<void>((resume) => (this.#resumePump = resume));
+        }
+        if (this.#closed) return;
+        const { value, done } = await events.next();
+        if (done) return;
+        if (!WAKING_KINDS.has(value.kind)) continue;
         this.#dirty = true;
         this.#wake?.();
       }
@@ -88,9 +101,10 @@ export class FileWaker implements Waker {
   }
 
   wait(timeoutMs: number, signal?: AbortSignal): Promise<void> {
-    if (this.#dirty || this.#closed || signal?.aborted) {
+    if (this.#closed) return sleep(timeoutMs, signal);
+    if (this.#dirty || signal?.aborted) {
       this.#dirty = false;
-      return this.#closed ? sleep(timeoutMs, signal) : Promise.resolve();
+      return Promise.resolve();
     }
     return new Promise((resolve) => {
       const done = () => {
@@ -103,6 +117,8 @@ export class FileWaker implements Waker {
       const timer = setTimeout(done, Math.max(0, timeoutMs));
       signal?.addEventListener("abort", done, { once: true });
       this.#wake = done;
+      this.#resumePump?.();
+      this.#resumePump = null;
     });
   }
 
@@ -110,6 +126,7 @@ export class FileWaker implements Waker {
     if (this.#closed) return;
     this.#closed = true;
     this.#wake?.();
+    this.#resumePump?.();
     try {
       this.#watcher.close();
     } catch {

@@ -62,6 +62,23 @@ Deno.test("runOne completes a job, stores its output and logs a completed line",
   assert.equal(await runner.runOne(), false, "nothing left to claim");
 });
 
+Deno.test("a silent run replaces the output of an earlier run (no stale output)", async () => {
+  await using t = await tempStore();
+  const clock = new ManualClock();
+  await t.store.setConfig({ key: "backoff_base", value: "1" });
+  await t.store.insertJobs({
+    jobs: [job("j", 'if [ "$QUEUECTL_ATTEMPT" = 1 ]; then echo first; exit 1; fi')],
+    now: clock.now(),
+  });
+  const { runner } = runnerFor(t.store, clock);
+  await runner.runOne();
+  assert.equal((await t.store.getJobOutput({ id: "j" }))?.stdout, "first\n");
+  clock.advance(1000);
+  await runner.runOne();
+  assert.equal((await t.store.getJob({ id: "j" }))?.state, "completed");
+  assert.deepEqual(await t.store.getJobOutput({ id: "j" }), { stdout: "", stderr: "" });
+});
+
 Deno.test("the job sees QUEUECTL_JOB_ID, QUEUECTL_ATTEMPT and QUEUECTL_QUEUE", async () => {
   await using t = await tempStore();
   const clock = new ManualClock();
