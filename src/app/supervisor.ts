@@ -50,7 +50,10 @@ export function currentSelfExec(): SelfExec {
     standalone: Deno.build.standalone,
     execPath: Deno.execPath(),
     mainModule: main.href,
-    configPath: config.protocol === "file:" ? decodeURIComponent(config.pathname) : null,
+    // A file URL's pathname is "/C:/..." on Windows: drop that first slash to get a usable path.
+    configPath: config.protocol === "file:"
+      ? decodeURIComponent(config.pathname).replace(/^\/([A-Za-z]:)/, "$1")
+      : null,
     permissionFlags: permissionFlagsFromTask(denoJson.tasks.queuectl),
   };
 }
