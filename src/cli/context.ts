@@ -109,7 +109,13 @@ export function defaultContext(args: readonly string[]): CliContext {
     write(s: string) {
       const bytes = encoder.encode(s);
       let off = 0;
-      while (off < bytes.length) off += fd.writeSync(bytes.subarray(off));
+      try {
+        while (off < bytes.length) off += fd.writeSync(bytes.subarray(off));
+      } catch (err) {
+        // The reader went away (`queuectl list | head`): stop quietly, like other Unix tools.
+        if (err instanceof Deno.errors.BrokenPipe) Deno.exit(0);
+        throw err;
+      }
     },
   });
   return {

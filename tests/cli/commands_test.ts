@@ -326,3 +326,20 @@ Deno.test("--version, --help and the default database location", async () => {
   assert.equal((await runCli(["show", "here"], { db: other })).code, 0);
   assert.equal((await runCli(["show", "here"], { db: dir.file("env.db") })).code, 3);
 });
+
+Deno.test({
+  name: "output into a closed pipe ends quietly (queuectl status | head -1)",
+  ignore: Deno.build.os === "windows",
+  fn: async () => {
+    await using dir = await tempDir();
+    const { cliArgv } = await import("../helpers/run_cli.ts");
+    const argv = [Deno.execPath(), ...cliArgv(["config", "list"])].map((a) => `'${a}'`).join(" ");
+    const out = await new Deno.Command("sh", {
+      args: ["-c", `${argv} | head -c 1 >/dev/null; echo "status=\${PIPESTATUS:-}"`],
+      env: { QUEUECTL_DB: dir.file("q.db"), NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(new TextDecoder().decode(out.stderr), "");
+  },
+});
