@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { StorageError } from "../../src/core/errors.ts";
-import { complete, fail, retryNow } from "../../src/core/transitions.ts";
+import { complete, fail, loseLease, retryNow } from "../../src/core/transitions.ts";
 import { openPostgresStore } from "../../src/store/postgres/mod.ts";
 import { MIGRATIONS } from "../../src/store/postgres/migrations.ts";
 import type { Store } from "../../src/store/store.ts";
@@ -521,3 +521,102 @@ pgTest("waitForJobs keeps waking after its LISTEN connection is killed", async (
     await sql.end();
   }
 });
+
+pgTest(
+  "worker bookkeeping commits asynchronously; enqueue and user changes stay synchronous",
+  async (schema) => {
+    // One connection: a relaxed setting leaking into the session would show in the next write.
+    const store = await openPostgresStore(PG_URL, { schema, max: 1 });
+    const sql = admin();
+    try {
+      // Every write statement records the synchronous_commit its transaction will commit with.
+      await sql.unsafe(`
+      CREATE TABLE "${schema}".commit_log (seq serial, op text, sc text);
+      CREATE FUNCTION "${schema}".log_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        INSERT INTO "${schema}".commit_log (op, sc)
+          VALUES (TG_OP || ' ' || TG_TABLE_NAME, current_setting('synchronous_commit'));
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER log_jobs AFTER INSERT OR UPDATE ON "${schema}".jobs
+        FOR EACH STATEMENT EXECUTE FUNCTION "${schema}".log_commit();
+      CREATE TRIGGER log_workers AFTER INSERT OR UPDATE ON "${schema}".workers
+        FOR EACH STATEMENT EXECUTE FUNCTION "${schema}".log_commit();`);
+      const seen: string[] = [];
+      let logged = 0;
+      const step = async (name: string, fn: () => Promise<unknown>) => {
+        await fn();
+        const rows = await sql.unsafe(`SELECT sc FROM "${schema}".commit_log ORDER BY seq`);
+        // (An upsert fires both the INSERT and the UPDATE statement triggers.)
+        const settings = new Set(rows.slice(logged).map((r) => r.sc as string));
+        logged = rows.length;
+        seen.push(`${name}: ${[...settings].join(" and ") || "no write"}`);
+      };
+      const policy = { backoff_base: 2, backoff_max: 10 };
+      const w = "w1";
+      const claim = async (now: number) =>
+        (await store.claimJobs({ workerId: w, queues: null, now, leaseMs: 1000, limit: 1 }))[0];
+      const run = (now: number) => ({ now, workerId: w, exit_code: 1 });
+
+      await step("enqueue", () => store.insertJobs({ jobs: [newJob("a"), newJob("b")], now: T0 }));
+      await step("register", () =>
+        store.registerWorker({
+          worker: {
+            id: w,
+            pid: 1,
+            host: "h",
+            queues: null,
+            started_at: T0,
+            heartbeat_at: T0,
+            current_job: null,
+            stop_requested_at: null,
+            supervisor_id: null,
+          },
+        }));
+      let a = (await store.getJob({ id: "a" }))!;
+      await step("claim", async () => (a = await claim(T0)));
+      await step("heartbeat", () => store.heartbeatWorker({ id: w, now: T0 + 1, currentJob: "a" }));
+      await step("renew", () => store.renewLeases({ workerId: w, now: T0 + 1, leaseMs: 1000 }));
+      await step(
+        "settle (complete)",
+        () => store.applyChange({ change: complete(a, { ...run(T0 + 2), exit_code: 0 }) }),
+      );
+      await step("enqueue again", () => store.insertJobs({ jobs: [newJob("c")], now: T0 }));
+      let b = (await store.getJob({ id: "b" }))!;
+      await step("claim b", async () => (b = await claim(T0 + 3)));
+      await step(
+        "settle (fail, wakes)",
+        () => store.applyChange({ change: fail(b, run(T0 + 4), { ...policy }) }),
+      );
+      const failed = (await store.getJob({ id: "b" }))!;
+      await step("user retry", () => store.applyChange({ change: retryNow(failed, T0 + 5) }));
+      let c = (await store.getJob({ id: "c" }))!;
+      await step("claim again", async () => (c = await claim(T0 + 6)));
+      await step("rescue", () => store.applyChange({ change: loseLease(c, T0 + 9000, policy) }));
+      await step("stop request", () => store.requestStop({ now: T0 + 10 }));
+
+      assert.deepEqual(seen, [
+        "enqueue: on",
+        "register: on",
+        "claim: off",
+        "heartbeat: off",
+        "renew: off",
+        "settle (complete): off",
+        "enqueue again: on",
+        "claim b: off",
+        "settle (fail, wakes): off",
+        "user retry: on",
+        "claim again: off",
+        "rescue: off",
+        "stop request: on",
+      ]);
+      assert.equal((await store.getJob({ id: "a" }))?.state, "completed");
+      assert.equal(c.id, "c", "c (run_at T0) before the retried b (run_at T0 + 5)");
+      assert.equal((await store.getJob({ id: "b" }))?.state, "pending");
+      assert.equal((await store.getJob({ id: "c" }))?.state, "failed");
+    } finally {
+      await store.close();
+      await sql.end();
+    }
+  },
+);
