@@ -42,7 +42,7 @@ export function query<T = Record<string, unknown>>(
 ): T[] {
   const db = new DatabaseSync(path, { readOnly: true });
   try {
-    return db.prepare(sql).all(...params) as T[];
+    return db.prepare(sql).all(...params).map((row) => ({ ...row })) as T[];
   } finally {
     db.close();
   }
@@ -51,4 +51,20 @@ export function query<T = Record<string, unknown>>(
 /** A random integer in [min, max]. */
 export function randomInt(min: number, max: number): number {
   return min + Math.floor(Math.random() * (max - min + 1));
+}
+
+/** The chaos tests drive jobs through `sh` and signal processes: Unix only. */
+export const UNIX = Deno.build.os !== "windows";
+
+/** Log lines `<iso> [worker N] text` (a `--log` file) → {at, text}. */
+export function parseLog(text: string): { at: number; text: string }[] {
+  return text.split("\n").filter((l) => l.trim()).map((l) => {
+    const space = l.indexOf(" ");
+    return { at: Date.parse(l.slice(0, space)), text: l.slice(space + 1) };
+  });
+}
+
+/** Shell-quotes a path for a job command. */
+export function shq(s: string): string {
+  return `'${s.replaceAll("'", `'\\''`)}'`;
 }
