@@ -280,6 +280,7 @@ export class Supervisor {
         // pruned later as stale
       }
     }
+    this.#say("all workers stopped");
     if (this.#stopMode === "abort") return 130;
     if (this.#o.untilEmpty) {
       const dead = await deadSince(store, this.#runStart, this.#o.queues);
@@ -449,7 +450,7 @@ export class Supervisor {
     const removers: (() => void)[] = [];
     const signals: Deno.Signal[] = Deno.build.os === "windows"
       ? ["SIGINT", "SIGBREAK"]
-      : ["SIGINT", "SIGTERM"];
+      : ["SIGINT", "SIGTERM", "SIGHUP"];
     for (const sig of signals) {
       const h = handler(sig);
       try {

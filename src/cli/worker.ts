@@ -71,7 +71,8 @@ const startCommand = buildCommand({
       const queues = flags.queue?.length ? [...flags.queue] : null;
       if (flags.detach) return await startDetached(app.store, dbUrl, flags, queues, out);
       const logFile = flags.log ?? null;
-      const sink = logFile ? fileLines(logFile) : (line: string) => out.line(line);
+      // stdoutLines, not out.line: a closed stdout (`| head`) must not crash the supervisor.
+      const sink = logFile ? fileLines(logFile) : stdoutLines();
       try {
         const supervisor = new Supervisor({
           store: app.store,

@@ -520,8 +520,9 @@ export interface ProcessControlOptions {
  * Connects a runner to its process: signals, and (when supervised) the supervisor's stdin pipe.
  *
  * - Supervised: stdin lines `stop` / `abort` are the supervisor's orders; end of stdin means the
- *   supervisor died (even by SIGKILL: the kernel closes the pipe). SIGINT is ignored because
- *   Ctrl-C reaches the whole process group and the supervisor relays it.
+ *   supervisor died (even by SIGKILL: the kernel closes the pipe). SIGINT and SIGHUP are ignored
+ *   because Ctrl-C and a closed terminal reach the whole process group and the supervisor relays
+ *   them.
  * - SIGTERM (and SIGINT when unsupervised): first graceful, second abort.
  * - Supervised: the parent pid is also checked on each heartbeat as a second line of defence.
  *
@@ -545,7 +546,11 @@ export function attachProcessControls(
       // signal not supported on this platform
     }
   };
-  if (Deno.build.os !== "windows") listen("SIGTERM", onSignal("SIGTERM"));
+  if (Deno.build.os !== "windows") {
+    listen("SIGTERM", onSignal("SIGTERM"));
+    // A closed terminal hangs up the whole group: the supervisor relays it as a graceful stop.
+    listen("SIGHUP", opts.supervised ? () => {} : onSignal("SIGHUP"));
+  }
   listen("SIGINT", opts.supervised ? () => {} : onSignal("SIGINT"));
 
   if (opts.supervised) {

@@ -20,12 +20,19 @@ export interface CliProcess extends AsyncDisposable {
 
 export function startCli(
   args: readonly string[],
-  opts: { db?: string; env?: Record<string, string>; cwd?: string } = {},
+  opts: {
+    db?: string;
+    env?: Record<string, string>;
+    cwd?: string;
+    /** Run through this program first, e.g. ["setsid"] (exec'd: the pid stays the CLI's). */
+    via?: string[];
+  } = {},
 ): CliProcess {
   const env: Record<string, string> = { NO_COLOR: "1", ...opts.env };
   if (opts.db !== undefined) env.QUEUECTL_DB = opts.db;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: cliArgv(args),
+  const argv = [...(opts.via ?? []), Deno.execPath(), ...cliArgv(args)];
+  const child = new Deno.Command(argv[0], {
+    args: argv.slice(1),
     env,
     cwd: opts.cwd,
     stdin: "null",

@@ -212,6 +212,27 @@ Deno.test("SIGTERM during two long jobs: both complete once, everyone exits 0", 
   assert.deepEqual(await workers(db), []);
 });
 
+Deno.test({
+  name: "Ctrl-C (SIGINT to the whole process group) is one graceful stop: the job finishes",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    await using dir = await tempDir();
+    const db = dir.file("q.db");
+    const running = dir.file("running");
+    await ok(["enqueue", JSON.stringify({ id: "a", command: `touch '${running}'; sleep 1` })], db);
+    // setsid: the supervisor leads its own process group, like a shell's foreground job.
+    await using sup = startCli(["worker", "start", "--count", "2"], { db, via: ["setsid"] });
+    // Wait until the job's shell runs (in its own session by then), not just until it is spawned.
+    await waitFor(() => Deno.stat(running).then(() => true, () => false), { what: "job start" });
+    Deno.kill(-sup.pid, "SIGINT");
+    const status = await sup.status;
+    assert.equal(status.code, 0, sup.stdout() + sup.stderr());
+    const job = await show("a", db);
+    assert.equal(job.state, "completed", sup.stdout());
+    assert.doesNotMatch(sup.stdout(), /stopping now|released/);
+  },
+});
+
 Deno.test("worker start --detach returns at once; worker list shows the workers; worker stop stops them", async () => {
   await using dir = await tempDir();
   const db = dir.file("q.db");
