@@ -125,7 +125,7 @@ export const DEFAULT_CONFIG: Config = Object.fromEntries(
 /** Resolves a user-typed key (`max-retries`, `MAX_RETRIES`) to its canonical name. */
 export function resolveKey(input: string): ConfigKey {
   const key = input.trim().toLowerCase().replaceAll("-", "_");
-  if (!(key in CONFIG_KEYS)) {
+  if (!Object.hasOwn(CONFIG_KEYS, key)) {
     throw new InvalidInput(`Unknown config key ${JSON.stringify(input)}`, {
       hint: `known keys: ${Object.keys(CONFIG_KEYS).join(", ")}`,
     });
@@ -149,7 +149,7 @@ export function parseValue(key: ConfigKey, text: string): number {
 export function configFrom(stored: Record<string, string>): Config {
   const config = { ...DEFAULT_CONFIG };
   for (const [key, text] of Object.entries(stored)) {
-    if (key in CONFIG_KEYS) {
+    if (Object.hasOwn(CONFIG_KEYS, key)) {
       try {
         config[key as ConfigKey] = CONFIG_KEYS[key as ConfigKey].parse(text);
       } catch {
