@@ -22,10 +22,12 @@ import { enqueue, parseJobArgument, parseJobFile } from "../../src/app/queue.ts"
 import {
   CONFIG_KEYS,
   type ConfigKey,
+  getConfigValue,
   loadConfig,
   parseValue,
   resolveKey,
   setConfigValue,
+  unsetConfigValue,
 } from "../../src/app/config.ts";
 import { execute } from "../../src/worker/executor.ts";
 import { runCli } from "../helpers/run_cli.ts";
@@ -137,6 +139,8 @@ const configKeyInput: fc.Arbitrary<string> = fc.oneof(
   fc.constantFrom(...Object.keys(CONFIG_KEYS)).map((k) =>
     ` ${k.toUpperCase().replaceAll("_", "-")}`
   ),
+  // Names every object has through its prototype: they are not config keys.
+  fc.constantFrom("constructor", "__proto__", "hasOwnProperty", "toString", "valueOf"),
   fc.string(),
 );
 const configValueText: fc.Arbitrary<string> = fc.oneof(
@@ -306,6 +310,27 @@ Deno.test("fuzz: config set stores a value that reads back the same, or changes 
   );
   report("fuzz config set", { runs: RUNS * 2, set, refused });
   assert.ok(set > 0 && refused > 0, "both outcomes exercised");
+});
+
+Deno.test("fuzz: config get and unset of any key give the entry or one clear error", async () => {
+  await using t = await tempStore();
+  await fc.assert(
+    fc.asyncProperty(configKeyInput, fc.boolean(), async (keyInput, unset) => {
+      const before = snapshotDb(t.dbPath);
+      try {
+        if (unset) assert.equal(typeof await unsetConfigValue(t.store, keyInput), "boolean");
+        const entry = await getConfigValue(t.store, keyInput);
+        assert.equal(entry.key, resolveKey(keyInput));
+        assert.ok(Number.isFinite(entry.value));
+        assert.equal(entry.value, CONFIG_KEYS[entry.key].default);
+      } catch (err) {
+        assertClearError(err, [InvalidInput]);
+        assert.match((err as Error).message, /^Unknown config key /);
+        assert.equal(snapshotDb(t.dbPath), before);
+      }
+    }),
+    { numRuns: RUNS },
+  );
 });
 
 // --- through the real CLI --------------------------------------------------------------------
