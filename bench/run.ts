@@ -3,12 +3,14 @@
  * `deno task bench --quick` runs smaller sizes (a smoke run, not for reporting).
  */
 import { benchFoundation } from "./foundation.ts";
+import { benchPostgres } from "./postgres.ts";
 
 const quick = Deno.args.includes("--quick");
 const only = Deno.args.find((a) => a.startsWith("--only="))?.slice("--only=".length);
 
 const suites: [string, () => Promise<string>][] = [
   ["foundation", () => benchFoundation({ quick })],
+  ["postgres", () => benchPostgres({ quick })],
 ];
 
 const sections: string[] = [];
