@@ -229,19 +229,7 @@ export class Supervisor {
     this.#config = await loadConfig(store);
     this.#runStart = clock.now();
     const now = this.#runStart;
-    await store.registerWorker({
-      worker: {
-        id: this.id,
-        pid: Deno.pid,
-        host: hostname(),
-        queues: this.#o.queues && this.#o.queues.length ? [...this.#o.queues] : null,
-        started_at: now,
-        heartbeat_at: now,
-        current_job: null,
-        stop_requested_at: null,
-        supervisor_id: null,
-      },
-    });
+    await this.#register(now);
     const detachSignals = this.#o.handleSignals === false ? () => {} : this.#listenToSignals();
     try {
       await pruneStaleWorkers(store, now, this.#config);
@@ -290,6 +278,22 @@ export class Supervisor {
       }
     }
     return ExitCodes.ok;
+  }
+
+  async #register(now: number): Promise<void> {
+    await this.#o.store.registerWorker({
+      worker: {
+        id: this.id,
+        pid: Deno.pid,
+        host: hostname(),
+        queues: this.#o.queues && this.#o.queues.length ? [...this.#o.queues] : null,
+        started_at: this.#runStart,
+        heartbeat_at: now,
+        current_job: null,
+        stop_requested_at: null,
+        supervisor_id: null,
+      },
+    });
   }
 
   /** Graceful: workers finish their jobs and exit. Abort: jobs are terminated and released. */
@@ -416,8 +420,11 @@ export class Supervisor {
     const now = clock.now();
     try {
       const stop = await store.heartbeatWorker({ id: this.id, now, currentJob: null });
-      if (stop === undefined) this.stop("graceful", "the supervisor record was removed");
-      else if (stop !== null) this.stop("graceful", "stop requested");
+      if (stop === undefined) {
+        // Pruned as stale after a stall: `worker stop` never removes a live record.
+        this.#say("supervisor record was pruned as stale; registering again");
+        await this.#register(now);
+      } else if (stop !== null) this.stop("graceful", "stop requested");
       if (++this.#beats % 10 === 0) {
         this.#config = await loadConfig(store);
         await pruneStaleWorkers(store, now, this.#config);

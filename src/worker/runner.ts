@@ -22,7 +22,7 @@ import type { Job } from "../core/job.ts";
 import type { RetryPolicy } from "../core/retry_policy.ts";
 import { complete, fail, loseLease, release, type StateChange } from "../core/transitions.ts";
 import { type Config, loadConfig } from "../app/config.ts";
-import type { Store, WorkerRecord } from "../store/store.ts";
+import type { Store } from "../store/store.ts";
 import { type ExecResult, execute } from "./executor.ts";
 import { sleep, type Waker, wakerFor } from "./wake.ts";
 
@@ -163,6 +163,7 @@ export class Runner {
   #lastIdleClaim = -Infinity;
   #jobsDone = 0;
   #waiting = false;
+  readonly #lostLease = new Set<string>();
 
   constructor(opts: RunnerOptions) {
     this.#opts = opts;
@@ -252,19 +253,8 @@ export class Runner {
   async run(): Promise<number> {
     try {
       await this.#reloadConfig();
-      const now = this.clock.now();
-      const record: WorkerRecord = {
-        id: this.id,
-        pid: this.#opts.pid ?? Deno.pid,
-        host: this.#opts.host ?? hostname(),
-        queues: this.queues ? [...this.queues] : null,
-        started_at: now,
-        heartbeat_at: now,
-        current_job: null,
-        stop_requested_at: null,
-        supervisor_id: this.#opts.supervisorId ?? null,
-      };
-      await this.store.registerWorker({ worker: record });
+      this.#startedAt = this.clock.now();
+      await this.#register();
     } catch (err) {
       this.log(`cannot start: ${formatError(err).replace(/^error: /, "")}`);
       return exitCodeOf(err);
@@ -291,6 +281,25 @@ export class Runner {
       }
     }
     return this.#exitCode;
+  }
+
+  #startedAt = 0;
+
+  async #register(): Promise<void> {
+    const now = this.clock.now();
+    await this.store.registerWorker({
+      worker: {
+        id: this.id,
+        pid: this.#opts.pid ?? Deno.pid,
+        host: this.#opts.host ?? hostname(),
+        queues: this.queues ? [...this.queues] : null,
+        started_at: this.#startedAt || now,
+        heartbeat_at: now,
+        current_job: this.#current?.id ?? null,
+        stop_requested_at: null,
+        supervisor_id: this.#opts.supervisorId ?? null,
+      },
+    });
   }
 
   /** Claims one due job and runs it to its settle. False when nothing was due (or stopping). */
@@ -329,16 +338,31 @@ export class Runner {
   async heartbeat(): Promise<void> {
     const now = this.clock.now();
     try {
-      if (this.#current) {
-        await this.store.renewLeases({ workerId: this.id, now, leaseMs: this.#leaseMs });
+      const held = this.#current;
+      if (held) {
+        const renewed = await this.store.renewLeases({
+          workerId: this.id,
+          now,
+          leaseMs: this.#leaseMs,
+        });
+        if (renewed === 0 && this.#current === held && !this.#lostLease.has(held.id)) {
+          this.#lostLease.add(held.id);
+          this.log(
+            `lost the lease on ${held.id} (another worker took it over); its result will be dropped`,
+          );
+        }
       }
       const stop = await this.store.heartbeatWorker({
         id: this.id,
         now,
         currentJob: this.#current?.id ?? null,
       });
-      if (stop === undefined) this.requestStop("graceful", "its worker record was removed");
-      else if (stop !== null) this.requestStop("graceful", "stop requested");
+      if (stop === undefined) {
+        // Pruned as stale (this process was stalled for two leases): `worker stop` never
+        // removes a live worker's record, so come back rather than quietly lose a worker.
+        this.log("worker record was pruned as stale; registering again");
+        await this.#register();
+      } else if (stop !== null) this.requestStop("graceful", "stop requested");
       if (this.#heartbeatFailing) this.log("database reachable again");
       this.#heartbeatFailing = false;
       if (this.#stopMode === null) await this.rescue();
@@ -420,6 +444,7 @@ export class Runner {
       true,
     );
     this.#current = null;
+    this.#lostLease.delete(job.id);
     this.#jobsDone++;
     if (!applied) {
       this.log(

@@ -224,6 +224,8 @@ Deno.test("a result whose lease was taken over is dropped, not written over the 
   await waitFor(() => lines.some((l) => l.includes("started slow")), { what: "job start" });
   clock.advance(5_000);
   assert.equal(await other.runner.rescue(), 1, "the other worker rescues the expired lease");
+  await runner.heartbeat();
+  assert.ok(lines.some((l) => /lost the lease on slow .*its result will be dropped/.test(l)));
   await Deno.writeTextFile(gate, "");
   await running;
   const j = (await t.store.getJob({ id: "slow" }))!;
@@ -318,6 +320,21 @@ Deno.test("heartbeat renews the lease in hand and reads a stop request", async (
   await Deno.writeTextFile(gate, "");
   assert.equal(await exit, 0);
   assert.equal((await t.store.getJob({ id: "j" }))?.state, "completed");
+});
+
+Deno.test("a worker whose record was pruned as stale registers again instead of stopping", async () => {
+  await using t = await tempStore();
+  const clock = new ManualClock();
+  const { runner, lines } = runnerFor(t.store, clock);
+  const exit = runner.run();
+  await waitFor(() => runner.idle, { what: "idle" });
+  await t.store.removeWorker({ id: runner.id });
+  await runner.heartbeat();
+  assert.equal(runner.stopMode, null);
+  assert.deepEqual((await t.store.listWorkers()).map((w) => w.id), [runner.id]);
+  assert.match(lines.at(-1)!, /registering again/);
+  runner.requestStop("graceful", "test");
+  assert.equal(await exit, 0);
 });
 
 /** A real store whose applyChange fails with a transient error the first `failures` times. */
