@@ -12,7 +12,11 @@ import {
 import { type CliContext, type GlobalFlags, globalFlags, withStore } from "./context.ts";
 import type { Output } from "./render.ts";
 
-const keyArg = { brief: `Key: ${Object.keys(CONFIG_KEYS).join(", ")}`, parse: String };
+const keyArg = {
+  brief: `Key: ${Object.keys(CONFIG_KEYS).join(", ")}`,
+  parse: String,
+  placeholder: "key",
+};
 
 function printEntry(out: Output, e: ConfigEntry): void {
   if (out.json) out.printJson(e);

@@ -103,6 +103,25 @@ export async function withoutStore(
   }
 }
 
+/**
+ * Lets through only the first `error: ` line a command writes. Stricli reports each bad argument
+ * on its own line (`config set` without key and value gives two); the user gets one line, the
+ * first thing to fix.
+ */
+export function firstErrorOnly(w: { write(s: string): void }): { write(s: string): void } {
+  let shown = false;
+  return {
+    write(s: string) {
+      // deno-lint-ignore no-control-regex
+      if (/^(\x1b\[[0-9;]*m)*error: /.test(s)) {
+        if (shown) return;
+        shown = true;
+      }
+      w.write(s);
+    },
+  };
+}
+
 export function defaultContext(args: readonly string[]): CliContext {
   const encoder = new TextEncoder();
   const writer = (fd: typeof Deno.stdout) => ({
@@ -119,7 +138,7 @@ export function defaultContext(args: readonly string[]): CliContext {
     },
   });
   return {
-    process: { stdout: writer(Deno.stdout), stderr: writer(Deno.stderr) },
+    process: { stdout: writer(Deno.stdout), stderr: firstErrorOnly(writer(Deno.stderr)) },
     args,
     env: (name) => Deno.env.get(name),
     clock: systemClock,

@@ -86,7 +86,10 @@ const moveCommand = buildCommand({
   },
   parameters: {
     flags: globalFlags,
-    positional: { kind: "tuple", parameters: [{ brief: "Job id", parse: String }] },
+    positional: {
+      kind: "tuple",
+      parameters: [{ brief: "Job id", parse: String, placeholder: "id" }],
+    },
   },
   docs: { brief: "Move a failed job (waiting for its retry) to the DLQ now" },
 });
