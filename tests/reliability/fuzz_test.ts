@@ -18,6 +18,10 @@ import {
   validateQueueName,
 } from "../../src/core/job.ts";
 import { complete, fail } from "../../src/core/transitions.ts";
+import { systemClock } from "../../src/core/clock.ts";
+import { run } from "@stricli/core";
+import { app } from "../../src/cli/mod.ts";
+import { type CliContext, firstErrorOnly } from "../../src/cli/context.ts";
 import { enqueue, parseJobArgument, parseJobFile } from "../../src/app/queue.ts";
 import {
   CONFIG_KEYS,
@@ -406,6 +410,165 @@ Deno.test("fuzz (CLI): enqueue, enqueue --file and config set with generated inp
     { numRuns: CLI_RUNS },
   );
   report("fuzz CLI", { runs: CLI_RUNS * 3, ok, refused });
+});
+
+// --- the whole command tree, in process --------------------------------------------------------
+
+/** Runs the CLI's command tree in this process (as main.ts does), capturing its output. */
+async function cliInProcess(args: string[], db: string) {
+  let stdout = "";
+  let stderr = "";
+  const ctx: CliContext = {
+    process: {
+      stdout: { write: (t: string) => void (stdout += t) },
+      // As defaultContext does around the real stderr.
+      stderr: firstErrorOnly({ write: (t: string) => void (stderr += t) }),
+    },
+    args,
+    env: (name) => ({ QUEUECTL_DB: db, NO_COLOR: "1" } as Record<string, string>)[name],
+    clock: systemClock,
+    isTerminal: false,
+  };
+  await run(app, args, ctx);
+  let code = Number(ctx.process.exitCode ?? 0);
+  // main.ts: stricli's own negative codes are 1 (internal) and 2 (bad arguments).
+  if (code < 0) code = code === -1 ? ExitCodes.internal : ExitCodes.invalidInput;
+  return { code, stdout, stderr };
+}
+
+const COMMAND_PATHS: string[][] = [
+  ["enqueue"],
+  ["list"],
+  ["ls"],
+  ["show"],
+  ["logs"],
+  ["status"],
+  ["retry"],
+  ["cancel"],
+  ["purge"],
+  ["dlq", "list"],
+  ["dlq", "restore"],
+  ["dlq", "move"],
+  ["dlq", "purge"],
+  ["config", "list"],
+  ["config", "get"],
+  ["config", "set"],
+  ["config", "unset"],
+  ["worker", "list"],
+  ["worker", "stop"],
+];
+const SEEDED_IDS = ["p1", "f1", "d1", "c1"];
+const token: fc.Arbitrary<string> = fc.oneof(
+  fc.constantFrom(
+    "--json",
+    "--state",
+    "--limit",
+    "--offset",
+    "--queue",
+    "--search",
+    "--id",
+    "--priority",
+    "--delay",
+    "--max-retries",
+    "--timeout",
+    "--run-at",
+    "--older-than",
+    "--all",
+    "--force",
+    "--no-color",
+    "--",
+    "-n",
+    "--help",
+  ),
+  fc.constantFrom(...SEEDED_IDS, ...Object.keys(CONFIG_KEYS), "constructor", "__proto__"),
+  fc.constantFrom(
+    "pending",
+    "processing",
+    "completed",
+    "failed",
+    "dead",
+    "0",
+    "-1",
+    "1.5",
+    "1e3",
+    "1e400",
+    "0x10",
+    "NaN",
+    "Infinity",
+    "0s",
+    "30s",
+    "99999999999999999999w",
+    "2030-01-01T00:00:00Z",
+    "+275760-09-13T00:00:01Z",
+  ),
+  validJob.map((v) => JSON.stringify(v)),
+  fc.string(),
+);
+const argv = fc.tuple(fc.constantFrom(...COMMAND_PATHS), fc.array(token, { maxLength: 6 }))
+  .map(([path, rest]) => [...path, ...rest])
+  // No NUL (argv cannot hold one); no way to point at another database or read stdin.
+  .filter((a) => a.every((t) => !t.includes("\0") && !/^--(db|file|log)\b/.test(t)));
+
+Deno.test("fuzz: any argv through the whole command tree: a result or one error line, no change", async () => {
+  await using t = await tempStore();
+  // One job in each settled-or-waiting state, so retry/cancel/dlq/purge have something to act on.
+  const clock = new ManualClock(Date.now() - 30 * 86_400_000);
+  const ctx = { store: t.store, clock };
+  // Each seed in its own queue, so each claim below takes exactly that job.
+  await enqueue(
+    ctx,
+    SEEDED_IDS.map((id) => ({ value: { id, queue: id, command: "true", max_retries: 1 } })),
+  );
+  const config = await loadConfig(t.store);
+  const claim = async (id: string) => {
+    const [job] = await t.store.claimJobs({
+      workerId: "w",
+      queues: [id],
+      now: clock.now(),
+      leaseMs: 1000,
+      limit: 1,
+    });
+    assert.equal(job.id, id);
+    return job;
+  };
+  const runOf = (exit_code: number) => ({ now: clock.now(), workerId: "w", exit_code });
+  assert.ok(await t.store.applyChange({ change: complete(await claim("c1"), runOf(0)) }));
+  assert.ok(await t.store.applyChange({ change: fail(await claim("f1"), runOf(1), config) }));
+  assert.ok(await t.store.applyChange({ change: fail(await claim("d1"), runOf(1), config) }));
+  clock.advance(10_000);
+  assert.ok(await t.store.applyChange({ change: fail(await claim("d1"), runOf(1), config) }));
+  assert.equal((await t.store.getJob({ id: "d1" }))?.state, "dead");
+  await t.store.close();
+
+  const codes: Record<number, number> = {};
+  await fc.assert(
+    fc.asyncProperty(argv, async (args) => {
+      const before = snapshotDb(t.dbPath);
+      if (Deno.env.get("FUZZ_TRACE")) console.error(JSON.stringify(args));
+      const r = await cliInProcess(args, t.dbPath);
+      codes[r.code] = (codes[r.code] ?? 0) + 1;
+      const what = JSON.stringify(args);
+      assert.doesNotMatch(r.stderr, /internal error|\bat .*\.ts:\d+/, `${what}: ${r.stderr}`);
+      if (r.code === 0) {
+        assert.doesNotMatch(r.stderr, /^error:/m, what);
+        return;
+      }
+      assert.ok(
+        ([ExitCodes.invalidInput, ExitCodes.notFound, ExitCodes.conflict] as number[]).includes(
+          r.code,
+        ),
+        `${what}: exit ${r.code}: ${r.stderr}`,
+      );
+      const lines = r.stderr.trimEnd().split("\n");
+      assert.equal(lines.length, 1, `${what}: one stderr line expected, got: ${r.stderr}`);
+      assert.match(lines[0], /^error: \S/);
+      // deno-lint-ignore no-control-regex
+      assert.doesNotMatch(lines[0], /[\u0000-\u001f\u007f]/, `${what}: control character`);
+      assert.equal(snapshotDb(t.dbPath), before, `${what} failed but changed the database`);
+    }),
+    { numRuns: size(300, 4000) },
+  );
+  report("fuzz whole CLI in process", { runs: size(300, 4000), exit_codes: codes });
 });
 
 // --- arbitrary bytes in job output -----------------------------------------------------------
