@@ -81,6 +81,10 @@ Deno.test({
 
     // The killer. Pacing with a timer (not waiting for a condition).
     const killed = new Map<string, number>(); // worker id -> pid
+    /** Job id -> the killed workers that held it when they died. */
+    const heldAtDeath = new Map<string, Set<string>>();
+    const held = (job: string, worker: string) =>
+      heldAtDeath.set(job, (heldAtDeath.get(job) ?? new Set()).add(worker));
     let ticks = 0;
     const killUntil = performance.now() + KILL_FOR_MS;
     while (performance.now() < killUntil) {
@@ -88,11 +92,24 @@ Deno.test({
       const live = liveWorkers();
       if (live.length > 0) {
         const victim = live[Math.floor(Math.random() * live.length)];
+        let hit = false;
         try {
           Deno.kill(victim.pid, "SIGKILL");
-          killed.set(victim.id, victim.pid);
+          hit = true;
         } catch {
           // exited meanwhile
+        }
+        if (hit) {
+          killed.set(victim.id, victim.pid);
+          await waitFor(() => !isRunning(victim.pid), { what: `worker ${victim.pid} to die` });
+          // Its lease cannot be rescued before LEASE_S: what it holds now, it held at death.
+          for (
+            const { id } of query<{ id: string }>(
+              db,
+              "SELECT id FROM jobs WHERE state = 'processing' AND lease_owner = ?",
+              victim.id,
+            )
+          ) held(id, victim.id);
         }
       }
       await new Promise((r) => setTimeout(r, KILL_EVERY_MS * (0.5 + Math.random())));
@@ -140,6 +157,8 @@ Deno.test({
     for (const { text } of lines) {
       const m = /\] rescued (\S+) from lost worker (\S+):/.exec(text);
       if (m) rescuedFrom.set(m[1], [...(rescuedFrom.get(m[1]) ?? []), m[2]]);
+      // A rescue names the dead holder: evidence too, should the post-kill read have missed it.
+      if (m && killed.has(m[2])) held(m[1], m[2]);
     }
     let duplicates = 0;
     let duplicatedJobs = 0;
@@ -148,7 +167,12 @@ Deno.test({
       const tries = attempts.get(id)!;
       const lost = rescuedFrom.get(id) ?? [];
       assert.ok(runs <= tries, `${id} ran ${runs} times in ${tries} attempts`);
-      assert.equal(tries - 1, lost.length, `${id}: every attempt but the last was lost`);
+      assert.equal(
+        tries - 1,
+        heldAtDeath.get(id)?.size ?? 0,
+        `${id}: every attempt but the last ended with its worker killed while holding it`,
+      );
+      // Rescue lines name the lost worker (a line may be missing when its writer was killed).
       for (const worker of lost) {
         assert.ok(killed.has(worker), `${id} rescued from ${worker}, which was not killed`);
       }
@@ -174,8 +198,9 @@ Deno.test({
       killer_ticks: ticks,
       kills: killed.size,
       restarts,
-      rescued_runs: [...rescuedFrom.values()].reduce((n, l) =>
-        n + l.length, 0),
+      kills_holding_a_job: [...heldAtDeath.values()].reduce((n, s) =>
+        n + s.size, 0),
+      rescues_logged: [...rescuedFrom.values()].reduce((n, l) => n + l.length, 0),
       duplicates,
       duplicated_jobs: duplicatedJobs,
       lost: missing.length,
