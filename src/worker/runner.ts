@@ -263,8 +263,16 @@ export class Runner {
     this.#scheduleHeartbeat();
     try {
       await this.rescue();
+      const waker = this.#waker;
       while (this.#stopMode === null) {
-        if (!await this.runOne()) await this.#idle();
+        if (await this.runOne()) {
+          waker.busy();
+          continue;
+        }
+        // Nothing due. A wake-up source that starts now missed what came since that look:
+        // look once more before waiting on it.
+        if (waker.idle()) continue;
+        await this.#idle();
       }
     } catch (err) {
       this.log(`fatal: ${formatError(err).replace(/^error: /, "")}`);

@@ -1,0 +1,87 @@
+/** The idle worker's wake-up source for SQLite: a watch on the WAL file, on only while idle. */
+import assert from "node:assert/strict";
+import { FileWaker, TimerWaker } from "../../src/worker/wake.ts";
+import { tempDir } from "../helpers/temp.ts";
+
+async function append(path: string, text: string): Promise<void> {
+  const f = await Deno.open(path, { append: true });
+  try {
+    await f.write(new TextEncoder().encode(text));
+  } finally {
+    f.close();
+  }
+}
+
+Deno.test("FileWaker: a write to the watched file ends an idle wait at once", async () => {
+  await using dir = await tempDir();
+  const wal = dir.file("q.db-wal");
+  await Deno.writeTextFile(wal, "");
+  const waker = new FileWaker(wal);
+  try {
+    assert.equal(waker.idle(), true, "the watch starts: look once more before waiting");
+    assert.equal(waker.idle(), false, "already watching");
+    waker.arm();
+    const started = performance.now();
+    const waiting = waker.wait(60_000);
+    await append(wal, "commit");
+    await waiting;
+    assert.ok(performance.now() - started < 30_000, "woken by the write, not the 60 s timeout");
+  } finally {
+    waker.close();
+  }
+});
+
+Deno.test("FileWaker: a hint that arrived after arm() and before wait() is not lost", async () => {
+  await using dir = await tempDir();
+  const wal = dir.file("q.db-wal");
+  await Deno.writeTextFile(wal, "");
+  const waker = new FileWaker(wal);
+  try {
+    waker.idle();
+    waker.arm();
+    await append(wal, "commit");
+    const started = performance.now();
+    // The event may still be in flight: the wait must end on it either way.
+    await waker.wait(60_000);
+    assert.ok(performance.now() - started < 30_000);
+  } finally {
+    waker.close();
+  }
+});
+
+Deno.test("FileWaker: busy() stops watching; writes then do not end a wait", async () => {
+  await using dir = await tempDir();
+  const wal = dir.file("q.db-wal");
+  await Deno.writeTextFile(wal, "");
+  const waker = new FileWaker(wal);
+  try {
+    waker.idle();
+    assert.equal(waker.watching, true);
+    waker.busy();
+    assert.equal(waker.watching, false);
+    waker.arm();
+    const started = performance.now();
+    const waiting = waker.wait(300);
+    await append(wal, "commit by a busy worker");
+    await waiting;
+    assert.ok(performance.now() - started >= 290, "only the timeout ended the wait");
+    assert.equal(waker.idle(), true, "the next idle period starts a new watch");
+  } finally {
+    waker.close();
+  }
+});
+
+Deno.test("FileWaker on a missing file falls back to the timer; TimerWaker waits its timeout", async () => {
+  await using dir = await tempDir();
+  for (const waker of [new FileWaker(dir.file("missing-wal")), new TimerWaker()]) {
+    assert.equal(waker.idle(), false);
+    const started = performance.now();
+    await waker.wait(100);
+    assert.ok(performance.now() - started >= 90);
+    const abort = new AbortController();
+    const waiting = waker.wait(60_000, abort.signal);
+    abort.abort();
+    await waiting; // ends on abort, not after 60 s
+    waker.close();
+  }
+});
