@@ -33,6 +33,16 @@ export const NOTIFY_CHANNEL = "queuectl_jobs";
 const CONNECT_TIMEOUT_S = 10;
 /** After a failed LISTEN, wait this long before trying again (callers poll meanwhile). */
 const LISTEN_RETRY_MS = 5000;
+/**
+ * How long postgres.js waits before connecting again after `failures` failed attempts in a row,
+ * in seconds: 0.1 s doubling, at most 2 s, with jitter so that many workers do not reconnect in
+ * step. (postgres.js's own default grows to 10-20 s, which a worker would wait on top of its
+ * own retry backoff once the server is back. The LISTEN connection re-listens at this pace too.)
+ */
+function reconnectDelayS(failures: number): number {
+  return Math.min(0.1 * 2 ** Math.max(0, failures - 1), 2) * (0.5 + Math.random() / 2);
+}
+
 /** Rows per INSERT statement: 11 parameters each, below the protocol's 65,534 limit. */
 const INSERT_CHUNK = 5000;
 
@@ -98,6 +108,7 @@ export async function openPostgresStore(
     postgres(parsed.driverUrl, {
       max,
       connect_timeout: CONNECT_TIMEOUT_S,
+      backoff: reconnectDelayS,
       fetch_types: false,
       onnotice: () => {},
       types: {
