@@ -158,7 +158,7 @@ Deno.test("bad database: missing dir, read-only dir, corrupt, newer version", as
   await t.step("a path in a missing directory", async () => {
     const r = await runCli(["status"], { db: dir.file("no/such/dir/q.db") });
     assert.equal(r.code, ExitCodes.storage);
-    assert.match(r.stderr, /^error: .*does not exist/);
+    assert.match(r.stderr, /^error: Cannot create the database .*: directory .* does not exist/);
     assert.equal(r.stderr.trimEnd().split("\n").length, 1);
   });
 

@@ -318,6 +318,12 @@ Deno.test("--version, --help and the default database location", async () => {
   assert.equal(r.code, 0, r.stderr);
   const stat = await Deno.stat(`${dir.path}/queuectl/queuectl.db`);
   if (Deno.build.os !== "windows") assert.equal(stat.mode! & 0o777, 0o600);
+  // A relative --db path is relative to the working directory.
+  const rel = await runCli(["enqueue", "--db", "rel.db", '{"id":"r","command":"true"}'], {
+    cwd: dir.path,
+  });
+  assert.equal(rel.code, 0, rel.stderr);
+  assert.ok((await Deno.stat(dir.file("rel.db"))).isFile);
   // --db wins over QUEUECTL_DB.
   const other = dir.file("other.db");
   await runCli(["enqueue", "--db", other, '{"id":"here","command":"true"}'], {

@@ -82,7 +82,7 @@ class SqliteStore implements Store {
       if (path !== ":memory:" && options.create !== false) ensureFile(path);
       this.#db = new DatabaseSync(path);
     } catch (err) {
-      throw storageError(path, err);
+      throw err instanceof StorageError ? err : storageError(path, err);
     }
     try {
       this.#db.exec(
@@ -572,7 +572,8 @@ function ensureFile(path: string): void {
   } catch (err) {
     if (!(err instanceof Deno.errors.NotFound)) throw err;
   }
-  const dir = path.replace(/[\\/][^\\/]*$/, "") || ".";
+  const slash = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
+  const dir = slash < 0 ? "." : slash === 0 ? "/" : path.slice(0, slash);
   try {
     if (!Deno.statSync(dir).isDirectory) throw new Error("not a directory");
   } catch {
