@@ -4,12 +4,14 @@
  */
 import { benchFoundation } from "./foundation.ts";
 import { benchPostgres } from "./postgres.ts";
+import { benchWorkers } from "./workers.ts";
 
 const quick = Deno.args.includes("--quick");
 const only = Deno.args.find((a) => a.startsWith("--only="))?.slice("--only=".length);
 
 const suites: [string, () => Promise<string>][] = [
   ["foundation", () => benchFoundation({ quick })],
+  ["workers", () => benchWorkers({ quick })],
   ["postgres", () => benchPostgres({ quick })],
 ];
 
