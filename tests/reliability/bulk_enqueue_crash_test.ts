@@ -9,8 +9,8 @@ import { cliArgv, runCli } from "../helpers/run_cli.ts";
 import { tempDir } from "../helpers/temp.ts";
 import { integrityCheck, query, randomInt, report, size } from "./profile.ts";
 
-const JOBS = size(10_000, 100_000);
-const KILLS = size(6, 20);
+const JOBS = size(5_000, 100_000);
+const KILLS = size(5, 20);
 
 /** The file of round `r`: ids r<r>-0 ... r<r>-<JOBS-1>; JSON Lines or a JSON array. */
 function jobFile(round: number): string {

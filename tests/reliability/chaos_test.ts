@@ -12,8 +12,8 @@ import { tempDir } from "../helpers/temp.ts";
 import { waitFor } from "../helpers/wait_for.ts";
 import { integrityCheck, parseLog, query, report, shq, size, UNIX } from "./profile.ts";
 
-const JOBS = size(600, 5000);
-const KILL_FOR_MS = size(5_000, 30_000);
+const JOBS = size(400, 5000);
+const KILL_FOR_MS = size(4_000, 30_000);
 const KILL_EVERY_MS = 300;
 const WORKERS = 4;
 const LEASE_S = 2;

@@ -11,7 +11,7 @@ import { tempDir } from "../helpers/temp.ts";
 import { waitFor } from "../helpers/wait_for.ts";
 import { integrityCheck, query, report, size, UNIX } from "./profile.ts";
 
-const SECONDS = size(5, 30);
+const SECONDS = size(4, 30);
 const ENQUEUE_RATE = 200;
 const STATUS_RATE = 50;
 const WORKERS = 8;

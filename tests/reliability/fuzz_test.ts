@@ -42,7 +42,7 @@ import { report, size } from "./profile.ts";
 /** Runs of each in-process property, and of each property through the real CLI (slow). */
 const RUNS = size(150, 2000);
 const CLI_RUNS = size(4, 40);
-const OUTPUT_RUNS = size(25, 300);
+const OUTPUT_RUNS = size(15, 300);
 const DEFAULTS = { max_retries: 3, now: Date.UTC(2026, 0, 1) };
 /** The latest time a JavaScript Date can hold (ms since the epoch). */
 const MAX_DATE_MS = 8.64e15;
@@ -682,7 +682,7 @@ Deno.test("fuzz: arbitrary bytes in job output are stored, bounded and read back
   );
 
   // Huge lines: megabytes of random bytes (NUL, invalid UTF-8) with no newline, on both streams.
-  const hugeMiB = size(4, 32);
+  const hugeMiB = size(2, 32);
   for (const limit of [65536, 1048576]) {
     const { stored, result } = await runJob(
       `head -c ${hugeMiB * 1048576} /dev/urandom; head -c ${hugeMiB * 1048576} /dev/urandom >&2`,
