@@ -7,8 +7,10 @@
  * Control flows one way, supervisor → worker, over each worker's stdin pipe: a line `stop`
  * (finish the job in hand, exit), a line `abort` (terminate the job, release it, exit). When the
  * supervisor dies, even by SIGKILL, the kernel closes the pipes and the workers stop on their own
- * (within one lease). Ctrl-C reaches every process of the terminal's group; workers ignore
- * SIGINT and wait for the supervisor's order, so one Ctrl-C is one graceful stop.
+ * (within one lease). On Unix each worker leads its own session, so Ctrl-C (SIGINT to the
+ * terminal's foreground process group) reaches the supervisor alone; elsewhere it reaches every
+ * process, and workers ignore SIGINT and wait for the supervisor's order. Either way one Ctrl-C is
+ * one graceful stop.
  */
 import denoJson from "../../deno.json" with { type: "json" };
 import type { Clock } from "../core/clock.ts";
@@ -344,6 +346,12 @@ export class Supervisor {
         stdin: "piped",
         stdout: "inherit",
         stderr: "inherit",
+        // Each worker leads a session of its own (setsid; a one-time fork per worker): a signal to
+        // the supervisor's process group (Ctrl-C, a closed terminal) reaches only the supervisor,
+        // which relays it, and a worker can spawn its jobs plainly, without a per-job setsid,
+        // because everything else in its session is its job (see executor.ts, "session").
+        // Not on Windows, where detached means a process without a console.
+        detached: Deno.build.os !== "windows",
       }).spawn();
     } catch (err) {
       this.#say(`cannot start worker ${slot.index}: ${formatError(err).replace(/^error: /, "")}`);

@@ -3,22 +3,33 @@
  *
  * - The command runs through the shell (`sh -c` on Unix, `cmd /d /s /c` on Windows), stdin closed,
  *   the inherited environment plus `env`.
- * - On Unix the shell starts in a new session, so the job and everything it starts share one
- *   process group whose id is the shell's pid. The session comes from the `setsid` program when it
- *   is on PATH (`setsid sh -c ...`: setsid(2), then exec, same pid), else from Deno's `detached`
- *   option. Both end in setsid(2), but `detached` makes Deno fork its whole address space instead
- *   of using posix_spawn: measured ~4x the cost of a plain spawn of `sh -c true`, against ~1.8x
- *   for the extra exec of `setsid`.
- * - A timeout or an abort sends SIGTERM to the whole group (`Deno.kill(-pgid)`), then SIGKILL
- *   after `graceMs` if anything in it is still alive. When the shell exits by itself, whatever it
- *   left behind in its group (`sleep 100 &`) is terminated the same way, so a job can neither
- *   leak processes nor hold the worker by keeping the output pipes open. On Windows the process
- *   tree is killed with `taskkill /T /F /PID` (no grace: no SIGTERM for console programs there).
+ * - On Unix the job's processes must be reachable as a whole (timeout, abort, leftovers). Two ways,
+ *   chosen by {@link ExecOptions.groupVia}:
+ *   - own group (default): the shell starts in a new session, so the job and everything it starts
+ *     share one process group whose id is the shell's pid. The session comes from the `setsid`
+ *     program when it is on PATH (`setsid sh -c ...`: setsid(2), then exec, same pid), else from
+ *     Deno's `detached` option. Both end in setsid(2), but `detached` makes Deno fork its whole
+ *     address space instead of using posix_spawn, and the extra exec of `setsid` costs ~1.5 ms of
+ *     CPU per job, more than the whole plain spawn of `sh -c true`.
+ *   - `"session"`: the caller already leads a session of its own (the supervisor starts each
+ *     worker with `detached`, once) and runs one job at a time, so every other process in that
+ *     session is this job's, or a leftover of an earlier one. The job is spawned plainly (the
+ *     posix_spawn fast path) and the session's members are found with one `ps` when they must be
+ *     signalled: only on a timeout, an abort, or a leftover sweep.
+ * - A timeout or an abort sends SIGTERM to the whole group, then SIGKILL after `graceMs` if
+ *   anything in it is still alive. When the shell exits by itself, whatever it left behind
+ *   (`sleep 100 &`) is terminated the same way, so a job can neither leak processes nor hold the
+ *   worker by keeping the output pipes open. Own group: checked after every job (one failing
+ *   kill(2) when nothing is left). Session: checked at once when the pipes stay open after the
+ *   shell exited, else at most once per {@link SWEEP_INTERVAL_MS} (a `ps` costs ~10 ms of CPU), so
+ *   under a steady flow of jobs a leftover that holds no pipe is terminated after a later job,
+ *   within about that interval, instead of right after its own. On Windows the process tree is
+ *   killed with `taskkill /T /F /PID` (no grace: no SIGTERM for console programs there).
  * - stdout and stderr are streamed into tail buffers that keep only the last `outputLimit` bytes
  *   each, so memory stays bounded whatever the job prints.
  *
- * The hot path (no timeout, no abort, nothing left behind) costs one spawn, two pipe readers and
- * one failing `kill` syscall: no extra subprocess and no timer.
+ * The hot path of session mode (no timeout, no abort, nothing left behind) is one plain spawn and
+ * two pipe readers: no extra process, no timer, no signal.
  */
 import { formatDuration } from "../core/duration.ts";
 
@@ -38,12 +49,15 @@ export interface ExecOptions {
   /** Working directory of the job; defaults to the worker's. */
   cwd?: string;
   /**
-   * How the shell gets its own session and process group on Unix (ignored on Windows).
-   * `"setsid-program"`: run `setsid sh -c ...` (fast; needs the `setsid` program, util-linux or
-   * busybox). `"detached"`: Deno's `detached` option (works everywhere, slower spawn). Default:
-   * `"setsid-program"` when `setsid` is on PATH, else `"detached"`.
+   * How the job's processes are kept together on Unix (ignored on Windows).
+   * `"setsid-program"`: the shell gets its own session via `setsid sh -c ...` (needs the `setsid`
+   * program, util-linux or busybox). `"detached"`: the same via Deno's `detached` option (works
+   * everywhere, slower spawn). `"session"`: no group of its own; only for a caller that leads its
+   * own session and runs one job at a time (see {@link leadsOwnSession}): the job is every other
+   * process of that session. Default: `"setsid-program"` when `setsid` is on PATH, else
+   * `"detached"`.
    */
-  groupVia?: "setsid-program" | "detached";
+  groupVia?: "setsid-program" | "detached" | "session";
 }
 
 export interface ExecResult {
@@ -71,6 +85,14 @@ const DEFAULT_GRACE_MS = 5000;
 const SURVIVOR_POLL_MS = 50;
 /** After the shell exited, wait at least this long for the output pipes to close. */
 const MIN_PIPE_WAIT_MS = 1000;
+/** A group signal that came before the `setsid` program's setsid() is sent again this much later. */
+const GROUP_RETRY_MS = 20;
+/**
+ * Session mode: after a job whose pipes closed normally, look for leftovers in the session at most
+ * this often. One `ps` costs ~10 ms of CPU with a hundred processes on the machine: once a second
+ * is ~1% of a core, against ~2 ms per job for a no-op job.
+ */
+export const SWEEP_INTERVAL_MS = 1000;
 const IS_WINDOWS = Deno.build.os === "windows";
 const decoder = new TextDecoder(); // non-fatal: invalid UTF-8 becomes U+FFFD
 const EMPTY = new Uint8Array(0);
@@ -104,6 +126,27 @@ function setsidProgram(): string | null {
   return setsidPath;
 }
 
+/**
+ * True when this process leads its own session (pid = session id: it was started with setsid(2),
+ * e.g. Deno's `detached`), so `groupVia: "session"` is safe: nothing but its own descendants can
+ * be in that session. Asks `ps` once (Deno has no getsid); false on Windows or without a `ps` that
+ * knows the `sid` column (macOS), which keeps the own-group default.
+ */
+export async function leadsOwnSession(): Promise<boolean> {
+  if (IS_WINDOWS) return false;
+  try {
+    const ps = await new Deno.Command("ps", {
+      args: ["-o", "sid=", "-p", String(Deno.pid)],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    return ps.success && Number(decoder.decode(ps.stdout).trim()) === Deno.pid;
+  } catch {
+    return false;
+  }
+}
+
 /** Runs `opts.command` and resolves when it has ended; never rejects. */
 export async function execute(opts: ExecOptions): Promise<ExecResult> {
   const started = performance.now();
@@ -129,11 +172,12 @@ export async function execute(opts: ExecOptions): Promise<ExecResult> {
 
   let argv = shellArgv(opts.command);
   let detached = false;
+  const inSession = !IS_WINDOWS && opts.groupVia === "session";
   if (IS_WINDOWS) {
     // cmd.exe parses its own command line: pass `/d /s /c "<command>"` verbatim, as Node does for
     // `shell: true`; with /s cmd strips exactly the outer quotes and runs the rest as typed.
     argv = [...argv.slice(0, -1), `"${opts.command}"`];
-  } else {
+  } else if (!inSession) {
     // A new session, so the shell leads a process group we can signal as a whole. (On Windows,
     // `detached` would mean DETACHED_PROCESS: new console windows for child programs.)
     const setsid = opts.groupVia === "detached" ? null : setsidProgram();
@@ -156,7 +200,9 @@ export async function execute(opts: ExecOptions): Promise<ExecResult> {
     return finish({ error: `could not start: ${oneLine(e)}` });
   }
 
-  const group = new ProcessGroup(child, graceMs);
+  const group: JobProcesses = inSession
+    ? new SessionMembers(child, graceMs)
+    : new ProcessGroup(child, graceMs);
   let pipesOpen = 2;
   const onPipeClosed = () => void pipesOpen--;
   const outReader = child.stdout.getReader();
@@ -190,12 +236,13 @@ export async function execute(opts: ExecOptions): Promise<ExecResult> {
     opts.signal?.removeEventListener("abort", onAbort);
   }
 
-  // The shell is gone. Anything still in its group was left behind: terminate it too.
-  if (!group.terminating) group.terminateLeftovers();
-  // Normally the pipes reach EOF together with the shell: one more turn of the event loop
-  // (setImmediate, no timer) is enough. A process that left the group (setsid) can keep them
-  // open forever: then stop collecting output after the grace period.
+  // The shell is gone. Normally the pipes reach EOF together with it: one more turn of the event
+  // loop (setImmediate, no timer) is enough.
   if (pipesOpen > 0) await Promise.race([pipesDone, new Promise((go) => setImmediate(go))]);
+  // Anything still in its group was left behind: terminate it too.
+  if (!group.terminating) await group.terminateLeftovers(pipesOpen > 0);
+  // A process that left the group (setsid) can keep the pipes open forever: then stop collecting
+  // output after the grace period.
   if (pipesOpen > 0) {
     const gaveUp = await raceTimeout(pipesDone, Math.max(graceMs, MIN_PIPE_WAIT_MS));
     if (gaveUp) {
@@ -220,20 +267,36 @@ export async function execute(opts: ExecOptions): Promise<ExecResult> {
   return finish({ exit_code: exitCode, signal, timed_out: timedOut, aborted, error });
 }
 
+/** The processes of one job, terminated as a whole: SIGTERM now, SIGKILL after the grace period. */
+interface JobProcesses {
+  terminating: boolean;
+  killed: boolean;
+  /** Set once the shell has been reaped. */
+  exited: boolean;
+  /** Timeout or abort: SIGTERM everything, SIGKILL it after the grace period. */
+  terminate(): void;
+  /**
+   * After the shell exited by itself: terminate whatever it left behind. `pipesHeld`: the output
+   * pipes are still open, so something was surely left behind.
+   */
+  terminateLeftovers(pipesHeld: boolean): Promise<void> | void;
+  /** Resolves once nothing is alive any more (or it was SIGKILLed). */
+  settle(): Promise<void>;
+}
+
 /**
- * The job's process group (Unix: pgid = the shell's pid, thanks to setsid) or process tree
- * (Windows). terminate() is SIGTERM now and SIGKILL after the grace period if anything survives.
+ * The job's own process group (Unix: pgid = the shell's pid, thanks to setsid) or process tree
+ * (Windows).
  */
-class ProcessGroup {
+class ProcessGroup implements JobProcesses {
   terminating = false;
   killed = false;
-  /** Set once the shell has been reaped. */
   exited = false;
   #graceTimer: ReturnType<typeof setTimeout> | undefined;
+  #retryTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(readonly child: Deno.ChildProcess, readonly graceMs: number) {}
 
-  /** Timeout or abort: SIGTERM the group, SIGKILL it after graceMs. */
   terminate(): void {
     if (this.terminating) return;
     this.terminating = true;
@@ -245,7 +308,7 @@ class ProcessGroup {
     this.#graceTimer = setTimeout(() => this.#kill(), this.graceMs);
   }
 
-  /** After the shell exited: if its group still exists, terminate it (one syscall when empty). */
+  /** If the group still exists, terminate it (one failing kill(2) when it is empty). */
   terminateLeftovers(): void {
     // Windows: taskkill /T walks the tree from a live parent, and the parent is gone; spawning it
     // for every job would also cost too much. Pipes held open are still bounded by the caller.
@@ -256,7 +319,6 @@ class ProcessGroup {
     }
   }
 
-  /** Resolves once nothing in the group is alive any more (or it was SIGKILLed). */
   async settle(): Promise<void> {
     try {
       if (!this.terminating || IS_WINDOWS) return;
@@ -265,6 +327,7 @@ class ProcessGroup {
       }
     } finally {
       if (this.#graceTimer !== undefined) clearTimeout(this.#graceTimer);
+      clearTimeout(this.#retryTimer);
     }
   }
 
@@ -286,9 +349,20 @@ class ProcessGroup {
         if (this.exited) return false;
       }
       // ESRCH before setsid(), or unexpected (EPERM from a member that changed uid...): at least
-      // reach the shell itself.
+      // reach the shell itself. The `setsid` program may have run setsid() and exec'd the shell,
+      // which may have forked, between the two kills: signal the group once more a little later.
       try {
         this.child.kill(signo);
+        if (!this.exited) {
+          clearTimeout(this.#retryTimer);
+          this.#retryTimer = setTimeout(() => {
+            try {
+              Deno.kill(-this.child.pid, signo);
+            } catch {
+              // no group: the program died before its setsid()
+            }
+          }, GROUP_RETRY_MS);
+        }
         return true;
       } catch {
         return false;
@@ -316,6 +390,126 @@ class ProcessGroup {
     } catch {
       // already gone
     }
+  }
+}
+
+/** When session mode last looked for leftovers (performance.now()). */
+let lastSweep = -Infinity;
+
+/**
+ * Session mode: the job is every process of the caller's session but the caller itself (and the
+ * `ps` it runs to list them). Signals go to each member found by one `ps`; the shell, a direct
+ * child, is also signalled at once so a timeout needs no `ps` to take effect.
+ *
+ * Every `ps` and signal is chained on #work, and settle() waits for it: a listing must never be
+ * taken after the caller spawned its next job, or that job would be signalled too.
+ */
+class SessionMembers implements JobProcesses {
+  terminating = false;
+  killed = false;
+  exited = false;
+  #graceTimer: ReturnType<typeof setTimeout> | undefined;
+  #work: Promise<void> = Promise.resolve();
+
+  constructor(readonly child: Deno.ChildProcess, readonly graceMs: number) {}
+
+  terminate(): void {
+    if (this.terminating) return;
+    this.terminating = true;
+    if (!this.exited) {
+      try {
+        this.child.kill("SIGTERM");
+      } catch {
+        // already gone
+      }
+    }
+    this.#signalMembers("SIGTERM");
+    this.#graceTimer = setTimeout(() => this.#kill(), this.graceMs);
+  }
+
+  async terminateLeftovers(pipesHeld: boolean): Promise<void> {
+    if (!pipesHeld && performance.now() - lastSweep < SWEEP_INTERVAL_MS) return;
+    lastSweep = performance.now();
+    const members = await sessionMembers();
+    if (members === null || members.length === 0) return;
+    this.terminating = true;
+    signalEach(members, "SIGTERM");
+    this.#graceTimer = setTimeout(() => this.#kill(), this.graceMs);
+  }
+
+  async settle(): Promise<void> {
+    try {
+      await this.#work;
+      if (!this.terminating) return;
+      for (;;) {
+        const members = await sessionMembers();
+        // Without a usable `ps`, the grace period's SIGKILL ends the wait.
+        if (members !== null && members.length === 0) break;
+        if (this.killed) break;
+        await new Promise((resolve) => setTimeout(resolve, SURVIVOR_POLL_MS));
+      }
+      await this.#work;
+    } finally {
+      if (this.#graceTimer !== undefined) clearTimeout(this.#graceTimer);
+    }
+  }
+
+  #kill(): void {
+    if (this.killed) return;
+    this.killed = true;
+    if (!this.exited) {
+      try {
+        this.child.kill("SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+    this.#signalMembers("SIGKILL");
+  }
+
+  #signalMembers(signo: Deno.Signal): void {
+    this.#work = this.#work.then(async () => {
+      const members = await sessionMembers();
+      if (members) signalEach(members, signo);
+      lastSweep = performance.now();
+    });
+  }
+}
+
+function signalEach(pids: readonly number[], signo: Deno.Signal): void {
+  for (const pid of pids) {
+    try {
+      Deno.kill(pid, signo);
+    } catch {
+      // gone meanwhile
+    }
+  }
+}
+
+/**
+ * The live processes (not zombies) of this process's session other than itself, from one `ps`
+ * (Deno only lets a fully privileged program read /proc/<pid>); null if `ps` failed.
+ */
+async function sessionMembers(): Promise<number[] | null> {
+  try {
+    const ps = new Deno.Command("ps", {
+      args: ["-A", "-o", "pid=,sid=,stat="],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    const { success, stdout } = await ps.output();
+    if (!success) return null;
+    const me = Deno.pid;
+    const members: number[] = [];
+    for (const line of decoder.decode(stdout).split("\n")) {
+      const [pid, sid, state = "Z"] = line.trim().split(/\s+/);
+      const n = Number(pid);
+      if (Number(sid) === me && n !== me && n !== ps.pid && !state.startsWith("Z")) members.push(n);
+    }
+    return members;
+  } catch {
+    return null;
   }
 }
 

@@ -23,7 +23,7 @@ import type { RetryPolicy } from "../core/retry_policy.ts";
 import { complete, fail, loseLease, release, type StateChange } from "../core/transitions.ts";
 import { type Config, loadConfig } from "../app/config.ts";
 import type { Store } from "../store/store.ts";
-import { type ExecResult, execute } from "./executor.ts";
+import { type ExecOptions, type ExecResult, execute, leadsOwnSession } from "./executor.ts";
 import { sleep, type Waker, wakerFor } from "./wake.ts";
 
 export type StopMode = "graceful" | "abort";
@@ -51,6 +51,12 @@ export interface RunnerOptions {
   graceMs?: number;
   /** Working directory of jobs; default the worker's. */
   cwd?: string;
+  /**
+   * How jobs' processes are kept together (see {@link ExecOptions.groupVia}). Default: run()
+   * picks `"session"` when this process leads its own session (the supervisor starts workers
+   * that way), which spares every job an extra exec of `setsid`; else the executor's default.
+   */
+  groupVia?: ExecOptions["groupVia"];
 }
 
 /** How often config is re-read while working. */
@@ -163,6 +169,7 @@ export class Runner {
   #lastIdleClaim = -Infinity;
   #jobsDone = 0;
   #waiting = false;
+  #groupVia: ExecOptions["groupVia"];
   readonly #lostLease = new Set<string>();
 
   constructor(opts: RunnerOptions) {
@@ -174,6 +181,7 @@ export class Runner {
     this.queues = opts.queues && opts.queues.length > 0 ? [...opts.queues] : null;
     this.#log = opts.log ?? ((line) => console.log(line));
     this.#waker = opts.waker ?? null;
+    this.#groupVia = opts.groupVia;
   }
 
   /** Jobs this runner settled (any outcome) so far. */
@@ -260,6 +268,7 @@ export class Runner {
       return exitCodeOf(err);
     }
     this.#waker ??= wakerFor(this.store);
+    if (this.#groupVia === undefined && await leadsOwnSession()) this.#groupVia = "session";
     this.#scheduleHeartbeat();
     try {
       await this.rescue();
@@ -421,6 +430,7 @@ export class Runner {
         outputLimit: this.config.output_limit,
         signal: abort.signal,
         cwd: this.#opts.cwd,
+        groupVia: this.#groupVia,
       });
     } finally {
       this.#jobAbort = null;

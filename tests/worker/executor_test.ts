@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { execute, shellArgv } from "../../src/worker/executor.ts";
+import {
+  type ExecResult,
+  execute,
+  shellArgv,
+  SWEEP_INTERVAL_MS,
+} from "../../src/worker/executor.ts";
+import { tempDir } from "../helpers/temp.ts";
 
 const UNIX_ONLY = Deno.build.os === "windows";
 const WHY_UNIX = "(Unix only: sh syntax, process groups and POSIX signals)";
@@ -408,3 +414,207 @@ Deno.test(`a cut that splits a UTF-8 character drops the orphaned bytes ${WHY_UN
   assert.equal(r.stdout, "é");
   assert.equal(r.truncated.stdout, true);
 });
+
+// --- session mode: the caller leads its own session; jobs are spawned plainly ------------------
+
+const SESSION_IGNORE = Deno.build.os !== "linux";
+const WHY_SESSION = "(Linux only: needs ps with a sid column)";
+
+/** The session-mode fixture, started in a session of its own (or not, with `leader: false`). */
+class SessionChild implements AsyncDisposable {
+  readonly #child: Deno.ChildProcess;
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #lines: AsyncIterator<string>;
+
+  constructor(leader = true) {
+    this.#child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-run",
+        "--allow-read",
+        "--allow-write",
+        "--allow-env",
+        new URL("./executor_session_child.ts", import.meta.url).pathname,
+      ],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+      detached: leader,
+    }).spawn();
+    this.#writer = this.#child.stdin.getWriter();
+    this.#lines = lineIterator(this.#child.stdout);
+  }
+
+  async ask<T>(request: Record<string, unknown>): Promise<T> {
+    await this.#writer.write(new TextEncoder().encode(JSON.stringify(request) + "\n"));
+    const { value, done } = await this.#lines.next();
+    if (done) throw new Error("the session fixture exited");
+    return JSON.parse(value) as T;
+  }
+
+  exec(request: Record<string, unknown>): Promise<ExecResult> {
+    return this.ask<ExecResult>({ op: "exec", ...request });
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.#writer.close().catch(() => {});
+    await this.#child.status;
+    await this.#child.stdout.cancel().catch(() => {});
+  }
+}
+
+async function* lineIterator(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  let buffer = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    buffer += chunk;
+    let nl: number;
+    while ((nl = buffer.indexOf("\n")) >= 0) {
+      yield buffer.slice(0, nl);
+      buffer = buffer.slice(nl + 1);
+    }
+  }
+}
+
+Deno.test(
+  `leadsOwnSession is true in a process started with setsid, false in a plain child ${WHY_SESSION}`,
+  {
+    ignore: SESSION_IGNORE,
+  },
+  async () => {
+    {
+      await using leader = new SessionChild(true);
+      assert.equal((await leader.ask<{ leads: boolean }>({ op: "leads" })).leads, true);
+    }
+    await using plain = new SessionChild(false);
+    assert.equal((await plain.ask<{ leads: boolean }>({ op: "leads" })).leads, false);
+  },
+);
+
+Deno.test(
+  `session mode: the job stays in the caller's session and group, no setsid per job ${WHY_SESSION}`,
+  {
+    ignore: SESSION_IGNORE,
+  },
+  async () => {
+    await using child = new SessionChild();
+    const { pid: leader } = await child.ask<{ pid: number }>({ op: "leads" });
+    const r = await child.exec({
+      command: "ps -o pgid=,sid= -p $$; echo out; echo err >&2; exit 4",
+    });
+    assert.equal(r.exit_code, 4);
+    assert.equal(r.error, "exit code 4");
+    const [pgid, sid] = r.stdout.trim().split(/\s+/).map(Number);
+    assert.deepEqual([pgid, sid], [leader, leader]);
+    assert.match(r.stdout, /\nout\n$/);
+    assert.equal(r.stderr, "err\n");
+  },
+);
+
+Deno.test(
+  `session mode: timeout terminates the job's processes, grandchildren included ${WHY_SESSION}`,
+  {
+    ignore: SESSION_IGNORE,
+  },
+  async () => {
+    await using child = new SessionChild();
+    const r = await child.exec({
+      command: "sleep 100 & echo $!; sleep 100 & echo $!; wait",
+      timeoutMs: 500,
+      graceMs: 5000,
+    });
+    assert.equal(r.timed_out, true);
+    assert.equal(r.exit_code, null);
+    assert.equal(r.signal, "SIGTERM");
+    assert.equal(r.error, "timed out after 500ms (process group terminated)");
+    const pids = pidsIn(r.stdout);
+    assert.equal(pids.length, 2, `both background pids printed, got ${JSON.stringify(r.stdout)}`);
+    await assertAllDead(pids);
+  },
+);
+
+Deno.test(
+  `session mode: processes that ignore SIGTERM are SIGKILLed after the grace period ${WHY_SESSION}`,
+  {
+    ignore: SESSION_IGNORE,
+  },
+  async () => {
+    await using child = new SessionChild();
+    const r = await child.exec({
+      command: "trap '' TERM; sleep 100 & echo $!; wait",
+      timeoutMs: 300,
+      graceMs: 300,
+    });
+    assert.equal(r.timed_out, true);
+    assert.equal(r.signal, "SIGKILL");
+    assert.equal(
+      r.error,
+      "timed out after 300ms (process group killed with SIGKILL after 300ms grace)",
+    );
+    await assertAllDead(pidsIn(r.stdout));
+  },
+);
+
+Deno.test(`session mode: an abort right after the spawn still terminates the job ${WHY_SESSION}`, {
+  ignore: SESSION_IGNORE,
+}, async () => {
+  await using child = new SessionChild();
+  for (let i = 0; i < 5; i++) {
+    const r = await child.exec({ command: "sleep 100", graceMs: 10_000, abortAtOnce: true });
+    assert.equal(r.aborted, true);
+    assert.equal(r.error, "aborted (process group terminated)");
+  }
+});
+
+Deno.test(
+  `session mode: abort also reaches an orphaned grandchild (its parent already gone) ${WHY_SESSION}`,
+  {
+    ignore: SESSION_IGNORE,
+  },
+  async () => {
+    await using dir = await tempDir();
+    await using child = new SessionChild();
+    // The inner sh exits at once: the background sleep is reparented, out of the job's tree.
+    const r = await child.exec({
+      command: `sh -c 'sleep 100 >/dev/null 2>&1 & echo $!' > '${dir.file("orphan")}'; ` +
+        `touch '${dir.file("go")}'; sleep 100`,
+      abortWhenFile: dir.file("go"),
+    });
+    assert.equal(r.aborted, true);
+    assert.equal(r.error, "aborted (process group terminated)");
+    await assertAllDead(pidsIn(await Deno.readTextFile(dir.file("orphan"))));
+  },
+);
+
+Deno.test(
+  `session mode: leftovers holding the output pipes are terminated at once ${WHY_SESSION}`,
+  {
+    ignore: SESSION_IGNORE,
+  },
+  async () => {
+    await using child = new SessionChild();
+    const r = await child.exec({ command: "sleep 100 & echo $!", graceMs: 2000 });
+    assert.equal(r.exit_code, 0);
+    assert.equal(r.error, null);
+    await assertAllDead(pidsIn(r.stdout));
+  },
+);
+
+Deno.test(
+  `session mode: leftovers that hold no pipe are terminated by a later job's sweep ${WHY_SESSION}`,
+  {
+    ignore: SESSION_IGNORE,
+  },
+  async () => {
+    await using child = new SessionChild();
+    await child.exec({ command: "true" }); // the first job sweeps: the next one is within the interval
+    const r = await child.exec({ command: "sleep 100 >/dev/null 2>&1 & echo $!" });
+    assert.equal(r.error, null);
+    const [pid] = pidsIn(r.stdout);
+    assert.ok(pid > 0);
+    // Jobs keep coming: one of them, at most SWEEP_INTERVAL_MS later, terminates the leftover.
+    await waitFor(`leftover ${pid} to be terminated by a sweep`, async () => {
+      await child.exec({ command: "true" });
+      return !(await isAlive(pid));
+    }, SWEEP_INTERVAL_MS + 5000);
+  },
+);
