@@ -3,24 +3,14 @@ import { buildCommand, buildRouteMap } from "@stricli/core";
 import { parseDuration } from "../core/duration.ts";
 import { ExitCodes, formatError, InvalidInput, StorageError } from "../core/errors.ts";
 import { validateQueueName } from "../core/job.ts";
-import {
-  currentSelfExec,
-  dbArgs,
-  defaultLogFile,
-  fileLines,
-  listWorkerInfo,
-  MAX_WORKERS,
-  selfArgv,
-  stdoutLines,
-  stopWorkers,
-  Supervisor,
-  workerInfoToJson,
-} from "../app/supervisor.ts";
+import type { Store } from "../store/store.ts";
 import { isPostgresUrl } from "../store/mod.ts";
-import { attachProcessControls, Runner } from "../worker/runner.ts";
 import { type CliContext, type GlobalFlags, globalFlags, withStore } from "./context.ts";
 import { type Output, relative } from "./render.ts";
-import type { Store } from "../store/store.ts";
+
+/** Loaded only when a worker command runs: other commands do not pay for it at start-up. */
+const supervisorModule = () => import("../app/supervisor.ts");
+const runnerModule = () => import("../worker/runner.ts");
 
 function wholeNumber(what: string, min: number, max: number) {
   return (text: string): number => {
@@ -70,6 +60,7 @@ const startCommand = buildCommand({
       checkShareable(dbUrl);
       const queues = flags.queue?.length ? [...flags.queue] : null;
       if (flags.detach) return await startDetached(app.store, dbUrl, flags, queues, out);
+      const { fileLines, stdoutLines, Supervisor } = await supervisorModule();
       const logFile = flags.log ?? null;
       // stdoutLines, not out.line: a closed stdout (`| head`) must not crash the supervisor.
       const sink = logFile ? fileLines(logFile) : stdoutLines();
@@ -97,7 +88,8 @@ const startCommand = buildCommand({
       ...globalFlags,
       count: {
         kind: "parsed",
-        parse: wholeNumber("--count", 1, MAX_WORKERS),
+        // The upper bound (MAX_WORKERS) is checked by the supervisor.
+        parse: wholeNumber("--count", 1, 1_000_000),
         brief: "Number of worker processes",
         default: "1",
         placeholder: "n",
@@ -136,6 +128,7 @@ async function startDetached(
   queues: string[] | null,
   out: Output,
 ): Promise<number> {
+  const { currentSelfExec, dbArgs, defaultLogFile, selfArgv } = await supervisorModule();
   const absolute = isPostgresUrl(dbUrl) ? dbUrl : absolutePath(dbUrl);
   const logFile = absolutePath(flags.log ?? defaultLogFile(absolute));
   const db = dbArgs(absolute);
@@ -223,6 +216,8 @@ interface RunFlags extends GlobalFlags {
 const runCommand = buildCommand({
   func: async function (this: CliContext, flags: RunFlags) {
     await withStore(this, flags, async (app) => {
+      const { fileLines, stdoutLines } = await supervisorModule();
+      const { attachProcessControls, Runner } = await runnerModule();
       const log = flags.log ? fileLines(flags.log) : stdoutLines();
       const runner = new Runner({
         store: app.store,
@@ -281,6 +276,7 @@ const stopCommand = buildCommand({
       const timeoutMs = flags.timeout === undefined
         ? (flags.force ? 10_000 : 60_000)
         : parseDuration(flags.timeout, "--timeout");
+      const { stopWorkers } = await supervisorModule();
       const report = await stopWorkers(app, {
         timeoutMs,
         force: flags.force,
@@ -323,6 +319,7 @@ const stopCommand = buildCommand({
 const listCommand = buildCommand({
   func: async function (this: CliContext, flags: GlobalFlags) {
     await withStore(this, flags, async (app, out) => {
+      const { listWorkerInfo, workerInfoToJson } = await supervisorModule();
       const workers = await listWorkerInfo(app);
       if (out.json) return out.printJson(workers.map(workerInfoToJson));
       if (workers.length === 0) return out.note("no workers running");

@@ -3,7 +3,6 @@
  * loaded only then), anything else (a path, or `sqlite:PATH`) → SQLite.
  */
 import type { Store } from "./store.ts";
-import { openSqliteStore } from "./sqlite/mod.ts";
 
 export function isPostgresUrl(url: string): boolean {
   return /^postgres(ql)?:\/\//i.test(url);
@@ -19,6 +18,8 @@ export async function openStore(url: string): Promise<Store> {
     const { openPostgresStore } = await import("./postgres/mod.ts");
     return await openPostgresStore(url);
   }
+  // Loaded on use, like the PostgreSQL driver: commands that open no store do not pay for it.
+  const { openSqliteStore } = await import("./sqlite/mod.ts");
   return await openSqliteStore(url.replace(/^sqlite:(\/\/)?/i, ""));
 }
 
