@@ -102,18 +102,23 @@ export function shellArgv(command: string, os: typeof Deno.build.os = Deno.build
   return os === "windows" ? ["cmd", "/d", "/s", "/c", command] : ["sh", "-c", command];
 }
 
-let setsidPath: string | null | undefined;
+const programPaths = new Map<string, string | null>();
 
-/** Absolute path of the `setsid` program, looked up on PATH once; null when there is none. */
-function setsidProgram(): string | null {
-  if (setsidPath !== undefined) return setsidPath;
-  setsidPath = null;
+/**
+ * Absolute path of a program on PATH, looked up once per process; null when there is none (or
+ * PATH cannot be read). Spawning `sh` by its path spares Deno a PATH search (a failing stat per
+ * directory) on every job.
+ */
+function programPath(name: string): string | null {
+  let path = programPaths.get(name);
+  if (path !== undefined) return path;
+  path = null;
   try {
     for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
       if (!dir.startsWith("/")) continue;
       try {
-        if (Deno.statSync(`${dir}/setsid`).isFile) {
-          setsidPath = `${dir}/setsid`;
+        if (Deno.statSync(`${dir}/${name}`).isFile) {
+          path = `${dir}/${name}`;
           break;
         }
       } catch {
@@ -121,9 +126,10 @@ function setsidProgram(): string | null {
       }
     }
   } catch {
-    // no permission to read PATH: use Deno's detached option
+    // no permission to read PATH
   }
-  return setsidPath;
+  programPaths.set(name, path);
+  return path;
 }
 
 /**
@@ -177,12 +183,15 @@ export async function execute(opts: ExecOptions): Promise<ExecResult> {
     // cmd.exe parses its own command line: pass `/d /s /c "<command>"` verbatim, as Node does for
     // `shell: true`; with /s cmd strips exactly the outer quotes and runs the rest as typed.
     argv = [...argv.slice(0, -1), `"${opts.command}"`];
-  } else if (!inSession) {
-    // A new session, so the shell leads a process group we can signal as a whole. (On Windows,
-    // `detached` would mean DETACHED_PROCESS: new console windows for child programs.)
-    const setsid = opts.groupVia === "detached" ? null : setsidProgram();
-    if (setsid === null) detached = true;
-    else argv = [setsid, ...argv];
+  } else {
+    argv[0] = programPath(argv[0]) ?? argv[0];
+    if (!inSession) {
+      // A new session, so the shell leads a process group we can signal as a whole. (On Windows,
+      // `detached` would mean DETACHED_PROCESS: new console windows for child programs.)
+      const setsid = opts.groupVia === "detached" ? null : programPath("setsid");
+      if (setsid === null) detached = true;
+      else argv = [setsid, ...argv];
+    }
   }
   let child: Deno.ChildProcess;
   try {
@@ -203,14 +212,12 @@ export async function execute(opts: ExecOptions): Promise<ExecResult> {
   const group: JobProcesses = inSession
     ? new SessionMembers(child, graceMs)
     : new ProcessGroup(child, graceMs);
-  let pipesOpen = 2;
-  const onPipeClosed = () => void pipesOpen--;
-  const outReader = child.stdout.getReader();
-  const errReader = child.stderr.getReader();
-  const pipesDone = Promise.all([
-    drain(outReader, out).finally(onPipeClosed),
-    drain(errReader, err).finally(onPipeClosed),
-  ]);
+  const outReader = child.stdout.getReader({ mode: "byob" });
+  const errReader = child.stderr.getReader({ mode: "byob" });
+  const outDone = drain(outReader, out);
+  const errDone = drain(errReader, err);
+  const pipesDone = Promise.all([outDone, errDone]);
+  const pipesOpen = () => !out.closed || !err.closed;
 
   let timedOut = false;
   let aborted = false;
@@ -238,12 +245,12 @@ export async function execute(opts: ExecOptions): Promise<ExecResult> {
 
   // The shell is gone. Normally the pipes reach EOF together with it: one more turn of the event
   // loop (setImmediate, no timer) is enough.
-  if (pipesOpen > 0) await Promise.race([pipesDone, new Promise((go) => setImmediate(go))]);
+  if (pipesOpen()) await Promise.race([pipesDone, new Promise((go) => setImmediate(go))]);
   // Anything still in its group was left behind: terminate it too.
-  if (!group.terminating) await group.terminateLeftovers(pipesOpen > 0);
+  if (!group.terminating) await group.terminateLeftovers(pipesOpen());
   // A process that left the group (setsid) can keep the pipes open forever: then stop collecting
   // output after the grace period.
-  if (pipesOpen > 0) {
+  if (pipesOpen()) {
     const gaveUp = await raceTimeout(pipesDone, Math.max(graceMs, MIN_PIPE_WAIT_MS));
     if (gaveUp) {
       await Promise.allSettled([outReader.cancel(), errReader.cancel()]);
@@ -547,6 +554,8 @@ async function hasLiveMembers(pgid: number): Promise<boolean> {
 /** Keeps the last `limit` bytes pushed into it, in the chunks they arrived in. */
 class TailBuffer {
   dropped = false;
+  /** Set by drain() once the pipe reached its end (or broke, or was cancelled). */
+  closed = false;
   #chunks: Uint8Array[] = [];
   #head = 0; // index of the oldest chunk still kept
   #size = 0; // bytes in chunks[head..]
@@ -609,6 +618,7 @@ class TailBuffer {
    * PostgreSQL rejects \u0000 in TEXT.
    */
   text(): string {
+    if (this.#size === 0) return "";
     let bytes = this.bytes();
     if (this.dropped) {
       let skip = 0;
@@ -620,20 +630,33 @@ class TailBuffer {
   }
 }
 
-async function drain(
-  reader: ReadableStreamDefaultReader<Uint8Array>,
-  into: TailBuffer,
-): Promise<void> {
+/** Size of one pipe read. */
+const READ_SIZE = 65536;
+/** Read buffers of finished jobs, for the next ones (at most a few are kept). */
+const spareBuffers: ArrayBuffer[] = [];
+
+/**
+ * Reads a pipe to its end into `into`. BYOB reads into a buffer taken from spareBuffers and given
+ * back at the end: the default reader would allocate a fresh 64 KiB buffer for every read, at
+ * least two per job even when it prints nothing. Only the bytes read are copied into the tail.
+ */
+async function drain(reader: ReadableStreamBYOBReader, into: TailBuffer): Promise<void> {
+  let buffer = spareBuffers.pop() ?? new ArrayBuffer(READ_SIZE);
   try {
     for (;;) {
-      const { value, done } = await reader.read();
+      // The read transfers `buffer` and hands its memory back as `value.buffer`.
+      const { value, done } = await reader.read(new Uint8Array(buffer));
+      if (value === undefined) return;
+      buffer = value.buffer as ArrayBuffer;
+      if (value.length > 0) into.push(value.slice());
       if (done) return;
-      into.push(value);
     }
   } catch {
     // cancelled or the pipe broke: keep what we have
   } finally {
-    reader.releaseLock();
+    into.closed = true;
+    // A transferred-away buffer is detached (byteLength 0): not reusable.
+    if (buffer.byteLength === READ_SIZE && spareBuffers.length < 8) spareBuffers.push(buffer);
   }
 }
 

@@ -392,6 +392,25 @@ Deno.test(`many small writes are capped too ${WHY_UNIX}`, {
   assert.equal(r.truncated.stdout, true);
 });
 
+Deno.test(`read buffers reused across jobs never mix their outputs ${WHY_UNIX}`, {
+  ignore: UNIX_ONLY,
+}, async () => {
+  // Concurrent and successive jobs, outputs of several reads each (> 64 KiB) and of one byte.
+  const job = (i: number) =>
+    execute({
+      command: i % 2 ? `printf ${i}` : `head -c ${70_000 + i} /dev/zero | tr '\\0' ${i % 10}`,
+      outputLimit: LIMIT,
+    });
+  for (let round = 0; round < 3; round++) {
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => job(i)));
+    results.forEach((r, i) => {
+      const expected = i % 2 ? String(i) : String(i % 10).repeat(70_000 + i).slice(-LIMIT);
+      assert.equal(r.stdout, expected, `job ${i} of round ${round}`);
+      assert.equal(r.stderr, "");
+    });
+  }
+});
+
 Deno.test(`invalid UTF-8 and NUL bytes become U+FFFD ${WHY_UNIX}`, {
   ignore: UNIX_ONLY,
 }, async () => {
