@@ -87,6 +87,26 @@ export interface Store {
       limit: number;
     },
   ): Promise<Job[]>;
+  /**
+   * Writes: applyChange({change, output}), then claimJobs(claim): a worker settles its job and
+   * takes the next. SQLite does both in one transaction (one commit per job instead of two);
+   * another backend may do them one after the other. A refused change (applied false) does not
+   * prevent the claim. If the claim fails once the change is written, the result says so with no
+   * claimed jobs (the caller claims again later), never an error.
+   */
+  settleAndClaim(
+    p: {
+      change: StateChange;
+      output?: JobOutput;
+      claim: {
+        workerId: string;
+        queues: readonly string[] | null;
+        now: number;
+        leaseMs: number;
+        limit: number;
+      };
+    },
+  ): Promise<{ applied: boolean; claimed: Job[] }>;
   /** Writes: extends the lease of every job the worker holds to now + leaseMs; returns how many. */
   renewLeases(p: { workerId: string; now: number; leaseMs: number }): Promise<number>;
   /** Reads processing jobs whose lease expired at or before `now`. */

@@ -5,7 +5,9 @@
  * 2. Loop: claim one due job (one guarded UPDATE ... RETURNING), run it through the executor,
  *    settle it with one guarded write (transitions.complete / fail / release). A settle the store
  *    refuses means the lease was taken over meanwhile: the result is dropped and logged, never
- *    written over the newer outcome.
+ *    written over the newer outcome. While not stopping, the settle also claims the next job
+ *    (store.settleAndClaim: one SQLite transaction per job instead of two); a job so claimed that
+ *    the worker does not start because it was asked to stop is released, attempt not counted.
  * 3. When nothing is due, wait for a wake-up hint (WAL file watch or LISTEN/NOTIFY, see wake.ts),
  *    the next scheduled run_at, or `poll_interval`, whichever comes first.
  * 4. A heartbeat every lease/3 renews the lease of the job in hand, records the worker's liveness,
@@ -170,6 +172,8 @@ export class Runner {
   #jobsDone = 0;
   #waiting = false;
   #groupVia: ExecOptions["groupVia"];
+  /** Claimed by the last settle, to run next (released unstarted if the worker stops first). */
+  #next: Job | null = null;
   readonly #lostLease = new Set<string>();
 
   constructor(opts: RunnerOptions) {
@@ -287,6 +291,7 @@ export class Runner {
       this.log(`fatal: ${formatError(err).replace(/^error: /, "")}`);
       this.#exitCode = exitCodeOf(err);
     } finally {
+      await this.#releaseNext();
       clearTimeout(this.#heartbeatTimer);
       clearTimeout(this.#deadlineTimer);
       this.#heartbeatTimer = undefined;
@@ -319,11 +324,23 @@ export class Runner {
     });
   }
 
-  /** Claims one due job and runs it to its settle. False when nothing was due (or stopping). */
+  /**
+   * Runs the job the last settle claimed, else claims one due job, and runs it to its settle.
+   * False when nothing was due (or stopping).
+   */
   async runOne(): Promise<boolean> {
-    if (this.#stopMode !== null) return false;
+    if (this.#stopMode !== null) {
+      await this.#releaseNext();
+      return false;
+    }
     if (!this.config || performance.now() - this.#configLoadedAt > CONFIG_RELOAD_MS) {
       await this.#reloadConfig();
+    }
+    const next = this.#next;
+    if (next !== null) {
+      this.#next = null;
+      await this.#runJob(next);
+      return true;
     }
     this.#waker?.arm();
     const now = this.clock.now();
@@ -456,11 +473,26 @@ export class Runner {
         (result.stdout === "" && result.stderr === "" && job.finished_at === null)
       ? undefined
       : { stdout: result.stdout, stderr: result.stderr };
-    const applied = await this.#retrying(
+    const settled = await this.#retrying(
       `record the result of ${job.id}`,
-      () => this.store.applyChange({ change, output }),
+      () =>
+        this.#stopMode !== null
+          ? this.store.applyChange({ change, output }).then((applied) => ({ applied, claimed: [] }))
+          : this.store.settleAndClaim({
+            change,
+            output,
+            claim: {
+              workerId: this.id,
+              queues: this.queues,
+              now: this.clock.now(),
+              leaseMs: this.#leaseMs,
+              limit: 1,
+            },
+          }),
       true,
     );
+    const applied = settled?.applied ?? false;
+    this.#next = settled?.claimed[0] ?? null;
     this.#current = null;
     this.#lostLease.delete(job.id);
     this.#jobsDone++;
@@ -474,6 +506,18 @@ export class Runner {
       this.log(`completed ${job.id} (${reason})`);
     } else {
       this.log(describeChange(job, change, reason));
+    }
+  }
+
+  /** Gives the job claimed ahead back (pending, attempt not counted) when it will not be run. */
+  async #releaseNext(): Promise<void> {
+    const job = this.#next;
+    if (job === null) return;
+    this.#next = null;
+    try {
+      await this.store.applyChange({ change: release(job, this.clock.now(), this.id) });
+    } catch {
+      // Its lease runs out and a live worker rescues it.
     }
   }
 

@@ -847,6 +847,69 @@ export function storeConformance(
     });
   });
 
+  test("settleAndClaim settles the job, then claims the next due jobs for the worker", async (
+    store,
+    clock,
+  ) => {
+    const claimed = await insertAndClaim(store, clock, [newJob("a")]);
+    await store.insertJobs({
+      jobs: [newJob("b"), newJob("c", { priority: 3 }), newJob("d", { queue: "other" })],
+      now: clock.now(),
+    });
+    clock.advance(500);
+    const job = claimed.get("a")!;
+    const output = { stdout: "out", stderr: "err" };
+    const result = await store.settleAndClaim({
+      change: complete(job, { now: clock.now(), workerId: "w1", exit_code: 0 }),
+      output,
+      claim: { workerId: "w1", queues: ["default"], now: clock.now(), leaseMs: LEASE, limit: 1 },
+    });
+    assert.equal(result.applied, true);
+    assert.deepEqual(ids(result.claimed), ["c"], "highest priority first, from its queues");
+    assert.deepEqual(plain(result.claimed[0]), await mustGet(store, "c"));
+    assert.equal((await mustGet(store, "a")).state, "completed");
+    assert.deepEqual(plain((await store.getJobOutput({ id: "a" }))!), output);
+    const c = await mustGet(store, "c");
+    assert.equal(c.state, "processing");
+    assert.equal(c.attempts, 1);
+    assert.equal(c.lease_owner, "w1");
+    assert.equal(c.started_at, clock.now());
+    assert.equal(c.lease_expires_at, clock.now() + LEASE);
+    assert.equal((await mustGet(store, "b")).state, "pending");
+    assert.equal((await mustGet(store, "d")).state, "pending");
+    const { counts } = await store.stats({ now: clock.now() });
+    assert.deepEqual([counts.completed, counts.processing, counts.pending], [1, 1, 2]);
+  });
+
+  test("settleAndClaim: a refused change still claims; nothing due claims nothing", async (
+    store,
+    clock,
+  ) => {
+    const claimed = await insertAndClaim(store, clock, [newJob("a")]);
+    await store.insertJobs({ jobs: [newJob("b")], now: clock.now() });
+    const claim = { workerId: "w2", queues: null, now: clock.now(), leaseMs: LEASE, limit: 5 };
+    const stale = await store.settleAndClaim({
+      change: complete(claimed.get("a")!, { now: clock.now(), workerId: "w2", exit_code: 0 }),
+      output: { stdout: "not mine", stderr: "" },
+      claim,
+    });
+    assert.equal(stale.applied, false);
+    assert.deepEqual(ids(stale.claimed), ["b"]);
+    assert.deepEqual(
+      await mustGet(store, "a"),
+      claimed.get("a"),
+      "the refused change wrote nothing",
+    );
+    assert.deepEqual(plain((await store.getJobOutput({ id: "a" }))!), { stdout: "", stderr: "" });
+    const last = await store.settleAndClaim({
+      change: complete(claimed.get("a")!, { now: clock.now(), workerId: "w1", exit_code: 0 }),
+      claim,
+    });
+    assert.deepEqual(last, { applied: true, claimed: [] });
+    const { counts } = await store.stats({ now: clock.now() });
+    assert.deepEqual([counts.completed, counts.processing, counts.pending], [1, 1, 0]);
+  });
+
   test("retryNow, restore and moveToDlq move failed and dead jobs", async (store, clock) => {
     const claimed = await insertAndClaim(store, clock, [
       newJob("f", { max_retries: 3 }),

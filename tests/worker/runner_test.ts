@@ -251,6 +251,46 @@ Deno.test("abort terminates the running job and releases it without using a retr
   assert.match(lines.at(-1)!, /released long back to pending/);
 });
 
+Deno.test("a settle claims the next job; a stop before it starts gives it back unstarted", async () => {
+  await using t = await tempStore();
+  const clock = new ManualClock();
+  await t.store.insertJobs({ jobs: [job("j1", "true"), job("j2", "true")], now: clock.now() });
+  const { runner, lines } = runnerFor(t.store, clock);
+  assert.equal(await runner.runOne(), true);
+  assert.equal((await t.store.getJob({ id: "j1" }))?.state, "completed");
+  const ahead = (await t.store.getJob({ id: "j2" }))!;
+  assert.equal(ahead.state, "processing", "claimed by j1's settle");
+  assert.equal(ahead.lease_owner, runner.id);
+  runner.requestStop("graceful", "test");
+  assert.equal(await runner.runOne(), false);
+  const back = (await t.store.getJob({ id: "j2" }))!;
+  assert.equal(back.state, "pending");
+  assert.equal(back.attempts, 0, "not counted: it never ran");
+  assert.equal(back.lease_owner, null);
+  assert.ok(
+    !lines.some((l) => l.includes("j2")),
+    `never reported as started:\n${lines.join("\n")}`,
+  );
+});
+
+Deno.test("a job claimed ahead runs next, without another claim", async () => {
+  await using t = await tempStore();
+  const clock = new ManualClock();
+  await t.store.insertJobs({ jobs: [job("j1", "true"), job("j2", "echo two")], now: clock.now() });
+  const { runner, lines } = runnerFor(t.store, clock);
+  assert.equal(await runner.runOne(), true);
+  // Another job arrives with a higher priority: j2 is already in hand and runs first.
+  await t.store.insertJobs({ jobs: [job("urgent", "true", { priority: 9 })], now: clock.now() });
+  assert.equal(await runner.runOne(), true);
+  assert.equal((await t.store.getJob({ id: "j2" }))?.state, "completed");
+  assert.equal((await t.store.getJobOutput({ id: "j2" }))?.stdout, "two\n");
+  assert.match(lines.at(-2)!, /started j2: echo two/);
+  assert.equal((await t.store.getJob({ id: "urgent" }))?.lease_owner, runner.id);
+  assert.equal(await runner.runOne(), true);
+  assert.equal(await runner.runOne(), false);
+  assert.equal((await t.store.getJob({ id: "urgent" }))?.state, "completed");
+});
+
 Deno.test("run(): a graceful stop lets the job in hand finish, then unregisters", async () => {
   await using t = await tempStore();
   const clock = new ManualClock();
@@ -337,19 +377,23 @@ Deno.test("a worker whose record was pruned as stale registers again instead of 
   assert.equal(await exit, 0);
 });
 
-/** A real store whose applyChange fails with a transient error the first `failures` times. */
+/**
+ * A real store whose settles (applyChange, settleAndClaim) fail with a transient error the first
+ * `failures` times.
+ */
 function flakyStore(store: Store, failures: number): Store & { calls: number } {
   let calls = 0;
   return new Proxy(store, {
     get(target, prop) {
       if (prop === "calls") return calls;
-      if (prop === "applyChange") {
-        return (p: Parameters<Store["applyChange"]>[0]) => {
+      if (prop === "applyChange" || prop === "settleAndClaim") {
+        const method = Reflect.get(target, prop).bind(target);
+        return (p: never) => {
           calls++;
           if (calls <= failures) {
             return Promise.reject(new StorageError("connection lost", { transient: true }));
           }
-          return target.applyChange(p);
+          return method(p);
         };
       }
       const value = Reflect.get(target, prop);

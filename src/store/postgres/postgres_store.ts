@@ -489,6 +489,26 @@ class PostgresStore implements Store {
     });
   }
 
+  async settleAndClaim(
+    p: {
+      change: StateChange;
+      output?: JobOutput;
+      claim: {
+        workerId: string;
+        queues: readonly string[] | null;
+        now: number;
+        leaseMs: number;
+        limit: number;
+      };
+    },
+  ): Promise<{ applied: boolean; claimed: Job[] }> {
+    // Two statements, as the worker made them before settleAndClaim existed. A claim that fails
+    // after the settle is written is the caller's next claimJobs' business, not an error here.
+    const applied = await this.applyChange({ change: p.change, output: p.output });
+    const claimed = await this.claimJobs(p.claim).catch(() => [] as Job[]);
+    return { applied, claimed };
+  }
+
   renewLeases(p: { workerId: string; now: number; leaseMs: number }): Promise<number> {
     return this.#run(async (sql) =>
       (await sql`WITH ${this.#relaxed}

@@ -45,6 +45,7 @@ const CHANGE_COLUMNS = [
 ] as const;
 
 type Row = Record<string, SQLInputValue>;
+type ClaimParams = Parameters<Store["claimJobs"]>[0];
 
 export interface SqliteOptions {
   /** Create the database file if missing (default true). */
@@ -350,7 +351,26 @@ class SqliteStore implements Store {
   }
 
   applyChange(p: { change: StateChange; output?: JobOutput }): Promise<boolean> {
-    const c = p.change;
+    return this.#hotWrite(() => this.#settle(p.change, p.output));
+  }
+
+  claimJobs(p: ClaimParams): Promise<Job[]> {
+    return this.#hotWrite(() => this.#claim(p));
+  }
+
+  settleAndClaim(
+    p: { change: StateChange; output?: JobOutput; claim: ClaimParams },
+  ): Promise<{ applied: boolean; claimed: Job[] }> {
+    // One transaction, one commit: the settle and the claim write the same pages (the job rows,
+    // the counters, the state indexes), and each commit costs its WAL writes and lock round.
+    return this.#hotWrite(() => ({
+      applied: this.#settle(p.change, p.output),
+      claimed: this.#claim(p.claim),
+    }));
+  }
+
+  /** The guarded UPDATE of one state change; callers are inside the write transaction. */
+  #settle(c: StateChange, output: JobOutput | undefined): boolean {
     const sets = ["state = ?", "updated_at = ?"];
     const params: SQLInputValue[] = [c.to, c.updated_at];
     for (const col of CHANGE_COLUMNS) {
@@ -369,57 +389,45 @@ class SqliteStore implements Store {
       guard += " AND lease_expires_at <= ?";
       params.push(c.leaseExpiredBy);
     }
-    const sql = `UPDATE jobs SET ${sets.join(", ")} WHERE ${guard}`;
-    const output = p.output;
-    return this.#hotWrite(() => {
-      if (Number(this.#stmt(sql).run(...params).changes) !== 1) return false;
-      this.#count(c.from, -1);
-      this.#count(c.to, 1);
-      if (output) {
-        this.#stmt(
-          "INSERT OR REPLACE INTO job_output (id, stdout, stderr) VALUES (?, ?, ?)",
-        ).run(c.id, output.stdout, output.stderr);
-      }
-      return true;
-    });
+    const update = this.#stmt(`UPDATE jobs SET ${sets.join(", ")} WHERE ${guard}`);
+    if (Number(update.run(...params).changes) !== 1) return false;
+    this.#count(c.from, -1);
+    this.#count(c.to, 1);
+    if (output) {
+      this.#stmt(
+        "INSERT OR REPLACE INTO job_output (id, stdout, stderr) VALUES (?, ?, ?)",
+      ).run(c.id, output.stdout, output.stderr);
+    }
+    return true;
   }
 
-  claimJobs(
-    p: {
-      workerId: string;
-      queues: readonly string[] | null;
-      now: number;
-      leaseMs: number;
-      limit: number;
-    },
-  ): Promise<Job[]> {
+  /** Claims up to p.limit due jobs; callers are inside the write transaction. */
+  #claim(p: ClaimParams): Job[] {
     const queueFilter = p.queues && p.queues.length
       ? ` AND queue IN (${p.queues.map(() => "?").join(", ")})`
       : "";
-    return this.#hotWrite(() => {
-      // INDEXED BY: claim order must come from the index, never from sorting every due job.
-      const candidates = this.#stmt(
-        "SELECT id, state FROM jobs INDEXED BY jobs_claim WHERE state IN ('pending', 'failed') " +
-          `AND run_at <= ?${queueFilter} ORDER BY priority DESC, run_at ASC, created_at ASC, rowid ASC LIMIT ?`,
-      ).all(p.now, ...(p.queues ?? []), p.limit) as { id: string; state: JobState }[];
-      if (candidates.length === 0) return [];
-      const claim = this.#stmt(
-        "UPDATE jobs SET state = 'processing', attempts = attempts + 1, started_at = ?, " +
-          "lease_owner = ?, lease_expires_at = ?, updated_at = ? " +
-          `WHERE id = ? AND state IN ('pending', 'failed') RETURNING ${JOB_COLUMNS}`,
-      );
-      const claimed: Job[] = [];
-      for (const c of candidates) {
-        const job = claim.get(p.now, p.workerId, p.now + p.leaseMs, p.now, c.id) as
-          | Job
-          | undefined;
-        if (!job) continue;
-        claimed.push(job);
-        this.#count(c.state, -1);
-        this.#count("processing", 1);
-      }
-      return claimed;
-    });
+    // INDEXED BY: claim order must come from the index, never from sorting every due job.
+    const candidates = this.#stmt(
+      "SELECT id, state FROM jobs INDEXED BY jobs_claim WHERE state IN ('pending', 'failed') " +
+        `AND run_at <= ?${queueFilter} ORDER BY priority DESC, run_at ASC, created_at ASC, rowid ASC LIMIT ?`,
+    ).all(p.now, ...(p.queues ?? []), p.limit) as { id: string; state: JobState }[];
+    if (candidates.length === 0) return [];
+    const claim = this.#stmt(
+      "UPDATE jobs SET state = 'processing', attempts = attempts + 1, started_at = ?, " +
+        "lease_owner = ?, lease_expires_at = ?, updated_at = ? " +
+        `WHERE id = ? AND state IN ('pending', 'failed') RETURNING ${JOB_COLUMNS}`,
+    );
+    const claimed: Job[] = [];
+    for (const c of candidates) {
+      const job = claim.get(p.now, p.workerId, p.now + p.leaseMs, p.now, c.id) as
+        | Job
+        | undefined;
+      if (!job) continue;
+      claimed.push(job);
+      this.#count(c.state, -1);
+      this.#count("processing", 1);
+    }
+    return claimed;
   }
 
   renewLeases(p: { workerId: string; now: number; leaseMs: number }): Promise<number> {
