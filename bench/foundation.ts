@@ -160,7 +160,9 @@ async function seedLarge(path: string, n: number): Promise<void> {
   }
   d.exec("COMMIT");
   // Raw inserts bypass the store: bring its per-state counters up to date.
-  d.exec("UPDATE job_counts SET n = (SELECT count(*) FROM jobs WHERE jobs.state = job_counts.state)");
+  d.exec(
+    "UPDATE job_counts SET n = (SELECT count(*) FROM jobs WHERE jobs.state = job_counts.state)",
+  );
   d.close();
 }
 
