@@ -607,10 +607,14 @@ export interface ProcessControlOptions {
  * Connects a runner to its process: signals, and (when supervised) the supervisor's stdin pipe.
  *
  * - Supervised: stdin lines `stop` / `abort` are the supervisor's orders; end of stdin means the
- *   supervisor died (even by SIGKILL: the kernel closes the pipe). SIGINT and SIGHUP are ignored
- *   because Ctrl-C and a closed terminal reach the whole process group and the supervisor relays
- *   them.
- * - SIGTERM (and SIGINT when unsupervised): first graceful, second abort.
+ *   supervisor died (even by SIGKILL: the kernel closes the pipe). SIGINT, SIGHUP and SIGTERM are
+ *   ignored: Ctrl-C and a closed terminal reach the whole process group where a worker shares it
+ *   with the supervisor (Windows), and the supervisor relays them; and a worker in session mode
+ *   shares its process group with its job (see executor.ts), so a job's `kill 0` (as in the
+ *   idiom `trap 'kill 0' EXIT`) reaches the worker too, and must not stop it. The trade-off: a
+ *   SIGTERM sent to a supervised worker's pid by hand does nothing; stop workers through their
+ *   supervisor or `worker stop`.
+ * - Unsupervised: SIGTERM, SIGINT and SIGHUP: first graceful, second abort.
  * - Supervised: the parent pid is also checked on each heartbeat as a second line of defence.
  *
  * Returns a function that detaches everything.
@@ -633,12 +637,13 @@ export function attachProcessControls(
       // signal not supported on this platform
     }
   };
+  // Supervised: a listener that does nothing keeps the signal from killing the process.
+  const ignoreIfSupervised = (name: string) => opts.supervised ? () => {} : onSignal(name);
   if (Deno.build.os !== "windows") {
-    listen("SIGTERM", onSignal("SIGTERM"));
-    // A closed terminal hangs up the whole group: the supervisor relays it as a graceful stop.
-    listen("SIGHUP", opts.supervised ? () => {} : onSignal("SIGHUP"));
+    listen("SIGTERM", ignoreIfSupervised("SIGTERM"));
+    listen("SIGHUP", ignoreIfSupervised("SIGHUP"));
   }
-  listen("SIGINT", opts.supervised ? () => {} : onSignal("SIGINT"));
+  listen("SIGINT", ignoreIfSupervised("SIGINT"));
 
   if (opts.supervised) {
     const reader = Deno.stdin.readable.getReader();

@@ -233,6 +233,24 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "a job's kill 0 (SIGTERM to its process group) does not stop its worker",
+  ignore: Deno.build.os === "windows",
+  fn: async () => {
+    // Workers spawn jobs in their own process group (session mode): `kill 0` reaches the worker.
+    await using dir = await tempDir();
+    const db = dir.file("q.db");
+    await ok(["enqueue", `{"id":"k","command":"trap '' TERM; kill 0; echo survived"}`], db);
+    await ok(["enqueue", '{"id":"after","command":"echo after"}'], db);
+    const r = await runCli(["worker", "start", "--count", "1", "--until-empty"], { db });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((await show("k", db)).state, "completed");
+    assert.equal((await show("after", db)).state, "completed", r.stdout);
+    assert.doesNotMatch(r.stdout, /\[worker 1\] stopping \(SIGTERM/);
+    assert.match(r.stdout, /\[worker 1\] completed after/);
+  },
+});
+
 Deno.test("worker start --detach returns at once; worker list shows the workers; worker stop stops them", async () => {
   await using dir = await tempDir();
   const db = dir.file("q.db");
