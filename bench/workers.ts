@@ -1,7 +1,10 @@
 /**
  * Worker benchmarks (issue 3), measured side by side in one run:
  * 1. throughput: N no-op jobs (`true`) run by `worker start --count 2 --until-empty`, against
- *    `xargs -P 2` running the same N `sh -c true`; rounds interleaved so machine noise hits both;
+ *    `xargs -P 2` running the same N `sh -c true`; rounds interleaved so machine noise hits both,
+ *    the ratio taken per round (adjacent runs) and its median reported. Also the CPU time per job
+ *    of each (user + system of the process and everything it waited for, from the shell's
+ *    `times`): unlike wall time it hardly moves when other programs load the machine;
  * 2. wake-up: enqueue-to-start latency (job started_at - created_at) with 2 idle workers, jobs
  *    enqueued one at a time through the same code path as `queuectl enqueue`;
  * 3. memory: RSS of each worker process (`ps -o rss=`), idle and while running the N jobs.
@@ -14,6 +17,19 @@ import { openStore } from "../src/store/mod.ts";
 import { openSqliteStore } from "../src/store/sqlite/mod.ts";
 import type { Store } from "../src/store/store.ts";
 import { fmt, MAIN, median, percentile, PERMISSIONS, timeCommand } from "./util.ts";
+
+/**
+ * The 1-minute load average (Linux), or "?". Through `cat`: Deno lets only --allow-all read /proc,
+ * and Deno.loadavg would need --allow-sys=loadavg.
+ */
+async function loadAverage(): Promise<string> {
+  try {
+    const out = await new Deno.Command("cat", { args: ["/proc/loadavg"], stderr: "null" }).output();
+    return out.success ? new TextDecoder().decode(out.stdout).split(" ")[0] : "?";
+  } catch {
+    return "?";
+  }
+}
 
 const deno = Deno.execPath();
 
@@ -37,24 +53,57 @@ async function workerPids(store: Store): Promise<number[]> {
   return (await store.listWorkers()).filter((w) => w.supervisor_id !== null).map((w) => w.pid);
 }
 
-async function xargsRun(n: number): Promise<number> {
+interface Timed {
+  wallMs: number;
+  /** User + system CPU of the command and all the processes it waited for, ms. */
+  cpuMs: number;
+}
+
+/**
+ * Runs `argv` under `sh`, whose `times` then reports the CPU its children used (the command and
+ * every process it waited for, recursively). Throws if the command fails.
+ */
+async function timed(
+  argv: string[],
+  opts: { env?: Record<string, string>; stdin?: string } = {},
+): Promise<Timed> {
   const start = performance.now();
-  const child = new Deno.Command("xargs", {
-    args: ["-P", "2", "-n", "1", "sh", "-c", "true"],
-    stdin: "piped",
-    stdout: "null",
-    stderr: "null",
+  const child = new Deno.Command("sh", {
+    args: ["-c", '"$@" >/dev/null || exit; times', "sh", ...argv],
+    env: opts.env,
+    stdin: opts.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
   }).spawn();
-  const w = child.stdin.getWriter();
-  await w.write(new TextEncoder().encode(Array.from({ length: n }, (_, i) => i).join("\n")));
-  await w.close();
-  if (!(await child.status).success) throw new Error("xargs failed");
-  return performance.now() - start;
+  if (opts.stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(opts.stdin));
+    await w.close();
+  }
+  const out = await child.output();
+  const wallMs = performance.now() - start;
+  const text = new TextDecoder().decode(out.stdout);
+  if (!out.success) {
+    throw new Error(`${argv.join(" ")} failed: ${new TextDecoder().decode(out.stderr)}`);
+  }
+  // `times`: the shell's own user and system time, then its children's: "0m1.234s 0m0.567s".
+  const children = text.trim().split("\n").at(-1)!.match(/(\d+)m([\d.]+)s\s+(\d+)m([\d.]+)s/);
+  if (!children) throw new Error(`unexpected output of times: ${JSON.stringify(text)}`);
+  const [, um, us, sm, ss] = children.map(Number);
+  return { wallMs, cpuMs: (um * 60 + us + sm * 60 + ss) * 1000 };
+}
+
+function xargsRun(n: number): Promise<Timed> {
+  return timed(["xargs", "-P", "2", "-n", "1", "sh", "-c", "true"], {
+    stdin: Array.from({ length: n }, (_, i) => i).join("\n"),
+  });
 }
 
 interface QueueRun {
   /** Wall time of `worker start --until-empty`, process start-up to exit. */
   wallMs: number;
+  /** CPU of the supervisor, its workers and their jobs, start-up to exit. */
+  cpuMs: number;
   /** First job start to last job finish, from the job rows. */
   spanMs: number;
   /** Largest RSS seen per worker while it ran, KiB. */
@@ -78,9 +127,8 @@ async function queuectlRun(dir: string, n: number, round: number): Promise<Queue
       pids.forEach((pid, i) => rss[i] && busyRss.set(pid, Math.max(busyRss.get(pid) ?? 0, rss[i])));
     }
   })();
-  const wallMs = await timeCommand(
-    deno,
-    cli(["worker", "start", "--count", "2", "--until-empty"]),
+  const { wallMs, cpuMs } = await timed(
+    [deno, ...cli(["worker", "start", "--count", "2", "--until-empty"])],
     { env },
   );
   running = false;
@@ -92,7 +140,7 @@ async function queuectlRun(dir: string, n: number, round: number): Promise<Queue
   }
   const spanMs = Math.max(...jobs.map((j) => j.finished_at!)) -
     Math.min(...jobs.map((j) => j.started_at!));
-  return { wallMs, spanMs, busyRss: [...busyRss.values()] };
+  return { wallMs, cpuMs, spanMs, busyRss: [...busyRss.values()] };
 }
 
 async function latency(
@@ -166,7 +214,7 @@ export async function benchWorkers(opts: { quick?: boolean } = {}): Promise<stri
   const dir = await Deno.makeTempDir({ prefix: "queuectl-bench-workers-" });
   try {
     await xargsRun(200); // warm the page cache for sh and xargs
-    const x: number[] = [];
+    const x: Timed[] = [];
     const q: QueueRun[] = [];
     for (let r = 0; r < rounds; r++) {
       x.push(await xargsRun(n));
@@ -175,9 +223,15 @@ export async function benchWorkers(opts: { quick?: boolean } = {}): Promise<stri
     const lat = await latency(`${dir}/latency.db`, samples);
     const pg = await pgLatency(samples);
 
-    const xMs = median(x);
+    const xMs = median(x.map((r) => r.wallMs));
     const wallMs = median(q.map((r) => r.wallMs));
     const spanMs = median(q.map((r) => r.spanMs));
+    // Ratios per round: each queuectl run against the xargs run just before it.
+    const wallRatios = q.map((r, i) => x[i].wallMs / r.wallMs);
+    const spanRatios = q.map((r, i) => x[i].wallMs / r.spanMs);
+    const range = (xs: number[]) =>
+      xs.length > 1 ? ` (${fmt(Math.min(...xs), 2)}-${fmt(Math.max(...xs), 2)})` : "";
+    const cpuPerJob = (runs: { cpuMs: number }[]) => fmt(median(runs.map((r) => r.cpuMs)) / n, 2);
     const rate = (ms: number) => n / (ms / 1000);
     const mib = (kib: number[]) => kib.length ? fmt(median(kib) / 1024) : "?";
     const busy = q.flatMap((r) => r.busyRss);
@@ -191,17 +245,24 @@ export async function benchWorkers(opts: { quick?: boolean } = {}): Promise<stri
         rounds === 1 ? "" : "s"
       }, medians.`,
       "",
-      "| run | time | jobs/s | ratio to xargs |",
-      "|---|---|---|---|",
-      `| \`xargs -P 2 -n 1 sh -c true\` | ${fmt(xMs / 1000, 2)} s | ${fmt(rate(xMs), 0)} | 1.00 |`,
+      "| run | time | jobs/s | ratio to xargs (median of rounds, range) | CPU per job |",
+      "|---|---|---|---|---|",
+      `| \`xargs -P 2 -n 1 sh -c true\` | ${fmt(xMs / 1000, 2)} s | ${fmt(rate(xMs), 0)} | 1.00 | ${
+        cpuPerJob(x)
+      } ms |`,
       `| \`worker start --count 2 --until-empty\`, end to end (process start-up to exit) | ${
         fmt(wallMs / 1000, 2)
-      } s | ${fmt(rate(wallMs), 0)} | **${fmt(xMs / wallMs, 2)}** |`,
+      } s | ${fmt(rate(wallMs), 0)} | **${fmt(median(wallRatios), 2)}**${range(wallRatios)} | ${
+        cpuPerJob(q)
+      } ms |`,
       `| the same runs, first job start to last job finish (job timestamps) | ${
         fmt(spanMs / 1000, 2)
-      } s | ${fmt(rate(spanMs), 0)} | ${fmt(xMs / spanMs, 2)} |`,
+      } s | ${fmt(rate(spanMs), 0)} | ${fmt(median(spanRatios), 2)}${range(spanRatios)} | |`,
       "",
-      `Target ratio >= 0.7. Every job of every round completed.`,
+      `Target ratio >= 0.7. Every job of every round completed. CPU per job: user + system time ` +
+      `of the whole run (for queuectl: supervisor, 2 workers and every job's shell, start-up ` +
+      `included) divided by the jobs; on a 2-core machine the ratio can at best approach ` +
+      `xargs' CPU per job / queuectl's. Load average at the end: ${await loadAverage()}.`,
       "",
       `Enqueue-to-start latency with 2 idle workers (${samples} jobs enqueued one at a time, ` +
       `20-80 ms apart, started_at - created_at): **p50 ${fmt(median(lat.ms))} ms, p99 ${
