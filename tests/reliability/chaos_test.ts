@@ -114,7 +114,11 @@ Deno.test({
       }
       await new Promise((r) => setTimeout(r, KILL_EVERY_MS * (0.5 + Math.random())));
     }
-    assert.ok(isRunning(sup.pid), "the supervisor survives the killing of its workers");
+    // Fast workers may empty the queue within the kill window: exiting 0 then is surviving too.
+    assert.ok(
+      isRunning(sup.pid) || (await sup.status).code === 0,
+      "the supervisor survives the killing of its workers",
+    );
 
     const status = await waitFor(() => sup.status, {
       timeoutMs: size(60_000, 240_000),
