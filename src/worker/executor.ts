@@ -15,7 +15,11 @@
  *     worker with `detached`, once) and runs one job at a time, so every other process in that
  *     session is this job's, or a leftover of an earlier one. The job is spawned plainly (the
  *     posix_spawn fast path) and the session's members are found with one `ps` when they must be
- *     signalled: only on a timeout, an abort, or a leftover sweep.
+ *     signalled: only on a timeout, an abort, or a leftover sweep. Trade-off: the job shares the
+ *     caller's process group, so a signal the job sends to its group (`kill 0`) reaches the
+ *     worker too. Supervised workers ignore SIGTERM, SIGINT and SIGHUP (runner.ts); another
+ *     signal sent that way (`kill -9 0`) ends the worker, which its supervisor restarts, and the
+ *     job is rescued after its lease like any job of a crashed worker.
  * - A timeout or an abort sends SIGTERM to the whole group, then SIGKILL after `graceMs` if
  *   anything in it is still alive. When the shell exits by itself, whatever it left behind
  *   (`sleep 100 &`) is terminated the same way, so a job can neither leak processes nor hold the
