@@ -107,8 +107,14 @@ export interface Store {
       };
     },
   ): Promise<{ applied: boolean; claimed: Job[] }>;
-  /** Writes: extends the lease of every job the worker holds to now + leaseMs; returns how many. */
-  renewLeases(p: { workerId: string; now: number; leaseMs: number }): Promise<number>;
+  /**
+   * Writes: extends to now + leaseMs the lease of every job the worker holds, or only of `jobIds`
+   * (a worker renews just the job in hand, so that a claim whose reply it never received expires
+   * and is rescued); returns how many.
+   */
+  renewLeases(
+    p: { workerId: string; now: number; leaseMs: number; jobIds?: readonly string[] },
+  ): Promise<number>;
   /** Reads processing jobs whose lease expired at or before `now`. */
   findExpiredLeases(p: { now: number; limit: number }): Promise<Job[]>;
   /** Reads the earliest run_at among claimable jobs in `queues` (null = all), or null if none. */

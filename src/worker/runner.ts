@@ -119,19 +119,20 @@ export function describeChange(job: Job, change: StateChange, reason: string): s
 
 /**
  * Rescues jobs whose worker stopped renewing its lease: each is counted as a failed run
- * ("worker lost") and retried or moved to the DLQ. Jobs leased by `skipOwner` (the caller itself,
- * still alive) are left alone. Returns one log text per job rescued.
+ * ("worker lost") and retried or moved to the DLQ. The job `skipJob` (the caller's job in hand)
+ * is left alone; any other expired job, even one leased to the caller (a claim whose reply it
+ * never got), is rescued. Returns one log text per job rescued.
  */
 export async function rescueExpiredLeases(
   store: Store,
   now: number,
   policy: RetryPolicy,
-  skipOwner?: string,
+  skipJob?: string,
 ): Promise<string[]> {
   const lines: string[] = [];
   for (;;) {
     const expired = (await store.findExpiredLeases({ now, limit: RESCUE_BATCH }))
-      .filter((j) => j.lease_owner !== skipOwner);
+      .filter((j) => j.id !== skipJob);
     let progressed = false;
     for (const job of expired) {
       const change = loseLease(job, now, policy);
@@ -360,10 +361,15 @@ export class Runner {
     return true;
   }
 
-  /** One rescue pass over expired leases (other workers' jobs); logs each job rescued. */
+  /** One rescue pass over expired leases (all but the job in hand); logs each job rescued. */
   async rescue(): Promise<number> {
     if (!this.config) await this.#reloadConfig();
-    const lines = await rescueExpiredLeases(this.store, this.clock.now(), this.config, this.id);
+    const lines = await rescueExpiredLeases(
+      this.store,
+      this.clock.now(),
+      this.config,
+      this.#current?.id,
+    );
     for (const line of lines) this.log(line);
     return lines.length;
   }
@@ -374,10 +380,13 @@ export class Runner {
     try {
       const held = this.#current;
       if (held) {
+        // Only the job in hand: a job leased to this worker that it does not hold (a claim
+        // whose reply was lost with the connection) must expire and be rescued, not linger.
         const renewed = await this.store.renewLeases({
           workerId: this.id,
           now,
           leaseMs: this.#leaseMs,
+          jobIds: [held.id],
         });
         if (renewed === 0 && this.#current === held && !this.#lostLease.has(held.id)) {
           this.#lostLease.add(held.id);

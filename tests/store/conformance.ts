@@ -408,6 +408,37 @@ export function storeConformance(
     assert.equal(afterAll.oldest_pending_at, T0);
   });
 
+  test("renewLeases with jobIds renews only those jobs of the worker", async (store, clock) => {
+    await store.insertJobs({ jobs: [newJob("r1"), newJob("r2"), newJob("r3")], now: clock.now() });
+    const claimed = await store.claimJobs({
+      workerId: "w1",
+      queues: null,
+      now: clock.now(),
+      leaseMs: LEASE,
+      limit: 3,
+    });
+    assert.equal(claimed.length, 3);
+    clock.advance(1000);
+    const n = await store.renewLeases({
+      workerId: "w1",
+      now: clock.now(),
+      leaseMs: LEASE,
+      jobIds: ["r2"],
+    });
+    assert.equal(n, 1);
+    assert.equal((await mustGet(store, "r2")).lease_expires_at, clock.now() + LEASE);
+    assert.equal((await mustGet(store, "r1")).lease_expires_at, clock.now() - 1000 + LEASE);
+    assert.equal(
+      await store.renewLeases({ workerId: "w2", now: clock.now(), leaseMs: LEASE, jobIds: ["r1"] }),
+      0,
+      "another worker's job is not renewed",
+    );
+    assert.equal(
+      await store.renewLeases({ workerId: "w1", now: clock.now(), leaseMs: LEASE, jobIds: [] }),
+      0,
+    );
+  });
+
   test("completedPerBucket counts completions per bucket since a time", async (store, clock) => {
     const jobs = ["a", "b", "c", "d", "e"].map((id) => newJob(id));
     const claimed = await insertAndClaim(store, clock, jobs);

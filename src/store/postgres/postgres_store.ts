@@ -509,12 +509,16 @@ class PostgresStore implements Store {
     return { applied, claimed };
   }
 
-  renewLeases(p: { workerId: string; now: number; leaseMs: number }): Promise<number> {
-    return this.#run(async (sql) =>
-      (await sql`WITH ${this.#relaxed}
+  renewLeases(
+    p: { workerId: string; now: number; leaseMs: number; jobIds?: readonly string[] },
+  ): Promise<number> {
+    return this.#run(async (sql) => {
+      if (p.jobIds && p.jobIds.length === 0) return 0;
+      const only = p.jobIds ? sql`AND id IN ${sql(p.jobIds as string[])}` : sql``;
+      return (await sql`WITH ${this.#relaxed}
         UPDATE jobs SET lease_expires_at = ${p.now + p.leaseMs} FROM relaxed
-        WHERE state = 'processing' AND lease_owner = ${p.workerId}`).count
-    );
+        WHERE state = 'processing' AND lease_owner = ${p.workerId} ${only}`).count;
+    });
   }
 
   findExpiredLeases(p: { now: number; limit: number }): Promise<Job[]> {

@@ -430,14 +430,23 @@ class SqliteStore implements Store {
     return claimed;
   }
 
-  renewLeases(p: { workerId: string; now: number; leaseMs: number }): Promise<number> {
-    return this.#run(() =>
-      Number(
-        this.#stmt(
-          "UPDATE jobs SET lease_expires_at = ? WHERE state = 'processing' AND lease_owner = ?",
-        ).run(p.now + p.leaseMs, p.workerId).changes,
-      )
-    );
+  renewLeases(
+    p: { workerId: string; now: number; leaseMs: number; jobIds?: readonly string[] },
+  ): Promise<number> {
+    return this.#run(() => {
+      const sql =
+        "UPDATE jobs SET lease_expires_at = ? WHERE state = 'processing' AND lease_owner = ?";
+      if (!p.jobIds) {
+        return Number(this.#stmt(sql).run(p.now + p.leaseMs, p.workerId).changes);
+      }
+      let n = 0;
+      for (const id of p.jobIds) {
+        n += Number(
+          this.#stmt(`${sql} AND id = ?`).run(p.now + p.leaseMs, p.workerId, id).changes,
+        );
+      }
+      return n;
+    });
   }
 
   findExpiredLeases(p: { now: number; limit: number }): Promise<Job[]> {
