@@ -14,41 +14,11 @@ import { complete, fail, loseLease, retryNow } from "../../src/core/transitions.
 import { openPostgresStore } from "../../src/store/postgres/mod.ts";
 import { MIGRATIONS } from "../../src/store/postgres/migrations.ts";
 import type { Store } from "../../src/store/store.ts";
-import { skipAllowedBecause } from "../helpers/services.ts";
 import { newJob, storeConformance } from "./conformance.ts";
+import { admin, PG_URL, postgresAvailability } from "../helpers/postgres.ts";
 
-const PG_URL = Deno.env.get("QUEUECTL_TEST_PG_URL") ?? "postgres://postgres@127.0.0.1:5432/test";
 const T0 = Date.UTC(2026, 0, 1);
-
-function admin() {
-  return postgres(PG_URL, { max: 1, onnotice: () => {}, connect_timeout: 5, fetch_types: false });
-}
-
-async function unreachableReason(): Promise<string | null> {
-  const sql = admin();
-  try {
-    await sql`SELECT 1`;
-    return null;
-  } catch (err) {
-    return err instanceof Error ? err.message : String(err);
-  } finally {
-    await sql.end({ timeout: 1 }).catch(() => {});
-  }
-}
-
-const reason = await unreachableReason();
-const ignore = reason !== null;
-if (reason !== null) {
-  const safeUrl = PG_URL.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1@");
-  const why = skipAllowedBecause("postgres");
-  if (why === null) {
-    Deno.test("postgres: test server is reachable", () => {
-      throw new Error(`PostgreSQL at ${safeUrl} is unreachable (${reason}); CI requires it`);
-    });
-  } else {
-    console.log(`skipping PostgreSQL store tests: ${safeUrl} is unreachable (${reason}); ${why}`);
-  }
-}
+const { ignore } = await postgresAvailability("postgres");
 
 function freshSchema(): string {
   return `qt_${crypto.randomUUID().replaceAll("-", "").slice(0, 20)}`;

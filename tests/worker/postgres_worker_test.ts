@@ -6,42 +6,13 @@
  * unreachable the tests fail if CI is set, and are skipped (saying why) otherwise.
  */
 import assert from "node:assert/strict";
-import postgres from "postgres";
 import { startCli } from "../helpers/cli_process.ts";
 import { runCli, runCliJson } from "../helpers/run_cli.ts";
-import { skipAllowedBecause } from "../helpers/services.ts";
 import { tempDir } from "../helpers/temp.ts";
 import { waitFor } from "../helpers/wait_for.ts";
+import { admin, PG_URL, postgresAvailability } from "../helpers/postgres.ts";
 
-const PG_URL = Deno.env.get("QUEUECTL_TEST_PG_URL") ?? "postgres://postgres@127.0.0.1:5432/test";
-
-function admin() {
-  return postgres(PG_URL, { max: 1, onnotice: () => {}, connect_timeout: 5, fetch_types: false });
-}
-
-async function unreachableReason(): Promise<string | null> {
-  const sql = admin();
-  try {
-    await sql`SELECT 1`;
-    return null;
-  } catch (err) {
-    return err instanceof Error ? err.message : String(err);
-  } finally {
-    await sql.end({ timeout: 1 }).catch(() => {});
-  }
-}
-
-const reason = await unreachableReason();
-if (reason !== null) {
-  const why = skipAllowedBecause("postgres");
-  if (why === null) {
-    Deno.test("postgres workers: test server is reachable", () => {
-      throw new Error(`PostgreSQL at ${PG_URL} is unreachable (${reason}); CI requires it`);
-    });
-  } else {
-    console.log(`skipping PostgreSQL worker tests (${why}): ${PG_URL} is unreachable (${reason})`);
-  }
-}
+const { ignore } = await postgresAvailability("postgres worker CLI");
 
 /** A fresh schema (and a unique application_name to find the workers' connections). */
 function freshDb(): { url: string; app: string } & AsyncDisposable {
@@ -76,7 +47,7 @@ const state = async (
 
 Deno.test({
   name: "postgres: worker start --until-empty runs the jobs and exits 6 when one reached the DLQ",
-  ignore: reason !== null,
+  ignore,
   fn: async () => {
     await using db = freshDb();
     await ok(["enqueue", '{"id":"ok1","command":"echo Hello"}'], db.url);
@@ -91,7 +62,7 @@ Deno.test({
 
 Deno.test({
   name: "postgres: LISTEN/NOTIFY wakes an idle worker long before its poll",
-  ignore: reason !== null,
+  ignore,
   fn: async () => {
     await using db = freshDb();
     await ok(["config", "set", "poll_interval", "60"], db.url);
@@ -108,7 +79,7 @@ Deno.test({
 
 Deno.test({
   name: "postgres: a connection lost during a job; the result is recorded after reconnecting",
-  ignore: reason !== null,
+  ignore,
   fn: async () => {
     await using db = freshDb();
     await using dir = await tempDir();

@@ -10,49 +10,16 @@
  * from the workers with a TCP proxy in the test process, never by stopping the server.
  */
 import assert from "node:assert/strict";
-import postgres from "postgres";
 import { Runner } from "../../src/worker/runner.ts";
 import { openPostgresStore } from "../../src/store/postgres/mod.ts";
 import { type CliProcess, isRunning, startCli } from "../helpers/cli_process.ts";
 import { runCli, runCliJson } from "../helpers/run_cli.ts";
-import { skipAllowedBecause } from "../helpers/services.ts";
 import { startTcpProxy } from "../helpers/tcp_proxy.ts";
 import { tempDir } from "../helpers/temp.ts";
 import { waitFor } from "../helpers/wait_for.ts";
+import { admin, PG_URL, postgresAvailability } from "../helpers/postgres.ts";
 
-const PG_URL = Deno.env.get("QUEUECTL_TEST_PG_URL") ?? "postgres://postgres@127.0.0.1:5432/test";
-const SAFE_URL = PG_URL.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1@");
-
-function admin() {
-  return postgres(PG_URL, { max: 1, onnotice: () => {}, connect_timeout: 5, fetch_types: false });
-}
-
-async function unreachableReason(): Promise<string | null> {
-  const sql = admin();
-  try {
-    await sql`SELECT 1`;
-    return null;
-  } catch (err) {
-    return err instanceof Error ? err.message : String(err);
-  } finally {
-    await sql.end({ timeout: 1 }).catch(() => {});
-  }
-}
-
-const reason = await unreachableReason();
-const ignore = reason !== null;
-if (reason !== null) {
-  const why = skipAllowedBecause("postgres");
-  if (why === null) {
-    Deno.test("postgres workers: test server is reachable", () => {
-      throw new Error(`PostgreSQL at ${SAFE_URL} is unreachable (${reason}); CI requires it`);
-    });
-  } else {
-    console.log(
-      `skipping PostgreSQL worker tests: ${SAFE_URL} is unreachable (${reason}); ${why}`,
-    );
-  }
-}
+const { ignore } = await postgresAvailability("postgres workers");
 
 /** `url` with `?schema=` (and more parameters) added. */
 function withParams(url: string, params: Record<string, string>): string {
