@@ -1,14 +1,11 @@
 /** Small helpers shared by the benchmarks. */
+import denoJson from "../deno.json" with { type: "json" };
+import { permissionFlagsFromTask } from "../src/app/supervisor.ts";
+
 export const ROOT = new URL("..", import.meta.url).pathname;
 export const MAIN = `${ROOT}src/main.ts`;
-export const PERMISSIONS = [
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  "--allow-run",
-  "--allow-net",
-  "--allow-sys=hostname",
-];
+/** The explicit permission flags of the `queuectl` task in deno.json (one source of truth). */
+export const PERMISSIONS: readonly string[] = permissionFlagsFromTask(denoJson.tasks.queuectl);
 
 /** Runs a command to completion and returns its wall time in ms (throws on non-zero exit). */
 export async function timeCommand(

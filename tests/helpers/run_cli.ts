@@ -1,16 +1,12 @@
 /** Runs the real queuectl CLI as a subprocess, the way a user does. */
+import denoJson from "../../deno.json" with { type: "json" };
+import { permissionFlagsFromTask } from "../../src/app/supervisor.ts";
+
 /** A file URL, not `.pathname` (which is "/C:/..." on Windows); `deno run` takes either. */
 export const MAIN = new URL("../../src/main.ts", import.meta.url).href;
 
-/** The explicit permission flags of the `queuectl` task in deno.json. */
-export const PERMISSIONS = [
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  "--allow-run",
-  "--allow-net",
-  "--allow-sys=hostname",
-];
+/** The explicit permission flags of the `queuectl` task in deno.json (one source of truth). */
+export const PERMISSIONS: readonly string[] = permissionFlagsFromTask(denoJson.tasks.queuectl);
 
 export interface CliResult {
   code: number;
