@@ -8,12 +8,12 @@
  */
 import { run } from "@stricli/core";
 import { ExitCodes } from "./core/errors.ts";
-import { app } from "./cli/mod.ts";
+import { appFor } from "./cli/mod.ts";
 import { defaultContext } from "./cli/context.ts";
 
 export async function main(args: readonly string[]): Promise<number> {
   const context = defaultContext(args);
-  await run(app, args, context);
+  await run(appFor(args), args, context);
   const code = Number(context.process.exitCode ?? 0);
   if (code < 0) return code === -1 ? ExitCodes.internal : ExitCodes.invalidInput;
   return code;

@@ -60,62 +60,63 @@ function untilSignal(): Promise<string> {
   });
 }
 
-export const dashboardCommand = buildCommand({
-  func: async function (this: CliContext, flags: DashboardFlags) {
-    const token = flags.token ?? this.env("QUEUECTL_DASHBOARD_TOKEN");
-    let server: typeof import("../dashboard/server.ts") | undefined;
-    // Validate the flags before the database is opened or created.
-    await withoutStore(this, flags, async () => {
-      const mod = await import("../dashboard/server.ts");
-      mod.checkBind({ hostname: flags.host, port: flags.port, token });
-      server = mod;
-    });
-    if (!server) return;
-    const { startDashboard } = server;
-    await withStore(this, flags, async (app, out) => {
-      const dashboard = startDashboard({
-        store: app.store,
-        clock: app.clock,
-        hostname: flags.host,
-        port: flags.port,
-        token,
+export const dashboardCommand = () =>
+  buildCommand({
+    func: async function (this: CliContext, flags: DashboardFlags) {
+      const token = flags.token ?? this.env("QUEUECTL_DASHBOARD_TOKEN");
+      let server: typeof import("../dashboard/server.ts") | undefined;
+      // Validate the flags before the database is opened or created.
+      await withoutStore(this, flags, async () => {
+        const mod = await import("../dashboard/server.ts");
+        mod.checkBind({ hostname: flags.host, port: flags.port, token });
+        server = mod;
       });
-      const stopped = untilSignal();
-      const link = token ? `${dashboard.url}?token=${encodeURIComponent(token)}` : dashboard.url;
-      if (out.json) {
-        out.printJson({ url: link, hostname: dashboard.hostname, port: dashboard.port });
-      } else out.line(`queuectl dashboard: ${link} (Ctrl-C to stop)`);
-      if (flags.open) void openBrowser(link, (s) => out.note(s));
-      await stopped;
-      await dashboard.shutdown();
-    });
-  },
-  parameters: {
-    flags: {
-      ...globalFlags,
-      port: {
-        kind: "parsed",
-        parse: parsePort,
-        brief: "Port to listen on (0 = any free port)",
-        default: "3000",
-        placeholder: "n",
-      },
-      host: {
-        kind: "parsed",
-        parse: String,
-        brief: "Address to bind; anything but loopback requires --token",
-        default: "127.0.0.1",
-        placeholder: "addr",
-      },
-      open: { kind: "boolean", brief: "Open the dashboard in a browser", default: false },
-      token: {
-        kind: "parsed",
-        parse: String,
-        brief: "Access token every request must carry (default $QUEUECTL_DASHBOARD_TOKEN)",
-        optional: true,
-        placeholder: "token",
+      if (!server) return;
+      const { startDashboard } = server;
+      await withStore(this, flags, async (app, out) => {
+        const dashboard = startDashboard({
+          store: app.store,
+          clock: app.clock,
+          hostname: flags.host,
+          port: flags.port,
+          token,
+        });
+        const stopped = untilSignal();
+        const link = token ? `${dashboard.url}?token=${encodeURIComponent(token)}` : dashboard.url;
+        if (out.json) {
+          out.printJson({ url: link, hostname: dashboard.hostname, port: dashboard.port });
+        } else out.line(`queuectl dashboard: ${link} (Ctrl-C to stop)`);
+        if (flags.open) void openBrowser(link, (s) => out.note(s));
+        await stopped;
+        await dashboard.shutdown();
+      });
+    },
+    parameters: {
+      flags: {
+        ...globalFlags,
+        port: {
+          kind: "parsed",
+          parse: parsePort,
+          brief: "Port to listen on (0 = any free port)",
+          default: "3000",
+          placeholder: "n",
+        },
+        host: {
+          kind: "parsed",
+          parse: String,
+          brief: "Address to bind; anything but loopback requires --token",
+          default: "127.0.0.1",
+          placeholder: "addr",
+        },
+        open: { kind: "boolean", brief: "Open the dashboard in a browser", default: false },
+        token: {
+          kind: "parsed",
+          parse: String,
+          brief: "Access token every request must carry (default $QUEUECTL_DASHBOARD_TOKEN)",
+          optional: true,
+          placeholder: "token",
+        },
       },
     },
-  },
-  docs: { brief: "Serve the web dashboard: live counts, jobs, DLQ, workers, enqueue" },
-});
+    docs: { brief: "Serve the web dashboard: live counts, jobs, DLQ, workers, enqueue" },
+  });

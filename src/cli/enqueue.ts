@@ -102,73 +102,74 @@ async function run(this: CliContext, flags: EnqueueFlags, ...positional: string[
   });
 }
 
-export const enqueueCommand = buildCommand({
-  func: run,
-  parameters: {
-    flags: {
-      ...globalFlags,
-      file: {
-        kind: "parsed",
-        parse: String,
-        brief: "Read jobs from a file (JSON Lines or a JSON array; - = stdin), all or none",
-        optional: true,
-        placeholder: "path",
+export const enqueueCommand = () =>
+  buildCommand({
+    func: run,
+    parameters: {
+      flags: {
+        ...globalFlags,
+        file: {
+          kind: "parsed",
+          parse: String,
+          brief: "Read jobs from a file (JSON Lines or a JSON array; - = stdin), all or none",
+          optional: true,
+          placeholder: "path",
+        },
+        id: { kind: "parsed", parse: String, brief: "Job id (-- form)", optional: true },
+        maxRetries: {
+          kind: "parsed",
+          parse: String,
+          brief: "Retries after the first failure (-- form)",
+          optional: true,
+          placeholder: "n",
+        },
+        priority: {
+          kind: "parsed",
+          parse: String,
+          brief: "Higher runs first (-- form)",
+          optional: true,
+          placeholder: "n",
+        },
+        delay: {
+          kind: "parsed",
+          parse: String,
+          brief: "Run after this long, e.g. 30s, 5m (-- form)",
+          optional: true,
+          placeholder: "duration",
+        },
+        runAt: {
+          kind: "parsed",
+          parse: String,
+          brief: "Run at this ISO-8601 time (-- form)",
+          optional: true,
+          placeholder: "time",
+        },
+        timeout: {
+          kind: "parsed",
+          parse: String,
+          brief: "Kill the job after this many seconds (-- form)",
+          optional: true,
+          placeholder: "s",
+        },
+        queue: {
+          kind: "parsed",
+          parse: String,
+          brief: "Queue name (-- form)",
+          optional: true,
+          placeholder: "name",
+        },
       },
-      id: { kind: "parsed", parse: String, brief: "Job id (-- form)", optional: true },
-      maxRetries: {
-        kind: "parsed",
-        parse: String,
-        brief: "Retries after the first failure (-- form)",
-        optional: true,
-        placeholder: "n",
-      },
-      priority: {
-        kind: "parsed",
-        parse: String,
-        brief: "Higher runs first (-- form)",
-        optional: true,
-        placeholder: "n",
-      },
-      delay: {
-        kind: "parsed",
-        parse: String,
-        brief: "Run after this long, e.g. 30s, 5m (-- form)",
-        optional: true,
-        placeholder: "duration",
-      },
-      runAt: {
-        kind: "parsed",
-        parse: String,
-        brief: "Run at this ISO-8601 time (-- form)",
-        optional: true,
-        placeholder: "time",
-      },
-      timeout: {
-        kind: "parsed",
-        parse: String,
-        brief: "Kill the job after this many seconds (-- form)",
-        optional: true,
-        placeholder: "s",
-      },
-      queue: {
-        kind: "parsed",
-        parse: String,
-        brief: "Queue name (-- form)",
-        optional: true,
-        placeholder: "name",
+      positional: {
+        kind: "array",
+        parameter: { brief: "Job as JSON, or command words after --", parse: String },
       },
     },
-    positional: {
-      kind: "array",
-      parameter: { brief: "Job as JSON, or command words after --", parse: String },
+    docs: {
+      brief: "Add jobs to the queue; prints their ids",
+      customUsage: [
+        `'{"id":"job1","command":"echo Hello"}'`,
+        "--file jobs.jsonl",
+        "[--id ID] [--max-retries N] [--priority N] [--delay D] [--queue Q] -- command words...",
+      ],
     },
-  },
-  docs: {
-    brief: "Add jobs to the queue; prints their ids",
-    customUsage: [
-      `'{"id":"job1","command":"echo Hello"}'`,
-      "--file jobs.jsonl",
-      "[--id ID] [--max-retries N] [--priority N] [--delay D] [--queue Q] -- command words...",
-    ],
-  },
-});
+  });

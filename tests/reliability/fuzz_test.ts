@@ -20,7 +20,7 @@ import {
 import { complete, fail } from "../../src/core/transitions.ts";
 import { systemClock } from "../../src/core/clock.ts";
 import { run } from "@stricli/core";
-import { app } from "../../src/cli/mod.ts";
+import { appFor } from "../../src/cli/mod.ts";
 import { type CliContext, firstErrorOnly } from "../../src/cli/context.ts";
 import { enqueue, parseJobArgument, parseJobFile } from "../../src/app/queue.ts";
 import {
@@ -429,7 +429,7 @@ async function cliInProcess(args: string[], db: string) {
     clock: systemClock,
     isTerminal: false,
   };
-  await run(app, args, ctx);
+  await run(appFor(args), args, ctx);
   let code = Number(ctx.process.exitCode ?? 0);
   // main.ts: stricli's own negative codes are 1 (internal) and 2 (bad arguments).
   if (code < 0) code = code === -1 ? ExitCodes.internal : ExitCodes.invalidInput;
