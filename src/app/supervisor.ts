@@ -46,14 +46,18 @@ export function permissionFlagsFromTask(task: string): string[] {
 
 /** How this process itself runs. */
 export function currentSelfExec(): SelfExec {
-  const main = new URL("../main.ts", import.meta.url);
-  const config = new URL("../../deno.json", import.meta.url);
+  // From source this module is src/app/supervisor.ts: the entry is src/main.ts and deno.json
+  // (import map, lock file) is two levels up. From the bundle (`deno task build`) every module is
+  // a chunk beside the entry, the main module, and needs no deno.json (dependencies are inlined).
+  const fromSource = import.meta.url.endsWith("/src/app/supervisor.ts");
+  const main = fromSource ? new URL("../main.ts", import.meta.url) : new URL(Deno.mainModule);
+  const config = fromSource ? new URL("../../deno.json", import.meta.url) : null;
   return {
     standalone: Deno.build.standalone,
     execPath: Deno.execPath(),
     mainModule: main.href,
     // A file URL's pathname is "/C:/..." on Windows: drop that first slash to get a usable path.
-    configPath: config.protocol === "file:"
+    configPath: config?.protocol === "file:"
       ? decodeURIComponent(config.pathname).replace(/^\/([A-Za-z]:)/, "$1")
       : null,
     permissionFlags: permissionFlagsFromTask(denoJson.tasks.queuectl),
