@@ -3,31 +3,14 @@
  * route (help, flag errors, sub-route corrections) must be exactly what the whole tree prints.
  */
 import assert from "node:assert/strict";
-import { type Application, run } from "@stricli/core";
+import type { Application } from "@stricli/core";
 import { appFor, fullApp } from "../../src/cli/mod.ts";
-import { type CliContext, firstErrorOnly } from "../../src/cli/context.ts";
-import { systemClock } from "../../src/core/clock.ts";
+import type { CliContext } from "../../src/cli/context.ts";
+import { runInProcess } from "../helpers/in_process.ts";
 
-async function runWith(app: Application<CliContext>, args: string[]) {
-  let stdout = "";
-  let stderr = "";
-  const ctx: CliContext = {
-    process: {
-      stdout: { write: (t: string) => void (stdout += t) },
-      stderr: firstErrorOnly({ write: (t: string) => void (stderr += t) }),
-    },
-    args,
-    // A database that cannot be opened: no argv below may reach a command body unnoticed.
-    env: (name) =>
-      ({ QUEUECTL_DB: "/nonexistent-dir/queuectl.db", NO_COLOR: "1" } as Record<string, string>)[
-        name
-      ],
-    clock: systemClock,
-    isTerminal: false,
-  };
-  await run(app, args, ctx);
-  return { code: ctx.process.exitCode ?? 0, stdout, stderr };
-}
+// A database that cannot be opened: no argv below may reach a command body unnoticed.
+const ENV = { QUEUECTL_DB: "/nonexistent-dir/queuectl.db", NO_COLOR: "1" };
+const runWith = (app: Application<CliContext>, args: string[]) => runInProcess(app, args, ENV);
 
 const TOP_LEVEL = [
   "enqueue",

@@ -18,10 +18,8 @@ import {
   validateQueueName,
 } from "../../src/core/job.ts";
 import { complete, fail } from "../../src/core/transitions.ts";
-import { systemClock } from "../../src/core/clock.ts";
-import { run } from "@stricli/core";
 import { appFor } from "../../src/cli/mod.ts";
-import { type CliContext, firstErrorOnly } from "../../src/cli/context.ts";
+import { runInProcess } from "../helpers/in_process.ts";
 import { enqueue, parseJobArgument, parseJobFile } from "../../src/app/queue.ts";
 import {
   CONFIG_KEYS,
@@ -416,21 +414,11 @@ Deno.test("fuzz (CLI): enqueue, enqueue --file and config set with generated inp
 
 /** Runs the CLI's command tree in this process (as main.ts does), capturing its output. */
 async function cliInProcess(args: string[], db: string) {
-  let stdout = "";
-  let stderr = "";
-  const ctx: CliContext = {
-    process: {
-      stdout: { write: (t: string) => void (stdout += t) },
-      // As defaultContext does around the real stderr.
-      stderr: firstErrorOnly({ write: (t: string) => void (stderr += t) }),
-    },
-    args,
-    env: (name) => ({ QUEUECTL_DB: db, NO_COLOR: "1" } as Record<string, string>)[name],
-    clock: systemClock,
-    isTerminal: false,
-  };
-  await run(appFor(args), args, ctx);
-  let code = Number(ctx.process.exitCode ?? 0);
+  const { code: raw, stdout, stderr } = await runInProcess(appFor(args), args, {
+    QUEUECTL_DB: db,
+    NO_COLOR: "1",
+  });
+  let code = Number(raw);
   // main.ts: stricli's own negative codes are 1 (internal) and 2 (bad arguments).
   if (code < 0) code = code === -1 ? ExitCodes.internal : ExitCodes.invalidInput;
   return { code, stdout, stderr };
