@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { openSqliteStore } from "../../src/store/sqlite/mod.ts";
 import { MIGRATIONS } from "../../src/store/sqlite/migrations.ts";
+import { complete } from "../../src/core/transitions.ts";
 import { storeConformance } from "./conformance.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "queuectl-sqlite-conformance-" });
@@ -65,7 +66,7 @@ Deno.test("sqlite: the planner uses the indexes for status, list and claim", asy
 });
 
 Deno.test("sqlite: the per-state counters always equal a full count", async () => {
-  const { complete, fail, moveToDlq, restore } = await import("../../src/core/transitions.ts");
+  const { fail, moveToDlq, restore } = await import("../../src/core/transitions.ts");
   const path = `${dir}/counts.db`;
   const store = await openSqliteStore(path);
   const policy = { backoff_base: 2, backoff_max: 10 };
@@ -123,5 +124,143 @@ Deno.test("sqlite: the per-state counters always equal a full count", async () =
     }
   } finally {
     await store.close();
+  }
+});
+
+// --- the lock file of workers' claims and settles ---------------------------------------------
+
+const insertPending = (ids: string[], now: number) => ({
+  jobs: ids.map((id) => ({
+    id,
+    command: "true",
+    queue: "default",
+    priority: 0,
+    max_retries: 0,
+    timeout: null,
+    run_at: now,
+  })),
+  now,
+});
+
+const claimOne = (now: number) => ({
+  workerId: "w",
+  queues: null,
+  now,
+  leaseMs: 60_000,
+  limit: 1,
+});
+
+/**
+ * Another process that takes a lock (`script` gets the database path as PATH), prints "locked",
+ * holds it for a while, then prints "released <epoch ms>" just before letting go.
+ */
+async function lockHolder(script: string, path: string) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["eval", `const PATH = ${JSON.stringify(path)};\n${script}`],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  const nextLine = async (): Promise<string> => {
+    for (;;) {
+      const nl = buffer.indexOf("\n");
+      if (nl >= 0) {
+        const line = buffer.slice(0, nl);
+        buffer = buffer.slice(nl + 1);
+        return line;
+      }
+      const { value, done } = await lines.read();
+      if (done) throw new Error("the lock holder exited early");
+      buffer += value;
+    }
+  };
+  assert.equal(await nextLine(), "locked");
+  return {
+    /** When the holder let go of the lock (it has, once the caller's write went through). */
+    async releasedAt(): Promise<number> {
+      const [word, at] = (await nextLine()).split(" ");
+      assert.equal(word, "released");
+      return Number(at);
+    },
+    async [Symbol.asyncDispose]() {
+      await lines.cancel().catch(() => {});
+      await child.status;
+    },
+  };
+}
+
+const HOLD = "await new Promise((r) => setTimeout(r, 300));\n" +
+  'console.log("released " + Date.now());\n';
+
+Deno.test("sqlite: claims and settles take a lock file beside the database (mode 0600)", async () => {
+  const path = `${dir}/lockfile.db`;
+  const store = await openSqliteStore(path);
+  try {
+    await store.stats({ now: Date.now() });
+    await assert.rejects(
+      Deno.stat(`${path}-lock`),
+      Deno.errors.NotFound,
+      "readers do not create it",
+    );
+    const now = Date.now();
+    await store.insertJobs(insertPending(["a", "b"], now));
+    const [a] = await store.claimJobs(claimOne(now));
+    const lock = await Deno.stat(`${path}-lock`);
+    assert.ok(lock.isFile);
+    if (Deno.build.os !== "windows") assert.equal(lock.mode! & 0o777, 0o600);
+    const { applied, claimed } = await store.settleAndClaim({
+      change: complete(a, { now, workerId: "w", exit_code: 0 }),
+      claim: claimOne(now),
+    });
+    assert.equal(applied, true);
+    assert.deepEqual(claimed.map((j) => j.id), ["b"]);
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("sqlite: a claim waits while another process holds the lock file", async () => {
+  const path = `${dir}/lockwait.db`;
+  const store = await openSqliteStore(path);
+  try {
+    const now = Date.now();
+    await store.insertJobs(insertPending(["a"], now));
+    await using holder = await lockHolder(
+      "const f = Deno.openSync(`${PATH}-lock`, { read: true, write: true, create: true });\n" +
+        'f.lockSync(true);\nconsole.log("locked");\n' + HOLD + "f.unlockSync();\n",
+      path,
+    );
+    const claimed = await store.claimJobs(claimOne(now));
+    const returnedAt = Date.now();
+    assert.deepEqual(claimed.map((j) => j.id), ["a"]);
+    assert.ok(
+      await holder.releasedAt() <= returnedAt,
+      "the claim ran before the lock was released",
+    );
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("sqlite: without a usable lock file (or in memory), claims and settles still work", async () => {
+  const path = `${dir}/nolock.db`;
+  await Deno.mkdir(`${path}-lock`); // a directory where the lock file would go
+  for (const store of [await openSqliteStore(path), await openSqliteStore(":memory:")]) {
+    try {
+      const now = Date.now();
+      await store.insertJobs(insertPending(["a", "b"], now));
+      const [a] = await store.claimJobs(claimOne(now));
+      const { applied, claimed } = await store.settleAndClaim({
+        change: complete(a, { now, workerId: "w", exit_code: 0 }),
+        claim: claimOne(now),
+      });
+      assert.equal(applied, true);
+      assert.deepEqual(claimed.map((j) => j.id), ["b"]);
+      assert.equal((await store.stats({ now })).counts.completed, 1);
+    } finally {
+      await store.close();
+    }
   }
 });

@@ -6,6 +6,8 @@
  *   may lose the last commits but never corrupts the database.
  * - busy_timeout: concurrent writers (many worker processes) wait for the lock instead of
  *   failing with "database is locked".
+ * - Workers' claims and settles also take a lock file beside the database (see {@link HotLock}):
+ *   they queue for each other in the kernel rather than retry.
  * - Every state change is one guarded UPDATE (see core/transitions.ts).
  */
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
@@ -18,14 +20,16 @@ import { MIGRATIONS } from "./migrations.ts";
 
 const BUSY_TIMEOUT_MS = 10_000;
 /**
- * Workers' claim and settle transactions first try to take the write lock without waiting, and
- * while another process holds it (for a fraction of a millisecond: one claim or settle) try again
- * on the next turn of the event loop, for up to this long; then they wait in SQLite's busy handler
- * like any other write. That handler sleeps 1 ms, then 2, 5... at its first retry: with two busy
- * workers about one transaction in ten met the other's lock and slept 1-3 ms, for a lock held
- * ~0.1 ms.
+ * Workers' claim and settle transactions (after the lock file, see {@link HotLock}) first try to
+ * take the write lock without waiting, and while another process holds it (for a fraction of a
+ * millisecond: one claim or settle) try again on the next turn of the event loop, for up to this
+ * long; then they wait in SQLite's busy handler like any other write. That handler sleeps 1 ms,
+ * then 2, 5... at its first retry: with two busy workers about one transaction in ten met the
+ * other's lock and slept 1-3 ms, for a lock held ~0.1 ms.
  */
 const LOCK_RETRY_MS = 3;
+/** The lock file of {@link HotLock}: the database path plus this. */
+export const HOT_LOCK_SUFFIX = "-lock";
 /** "QCTL": marks the file as a queuectl database. */
 const APPLICATION_ID = 0x5143544c;
 
@@ -90,6 +94,7 @@ class SqliteStore implements Store {
   readonly location: string;
   readonly #db: DatabaseSync;
   readonly #statements = new Map<string, StatementSync>();
+  #hotLock: HotLock | undefined;
 
   constructor(path: string, options: SqliteOptions) {
     this.location = path;
@@ -180,22 +185,50 @@ class SqliteStore implements Store {
   /**
    * A write transaction of the workers' hot path: see {@link LOCK_RETRY_MS}. `fn` may run more
    * than once (each failed attempt is rolled back), so it must have no effect outside the
-   * database.
+   * database. `serialized`: first take the lock file (see {@link HotLock}), as workers' claims and
+   * settles do, so that they wait for each other in the kernel instead of retrying.
    */
-  async #hotWrite<T>(fn: () => T): Promise<T> {
+  async #hotWrite<T>(fn: () => T, serialized = false): Promise<T> {
+    if (serialized) {
+      const done = this.#lockedWrite(fn);
+      if (done) return done.value;
+    }
     const giveUpAt = performance.now() + LOCK_RETRY_MS;
     for (;;) {
-      this.#stmt("PRAGMA busy_timeout = 0").get();
-      try {
-        return this.#transaction(fn);
-      } catch (err) {
-        if (!isLocked(err)) throw this.#mapError(err);
-      } finally {
-        // Before any await: other calls (a heartbeat) may run meanwhile and must wait as usual.
-        this.#stmt(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`).get();
-      }
+      const done = this.#tryWrite(fn);
+      if (done) return done.value;
       if (performance.now() >= giveUpAt) return this.#run(() => this.#transaction(fn));
       await new Promise((next) => setImmediate(next));
+    }
+  }
+
+  /** One attempt at the write transaction without waiting; undefined if the lock was held. */
+  #tryWrite<T>(fn: () => T): { value: T } | undefined {
+    this.#stmt("PRAGMA busy_timeout = 0").get();
+    try {
+      return { value: this.#transaction(fn) };
+    } catch (err) {
+      if (!isLocked(err)) throw this.#mapError(err);
+      return undefined;
+    } finally {
+      // Before any await: other calls (a heartbeat) may run meanwhile and must wait as usual.
+      this.#stmt(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`).get();
+    }
+  }
+
+  /**
+   * #tryWrite under the lock file, held only for that synchronous attempt (never across an await:
+   * another store of this process may want it). Undefined when there is no lock file, or the
+   * database's lock was held by a writer that does not take it (CLI, dashboard, a heartbeat):
+   * the caller then retries like those writers do.
+   */
+  #lockedWrite<T>(fn: () => T): { value: T } | undefined {
+    const lock = this.#hotLock ??= HotLock.open(this.location);
+    if (!lock.acquire()) return undefined;
+    try {
+      return this.#tryWrite(fn);
+    } finally {
+      lock.release();
     }
   }
 
@@ -355,7 +388,7 @@ class SqliteStore implements Store {
   }
 
   claimJobs(p: ClaimParams): Promise<Job[]> {
-    return this.#hotWrite(() => this.#claim(p));
+    return this.#hotWrite(() => this.#claim(p), true);
   }
 
   settleAndClaim(
@@ -366,7 +399,7 @@ class SqliteStore implements Store {
     return this.#hotWrite(() => ({
       applied: this.#settle(p.change, p.output),
       claimed: this.#claim(p.claim),
-    }));
+    }), true);
   }
 
   /** The guarded UPDATE of one state change; callers are inside the write transaction. */
@@ -609,12 +642,78 @@ class SqliteStore implements Store {
   }
 
   close(): Promise<void> {
+    this.#hotLock?.close();
     try {
       if (this.#db.isOpen) this.#db.close();
     } catch {
       // closing twice is harmless
     }
     return Promise.resolve();
+  }
+}
+
+/**
+ * The lock file beside the database (`<db>-lock`, mode 0600) that workers' claim and settle
+ * transactions hold while they run: a worker that finds the other one's transaction under way
+ * sleeps in the kernel until it ends, instead of retrying on every turn of its event loop
+ * (with two busy workers, about half of all transactions met the other's lock; each retry is a
+ * failed BEGIN, an exception, and CPU taken from the jobs). An advisory lock (flock(2) on Unix,
+ * LockFileEx on Windows): released by the kernel when its holder dies, and ignored by every
+ * other writer, which keep SQLite's own locking. Unavailable (no lock at all) for `:memory:` and
+ * when the file cannot be opened or locked.
+ */
+class HotLock {
+  #file: Deno.FsFile | null;
+
+  private constructor(file: Deno.FsFile | null) {
+    this.#file = file;
+  }
+
+  static open(dbPath: string): HotLock {
+    if (dbPath === "" || dbPath === ":memory:" || dbPath.startsWith("file:")) {
+      return new HotLock(null);
+    }
+    try {
+      return new HotLock(
+        Deno.openSync(`${dbPath}${HOT_LOCK_SUFFIX}`, {
+          read: true,
+          write: true,
+          create: true,
+          mode: 0o600,
+        }),
+      );
+    } catch {
+      return new HotLock(null);
+    }
+  }
+
+  /** Waits for the lock; false (and no lock from now on) if there is none or it failed. */
+  acquire(): boolean {
+    if (this.#file === null) return false;
+    try {
+      this.#file.lockSync(true);
+      return true;
+    } catch {
+      this.close();
+      return false;
+    }
+  }
+
+  release(): void {
+    try {
+      this.#file?.unlockSync();
+    } catch {
+      this.close(); // closing the file releases the lock
+    }
+  }
+
+  close(): void {
+    try {
+      this.#file?.close();
+    } catch {
+      // already closed
+    }
+    this.#file = null;
   }
 }
 
