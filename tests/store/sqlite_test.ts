@@ -115,6 +115,23 @@ Deno.test("sqlite: the per-state counters always equal a full count", async () =
         const r = { now, workerId: "w", exit_code: i % 2 };
         await store.applyChange({ change: i % 2 ? fail(job, r, policy) : complete(job, r) });
       }
+      // A settle and the claims of the same transaction (their counter changes are summed).
+      const [held] = await store.claimJobs({
+        workerId: "w",
+        queues: null,
+        now,
+        leaseMs: 5,
+        limit: 1,
+      });
+      if (held) {
+        const r = { now, workerId: "w", exit_code: round % 2 };
+        const { claimed: more } = await store.settleAndClaim({
+          change: round % 2 ? fail(held, r, policy) : complete(held, r),
+          claim: { workerId: "w", queues: null, now, leaseMs: 5, limit: 2 },
+        });
+        await assertCounts();
+        if (more[0]) await store.applyChange({ change: complete(more[0], r) });
+      }
       const failed = await store.listJobs({ state: "failed", limit: 2 });
       if (failed[0]) await store.applyChange({ change: moveToDlq(failed[0], now) });
       const dead = await store.listJobs({ state: "dead", limit: 1 });
@@ -239,6 +256,39 @@ Deno.test("sqlite: a claim waits while another process holds the lock file", asy
       await holder.releasedAt() <= returnedAt,
       "the claim ran before the lock was released",
     );
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("sqlite: after its claims, a worker's connection still waits for SQLite's write lock", async () => {
+  const path = `${dir}/busy.db`;
+  const store = await openSqliteStore(path);
+  const holdDatabase = 'import { DatabaseSync } from "node:sqlite";\n' +
+    'const db = new DatabaseSync(PATH);\ndb.exec("BEGIN IMMEDIATE");\nconsole.log("locked");\n' +
+    HOLD + 'db.exec("COMMIT");\n';
+  try {
+    const now = Date.now();
+    await store.insertJobs(insertPending(["a", "b"], now));
+    const [a] = await store.claimJobs(claimOne(now));
+    {
+      // Any other write (here a config change) waits for the lock as before the claim.
+      await using holder = await lockHolder(holdDatabase, path);
+      await store.setConfig({ key: "max_retries", value: "5" });
+      assert.ok(await holder.releasedAt() <= Date.now());
+    }
+    {
+      // A settle that finds the database locked by a writer without the lock file waits too.
+      await using holder = await lockHolder(holdDatabase, path);
+      const { applied, claimed } = await store.settleAndClaim({
+        change: complete(a, { now, workerId: "w", exit_code: 0 }),
+        claim: claimOne(now),
+      });
+      assert.ok(await holder.releasedAt() <= Date.now());
+      assert.equal(applied, true);
+      assert.deepEqual(claimed.map((j) => j.id), ["b"]);
+    }
+    assert.equal((await store.getConfig()).max_retries, "5");
   } finally {
     await store.close();
   }

@@ -95,6 +95,14 @@ class SqliteStore implements Store {
   readonly #db: DatabaseSync;
   readonly #statements = new Map<string, StatementSync>();
   #hotLock: HotLock | undefined;
+  /**
+   * busy_timeout is 0 between calls (set once this connection took the lock file): the hot
+   * writes try the database's lock without waiting, and #run restores the usual wait around
+   * everything else.
+   */
+  #failFast = false;
+  /** Counter changes of the open write transaction (see #count). */
+  readonly #counts = new Map<JobState, number>();
 
   constructor(path: string, options: SqliteOptions) {
     this.location = path;
@@ -171,12 +179,14 @@ class SqliteStore implements Store {
 
   /** Runs `fn` in a write transaction (BEGIN IMMEDIATE takes the lock up front). */
   #transaction<T>(fn: () => T): T {
-    this.#db.exec("BEGIN IMMEDIATE");
+    this.#stmt("BEGIN IMMEDIATE").run();
     try {
       const result = fn();
-      this.#db.exec("COMMIT");
+      this.#writeCounts();
+      this.#stmt("COMMIT").run();
       return result;
     } catch (err) {
+      this.#counts.clear();
       if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
       throw err;
     }
@@ -204,15 +214,17 @@ class SqliteStore implements Store {
 
   /** One attempt at the write transaction without waiting; undefined if the lock was held. */
   #tryWrite<T>(fn: () => T): { value: T } | undefined {
-    this.#stmt("PRAGMA busy_timeout = 0").get();
+    const failFast = this.#failFast;
+    if (!failFast) this.#stmt("PRAGMA busy_timeout = 0").get();
     try {
       return { value: this.#transaction(fn) };
     } catch (err) {
       if (!isLocked(err)) throw this.#mapError(err);
       return undefined;
     } finally {
-      // Before any await: other calls (a heartbeat) may run meanwhile and must wait as usual.
-      this.#stmt(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`).get();
+      // Before any await: other calls (a heartbeat) may run meanwhile and must wait as usual
+      // (on a #failFast connection, they set the wait themselves).
+      if (!failFast) this.#stmt(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`).get();
     }
   }
 
@@ -221,9 +233,19 @@ class SqliteStore implements Store {
    * another store of this process may want it). Undefined when there is no lock file, or the
    * database's lock was held by a writer that does not take it (CLI, dashboard, a heartbeat):
    * the caller then retries like those writers do.
+   *
+   * A connection that takes the lock file does little else than these writes, so from then on
+   * it keeps busy_timeout at 0 (see #failFast) instead of setting it around each of them.
    */
   #lockedWrite<T>(fn: () => T): { value: T } | undefined {
-    const lock = this.#hotLock ??= HotLock.open(this.location);
+    let lock = this.#hotLock;
+    if (lock === undefined) {
+      lock = this.#hotLock = HotLock.open(this.location);
+      if (lock.usable) {
+        this.#stmt("PRAGMA busy_timeout = 0").get();
+        this.#failFast = true;
+      }
+    }
     if (!lock.acquire()) return undefined;
     try {
       return this.#tryWrite(fn);
@@ -237,13 +259,29 @@ class SqliteStore implements Store {
     return storageError(this.location, err);
   }
 
-  /** Maps driver errors to StorageError; QueueErrors pass through. */
+  /**
+   * Maps driver errors to StorageError; QueueErrors pass through. On a #failFast connection,
+   * `fn` runs with the usual busy_timeout: it waits for the write lock like any other writer.
+   */
   #run<T>(fn: () => T): Promise<T> {
+    const failFast = this.#failFast;
     try {
+      if (failFast) this.#stmt(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`).get();
       return Promise.resolve(fn());
     } catch (err) {
       if (err instanceof Conflict || err instanceof StorageError) return Promise.reject(err);
       return Promise.reject(storageError(this.location, err));
+    } finally {
+      if (failFast) this.#noWait();
+    }
+  }
+
+  /** busy_timeout back to 0 on a #failFast connection (a closed one has nothing to set). */
+  #noWait(): void {
+    try {
+      this.#stmt("PRAGMA busy_timeout = 0").get();
+    } catch {
+      // closed meanwhile
     }
   }
 
@@ -281,11 +319,20 @@ class SqliteStore implements Store {
     });
   }
 
-  /** Adjusts the per-state counter; callers are inside the write transaction. */
+  /**
+   * Adjusts the per-state counter; callers are inside the write transaction, which writes the
+   * sum of its changes to each counter once, before it commits (a settle and the claim that
+   * follows it move one job out of processing and one in: no write for that counter at all).
+   */
   #count(state: JobState, delta: number): void {
-    if (delta !== 0) {
-      this.#stmt("UPDATE job_counts SET n = n + ? WHERE state = ?").run(delta, state);
-    }
+    this.#counts.set(state, (this.#counts.get(state) ?? 0) + delta);
+  }
+
+  #writeCounts(): void {
+    if (this.#counts.size === 0) return;
+    const update = this.#stmt("UPDATE job_counts SET n = n + ? WHERE state = ?");
+    for (const [state, delta] of this.#counts) if (delta !== 0) update.run(delta, state);
+    this.#counts.clear();
   }
 
   getJob(p: { id: string }): Promise<Job | null> {
@@ -685,6 +732,11 @@ class HotLock {
     } catch {
       return new HotLock(null);
     }
+  }
+
+  /** True while there is a lock file to take. */
+  get usable(): boolean {
+    return this.#file !== null;
   }
 
   /** Waits for the lock; false (and no lock from now on) if there is none or it failed. */
