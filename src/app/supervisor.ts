@@ -170,7 +170,10 @@ export interface SupervisorOptions {
   self?: SelfExec;
   /** Restart delay after the n-th quick crash in a row (n >= 1). Default 0.5s doubling, max 5s. */
   restartDelayMs?: (crashes: number) => number;
-  /** How often --until-empty looks at the queue. Default 100 ms. */
+  /**
+   * How often --until-empty looks at the queue. Default 100 ms; sooner when the queue is about to
+   * run dry (see {@link nextLookMs}).
+   */
   emptyCheckMs?: number;
   /** Listen to SIGINT/SIGTERM (default true). */
   handleSignals?: boolean;
@@ -192,6 +195,9 @@ interface Slot {
 /** A worker that lived at least this long before dying resets its restart backoff. */
 const STABLE_MS = 10_000;
 const HEARTBEAT_MS = 1000;
+const EMPTY_CHECK_MS = 100;
+/** The shortest wait between two looks at the queue (--until-empty). */
+export const EMPTY_CHECK_MIN_MS = 10;
 
 export function defaultRestartDelayMs(crashes: number): number {
   return Math.min(500 * 2 ** Math.max(0, crashes - 1), 5000);
@@ -262,7 +268,7 @@ export class Supervisor {
         this.#spawn(slot);
       }
       this.#every(HEARTBEAT_MS, () => this.#heartbeat());
-      if (this.#o.untilEmpty) this.#every(this.#o.emptyCheckMs ?? 100, () => this.#checkEmpty());
+      if (this.#o.untilEmpty) this.#checkEmptyIn(this.#o.emptyCheckMs ?? EMPTY_CHECK_MS);
       await this.#allDonePromise;
     } finally {
       this.#finished = true;
@@ -451,11 +457,39 @@ export class Supervisor {
     }
   }
 
-  async #checkEmpty(): Promise<void> {
-    if (this.#stopMode !== null) return;
-    if (await queueIsEmpty(this.#o.store, this.#o.clock.now(), this.#o.queues)) {
-      this.stop("graceful", "the queue is empty");
+  /** The last look at the queue (--until-empty). */
+  #lastLook: QueueLook | null = null;
+
+  #checkEmptyIn(ms: number): void {
+    const timer = setTimeout(async () => {
+      this.#timers.delete(timer);
+      const next = await this.#checkEmpty();
+      if (next !== null && !this.#finished) this.#checkEmptyIn(next);
+    }, ms);
+    this.#timers.add(timer);
+  }
+
+  /**
+   * --until-empty: stops once nothing is left to run, else returns when to look again (see
+   * {@link nextLookMs}); null once stopping.
+   */
+  async #checkEmpty(): Promise<number | null> {
+    const maxMs = this.#o.emptyCheckMs ?? EMPTY_CHECK_MS;
+    if (this.#stopMode !== null) return null;
+    let left: number;
+    try {
+      left = await jobsLeft(this.#o.store, this.#o.clock.now(), this.#o.queues);
+    } catch {
+      return maxMs; // the database is unreachable: try again later
     }
+    if (left === 0) {
+      this.stop("graceful", "the queue is empty");
+      return null;
+    }
+    const look = { left, at: performance.now() };
+    const next = nextLookMs(this.#lastLook, look, maxMs);
+    this.#lastLook = look;
+    return next;
   }
 
   #listenToSignals(): () => void {
@@ -483,23 +517,40 @@ export class Supervisor {
   }
 }
 
-/** True when no job (in `queues`, or any) is pending, processing or failed awaiting its retry. */
-export async function queueIsEmpty(
+/** One look at the queue by --until-empty: jobs left, at a time in ms. */
+export interface QueueLook {
+  left: number;
+  at: number;
+}
+
+/**
+ * When --until-empty looks at the queue again: after `maxMs`, or sooner when the jobs left would
+ * be done by then at the pace seen since the previous look, so that the end of a run does not
+ * wait up to `maxMs` (half of it on average) for the last look. Never sooner than
+ * {@link EMPTY_CHECK_MIN_MS}.
+ */
+export function nextLookMs(prev: QueueLook | null, look: QueueLook, maxMs: number): number {
+  if (prev === null || look.left >= prev.left || look.at <= prev.at) return maxMs;
+  const msToEmpty = look.left * (look.at - prev.at) / (prev.left - look.left);
+  return Math.max(Math.min(EMPTY_CHECK_MIN_MS, maxMs), Math.min(maxMs, msToEmpty));
+}
+
+/** How many jobs (in `queues`, or any) are pending, processing or failed awaiting their retry. */
+export async function jobsLeft(
   store: Store,
   now: number,
   queues: readonly string[] | null,
-): Promise<boolean> {
+): Promise<number> {
   const busy: JobState[] = ["pending", "processing", "failed"];
   if (!queues || queues.length === 0) {
     const { counts } = await store.stats({ now });
-    return busy.every((s) => counts[s] === 0);
+    return busy.reduce((n, s) => n + counts[s], 0);
   }
+  let n = 0;
   for (const queue of queues) {
-    for (const state of busy) {
-      if (await store.countJobs({ state, queue }) > 0) return false;
-    }
+    for (const state of busy) n += await store.countJobs({ state, queue });
   }
-  return true;
+  return n;
 }
 
 /** Dead jobs (in `queues`, or any) that reached the DLQ at or after `since`. */
