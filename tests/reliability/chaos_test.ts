@@ -47,7 +47,12 @@ Deno.test({
     await Deno.writeTextFile(
       dir.file("jobs.jsonl"),
       ids.map((id) =>
-        JSON.stringify({ id, command: `printf '%s\\n' "$QUEUECTL_JOB_ID" >> ${shq(out)}` })
+        // A short sleep keeps the kill window busy: without it the short profile's jobs are
+        // done after a kill or two.
+        JSON.stringify({
+          id,
+          command: `sleep 0.02; printf '%s\\n' "$QUEUECTL_JOB_ID" >> ${shq(out)}`,
+        })
       ).join("\n"),
     );
     const enq = await runCli(["enqueue", "--file", dir.file("jobs.jsonl")], { db });
@@ -85,9 +90,19 @@ Deno.test({
     const heldAtDeath = new Map<string, Set<string>>();
     const held = (job: string, worker: string) =>
       heldAtDeath.set(job, (heldAtDeath.get(job) ?? new Set()).add(worker));
+    /** Jobs not finished yet: while there are any, --until-empty cannot be stopping. */
+    const unfinished = () =>
+      query<{ n: number | null }>(
+        db,
+        "SELECT sum(n) AS n FROM job_counts WHERE state IN ('pending', 'processing', 'failed')",
+      )[0]?.n ?? 0;
     let ticks = 0;
+    // The first tick finds a worker to kill: the workers have just started, the queue is full.
+    await waitFor(() => liveWorkers().length > 0, { what: "a live worker" });
     const killUntil = performance.now() + KILL_FOR_MS;
-    while (performance.now() < killUntil) {
+    // Kill only while plenty of jobs are left, so that the supervisor is not stopping (the queue
+    // running dry) when a kill lands: each kill must then be seen and answered with a restart.
+    while (performance.now() < killUntil && unfinished() > 4 * WORKERS) {
       ticks++;
       const live = liveWorkers();
       if (live.length > 0) {
