@@ -209,7 +209,7 @@ async function pgLatency(samples: number): Promise<number[] | null> {
 
 export async function benchWorkers(opts: { quick?: boolean } = {}): Promise<string> {
   const n = opts.quick ? 1000 : 5000;
-  const rounds = opts.quick ? 1 : 3;
+  const rounds = opts.quick ? 1 : 5;
   const samples = opts.quick ? 20 : 100;
   const dir = await Deno.makeTempDir({ prefix: "queuectl-bench-workers-" });
   try {
