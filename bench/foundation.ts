@@ -7,6 +7,7 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import { openSqliteStore } from "../src/store/sqlite/mod.ts";
+import { bundleArgs } from "../scripts/compile.ts";
 import denoJson from "../deno.json" with { type: "json" };
 import { fmt, MAIN, median, PERMISSIONS, ROOT, timeCommand } from "./util.ts";
 
@@ -14,11 +15,8 @@ const deno = Deno.execPath();
 
 /** `deno bundle` of `entry` into `outdir` with the build task's options; returns the output file. */
 async function bundle(entry: string, outdir: string): Promise<string> {
-  const words = denoJson.tasks.build.split("&&").at(-1)!.trim().split(/\s+/);
-  const args = words.slice(1, -1); // without "deno" and the task's entry point
-  args[args.indexOf("--outdir") + 1] = outdir;
-  const out = await new Deno.Command(deno, { args: [...args, entry], cwd: ROOT, stderr: "piped" })
-    .output();
+  const args = bundleArgs(denoJson.tasks.build, outdir, entry);
+  const out = await new Deno.Command(deno, { args, cwd: ROOT, stderr: "piped" }).output();
   if (!out.success) {
     throw new Error(`deno bundle ${entry}: ${new TextDecoder().decode(out.stderr)}`);
   }

@@ -53,6 +53,24 @@ export function compileArgs(task: string, target: string, output: string): strin
   return ["compile", ...kept, "--target", target, "--output", output, entry];
 }
 
+/**
+ * The `deno bundle` arguments (without the leading `deno`) of the build task's last command,
+ * writing to `outdir`, for `entry` (default: the task's own entry point). For bundles built
+ * elsewhere than dist/bundle: the bundle smoke test, the start-up benchmark.
+ */
+export function bundleArgs(task: string, outdir: string, entry?: string): string[] {
+  const words = task.split("&&").at(-1)!.trim().split(/\s+/);
+  if (words[0] !== "deno" || words[1] !== "bundle") {
+    throw new Error(`the build task must end with "deno bundle": ${task}`);
+  }
+  const args = words.slice(1);
+  const at = args.indexOf("--outdir");
+  if (at < 0) throw new Error(`the build task must set --outdir: ${task}`);
+  args[at + 1] = outdir;
+  if (entry !== undefined) args[args.length - 1] = entry;
+  return args;
+}
+
 function option(args: string[], name: string): string | undefined {
   const at = args.indexOf(name);
   if (at < 0) return undefined;

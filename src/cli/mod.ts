@@ -16,8 +16,6 @@ import {
   type RouteMap,
   text_en,
 } from "@stricli/core";
-
-type RoutingTarget<C extends CliContext> = Command<C> | RouteMap<C>;
 import denoJson from "../../deno.json" with { type: "json" };
 import type { CliContext } from "./context.ts";
 import { configRoutes } from "./config.ts";
@@ -35,6 +33,8 @@ import {
   statusCommand,
 } from "./jobs.ts";
 import { workerRoutes } from "./worker.ts";
+
+type RoutingTarget<C extends CliContext> = Command<C> | RouteMap<C>;
 
 export const VERSION: string = denoJson.version;
 

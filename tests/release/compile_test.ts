@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import denoJson from "../../deno.json" with { type: "json" };
-import { binaryName, compileArgs, RELEASE_TARGETS } from "../../scripts/compile.ts";
+import { binaryName, bundleArgs, compileArgs, RELEASE_TARGETS } from "../../scripts/compile.ts";
 
 const PERMISSION = /^--(allow|deny)-/;
 
@@ -34,6 +34,16 @@ Deno.test("the binary is compiled from the bundle that the build task writes, af
   assert.equal(build.at(-1), "src/main.ts");
   assert.equal(compileArgs(denoJson.tasks.compile.command, "t", "o").at(-1), `${outdir}/main.js`);
   assert.deepEqual(denoJson.tasks.compile.dependencies, ["build"]);
+});
+
+Deno.test("bundleArgs: the build task's deno bundle, another --outdir and entry point", () => {
+  const args = bundleArgs(denoJson.tasks.build, "/tmp/b");
+  assert.equal(args[0], "bundle");
+  assert.equal(args[args.indexOf("--outdir") + 1], "/tmp/b");
+  assert.equal(args.at(-1), "src/main.ts");
+  assert.equal(bundleArgs(denoJson.tasks.build, "/tmp/b", "x.ts").at(-1), "x.ts");
+  assert.throws(() => bundleArgs("rm -rf d && deno run x.ts", "o"), /deno bundle/);
+  assert.throws(() => bundleArgs("deno bundle x.ts", "o"), /--outdir/);
 });
 
 Deno.test("the compiled binary gets the same permissions as `deno task queuectl`", () => {

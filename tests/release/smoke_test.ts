@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import denoJson from "../../deno.json" with { type: "json" };
 import { cliArgv, PERMISSIONS } from "../helpers/run_cli.ts";
 import { tempDir } from "../helpers/temp.ts";
+import { bundleArgs } from "../../scripts/compile.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 const SMOKE = new URL("scripts/smoke.sh", ROOT);
@@ -41,15 +42,6 @@ async function smoke(dir: string, argv: string[]): Promise<void> {
   assert.match(decoder.decode(wrong.stderr), /smoke: FAILED: --version/);
 }
 
-/** The build task's `deno bundle` arguments, writing to `outdir` instead of dist/bundle. */
-function bundleArgs(outdir: string): string[] {
-  const words = denoJson.tasks.build.split("&&").at(-1)!.trim().split(/\s+/);
-  assert.equal(words[0], "deno");
-  const args = words.slice(1);
-  args[args.indexOf("--outdir") + 1] = outdir;
-  return args;
-}
-
 // The wrappers are POSIX sh scripts; Windows runs smoke.sh on the compiled .exe in CI.
 const ignore = Deno.build.os === "windows";
 
@@ -70,7 +62,7 @@ Deno.test({
     await using dir = await tempDir();
     const outdir = `${dir.path}/bundle`;
     const built = await new Deno.Command(Deno.execPath(), {
-      args: bundleArgs(outdir),
+      args: bundleArgs(denoJson.tasks.build, outdir),
       cwd: ROOT,
       stdout: "piped",
       stderr: "piped",
