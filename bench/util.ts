@@ -7,18 +7,21 @@ export const MAIN = `${ROOT}src/main.ts`;
 /** The explicit permission flags of the `queuectl` task in deno.json (one source of truth). */
 export const PERMISSIONS: readonly string[] = permissionFlagsFromTask(denoJson.tasks.queuectl);
 
-/** Runs a command to completion and returns its wall time in ms (throws on non-zero exit). */
-export async function timeCommand(
+/**
+ * Runs a command to completion, feeding it `opts.stdin` if given; returns its output and wall time
+ * in ms. Throws on a non-zero exit.
+ */
+export async function runTimed(
   cmd: string,
   args: string[],
-  opts: { env?: Record<string, string>; stdin?: string } = {},
-): Promise<number> {
+  opts: { env?: Record<string, string>; stdin?: string; stdout?: "piped" | "null" } = {},
+): Promise<{ out: Deno.CommandOutput; ms: number }> {
   const start = performance.now();
   const child = new Deno.Command(cmd, {
     args,
     env: opts.env,
     stdin: opts.stdin === undefined ? "null" : "piped",
-    stdout: "null",
+    stdout: opts.stdout ?? "null",
     stderr: "piped",
   }).spawn();
   if (opts.stdin !== undefined) {
@@ -31,7 +34,16 @@ export async function timeCommand(
   if (!out.success) {
     throw new Error(`${cmd} ${args.join(" ")} failed: ${new TextDecoder().decode(out.stderr)}`);
   }
-  return ms;
+  return { out, ms };
+}
+
+/** Runs a command to completion and returns its wall time in ms (throws on non-zero exit). */
+export async function timeCommand(
+  cmd: string,
+  args: string[],
+  opts: { env?: Record<string, string>; stdin?: string } = {},
+): Promise<number> {
+  return (await runTimed(cmd, args, opts)).ms;
 }
 
 export function median(xs: number[]): number {

@@ -16,7 +16,7 @@ import { enqueue } from "../src/app/queue.ts";
 import { openStore } from "../src/store/mod.ts";
 import { openSqliteStore } from "../src/store/sqlite/mod.ts";
 import type { Store } from "../src/store/store.ts";
-import { fmt, MAIN, median, percentile, PERMISSIONS, timeCommand } from "./util.ts";
+import { fmt, MAIN, median, percentile, PERMISSIONS, runTimed, timeCommand } from "./util.ts";
 
 /**
  * The 1-minute load average (Linux), or "?". Through `cat`: Deno lets only --allow-all read /proc,
@@ -67,25 +67,12 @@ async function timed(
   argv: string[],
   opts: { env?: Record<string, string>; stdin?: string } = {},
 ): Promise<Timed> {
-  const start = performance.now();
-  const child = new Deno.Command("sh", {
-    args: ["-c", '"$@" >/dev/null || exit; times', "sh", ...argv],
-    env: opts.env,
-    stdin: opts.stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (opts.stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(opts.stdin));
-    await w.close();
-  }
-  const out = await child.output();
-  const wallMs = performance.now() - start;
+  const { out, ms: wallMs } = await runTimed(
+    "sh",
+    ["-c", '"$@" >/dev/null || exit; times', "sh", ...argv],
+    { ...opts, stdout: "piped" },
+  );
   const text = new TextDecoder().decode(out.stdout);
-  if (!out.success) {
-    throw new Error(`${argv.join(" ")} failed: ${new TextDecoder().decode(out.stderr)}`);
-  }
   // `times`: the shell's own user and system time, then its children's: "0m1.234s 0m0.567s".
   const children = text.trim().split("\n").at(-1)!.match(/(\d+)m([\d.]+)s\s+(\d+)m([\d.]+)s/);
   if (!children) throw new Error(`unexpected output of times: ${JSON.stringify(text)}`);
