@@ -14,7 +14,7 @@ import { fmt, MAIN, median, PERMISSIONS, ROOT, timeCommand } from "./util.ts";
 const deno = Deno.execPath();
 
 /** `deno bundle` of `entry` into `outdir` with the build task's options; returns the output file. */
-async function bundle(entry: string, outdir: string): Promise<string> {
+export async function bundle(entry: string, outdir: string): Promise<string> {
   const args = bundleArgs(denoJson.tasks.build, outdir, entry);
   const out = await new Deno.Command(deno, { args, cwd: ROOT, stderr: "piped" }).output();
   if (!out.success) {

@@ -3,16 +3,22 @@
  * `deno task bench --quick` runs smaller sizes (a smoke run, not for reporting).
  */
 import { benchFoundation } from "./foundation.ts";
+import { benchMetrics } from "./metrics.ts";
 import { benchPostgres } from "./postgres.ts";
+import { benchScale } from "./scale.ts";
 import { benchWorkers } from "./workers.ts";
 
 const quick = Deno.args.includes("--quick");
+/** Where BENCHMARKS.md's hand-written part starts: a full run rewrites what is above it. */
+const TARGETED_MARKER = "# Targeted measurements";
 const only = Deno.args.find((a) => a.startsWith("--only="))?.slice("--only=".length);
 
 const suites: [string, () => Promise<string>][] = [
   ["foundation", () => benchFoundation({ quick })],
   ["workers", () => benchWorkers({ quick })],
   ["postgres", () => benchPostgres({ quick })],
+  ["scale", () => benchScale({ quick })],
+  ["metrics", () => benchMetrics({ quick })],
 ];
 
 const sections: string[] = [];
@@ -47,9 +53,13 @@ async function sqliteVersion(): Promise<string> {
 }
 
 if (!quick && !only) {
+  // The targeted measurements (single parts run on issue branches, written by hand) stay.
+  const file = new URL("../BENCHMARKS.md", import.meta.url);
+  const before = await Deno.readTextFile(file).catch(() => "");
+  const at = before.indexOf(TARGETED_MARKER);
   await Deno.writeTextFile(
-    new URL("../BENCHMARKS.md", import.meta.url),
-    header + "\n" + sections.join("\n"),
+    file,
+    header + "\n" + sections.join("\n") + (at >= 0 ? "\n---\n\n" + before.slice(at) : ""),
   );
   console.error("wrote BENCHMARKS.md");
 }

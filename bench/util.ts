@@ -1,6 +1,6 @@
 /** Small helpers shared by the benchmarks. */
 import denoJson from "../deno.json" with { type: "json" };
-import { permissionFlagsFromTask } from "../src/app/supervisor.ts";
+import { permissionFlagsFromTask } from "../src/worker/self_exec.ts";
 
 export const ROOT = new URL("..", import.meta.url).pathname;
 export const MAIN = `${ROOT}src/main.ts`;
@@ -58,3 +58,16 @@ export function percentile(xs: number[], p: number): number {
 }
 
 export const fmt = (n: number, digits = 1) => n.toFixed(digits);
+
+/**
+ * The 1-minute load average (Linux), or "?". Through `cat`: Deno lets only --allow-all read /proc,
+ * and Deno.loadavg would need --allow-sys=loadavg.
+ */
+export async function loadAverage(): Promise<string> {
+  try {
+    const out = await new Deno.Command("cat", { args: ["/proc/loadavg"], stderr: "null" }).output();
+    return out.success ? new TextDecoder().decode(out.stdout).split(" ")[0] : "?";
+  } catch {
+    return "?";
+  }
+}

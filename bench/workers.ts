@@ -7,7 +7,10 @@
  *    `times`): unlike wall time it hardly moves when other programs load the machine;
  * 2. wake-up: enqueue-to-start latency (job started_at - created_at) with 2 idle workers, jobs
  *    enqueued one at a time through the same code path as `queuectl enqueue`;
- * 3. memory: RSS of each worker process (`ps -o rss=`), idle and while running the N jobs.
+ * 3. memory: RSS of each worker process (`ps -o rss=`), idle and while running the N jobs, and
+ *    its curve over a 5-minute busy run (worker_memory.ts);
+ * 4. peers, when installed, in the same rounds: task-spooler (`tsp -S 2`) and GNU `parallel -j 2`
+ *    on the same N `sh -c true` (skipped with a note otherwise).
  *
  * `deno task bench --only=workers`, or alone: `deno run <permissions> bench/workers.ts [--quick]`.
  */
@@ -16,20 +19,17 @@ import { enqueue } from "../src/app/queue.ts";
 import { openStore } from "../src/store/mod.ts";
 import { openSqliteStore } from "../src/store/sqlite/mod.ts";
 import type { Store } from "../src/store/store.ts";
-import { fmt, MAIN, median, percentile, PERMISSIONS, runTimed, timeCommand } from "./util.ts";
-
-/**
- * The 1-minute load average (Linux), or "?". Through `cat`: Deno lets only --allow-all read /proc,
- * and Deno.loadavg would need --allow-sys=loadavg.
- */
-async function loadAverage(): Promise<string> {
-  try {
-    const out = await new Deno.Command("cat", { args: ["/proc/loadavg"], stderr: "null" }).output();
-    return out.success ? new TextDecoder().decode(out.stdout).split(" ")[0] : "?";
-  } catch {
-    return "?";
-  }
-}
+import { memoryTable, workerMemory } from "./worker_memory.ts";
+import {
+  fmt,
+  loadAverage,
+  MAIN,
+  median,
+  percentile,
+  PERMISSIONS,
+  runTimed,
+  timeCommand,
+} from "./util.ts";
 
 const deno = Deno.execPath();
 
@@ -84,6 +84,47 @@ function xargsRun(n: number): Promise<Timed> {
   return timed(["xargs", "-P", "2", "-n", "1", "sh", "-c", "true"], {
     stdin: Array.from({ length: n }, (_, i) => i).join("\n"),
   });
+}
+
+/** Whether `cmd` is on the PATH (peers are run only when installed). */
+async function installed(cmd: string): Promise<boolean> {
+  try {
+    const out = await new Deno.Command("sh", {
+      args: ["-c", 'command -v "$1" >/dev/null', "sh", cmd],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return out.success;
+  } catch {
+    return false;
+  }
+}
+
+/** GNU parallel, 2 at a time, the same `sh -c true` per input line. */
+function parallelRun(n: number): Promise<Timed> {
+  return timed(["parallel", "--will-cite", "-j", "2", "-N0", "sh", "-c", "true"], {
+    stdin: Array.from({ length: n }, (_, i) => i).join("\n") + "\n",
+  });
+}
+
+/**
+ * task-spooler with 2 slots on a private socket: every job queued by a `tsp -n sh -c true` client
+ * (jobs start as soon as they are queued, so the time covers queueing and running), then wait
+ * until none is queued or running. The server is a daemon: its CPU and its jobs' are not counted.
+ */
+function tspRun(dir: string, n: number, round: number): Promise<Timed> {
+  const script = `
+    export TS_SOCKET="$1/tsp-$2.sock" TS_MAXFINISHED=${n + 10} TS_SLOTS=2
+    tsp -S 2
+    i=0
+    while [ "$i" -lt ${n} ]; do tsp -n sh -c true >/dev/null || exit 1; i=$((i + 1)); done
+    tsp -w >/dev/null 2>&1
+    while tsp | grep -qE ' (running|queued) '; do sleep 0.005; done
+    finished=$(tsp | grep -c ' finished ')
+    tsp -K
+    [ "$finished" -eq ${n} ] || { echo "tsp finished $finished of ${n}" >&2; exit 1; }
+  `;
+  return timed(["sh", "-c", script, "sh", dir, String(round)]);
 }
 
 interface QueueRun {
@@ -203,12 +244,29 @@ export async function benchWorkers(opts: { quick?: boolean } = {}): Promise<stri
     await xargsRun(200); // warm the page cache for sh and xargs
     const x: Timed[] = [];
     const q: QueueRun[] = [];
+    const hasTsp = await installed("tsp");
+    const hasParallel = await installed("parallel");
+    // Peers run a fifth of the jobs (GNU parallel costs ~10x xargs per job), each beside an xargs
+    // run of the same size in the same round.
+    const peerN = Math.max(100, Math.floor(n / 5));
+    const xp: Timed[] = [];
+    const t: Timed[] = [];
+    const p: Timed[] = [];
     for (let r = 0; r < rounds; r++) {
       x.push(await xargsRun(n));
       q.push(await queuectlRun(dir, n, r));
+      if (hasTsp || hasParallel) xp.push(await xargsRun(peerN));
+      if (hasTsp) t.push(await tspRun(dir, peerN, r));
+      if (hasParallel) p.push(await parallelRun(peerN));
     }
     const lat = await latency(`${dir}/latency.db`, samples);
     const pg = await pgLatency(samples);
+    const memSeconds = opts.quick ? 20 : 300;
+    const memory = await workerMemory(dir, {
+      seconds: memSeconds,
+      every: opts.quick ? 5 : 15,
+      jobs: memSeconds * 1500,
+    });
 
     const xMs = median(x.map((r) => r.wallMs));
     const wallMs = median(q.map((r) => r.wallMs));
@@ -222,6 +280,17 @@ export async function benchWorkers(opts: { quick?: boolean } = {}): Promise<stri
     const rate = (ms: number) => n / (ms / 1000);
     const mib = (kib: number[]) => kib.length ? fmt(median(kib) / 1024) : "?";
     const busy = q.flatMap((r) => r.busyRss);
+    /** A peer's row: same columns, ratio per round against that round's xargs run. */
+    const peerRow = (name: string, runs: Timed[], missing: string): string[] => {
+      if (runs.length === 0) return [`| ${name} | ${missing} | | | |`];
+      const ms = median(runs.map((r) => r.wallMs));
+      const ratios = runs.map((r, i) => xp[i].wallMs / r.wallMs);
+      return [
+        `| ${name} | ${fmt(ms / 1000, 2)} s | ${fmt(peerN / (ms / 1000), 0)} | ${
+          fmt(median(ratios), 2)
+        }${range(ratios)} | ${fmt(median(runs.map((r) => r.cpuMs)) / peerN, 2)} ms |`,
+      ];
+    };
     return [
       "### Workers: throughput, wake-up latency, memory",
       "",
@@ -245,6 +314,25 @@ export async function benchWorkers(opts: { quick?: boolean } = {}): Promise<stri
       `| the same runs, first job start to last job finish (job timestamps) | ${
         fmt(spanMs / 1000, 2)
       } s | ${fmt(rate(spanMs), 0)} | ${fmt(median(spanRatios), 2)}${range(spanRatios)} | |`,
+      ...(xp.length
+        ? [
+          `| peers below: ${peerN.toLocaleString("en")} jobs each, ratio to an \`xargs -P 2\` ` +
+          `run of ${peerN.toLocaleString("en")} in the same round (median ${
+            fmt(median(xp.map((r) => r.wallMs)) / 1000, 2)
+          } s) | | | | ${fmt(median(xp.map((r) => r.cpuMs)) / peerN, 2)} ms |`,
+        ]
+        : []),
+      ...peerRow(
+        "task-spooler: `tsp -S 2`, each job queued by `tsp -n sh -c true` (queueing included; " +
+          "CPU: clients only, the server is a daemon)",
+        t,
+        "`tsp` not installed (Debian: `apt-get install task-spooler`): not measured",
+      ),
+      ...peerRow(
+        "GNU parallel: `parallel -j 2 -N0 sh -c true`",
+        p,
+        "GNU `parallel` not installed (Debian: `apt-get install parallel`): not measured",
+      ),
       "",
       `Target ratio >= 0.7. Every job of every round completed. CPU per job: user + system time ` +
       `of the whole run (for queuectl: supervisor, 2 workers and every job's shell, start-up ` +
@@ -254,7 +342,7 @@ export async function benchWorkers(opts: { quick?: boolean } = {}): Promise<stri
       `Enqueue-to-start latency with 2 idle workers (${samples} jobs enqueued one at a time, ` +
       `20-80 ms apart, started_at - created_at): **p50 ${fmt(median(lat.ms))} ms, p99 ${
         fmt(percentile(lat.ms, 99))
-      } ms** (target median < 50 ms; SQLite: a watch on the WAL file wakes idle workers).` +
+      } ms** (target median < 50 ms; SQLite: a watch on the wake file wakes idle workers).` +
       (pg
         ? ` On PostgreSQL (LISTEN/NOTIFY): p50 ${fmt(median(pg))} ms, p99 ${
           fmt(percentile(pg, 99))
@@ -265,6 +353,7 @@ export async function benchWorkers(opts: { quick?: boolean } = {}): Promise<stri
         mib(busy)
       } MiB while running jobs (median over workers of each one's largest sample).`,
       "",
+      memoryTable(memory, memSeconds),
     ].join("\n");
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});

@@ -6,19 +6,19 @@
  *    `error: ...` line and an exit code (src/cli/context.ts).
  * 3. Map stricli's own codes (unknown command, bad flag: negative numbers) to exit code 2.
  */
-import { run } from "@stricli/core";
 import { ExitCodes } from "./core/errors.ts";
-import { appFor } from "./cli/mod.ts";
+import { runCommandLine } from "./cli/mod.ts";
 import { defaultContext } from "./cli/context.ts";
+import { exactArgs } from "./cli/argv.ts";
 
 export async function main(args: readonly string[]): Promise<number> {
   const context = defaultContext(args);
-  await run(appFor(args), args, context);
+  await runCommandLine(args, context);
   const code = Number(context.process.exitCode ?? 0);
   if (code < 0) return code === -1 ? ExitCodes.internal : ExitCodes.invalidInput;
   return code;
 }
 
 if (import.meta.main) {
-  Deno.exitCode = await main(Deno.args);
+  Deno.exitCode = await main(exactArgs(Deno.args));
 }

@@ -1,11 +1,10 @@
 /** `queuectl config list | get <key> | set <key> <value> | unset <key>` */
 import { buildCommand, buildRouteMap } from "@stricli/core";
+import { CONFIG_KEYS, resolveKey } from "../core/config.ts";
 import {
-  CONFIG_KEYS,
   type ConfigEntry,
   getConfigValue,
   listConfig,
-  resolveKey,
   setConfigValue,
   unsetConfigValue,
 } from "../app/config.ts";

@@ -6,7 +6,8 @@ import type { CommandContext } from "@stricli/core";
 import { type Clock, systemClock } from "../core/clock.ts";
 import { exitCodeOf, formatError } from "../core/errors.ts";
 import type { Ctx } from "../app/queue.ts";
-import { defaultDbPath, ensureDefaultDir, openStore } from "../store/mod.ts";
+import { defaultDbPath, ensureDefaultDir } from "../store/location.ts";
+import { openStore } from "../store/mod.ts";
 import { Output } from "./render.ts";
 
 export interface CliContext extends CommandContext {
@@ -19,7 +20,10 @@ export interface CliContext extends CommandContext {
   readonly args: readonly string[];
   readonly env: (name: string) => string | undefined;
   readonly clock: Clock;
+  /** Whether stdout is a terminal. */
   readonly isTerminal: boolean;
+  /** Whether stderr is a terminal (`logs` shows a job's stderr there); default false. */
+  readonly stderrIsTerminal?: boolean;
 }
 
 export interface GlobalFlags {
@@ -56,6 +60,16 @@ export function resolveDbUrl(flags: GlobalFlags, env: CliContext["env"]): {
   return { url: defaultDbPath(env), isDefault: true };
 }
 
+/**
+ * The database URL in force (see {@link resolveDbUrl}), with the default data directory created
+ * when that is where it lives.
+ */
+export async function databaseUrl(flags: GlobalFlags, env: CliContext["env"]): Promise<string> {
+  const { url, isDefault } = resolveDbUrl(flags, env);
+  if (isDefault) await ensureDefaultDir(url);
+  return url;
+}
+
 export function outputFor(ctx: CliContext, flags: GlobalFlags): Output {
   const color = flags.color && ctx.isTerminal && ctx.env("NO_COLOR") === undefined;
   return new Output(ctx.process.stdout, ctx.process.stderr, { json: flags.json, color });
@@ -69,12 +83,17 @@ export async function withStore(
   ctx: CliContext,
   flags: GlobalFlags,
   body: (app: Ctx, out: Output, dbUrl: string) => Promise<number | void>,
+  opts: { longRunning?: boolean } = {},
 ): Promise<void> {
   const out = outputFor(ctx, flags);
   try {
-    const { url, isDefault } = resolveDbUrl(flags, ctx.env);
-    if (isDefault) await ensureDefaultDir(url);
-    const store = await openStore(url);
+    const url = await databaseUrl(flags, ctx.env);
+    // One-shot commands: one PostgreSQL connection (see OpenOptions); a worker or the dashboard
+    // (longRunning) keeps the default pool and short TCP keepalive.
+    const store = await openStore(
+      url,
+      opts.longRunning ? { keepAlive: true } : { connections: 1 },
+    );
     try {
       const code = await body({ store, clock: ctx.clock }, out, url);
       if (code) ctx.process.exitCode = code;
@@ -143,5 +162,6 @@ export function defaultContext(args: readonly string[]): CliContext {
     env: (name) => Deno.env.get(name),
     clock: systemClock,
     isTerminal: Deno.stdout.isTerminal(),
+    stderrIsTerminal: Deno.stderr.isTerminal(),
   };
 }

@@ -4,6 +4,7 @@ import { InvalidInput } from "../core/errors.ts";
 import { jobToJson } from "../core/job.ts";
 import { listJobs, moveJobToDlq, purgeDlq, restoreAll, restoreJob } from "../app/queue.ts";
 import { type CliContext, type GlobalFlags, globalFlags, withStore } from "./context.ts";
+import { safe } from "./render.ts";
 
 interface DlqListFlags extends GlobalFlags {
   limit?: number;
@@ -60,8 +61,12 @@ const restoreCommand = () =>
           else out.line(`${job.id} restored to pending`);
           return;
         }
-        const ids = await restoreAll(app);
-        if (out.json) out.printJson({ restored: ids });
+        const kept: string[] = [];
+        const ids = await restoreAll(app, (id, reason) => {
+          kept.push(id);
+          out.note(`kept ${safe(id)} in the DLQ: ${safe(reason)}`);
+        });
+        if (out.json) out.printJson({ restored: ids, kept });
         else out.line(`restored ${ids.length} job${ids.length === 1 ? "" : "s"} to pending`);
       });
     },
@@ -119,5 +124,8 @@ export const dlqRoutes = () =>
       purge: purgeCommand(),
     },
     aliases: { retry: "restore", ls: "list" },
-    docs: { brief: "Dead letter queue: jobs that used all their retries" },
+    docs: {
+      brief:
+        "Dead letter queue: jobs that used all their retries, were killed, or were moved there",
+    },
   });

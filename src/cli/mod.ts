@@ -14,6 +14,7 @@ import {
   buildRouteMap,
   type Command,
   type RouteMap,
+  run,
   text_en,
 } from "@stricli/core";
 import denoJson from "../../deno.json" with { type: "json" };
@@ -23,6 +24,7 @@ import { completeCommand, completionsCommand } from "./completions.ts";
 import { dashboardCommand } from "./dashboard.ts";
 import { dlqRoutes } from "./dlq.ts";
 import { enqueueCommand } from "./enqueue.ts";
+import { killCommand } from "./kill.ts";
 import {
   cancelCommand,
   listCommand,
@@ -32,7 +34,11 @@ import {
   showCommand,
   statusCommand,
 } from "./jobs.ts";
+import { queueRoutes } from "./queue.ts";
+import { scheduleRoutes } from "./schedule.ts";
+import { waitCommand } from "./wait.ts";
 import { workerRoutes } from "./worker.ts";
+import { oneSafeLine, quote } from "../core/text.ts";
 
 type RoutingTarget<C extends CliContext> = Command<C> | RouteMap<C>;
 
@@ -47,8 +53,12 @@ const ROUTES = {
   status: statusCommand,
   retry: retryCommand,
   cancel: cancelCommand,
+  kill: killCommand,
   purge: purgeCommand,
+  wait: waitCommand,
   dlq: dlqRoutes,
+  queue: queueRoutes,
+  schedule: scheduleRoutes,
   worker: workerRoutes,
   dashboard: dashboardCommand,
   config: configRoutes,
@@ -64,9 +74,15 @@ function isRouteName(name: string): name is RouteName {
   return Object.hasOwn(ROUTES, name);
 }
 
+/**
+ * The first line of an error from the argument parser, which quotes the input whole
+ * (`Failed to parse "<100 KB>"`): each quoted value cut as `quote()` cuts it, then escaped.
+ */
 function firstLine(exc: unknown): string {
   const message = exc instanceof Error ? exc.message : String(exc);
-  return message.split("\n")[0];
+  return oneSafeLine(
+    message.split("\n")[0].replace(/"([^"]{61,})"/g, (_, inner: string) => quote(inner)),
+  );
 }
 
 /** The application with the given top-level routes (and their aliases) only. */
@@ -98,7 +114,7 @@ function buildApp(names: readonly RouteName[]): Application<CliContext> {
         exceptionWhileParsingArguments: (exc: unknown) =>
           `error: ${firstLine(exc)} (see --help for usage)`,
         noCommandRegisteredForInput: ({ input, corrections }) =>
-          `error: unknown command ${JSON.stringify(input)}${
+          `error: unknown command ${quote(input)}${
             corrections.length ? ` (did you mean ${corrections.join(" or ")}?)` : " (see --help)"
           }`,
         exceptionWhileRunningCommand: (exc: unknown) => `error: internal error: ${firstLine(exc)}`,
@@ -122,4 +138,9 @@ export function appFor(args: readonly string[]): Application<CliContext> {
   const first = args[0] ?? "";
   const name = Object.hasOwn(ALIASES, first) ? ALIASES[first as keyof typeof ALIASES] : first;
   return isRouteName(name) ? buildApp([name]) : fullApp();
+}
+
+/** Runs one command line in `context` (the command sets `context.process.exitCode`). */
+export async function runCommandLine(args: readonly string[], context: CliContext): Promise<void> {
+  await run(appFor(args), args, context);
 }

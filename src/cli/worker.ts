@@ -1,25 +1,21 @@
 /** `queuectl worker start | stop | list` and the hidden `worker run` (one worker process). */
 import { buildCommand, buildRouteMap } from "@stricli/core";
 import { parseDuration } from "../core/duration.ts";
-import { ExitCodes, formatError, InvalidInput, StorageError } from "../core/errors.ts";
+import { ExitCodes, InvalidInput } from "../core/errors.ts";
 import { validateQueueName } from "../core/job.ts";
-import type { Store } from "../store/store.ts";
-import { isPostgresUrl } from "../store/mod.ts";
 import { type CliContext, type GlobalFlags, globalFlags, withStore } from "./context.ts";
-import { type Output, relative } from "./render.ts";
+import { relative, safe } from "./render.ts";
+import { quote } from "../core/text.ts";
 
 /** Loaded only when a worker command runs: other commands do not pay for it at start-up. */
-const supervisorModule = () => import("../app/supervisor.ts");
-const runnerModule = () => import("../worker/runner.ts");
+const workersModule = () => import("../app/workers.ts");
 
 function wholeNumber(what: string, min: number, max: number) {
   return (text: string): number => {
     const n = Number(text);
     if (!/^\s*\d+\s*$/.test(text) || n < min || n > max) {
       throw new InvalidInput(
-        `Invalid ${what}: expected a whole number from ${min} to ${max}, got ${
-          JSON.stringify(text)
-        }`,
+        `Invalid ${what}: expected a whole number from ${min} to ${max}, got ${quote(text)}`,
       );
     }
     return n;
@@ -35,15 +31,6 @@ const queueFlag = {
   placeholder: "queue",
 } as const;
 
-/** SQLite `:memory:` cannot be shared with worker processes. */
-function checkShareable(dbUrl: string): void {
-  if (!isPostgresUrl(dbUrl) && /^(sqlite:)?:memory:$/i.test(dbUrl.trim())) {
-    throw new InvalidInput("Workers need a database file or a postgres:// URL, not :memory:", {
-      hint: "pass --db <file>",
-    });
-  }
-}
-
 // --- worker start ---------------------------------------------------------------------------------
 
 interface StartFlags extends GlobalFlags {
@@ -51,6 +38,7 @@ interface StartFlags extends GlobalFlags {
   queue?: readonly string[];
   detach: boolean;
   untilEmpty: boolean;
+  horizon?: string;
   log?: string;
 }
 
@@ -58,31 +46,40 @@ const startCommand = () =>
   buildCommand({
     func: async function (this: CliContext, flags: StartFlags) {
       await withStore(this, flags, async (app, out, dbUrl) => {
-        checkShareable(dbUrl);
-        const queues = flags.queue?.length ? [...flags.queue] : null;
-        if (flags.detach) return await startDetached(app.store, dbUrl, flags, queues, out);
-        const { fileLines, stdoutLines, Supervisor } = await supervisorModule();
-        const logFile = flags.log ?? null;
-        // stdoutLines, not out.line: a closed stdout (`| head`) must not crash the supervisor.
-        const sink = logFile ? fileLines(logFile) : stdoutLines();
-        try {
-          const supervisor = new Supervisor({
-            store: app.store,
-            clock: app.clock,
-            dbUrl,
-            count: flags.count,
-            queues,
-            untilEmpty: flags.untilEmpty,
-            logFile,
-            out: sink,
-          });
-          return await supervisor.run();
-        } catch (err) {
-          // In the background nobody sees stderr: the error goes to the log too.
-          if (logFile) sink(formatError(err));
-          throw err;
+        if (flags.horizon !== undefined && !flags.untilEmpty) {
+          throw new InvalidInput("--horizon applies only with --until-empty");
         }
-      });
+        const horizonMs = flags.horizon === undefined
+          ? null
+          : parseDuration(flags.horizon, "--horizon");
+        const { startWorkers, startWorkersDetached } = await workersModule();
+        const start = {
+          dbUrl,
+          count: flags.count,
+          queues: flags.queue?.length ? [...flags.queue] : null,
+          untilEmpty: flags.untilEmpty,
+          horizonMs,
+          logFile: flags.log ?? null,
+        };
+        if (!flags.detach) return await startWorkers(app, start);
+        const started = await startWorkersDetached(app, start);
+        if (out.json) {
+          return out.printJson({
+            supervisor_id: started.supervisorId,
+            supervisor_pid: started.supervisorPid,
+            workers: started.workers,
+            log: started.logFile,
+          });
+        }
+        out.line(
+          `started ${started.workers} worker${
+            started.workers === 1 ? "" : "s"
+          } in the background (supervisor pid ${started.supervisorPid})`,
+        );
+        out.line(`log: ${safe(started.logFile)}`);
+        out.note("stop them with `queuectl worker stop`");
+        return ExitCodes.ok;
+      }, { longRunning: true });
     },
     parameters: {
       flags: {
@@ -104,8 +101,16 @@ const startCommand = () =>
         untilEmpty: {
           kind: "boolean",
           brief:
-            "Exit when no job is pending, processing or waiting for a retry (exit 6 if any job reached the DLQ)",
+            "Exit when no job is pending, processing or waiting for a retry, however far off its run time (says what it waits for; exit 6 if any job reached the DLQ)",
           default: false,
+        },
+        horizon: {
+          kind: "parsed",
+          parse: String,
+          brief:
+            "With --until-empty: do not wait for jobs due later than this from now (delayed jobs, retries), e.g. 10s; 0 = only what is due now",
+          optional: true,
+          placeholder: "duration",
         },
         log: {
           kind: "parsed",
@@ -122,89 +127,6 @@ const startCommand = () =>
     },
   });
 
-async function startDetached(
-  store: Store,
-  dbUrl: string,
-  flags: StartFlags,
-  queues: string[] | null,
-  out: Output,
-): Promise<number> {
-  const { currentSelfExec, dbArgs, defaultLogFile, selfArgv } = await supervisorModule();
-  const absolute = isPostgresUrl(dbUrl) ? dbUrl : absolutePath(dbUrl);
-  const logFile = absolutePath(flags.log ?? defaultLogFile(absolute));
-  const db = dbArgs(absolute);
-  const args = [
-    "worker",
-    "start",
-    ...db.args,
-    "--count",
-    String(flags.count),
-    ...(queues ?? []).flatMap((q) => ["--queue", q]),
-    ...(flags.untilEmpty ? ["--until-empty"] : []),
-    "--log",
-    logFile,
-  ];
-  const argv = selfArgv(currentSelfExec(), args);
-  const child = new Deno.Command(argv[0], {
-    args: argv.slice(1),
-    env: db.env,
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-    // A new session: the supervisor survives this terminal closing.
-    detached: Deno.build.os !== "windows",
-  }).spawn();
-  child.unref();
-  let exited: Deno.CommandStatus | null = null;
-  child.status.then((s) => (exited = s));
-
-  const deadline = performance.now() + 15_000;
-  for (;;) {
-    const records = await store.listWorkers();
-    const sup = records.find((r) => r.pid === child.pid && r.supervisor_id === null);
-    const workers = sup ? records.filter((r) => r.supervisor_id === sup.id).length : 0;
-    if (sup && workers >= flags.count) {
-      if (out.json) {
-        out.printJson({
-          supervisor_id: sup.id,
-          supervisor_pid: child.pid,
-          workers,
-          log: logFile,
-        });
-      } else {
-        out.line(
-          `started ${workers} worker${
-            workers === 1 ? "" : "s"
-          } in the background (supervisor pid ${child.pid})`,
-        );
-        out.line(`log: ${logFile}`);
-        out.note("stop them with `queuectl worker stop`");
-      }
-      return ExitCodes.ok;
-    }
-    const status = exited as Deno.CommandStatus | null;
-    if (status !== null) {
-      throw new StorageError(
-        `The background supervisor exited at once (exit code ${status.code})`,
-        { hint: `see ${logFile}` },
-      );
-    }
-    if (performance.now() > deadline) {
-      throw new StorageError("The background workers did not start within 15s", {
-        hint: `see ${logFile}`,
-      });
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-function absolutePath(path: string): string {
-  const p = path.replace(/^sqlite:(\/\/)?/i, "");
-  if (p.startsWith("/") || /^[A-Za-z]:[\\/]/.test(p) || p.startsWith("\\\\")) return p;
-  const sep = Deno.build.os === "windows" ? "\\" : "/";
-  return `${Deno.cwd()}${sep}${p}`;
-}
-
 // --- worker run (hidden) ------------------------------------------------------------------------------
 
 interface RunFlags extends GlobalFlags {
@@ -218,26 +140,14 @@ const runCommand = () =>
   buildCommand({
     func: async function (this: CliContext, flags: RunFlags) {
       await withStore(this, flags, async (app) => {
-        const { fileLines, stdoutLines } = await supervisorModule();
-        const { attachProcessControls, Runner } = await runnerModule();
-        const log = flags.log ? fileLines(flags.log) : stdoutLines();
-        const runner = new Runner({
-          store: app.store,
-          clock: app.clock,
+        const { runWorker } = await workersModule();
+        return await runWorker(app, {
           index: flags.index,
           queues: flags.queue?.length ? flags.queue : null,
           supervisorId: flags.supervisor ?? null,
-          log,
+          logFile: flags.log ?? null,
         });
-        const detach = attachProcessControls(runner, {
-          supervised: flags.supervisor !== undefined,
-        });
-        try {
-          return await runner.run();
-        } finally {
-          detach();
-        }
-      });
+      }, { longRunning: true });
     },
     parameters: {
       flags: {
@@ -281,7 +191,7 @@ const stopCommand = () =>
         const timeoutMs = flags.timeout === undefined
           ? (flags.force ? 10_000 : 60_000)
           : parseDuration(flags.timeout, "--timeout");
-        const { stopWorkers } = await supervisorModule();
+        const { stopWorkers } = await workersModule();
         const report = await stopWorkers(app, {
           timeoutMs,
           force: flags.force,
@@ -325,7 +235,7 @@ const listCommand = () =>
   buildCommand({
     func: async function (this: CliContext, flags: GlobalFlags) {
       await withStore(this, flags, async (app, out) => {
-        const { listWorkerInfo, workerInfoToJson } = await supervisorModule();
+        const { listWorkerInfo, workerInfoToJson } = await workersModule();
         const workers = await listWorkerInfo(app);
         if (out.json) return out.printJson(workers.map(workerInfoToJson));
         if (workers.length === 0) return out.note("no workers running");

@@ -1,4 +1,5 @@
 import { InvalidInput } from "./errors.ts";
+import { quote } from "./text.ts";
 
 const UNITS: Record<string, number> = {
   ms: 1,
@@ -17,9 +18,7 @@ export function parseDuration(input: string, what: string): number {
   const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$/.exec(input);
   if (!match) {
     throw new InvalidInput(
-      `Cannot read ${what}: expected a duration like 30s, 5m, 2h or 7d, got ${
-        JSON.stringify(input)
-      }`,
+      `Cannot read ${what}: expected a duration like 30s, 5m, 2h or 7d, got ${quote(input)}`,
     );
   }
   return Math.round(Number(match[1]) * UNITS[match[2] ?? "s"]);

@@ -3,6 +3,7 @@
  * useful, a hint that says what to do next. The CLI prints `error: <message> (<hint>)` and exits
  * with `exitCode`; anything else is a bug and exits 1.
  */
+import { oneSafeLine } from "./text.ts";
 
 /** Process exit codes, documented in README.md. */
 export const ExitCodes = {
@@ -13,6 +14,8 @@ export const ExitCodes = {
   conflict: 4,
   storage: 5,
   jobsDead: 6,
+  /** `wait`, `enqueue --wait`, `logs --follow`: the time ran out first (as timeout(1)). */
+  waitTimeout: 124,
 } as const;
 
 export interface QueueErrorOptions {
@@ -62,20 +65,35 @@ export class StorageError extends QueueError {
   override readonly exitCode: number = ExitCodes.storage;
   /** True when the same call may succeed later (connection lost, server restarting). */
   readonly transient?: boolean;
-  constructor(message: string, options?: QueueErrorOptions & { transient?: boolean }) {
+  /**
+   * True when the database this process opened is no longer the one at its location (the file
+   * was deleted or replaced): stop, and start again to use what is there now. Never transient.
+   */
+  readonly gone?: boolean;
+  constructor(
+    message: string,
+    options?: QueueErrorOptions & { transient?: boolean; gone?: boolean },
+  ) {
     super(message, options);
     this.name = "StorageError";
     if (options?.transient) this.transient = true;
+    if (options?.gone) this.gone = true;
   }
 }
 
-/** One line for stderr: `error: <message> (<hint>)`. */
+/**
+ * One line for stderr: `error: <message> (<hint>)`. Whatever a message carries (a value quoted
+ * with `quote()` from core/text.ts, a path, a driver's text) comes out on one line, control and
+ * bidi characters escaped, cut to about a thousand characters.
+ */
 export function formatError(err: unknown): string {
   if (err instanceof QueueError) {
-    return `error: ${err.message}${err.hint ? ` (${err.hint})` : ""}`;
+    return `error: ${oneSafeLine(err.message)}${err.hint ? ` (${oneSafeLine(err.hint)})` : ""}`;
   }
   const message = err instanceof Error ? err.message : String(err);
-  return `error: internal error: ${message.split("\n")[0]} (please report this as a bug)`;
+  return `error: internal error: ${
+    oneSafeLine(message.split("\n")[0])
+  } (please report this as a bug)`;
 }
 
 export function exitCodeOf(err: unknown): number {

@@ -1,4 +1,5 @@
 /** The retry policy, pure: how long retry number `n` (1-based) waits. */
+
 export interface RetryPolicy {
   /** Base of the exponential backoff: retry n waits backoff_base ^ n seconds. */
   backoff_base: number;

@@ -1,5 +1,5 @@
 /**
- * The only place a job's state change is decided (ARCHITECTURE.md rule 2).
+ * The only place a job's state change is decided (see docs/architecture.md).
  *
  * Each function looks at a job as read from the store and returns a {@link StateChange}: the new
  * state, the columns to write, and the guard the store must check in the same statement
@@ -7,11 +7,13 @@
  * moved in the meantime the guard fails and the change is refused; nobody overwrites a newer outcome.
  *
  * Claiming (pending/failed → processing) is a bulk statement in the store; its rule is
- * {@link CLAIMABLE_STATES} and {@link claimFields}.
+ * {@link CLAIM_RULE}, from which both stores build their claim SQL.
  */
 import { Conflict } from "./errors.ts";
-import type { Job, JobState } from "./job.ts";
+import type { Job, JobChangeField, JobState } from "./job.ts";
 import { retryDelaySeconds, type RetryPolicy } from "./retry_policy.ts";
+import { quote } from "./text.ts";
+import type { JobRun, RunOutcome } from "./runs.ts";
 
 /** Every allowed move. Anything not listed is refused. */
 export const ALLOWED_MOVES: Readonly<Record<JobState, readonly JobState[]>> = {
@@ -19,30 +21,15 @@ export const ALLOWED_MOVES: Readonly<Record<JobState, readonly JobState[]>> = {
   processing: ["completed", "failed", "dead", "pending"],
   failed: ["processing", "pending", "dead"],
   dead: ["pending"],
-  completed: [],
+  completed: ["pending"],
 };
 
 export function isAllowed(from: JobState, to: JobState): boolean {
   return ALLOWED_MOVES[from].includes(to);
 }
 
-/** States a worker may claim from (when `run_at <= now`). */
-export const CLAIMABLE_STATES: readonly JobState[] = ["pending", "failed"];
-
 /** Columns a store may change through a state change. */
-export type JobChangeFields = Partial<
-  Pick<
-    Job,
-    | "attempts"
-    | "run_at"
-    | "started_at"
-    | "finished_at"
-    | "exit_code"
-    | "error"
-    | "lease_owner"
-    | "lease_expires_at"
-  >
->;
+export type JobChangeFields = Partial<Pick<Job, JobChangeField>>;
 
 export interface StateChange {
   id: string;
@@ -52,8 +39,83 @@ export interface StateChange {
   leaseOwner?: string;
   /** Guard: the lease must have expired at or before this time (rescue of a lost worker). */
   leaseExpiredBy?: number;
+  /**
+   * Guard of a late result ({@link completeLate}), in place of `from` and `leaseOwner`: the job is
+   * failed or dead, its attempts still equal `attempt`, and its latest run is that attempt's run
+   * by `worker`, closed as "worker lost" by a rescue. That run's record is rewritten.
+   */
+  lostRun?: { worker: string; attempt: number };
   set: JobChangeFields;
   updated_at: number;
+  /**
+   * The run that ends with this change (every move out of processing): the store records it in
+   * `job_runs` in the same transaction, when the guard holds (core/runs.ts).
+   */
+  run?: JobRun;
+}
+
+/** What a worker asks for when it claims jobs. */
+export interface ClaimParams {
+  workerId: string;
+  /** Only jobs of these queues; null = every queue. */
+  queues: readonly string[] | null;
+  now: number;
+  /** The lease runs until now + leaseMs (renewed by the worker's heartbeat). */
+  leaseMs: number;
+  /** At most this many jobs. */
+  limit: number;
+}
+
+/**
+ * The claim rule: which jobs a worker may claim, in which order, and what a claim writes. Both
+ * stores build their claim statements from it (and `list --order next` uses its order).
+ */
+export const CLAIM_RULE = {
+  /** Claimable states; a job in one of them is due once `dueField <= now`. */
+  from: ["pending", "failed"],
+  dueField: "run_at",
+  /**
+   * A claimable job must also have this column at 0: its dependencies are all completed (jobs
+   * without any keep 0). The claim indexes leave blocked jobs out.
+   */
+  unblockedField: "blocked_by",
+  /**
+   * Claim order: by the first field, ties broken by the next, last ties by insertion order
+   * (SQLite's rowid, PostgreSQL's seq). Both stores keep an index in exactly this order
+   * (`jobs_claim`, partial on the claimable states): change it and the index together.
+   */
+  order: [
+    { field: "priority", desc: true },
+    { field: "run_at", desc: false },
+    { field: "created_at", desc: false },
+  ],
+  /** The claimed job's new state. */
+  to: "processing",
+  /** Incremented by one: a claim is a start. */
+  increment: "attempts",
+  /** The columns it sets to a value: the start time and the lease (see {@link claimSet}). */
+  set: claimSet,
+  // ...and updated_at = now, as every state change.
+} as const satisfies {
+  from: readonly JobState[];
+  dueField: keyof Job;
+  unblockedField: keyof Job;
+  order: readonly { field: keyof Job; desc: boolean }[];
+  to: JobState;
+  increment: JobChangeField;
+  set: (p: Pick<ClaimParams, "now" | "workerId" | "leaseMs">) => JobChangeFields;
+};
+
+/** States a worker may claim from (when `run_at <= now`). */
+export const CLAIMABLE_STATES: readonly JobState[] = CLAIM_RULE.from;
+
+/** The columns a claim sets to a value (part of {@link CLAIM_RULE}): started_at and the lease. */
+export function claimSet(p: Pick<ClaimParams, "now" | "workerId" | "leaseMs">): JobChangeFields {
+  return {
+    started_at: p.now,
+    lease_owner: p.workerId,
+    lease_expires_at: p.now + p.leaseMs,
+  };
 }
 
 /** What a claim writes, given the claiming worker and lease length. */
@@ -64,12 +126,24 @@ export function claimFields(
   leaseMs: number,
 ): JobChangeFields {
   return {
-    attempts: job.attempts + 1,
-    started_at: now,
-    lease_owner: workerId,
-    lease_expires_at: now + leaseMs,
+    [CLAIM_RULE.increment]: job[CLAIM_RULE.increment] + 1,
+    ...CLAIM_RULE.set({ now, workerId, leaseMs }),
   };
 }
+
+/** Compares two jobs in claim order (negative: `a` first); 0 leaves insertion order to decide. */
+export function compareClaimOrder(
+  a: Pick<Job, ClaimOrderField>,
+  b: Pick<Job, ClaimOrderField>,
+): number {
+  for (const { field, desc } of CLAIM_RULE.order) {
+    const d = a[field] - b[field];
+    if (d !== 0) return desc ? -d : d;
+  }
+  return 0;
+}
+
+type ClaimOrderField = typeof CLAIM_RULE.order[number]["field"];
 
 function change(
   job: Job,
@@ -79,28 +153,85 @@ function change(
   guard: Pick<StateChange, "leaseOwner" | "leaseExpiredBy"> = {},
 ): StateChange {
   if (!isAllowed(job.state, to)) {
-    throw new Conflict(`Job ${JSON.stringify(job.id)} cannot move from ${job.state} to ${to}`);
+    throw new Conflict(`Job ${quote(job.id)} cannot move from ${job.state} to ${to}`);
   }
   return { id: job.id, from: job.state, to, set, updated_at: now, ...guard };
 }
 
-const CLEAR_LEASE = { lease_owner: null, lease_expires_at: null } as const;
+/** What every end of a run clears: the lease, and a kill request that was for that run. */
+const CLEAR_LEASE = {
+  lease_owner: null,
+  lease_expires_at: null,
+  kill_signal: null,
+  kill_retry: null,
+} as const;
 
 export interface RunResult {
   now: number;
   workerId: string;
   exit_code: number | null;
   error?: string | null;
+  /** For the run history (core/runs.ts): the signal that ended the shell, the host, how long. */
+  signal?: string | null;
+  host?: string | null;
+  duration_ms?: number | null;
+}
+
+/** The record of the run of `job` (as claimed) that `change` ends. */
+function runOf(
+  job: Job,
+  change: StateChange,
+  result: Omit<RunResult, "workerId"> & { workerId: string | null },
+): StateChange {
+  const outcome: RunOutcome = change.to === "pending"
+    ? "interrupted"
+    : change.to as "completed" | "failed" | "dead";
+  const run: JobRun = {
+    attempt: job.attempts,
+    worker: result.workerId,
+    host: result.host ?? null,
+    started_at: job.started_at,
+    finished_at: result.now,
+    duration_ms: result.duration_ms ??
+      (job.started_at === null ? null : Math.max(0, result.now - job.started_at)),
+    exit_code: result.exit_code,
+    signal: result.signal ?? null,
+    error: result.error ?? null,
+    outcome,
+    retry_delay_ms: change.to === "failed" && change.set.run_at != null
+      ? change.set.run_at - result.now
+      : null,
+  };
+  return { ...change, run };
 }
 
 /** The command exited 0. */
 export function complete(job: Job, result: RunResult): StateChange {
-  return change(job, "completed", result.now, {
-    ...CLEAR_LEASE,
-    finished_at: result.now,
-    exit_code: result.exit_code,
-    error: null,
-  }, { leaseOwner: result.workerId });
+  return runOf(
+    job,
+    change(job, "completed", result.now, {
+      ...CLEAR_LEASE,
+      finished_at: result.now,
+      exit_code: result.exit_code,
+      error: null,
+    }, { leaseOwner: result.workerId }),
+    { ...result, error: null },
+  );
+}
+
+/**
+ * The run exited 0 but its settle was refused: a rescue had taken the job over while the worker
+ * was cut off from the database. While no other run has started (the store checks
+ * {@link StateChange.lostRun}), the job is completed and the rescued run's record says how it
+ * really ended (docs/architecture.md "Rescue rules").
+ */
+export function completeLate(job: Job, result: RunResult): StateChange {
+  const done = complete(job, result);
+  return {
+    ...done,
+    leaseOwner: undefined,
+    lostRun: { worker: result.workerId, attempt: job.attempts },
+  };
 }
 
 /**
@@ -108,9 +239,37 @@ export function complete(job: Job, result: RunResult): StateChange {
  * `attempts` after backoff_base ^ attempts seconds while retries remain, else moves to the DLQ.
  */
 export function fail(job: Job, result: RunResult, policy: RetryPolicy): StateChange {
-  return failWith(job, result.now, result.exit_code, result.error ?? null, policy, {
-    leaseOwner: result.workerId,
-  });
+  return runOf(
+    job,
+    failWith(job, result.now, result.exit_code, result.error ?? null, policy, {
+      leaseOwner: result.workerId,
+    }),
+    result,
+  );
+}
+
+/**
+ * The run was killed by `queuectl kill` (its error says so): by default straight to the DLQ (dead),
+ * not retried; with `retry` (kill --retry) a failure like any other under the retry policy.
+ */
+export function killed(
+  job: Job,
+  result: RunResult,
+  policy: RetryPolicy,
+  retry: boolean,
+): StateChange {
+  if (retry) return fail(job, result, policy);
+  // The killed run is recorded like any other (run history).
+  return runOf(
+    job,
+    change(job, "dead", result.now, {
+      ...CLEAR_LEASE,
+      finished_at: result.now,
+      exit_code: result.exit_code,
+      error: result.error ?? null,
+    }, { leaseOwner: result.workerId }),
+    result,
+  );
 }
 
 /** True when the job has used its last run: it ran 1 + max_retries times. */
@@ -132,55 +291,81 @@ function failWith(
   return change(job, "failed", now, { ...base, run_at: now + delayMs }, guard);
 }
 
+/** How the error of a run closed by a rescue starts (a late result may rewrite that run). */
+export const LOST_RUN_PREFIX = "worker lost:";
+/** The states a rescue leaves a job in: where a late result may still find it. */
+export const LOST_RUN_STATES: readonly JobState[] = ["failed", "dead"];
+
 /** The worker holding the lease stopped heartbeating: count the run as failed. */
 export function loseLease(job: Job, now: number, policy: RetryPolicy): StateChange {
   if (job.state !== "processing" || job.lease_owner === null) {
-    throw new Conflict(`Job ${JSON.stringify(job.id)} is not processing`);
+    throw new Conflict(`Job ${quote(job.id)} is not processing`);
   }
-  return failWith(
+  const error = `${LOST_RUN_PREFIX} ${job.lease_owner} stopped renewing its lease`;
+  return runOf(
     job,
-    now,
-    null,
-    `worker lost: ${job.lease_owner} stopped renewing its lease`,
-    policy,
-    { leaseOwner: job.lease_owner, leaseExpiredBy: now },
+    failWith(job, now, null, error, policy, {
+      leaseOwner: job.lease_owner,
+      leaseExpiredBy: now,
+    }),
+    { now, workerId: job.lease_owner, exit_code: null, error },
   );
 }
 
 /**
  * A worker gives a job back unfinished (forced shutdown): back to pending without consuming a
- * retry, runnable at once.
+ * retry, runnable at once. The run is recorded as interrupted (with `result`), unless `result` is
+ * null: a job claimed ahead and never started.
  */
-export function release(job: Job, now: number, workerId: string): StateChange {
-  return change(job, "pending", now, {
+export function release(
+  job: Job,
+  now: number,
+  workerId: string,
+  result: Partial<Omit<RunResult, "now" | "workerId">> | null = {},
+): StateChange {
+  const released = change(job, "pending", now, {
     ...CLEAR_LEASE,
     attempts: Math.max(0, job.attempts - 1),
     run_at: now,
     started_at: null,
   }, { leaseOwner: workerId });
+  // null: claimed but never started, so there is no run to record.
+  if (result === null) return released;
+  return runOf(job, released, {
+    exit_code: null,
+    error: "interrupted: the worker was stopped",
+    ...result,
+    now,
+    workerId,
+  });
 }
 
 /**
  * `retry <id>`: a failed job runs now (its attempt count is kept); a dead job comes back from the
- * DLQ with a fresh retry budget (attempts reset to 0).
+ * DLQ, and a completed job runs again (as pueue's `restart`), both with a fresh retry budget
+ * (attempts reset to 0).
  */
 export function retryNow(job: Job, now: number): StateChange {
-  if (job.state !== "failed" && job.state !== "dead") {
+  if (job.state !== "failed" && job.state !== "dead" && job.state !== "completed") {
     throw new Conflict(
-      `Cannot retry job ${JSON.stringify(job.id)}: it is ${job.state}`,
-      { hint: "only failed or dead jobs can be retried" },
+      `Cannot retry job ${quote(job.id)}: it is ${job.state}`,
+      {
+        hint: job.state === "processing"
+          ? "it is running; use `queuectl kill` to stop it"
+          : "it has not run yet",
+      },
     );
   }
   return change(job, "pending", now, {
     run_at: now,
-    ...(job.state === "dead" ? { attempts: 0 } : {}),
+    ...(job.state === "failed" ? {} : { attempts: 0 }),
   });
 }
 
 /** `dlq restore <id>`: dead → pending with a fresh retry budget. */
 export function restore(job: Job, now: number): StateChange {
   if (job.state !== "dead") {
-    throw new Conflict(`Cannot restore job ${JSON.stringify(job.id)}: it is ${job.state}`, {
+    throw new Conflict(`Cannot restore job ${quote(job.id)}: it is ${job.state}`, {
       hint: "only jobs in the DLQ (dead) can be restored",
     });
   }
@@ -190,11 +375,24 @@ export function restore(job: Job, now: number): StateChange {
 /** `dlq move <id>`: a failed job waiting for its retry goes to the DLQ by hand. */
 export function moveToDlq(job: Job, now: number): StateChange {
   if (job.state !== "failed") {
-    throw new Conflict(`Cannot move job ${JSON.stringify(job.id)} to the DLQ: it is ${job.state}`, {
+    throw new Conflict(`Cannot move job ${quote(job.id)} to the DLQ: it is ${job.state}`, {
       hint: "only failed jobs waiting for a retry can be moved",
     });
   }
   return change(job, "dead", now, { finished_at: now });
+}
+
+/**
+ * The error of a job that went dead because a job it runs after went dead (as pueue): restoring
+ * that dependency (dlq restore, retry) restores the jobs whose error is exactly this text.
+ */
+export function dependencyFailedError(depId: string): string {
+  return `dependency ${depId} failed`;
+}
+
+/** The error of a job that went dead because a job it runs after was deleted unfinished. */
+export function dependencyDeletedError(depId: string): string {
+  return `dependency ${depId} was deleted before it completed`;
 }
 
 /** States from which `cancel` removes a job. */

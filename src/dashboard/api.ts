@@ -4,23 +4,34 @@
  */
 import { InvalidInput } from "../core/errors.ts";
 import { type Job, jobToJson, parseJobState } from "../core/job.ts";
+import { runToJson } from "../core/runs.ts";
 import {
+  blockersOf,
+  callerDirectory,
   cancelJob,
   type Ctx,
   enqueue,
   getJobDetail,
+  killJob,
+  listDlqPage,
   listJobsPage,
   type ListParams,
   listWorkerStatus,
   moveJobToDlq,
+  parseOnDuplicate,
   purgeDlq,
   restoreAll,
   restoreJob,
   retryJob,
   status,
+  STDERR_TAIL_CHARS,
   throughput,
 } from "../app/queue.ts";
+import { listQueues, pauseQueue, resumeQueue } from "../app/queues.ts";
+import { listSchedules, pauseSchedule, resumeSchedule, runScheduleNow } from "../app/schedules.ts";
+import { scheduleToJson } from "../core/schedule.ts";
 import { HttpError, json, readJsonBody } from "./http.ts";
+import { quote } from "../core/text.ts";
 
 function iso(ms: number | null): string | null {
   return ms === null ? null : new Date(ms).toISOString();
@@ -41,27 +52,31 @@ export async function statsPayload(ctx: Ctx): Promise<Record<string, unknown>> {
     counts: report.counts,
     total: report.total,
     scheduled: report.scheduled,
+    next_scheduled_at: iso(report.next_scheduled_at),
     oldest_pending_at: iso(report.oldest_pending_at),
     oldest_pending_age_seconds: report.oldest_pending_age_ms === null
       ? null
       : report.oldest_pending_age_ms / 1000,
     workers_alive: report.workers_alive,
+    waiting: report.blocked,
+    queues: report.controls.map((q) => ({ name: q.name, paused: q.paused, limit: q.max_running })),
     throughput: {
       since: iso(chart.since),
       bucket_seconds: chart.bucket_ms / 1000,
       completed: chart.completed,
       per_second: chart.per_second,
+      rate_window_seconds: chart.rate_window_ms / 1000,
     },
   };
 }
 
-const LIST_PARAMS = ["state", "queue", "search", "limit", "offset", "token"];
+const LIST_PARAMS = ["state", "queue", "search", "limit", "offset", "after"];
 
 function wholeNumber(value: string | null, name: string): number | undefined {
   if (value === null) return undefined;
   if (!/^\d{1,9}$/.test(value)) {
     throw new InvalidInput(
-      `Invalid ${name}: expected a whole number, got ${JSON.stringify(value)}`,
+      `Invalid ${name}: expected a whole number, got ${quote(value)}`,
     );
   }
   return Number(value);
@@ -72,8 +87,8 @@ export function parseListQuery(query: URLSearchParams, allowState = true): ListP
   for (const key of query.keys()) {
     if (!LIST_PARAMS.includes(key) || (key === "state" && !allowState)) {
       throw new InvalidInput(
-        `Unknown query parameter ${JSON.stringify(key)}: allowed are ${
-          LIST_PARAMS.filter((p) => p !== "token" && (allowState || p !== "state")).join(", ")
+        `Unknown query parameter ${quote(key)}: allowed are ${
+          LIST_PARAMS.filter((p) => allowState || p !== "state").join(", ")
         }`,
       );
     }
@@ -89,16 +104,28 @@ export function parseListQuery(query: URLSearchParams, allowState = true): ListP
     search: text("search"),
     limit: wholeNumber(query.get("limit"), "limit"),
     offset: wholeNumber(query.get("offset"), "offset"),
+    after: text("after"),
   };
+}
+
+/** A job of a list, with `blocked_on` (its unfinished dependencies) when it is waiting. */
+function listedJob(job: Job, blockers: ReadonlyMap<string, string[]>): Record<string, unknown> {
+  const out = jobToJson(job);
+  const on = blockers.get(job.id);
+  if (on) out.blocked_on = on;
+  return out;
 }
 
 async function jobList(ctx: Ctx, p: ListParams): Promise<Response> {
   const page = await listJobsPage(ctx, p);
+  const blockers = await blockersOf(ctx, page.jobs);
   return json(200, {
-    jobs: page.jobs.map((j) => jobToJson(j)),
+    jobs: page.jobs.map((j) => listedJob(j, blockers)),
     total: page.total,
+    total_capped: page.total_capped,
     limit: page.limit,
     offset: page.offset,
+    next: page.next,
   });
 }
 
@@ -127,12 +154,15 @@ const ROUTES: Route[] = [
   {
     method: "POST",
     path: ["jobs"],
-    handler: async (ctx, req) => {
+    handler: async (ctx, req, url) => {
+      const mode = url.searchParams.get("on_duplicate");
+      const onDuplicate = mode === null ? undefined : parseOnDuplicate(mode, "on_duplicate");
       const body = await readJsonBody(req);
       const specs = Array.isArray(body)
         ? body.map((value, i) => ({ value, where: `job ${i + 1}: ` }))
         : [{ value: body }];
-      const ids = await enqueue(ctx, specs);
+      // A job without "cwd" runs in the directory the dashboard was started in (README).
+      const ids = await enqueue(ctx, specs, { cwd: callerDirectory(), onDuplicate });
       return json(201, { ids });
     },
   },
@@ -141,7 +171,13 @@ const ROUTES: Route[] = [
     path: ["jobs", ":id"],
     handler: async (ctx, _req, _url, [id]) => {
       const d = await getJobDetail(ctx, id);
-      return json(200, { ...jobToJson(d.job, d.output), retry_delays: d.retry_delays });
+      return json(200, {
+        ...jobToJson(d.job, d.output),
+        next_retry_at: d.next_retry_at === null ? null : new Date(d.next_retry_at).toISOString(),
+        runs: d.runs.map(runToJson),
+        dependencies: d.dependencies.dependencies,
+        dependents: d.dependencies.dependents,
+      });
     },
   },
   {
@@ -159,19 +195,60 @@ const ROUTES: Route[] = [
   },
   {
     method: "POST",
+    path: ["jobs", ":id", "kill"],
+    handler: async (ctx, req, _url, [id]) => {
+      // Optional JSON body {"signal":"SIGINT","retry":true}; the page sends none (SIGTERM, no
+      // retry).
+      const raw = req.headers.get("content-type") ? await readJsonBody(req) : {};
+      if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+        throw new InvalidInput(`Expected a JSON object like {"signal":"SIGTERM"}`);
+      }
+      const body = raw as Record<string, unknown>;
+      if (body.signal !== undefined && typeof body.signal !== "string") {
+        throw new InvalidInput(`Invalid signal: expected a name such as "SIGTERM"`);
+      }
+      if (body.retry !== undefined && typeof body.retry !== "boolean") {
+        throw new InvalidInput(`Invalid retry: expected true or false`);
+      }
+      const job = await killJob(ctx, id, {
+        signal: body.signal as string | undefined,
+        retry: body.retry as boolean | undefined,
+      });
+      return json(202, { id: job.id, signal: job.kill_signal, retry: job.kill_retry === 1 });
+    },
+  },
+  {
+    method: "POST",
     path: ["jobs", ":id", "move-to-dlq"],
     handler: async (ctx, _req, _url, [id]) => jobResponse(await moveJobToDlq(ctx, id)),
   },
   {
     method: "GET",
     path: ["dlq"],
-    handler: (ctx, _req, url) =>
-      jobList(ctx, { ...parseListQuery(url.searchParams, false), state: "dead" }),
+    handler: async (ctx, _req, url) => {
+      const page = await listDlqPage(ctx, parseListQuery(url.searchParams, false));
+      return json(200, {
+        jobs: page.jobs.map((j) => ({
+          ...jobToJson(j),
+          stderr_tail: page.stderr_tails.get(j.id) ?? "",
+        })),
+        total: page.total,
+        total_capped: page.total_capped,
+        limit: page.limit,
+        offset: page.offset,
+        next: page.next,
+        stderr_tail_chars: STDERR_TAIL_CHARS,
+      });
+    },
   },
   {
     method: "POST",
     path: ["dlq", "restore-all"],
-    handler: async (ctx) => json(200, { restored: await restoreAll(ctx) }),
+    handler: async (ctx) => {
+      const kept: { id: string; reason: string }[] = [];
+      const restored = await restoreAll(ctx, (id, reason) => kept.push({ id, reason }));
+      return json(200, { restored, kept });
+    },
   },
   {
     method: "POST",
@@ -182,6 +259,62 @@ const ROUTES: Route[] = [
     method: "POST",
     path: ["dlq", ":id", "restore"],
     handler: async (ctx, _req, _url, [id]) => jobResponse(await restoreJob(ctx, id)),
+  },
+  {
+    method: "GET",
+    path: ["queues"],
+    handler: async (ctx) =>
+      json(200, {
+        queues: (await listQueues(ctx)).map((q) => ({
+          name: q.name,
+          paused: q.paused,
+          limit: q.max_running,
+          counts: q.counts,
+          waiting: q.blocked,
+        })),
+      }),
+  },
+  {
+    method: "GET",
+    path: ["schedules"],
+    handler: async (ctx) =>
+      json(200, {
+        now: iso(ctx.clock.now()),
+        schedules: (await listSchedules(ctx)).map(scheduleToJson),
+      }),
+  },
+  {
+    method: "POST",
+    path: ["queues", ":id", "pause"],
+    handler: async (ctx, _req, _url, [name]) => {
+      const q = await pauseQueue(ctx, name);
+      return json(200, { name: q.name, paused: q.paused, limit: q.max_running });
+    },
+  },
+  {
+    method: "POST",
+    path: ["queues", ":id", "resume"],
+    handler: async (ctx, _req, _url, [name]) => {
+      const q = await resumeQueue(ctx, name);
+      return json(200, { name: q.name, paused: q.paused, limit: q.max_running });
+    },
+  },
+  {
+    method: "POST",
+    path: ["schedules", ":id", "pause"],
+    handler: async (ctx, _req, _url, [name]) =>
+      json(200, scheduleToJson(await pauseSchedule(ctx, name))),
+  },
+  {
+    method: "POST",
+    path: ["schedules", ":id", "resume"],
+    handler: async (ctx, _req, _url, [name]) =>
+      json(200, scheduleToJson(await resumeSchedule(ctx, name))),
+  },
+  {
+    method: "POST",
+    path: ["schedules", ":id", "run"],
+    handler: async (ctx, _req, _url, [name]) => json(201, { id: await runScheduleNow(ctx, name) }),
   },
   {
     method: "GET",

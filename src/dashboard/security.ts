@@ -1,11 +1,11 @@
 /**
  * The dashboard's defences, as small pure functions:
  *
- * - Bind address: loopback by default; any other address needs an access token.
- * - Access token (`--token` / QUEUECTL_DASHBOARD_TOKEN): every request must carry it, as
- *   `Authorization: Bearer <token>`, as the cookie set after opening `/?token=<token>` once, or as
- *   `?token=` on a GET.
- * - DNS rebinding: without an access token, the Host header must name a loopback address.
+ * - Access token, on every bind: every request must carry it, as `Authorization: Bearer <token>`
+ *   or as the cookie the server sets when a page is opened once as `/?token=<token>` (the login
+ *   URL). Where the token comes from (generated into a 0600 file, --token-file, the environment)
+ *   is src/dashboard/token.ts.
+ * - DNS rebinding: on a loopback bind, the Host header must name a loopback address.
  * - CSRF: state changes are POST only, refused when the browser says the request is cross-origin
  *   (Origin, Sec-Fetch-Site), and must carry the per-server CSRF token (embedded in the page) in
  *   the `X-CSRF-Token` header. A custom header cannot be sent cross-origin without a CORS
@@ -70,22 +70,25 @@ export function readCookie(header: string | null, name: string): string | undefi
   return undefined;
 }
 
-export type TokenSource = "header" | "cookie" | "query";
+export type Credential = "header" | "cookie";
 
-/** Where the request carries a valid access token, or null. */
-export function findAccessToken(
-  req: Request,
-  url: URL,
-  token: string,
-  port: number,
-): TokenSource | null {
+/**
+ * Where the request carries the access token (`Authorization: Bearer`, or the login cookie), or
+ * null. A wrong token in either place counts as none.
+ */
+export function findAccessToken(req: Request, token: string, port: number): Credential | null {
   const auth = req.headers.get("authorization");
-  if (auth?.startsWith("Bearer ") && safeEqual(auth.slice(7).trim(), token)) return "header";
+  if (auth !== null && /^Bearer /i.test(auth) && safeEqual(auth.slice(7).trim(), token)) {
+    return "header";
+  }
   const cookie = readCookie(req.headers.get("cookie"), cookieName(port));
   if (cookie !== undefined && safeEqual(cookie, token)) return "cookie";
-  const query = url.searchParams.get("token");
-  if (req.method === "GET" && query !== null && safeEqual(query, token)) return "query";
   return null;
+}
+
+/** The Set-Cookie value that logs a browser in: session cookie, script-proof, never cross-site. */
+export function loginCookie(token: string, port: number): string {
+  return `${cookieName(port)}=${token}; Path=/; HttpOnly; SameSite=Strict`;
 }
 
 /**

@@ -2,47 +2,32 @@
  * Chooses the backend from a database URL: `postgres://` or `postgresql://` → PostgreSQL (driver
  * loaded only then), anything else (a path, or `sqlite:PATH`) → SQLite.
  */
+import { checkDatabaseUrl, isPostgresUrl } from "./location.ts";
 import type { Store } from "./store.ts";
 
-export function isPostgresUrl(url: string): boolean {
-  return /^postgres(ql)?:\/\//i.test(url);
+export interface OpenOptions {
+  /**
+   * PostgreSQL: at most this many pooled connections (default 10, for workers and the dashboard).
+   * A one-shot CLI command passes 1: its few queries pipeline on one connection, where a larger
+   * pool would open (and authenticate) one connection per concurrent query.
+   */
+  connections?: number;
+  /** PostgreSQL: short TCP keepalive on every connection, for a process that stays up. */
+  keepAlive?: boolean;
 }
 
-/** The URL with any password replaced, safe for output and logs. */
-export function redactUrl(url: string): string {
-  return url.replace(/^(postgres(?:ql)?:\/\/[^:@/]*):[^@/]*@/i, "$1:***@");
-}
-
-export async function openStore(url: string): Promise<Store> {
+export async function openStore(url: string, opts: OpenOptions = {}): Promise<Store> {
+  checkDatabaseUrl(url);
   if (isPostgresUrl(url)) {
-    const { openPostgresStore } = await import("./postgres/mod.ts");
-    return await openPostgresStore(url);
+    const pg = { max: opts.connections, keepAlive: opts.keepAlive };
+    // Connecting first: the server starts its backend while the store's code loads.
+    const { connectAndMigrate } = await import("./postgres/open.ts");
+    const connecting = connectAndMigrate(url, pg);
+    connecting.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
+    const { postgresStoreOn } = await import("./postgres/mod.ts");
+    return postgresStoreOn(await connecting, pg);
   }
   // Loaded on use, like the PostgreSQL driver: commands that open no store do not pay for it.
   const { openSqliteStore } = await import("./sqlite/mod.ts");
   return await openSqliteStore(url.replace(/^sqlite:(\/\/)?/i, ""));
-}
-
-/**
- * Where the database lives when neither --db nor QUEUECTL_DB is given:
- * `$XDG_DATA_HOME/queuectl/queuectl.db`, else `~/.local/share/queuectl/queuectl.db`;
- * `%LOCALAPPDATA%\queuectl\queuectl.db` on Windows.
- */
-export function defaultDbPath(
-  env: (name: string) => string | undefined = (n) => Deno.env.get(n),
-  os: typeof Deno.build.os = Deno.build.os,
-): string {
-  if (os === "windows") {
-    const base = env("LOCALAPPDATA") ?? `${env("USERPROFILE") ?? "C:\\"}\\AppData\\Local`;
-    return `${base}\\queuectl\\queuectl.db`;
-  }
-  const xdg = env("XDG_DATA_HOME");
-  const base = xdg && xdg.startsWith("/") ? xdg : `${env("HOME") ?? "/tmp"}/.local/share`;
-  return `${base}/queuectl/queuectl.db`;
-}
-
-/** Creates the default data directory (mode 0700) if missing. */
-export async function ensureDefaultDir(path: string): Promise<void> {
-  const dir = path.replace(/[\\/][^\\/]*$/, "");
-  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
 }

@@ -1,31 +1,45 @@
 /**
  * One worker process: claim → execute → settle, one job at a time.
  *
- * 1. Register a worker record; rescue jobs whose lease expired (their worker died).
+ * 1. Register a worker record.
  * 2. Loop: claim one due job (one guarded UPDATE ... RETURNING), run it through the executor,
  *    settle it with one guarded write (transitions.complete / fail / release). A settle the store
  *    refuses means the lease was taken over meanwhile: the result is dropped and logged, never
- *    written over the newer outcome. While not stopping, the settle also claims the next job
+ *    written over the newer outcome; except an exit 0 while no other run has started, which
+ *    completes the job (transitions.completeLate). While not stopping, the settle also claims the next job
  *    (store.settleAndClaim: one SQLite transaction per job instead of two); a job so claimed that
  *    the worker does not start because it was asked to stop is released, attempt not counted.
- * 3. When nothing is due, wait for a wake-up hint (WAL file watch or LISTEN/NOTIFY, see wake.ts),
+ * 3. When nothing is due, wait for a wake-up hint (wake file watch or LISTEN/NOTIFY, see wake.ts),
  *    the next scheduled run_at, or `poll_interval`, whichever comes first.
- * 4. A heartbeat every lease/3 renews the lease of the job in hand, records the worker's liveness,
- *    reads a stop request (`worker stop`) and rescues expired leases of other workers.
+ * 4. A heartbeat every lease/3 renews the lease of the job in hand, records the worker's liveness
+ *    and reads a stop request (`worker stop`). Jobs of dead workers are rescued by the maintenance
+ *    service (maintenance.ts), not here.
  * 5. Stop: "graceful" stops claiming and lets the job in hand finish; "abort" also terminates the
  *    job's process group and releases the job to pending without consuming a retry.
  *
  * Config is read at start and re-read every few seconds, never per job.
  */
 import { type Clock, systemClock } from "../core/clock.ts";
+import { type Config, configFrom } from "../core/config.ts";
 import { formatDuration } from "../core/duration.ts";
 import { exitCodeOf, ExitCodes, formatError, StorageError } from "../core/errors.ts";
-import type { Job } from "../core/job.ts";
-import type { RetryPolicy } from "../core/retry_policy.ts";
-import { complete, fail, loseLease, release, type StateChange } from "../core/transitions.ts";
-import { type Config, loadConfig } from "../app/config.ts";
+import { storeCallLimitMs } from "../core/liveness.ts";
+import { type Job, parseJobEnv } from "../core/job.ts";
+import {
+  complete,
+  completeLate,
+  fail,
+  killed,
+  release,
+  type StateChange,
+} from "../core/transitions.ts";
 import type { Store } from "../store/store.ts";
+import { describeChange, failureReason, oneLine, seconds, workerLabel } from "./describe.ts";
 import { type ExecOptions, type ExecResult, execute, leadsOwnSession } from "./executor.ts";
+import { FailureNotes } from "./failure_notes.ts";
+import { Hooks } from "./hooks.ts";
+import { hostname, randomSuffix } from "./host.ts";
+import { LiveOutput } from "./output_tail.ts";
 import { sleep, type Waker, wakerFor } from "./wake.ts";
 
 export type StopMode = "graceful" | "abort";
@@ -33,8 +47,13 @@ export type StopMode = "graceful" | "abort";
 export interface RunnerOptions {
   store: Store;
   clock?: Clock;
-  /** The number shown in log lines: `[worker 2] ...`. */
+  /** The worker's number under its supervisor: `[worker 3fa2c1.2] ...` in log lines. */
   index?: number;
+  /**
+   * QUEUECTL_WORKER_SLOT of its jobs: stable per worker within its supervisor (0..count-1, kept
+   * across restarts), to map jobs to GPUs or ports. Default index - 1.
+   */
+  slot?: number;
   /** Only claim jobs from these queues; null or empty = every queue. */
   queues?: readonly string[] | null;
   /** The supervisor that spawned this worker (recorded in the workers table). */
@@ -47,11 +66,14 @@ export interface RunnerOptions {
   waker?: Waker;
   host?: string;
   pid?: number;
-  /** How long a write may keep failing with a transient error before the worker gives up. */
+  /**
+   * How long the database may stay unreachable (a write keeps failing with a transient error, or
+   * heartbeats fail) before the worker gives up; default config `outage_limit`.
+   */
   storeRetryLimitMs?: number;
   /** Grace between SIGTERM and SIGKILL of a job's process group (timeout, abort). */
   graceMs?: number;
-  /** Working directory of jobs; default the worker's. */
+  /** Working directory of jobs without a `cwd` of their own; default the worker's. */
   cwd?: string;
   /**
    * How jobs' processes are kept together (see {@link ExecOptions.groupVia}). Default: run()
@@ -65,88 +87,13 @@ export interface RunnerOptions {
 const CONFIG_RELOAD_MS = 5000;
 /** At most one idle claim attempt per this many ms when hints arrive in a burst. */
 const MIN_IDLE_GAP_MS = 10;
-/** Jobs rescued per rescue pass. */
-const RESCUE_BATCH = 100;
 /** Longest command text shown in a `started` line. */
 const COMMAND_SHOWN = 200;
-const DEFAULT_STORE_RETRY_LIMIT_MS = 60_000;
-
-export function randomSuffix(bytes = 3): string {
-  return Array.from(
-    crypto.getRandomValues(new Uint8Array(bytes)),
-    (b) => b.toString(16).padStart(2, "0"),
-  ).join("");
-}
 
 /** A write error that may go away if retried: lost connection, lock held too long. */
 export function isTransient(err: unknown): boolean {
   return err instanceof StorageError &&
     (err.transient === true || /\b(locked|busy)\b/i.test(err.message));
-}
-
-/** Short reason a run failed, for log lines: `exit 127`, `timed out after 5s`, `killed by SIGKILL`. */
-export function failureReason(r: Pick<ExecResult, "exit_code" | "timed_out" | "error">): string {
-  if (r.timed_out) return (r.error ?? "timed out").replace(/\s*\(.*\)$/, "");
-  if (r.exit_code !== null) return `exit ${r.exit_code}`;
-  return r.error ?? "failed";
-}
-
-function oneLine(text: string, max: number): string {
-  const first = text.replace(/\s*[\r\n][\s\S]*/, " …");
-  return first.length > max ? first.slice(0, max - 1) + "…" : first;
-}
-
-function seconds(ms: number): string {
-  return `${(ms / 1000).toFixed(2)}s`;
-}
-
-/** What a settle or rescue did, in the words of the log line (without the `[worker N]` prefix). */
-export function describeChange(job: Job, change: StateChange, reason: string): string {
-  if (change.to === "dead") {
-    return `${job.id} moved to DLQ (${reason}, ${job.attempts} attempt${
-      job.attempts === 1 ? "" : "s"
-    })`;
-  }
-  if (change.to === "failed") {
-    const delay = (change.set.run_at ?? change.updated_at) - change.updated_at;
-    return `failed ${job.id} (${reason}), retry ${job.attempts}/${job.max_retries} in ${
-      formatDuration(delay)
-    }`;
-  }
-  if (change.to === "pending") return `released ${job.id} back to pending (${reason})`;
-  return `${change.to} ${job.id} (${reason})`;
-}
-
-/**
- * Rescues jobs whose worker stopped renewing its lease: each is counted as a failed run
- * ("worker lost") and retried or moved to the DLQ. The job `skipJob` (the caller's job in hand)
- * is left alone; any other expired job, even one leased to the caller (a claim whose reply it
- * never got), is rescued. Returns one log text per job rescued.
- */
-export async function rescueExpiredLeases(
-  store: Store,
-  now: number,
-  policy: RetryPolicy,
-  skipJob?: string,
-): Promise<string[]> {
-  const lines: string[] = [];
-  for (;;) {
-    const expired = (await store.findExpiredLeases({ now, limit: RESCUE_BATCH }))
-      .filter((j) => j.id !== skipJob);
-    let progressed = false;
-    for (const job of expired) {
-      const change = loseLease(job, now, policy);
-      if (await store.applyChange({ change })) {
-        progressed = true;
-        lines.push(
-          `rescued ${job.id} from lost worker ${job.lease_owner}: ${
-            describeChange(job, change, "worker lost").replace(/^failed \S+ \(worker lost\), /, "")
-          }`,
-        );
-      }
-    }
-    if (expired.length < RESCUE_BATCH || !progressed) return lines;
-  }
 }
 
 export class Runner {
@@ -158,6 +105,8 @@ export class Runner {
   config!: Config;
 
   #log: (line: string) => void;
+  /** Completion hooks started by this worker (worker/hooks.ts), awaited before it exits. */
+  readonly #hooks: Hooks;
   #waker: Waker | null;
   #opts: RunnerOptions;
   #stopMode: StopMode | null = null;
@@ -173,9 +122,32 @@ export class Runner {
   #jobsDone = 0;
   #waiting = false;
   #groupVia: ExecOptions["groupVia"];
+  readonly #slot: string;
   /** Claimed by the last settle, to run next (released unstarted if the worker stops first). */
   #next: Job | null = null;
+  /** Since when (performance time) heartbeats have failed; null while they succeed. */
+  #unreachableSince: number | null = null;
+  /** Aborted (and replaced) when a heartbeat succeeds after failing: retries go at once. */
+  #backOnline = new AbortController();
+  /**
+   * Gave up on an unreachable database (outage limit): no more writes are tried, and the worker
+   * exits without cleaning up (its records go stale, its lease runs out). See {@link giveUp}.
+   */
+  #gaveUp = false;
+  /** The stop-everything requests recorded when this worker registered (Store.lastStopRequest). */
+  #stopsSeen = 0;
   readonly #lostLease = new Set<string>();
+  /** Store errors already reported (one line per cause, see failure_notes.ts). */
+  readonly #notes = new FailureNotes();
+  /** The job whose result is being recorded: its settle, not a heartbeat, tells what happened. */
+  #settling: Job | null = null;
+  /** `queuectl kill` requests read for jobs this worker holds (the job in hand or the next). */
+  readonly #killRequests = new Map<string, { signal: string; retry: boolean }>();
+  /** Aborted (reason: the signal) to kill the job in hand. */
+  #jobKill: AbortController | null = null;
+  #stopKillWatch: (() => void) | null = null;
+  #killCheck: Promise<void> | null = null;
+  #killCheckAgain = false;
 
   constructor(opts: RunnerOptions) {
     this.#opts = opts;
@@ -185,8 +157,10 @@ export class Runner {
     this.id = opts.id ?? `w${this.index}-${randomSuffix()}`;
     this.queues = opts.queues && opts.queues.length > 0 ? [...opts.queues] : null;
     this.#log = opts.log ?? ((line) => console.log(line));
+    this.#hooks = new Hooks({ log: (text) => this.log(text), cwd: opts.cwd });
     this.#waker = opts.waker ?? null;
     this.#groupVia = opts.groupVia;
+    this.#slot = String(opts.slot ?? Math.max(0, this.index - 1));
   }
 
   /** Jobs this runner settled (any outcome) so far. */
@@ -203,13 +177,28 @@ export class Runner {
     return this.#waiting;
   }
 
+  /**
+   * How many times this worker has looked for a job with a claim of its own (not counting the
+   * claim that comes with a settle): a debug counter, e.g. to check that a wake-up was for work.
+   */
+  get claimAttempts(): number {
+    return this.#claimAttempts;
+  }
+  #claimAttempts = 0;
+
+  /** True once the worker gave up on an unreachable database (see {@link giveUp}). */
+  get gaveUp(): boolean {
+    return this.#gaveUp;
+  }
+
   /** The job in hand, or null. */
   get currentJob(): Job | null {
     return this.#current;
   }
 
+  /** `[worker <label>] text`: the label names the supervisor too (see workerLabel). */
   log(text: string): void {
-    this.#log(`[worker ${this.index}] ${text}`);
+    this.#log(`[worker ${workerLabel(this.#opts.supervisorId ?? null, this.index)}] ${text}`);
   }
 
   get #leaseMs(): number {
@@ -262,21 +251,50 @@ export class Runner {
     this.#deadlineTimer = timer;
   }
 
+  get #outageLimitMs(): number {
+    return this.#opts.storeRetryLimitMs ?? this.config.outage_limit * 1000;
+  }
+
+  /**
+   * Gives up on a database it could not reach for `forMs` (the outage limit, or the supervisor's
+   * order): terminates the job in hand without writing anything (it could not be written), logs
+   * one line saying what it could not write and what happens to the job, and ends the worker
+   * with exit code 5. Safe to call many times.
+   */
+  giveUp(why: string): void {
+    if (this.#gaveUp) return;
+    this.#gaveUp = true;
+    this.#exitCode = ExitCodes.storage;
+    const held = this.#current;
+    this.log(
+      `fatal: ${why}${
+        held
+          ? `; could not renew the lease on ${held.id} or record its result: terminating it, it will run again once its lease expires`
+          : ""
+      }`,
+    );
+    this.#stopMode = "abort";
+    this.#jobAbort?.abort();
+    this.#stopCtl.abort();
+  }
+
   /** Registers, works until stopped, unregisters. Resolves to the process exit code. */
   async run(): Promise<number> {
     try {
       await this.#reloadConfig();
       this.#startedAt = this.clock.now();
-      await this.#register();
+      // Retried like any write: a disk full at start is an outage, not a reason to exit (and to
+      // be restarted in a loop by the supervisor).
+      await this.#retrying("register this worker", () => this.#register());
     } catch (err) {
       this.log(`cannot start: ${formatError(err).replace(/^error: /, "")}`);
       return exitCodeOf(err);
     }
     this.#waker ??= wakerFor(this.store);
+    this.#stopKillWatch = this.store.watchKillRequests?.(() => void this.checkKills()) ?? null;
     if (this.#groupVia === undefined && await leadsOwnSession()) this.#groupVia = "session";
     this.#scheduleHeartbeat();
     try {
-      await this.rescue();
       const waker = this.#waker;
       while (this.#stopMode === null) {
         if (await this.runOne()) {
@@ -289,18 +307,30 @@ export class Runner {
         await this.#idle();
       }
     } catch (err) {
-      this.log(`fatal: ${formatError(err).replace(/^error: /, "")}`);
-      this.#exitCode = exitCodeOf(err);
+      if (!(err instanceof GaveUp)) {
+        // A database gone is said once (the heartbeat may have said it already).
+        if (!(err instanceof StorageError && err.gone) || this.#notes.fresh(err)) {
+          this.log(`fatal: ${formatError(err).replace(/^error: /, "")}`);
+        }
+        this.#exitCode = exitCodeOf(err);
+      }
     } finally {
-      await this.#releaseNext();
+      this.#stopKillWatch?.();
       clearTimeout(this.#heartbeatTimer);
       clearTimeout(this.#deadlineTimer);
       this.#heartbeatTimer = undefined;
       this.#waker.close();
-      try {
-        await this.store.removeWorker({ id: this.id });
-      } catch {
-        // the record goes stale and is pruned by others
+      // After giving up on the database nothing more is written: the record goes stale and is
+      // pruned by others, a job claimed ahead is rescued once its lease expires.
+      // Hooks started: each ends within hook_timeout.
+      await this.#hooks.settle();
+      if (!this.#gaveUp) {
+        await this.#releaseNext();
+        try {
+          await this.store.removeWorker({ id: this.id });
+        } catch {
+          // the record goes stale and is pruned by others
+        }
       }
     }
     return this.#exitCode;
@@ -308,13 +338,20 @@ export class Runner {
 
   #startedAt = 0;
 
+  #hostName: string | null = null;
+  /** This worker's host (recorded with the worker and each run), looked up once. */
+  get #host(): string {
+    return this.#hostName ??= this.#opts.host ?? hostname();
+  }
+
   async #register(): Promise<void> {
     const now = this.clock.now();
+    this.#stopsSeen = await this.store.lastStopRequest();
     await this.store.registerWorker({
       worker: {
         id: this.id,
         pid: this.#opts.pid ?? Deno.pid,
-        host: this.#opts.host ?? hostname(),
+        host: this.#host,
         queues: this.queues ? [...this.queues] : null,
         started_at: this.#startedAt || now,
         heartbeat_at: now,
@@ -344,39 +381,32 @@ export class Runner {
       return true;
     }
     this.#waker?.arm();
-    const now = this.clock.now();
+    this.#claimAttempts++;
+    // `now` is read in each attempt: a claim retried through an outage starts its lease when it
+    // succeeds, not when the first attempt began (on PostgreSQL the lease is the server's clock).
     const claimed = await this.#retrying(
       "claim a job",
-      () =>
-        this.store.claimJobs({
+      async () => {
+        if (!await this.#checkedIn()) return [];
+        return await this.store.claimJobs({
           workerId: this.id,
           queues: this.queues,
-          now,
+          now: this.clock.now(),
           leaseMs: this.#leaseMs,
           limit: 1,
-        }),
+        });
+      },
     );
     if (!claimed || claimed.length === 0) return false;
     await this.#runJob(claimed[0]);
     return true;
   }
 
-  /** One rescue pass over expired leases (all but the job in hand); logs each job rescued. */
-  async rescue(): Promise<number> {
-    if (!this.config) await this.#reloadConfig();
-    const lines = await rescueExpiredLeases(
-      this.store,
-      this.clock.now(),
-      this.config,
-      this.#current?.id,
-    );
-    for (const line of lines) this.log(line);
-    return lines.length;
-  }
-
-  /** One heartbeat: renew the lease in hand, record liveness, read the stop request, rescue. */
+  /** One heartbeat: renew the lease in hand, record liveness, read the stop request. */
   async heartbeat(): Promise<void> {
+    if (this.#gaveUp) return;
     const now = this.clock.now();
+    const startedAt = performance.now();
     try {
       const held = this.#current;
       if (held) {
@@ -388,33 +418,109 @@ export class Runner {
           leaseMs: this.#leaseMs,
           jobIds: [held.id],
         });
-        if (renewed === 0 && this.#current === held && !this.#lostLease.has(held.id)) {
+        // No renewal because the job's own settle landed meanwhile is no loss: only a renewal
+        // refused while no settle was under way means the lease was taken over (and then the
+        // settle is refused too and says "result dropped").
+        if (
+          renewed === 0 && this.#current === held && this.#settling !== held &&
+          !this.#lostLease.has(held.id)
+        ) {
           this.#lostLease.add(held.id);
           this.log(
-            `lost the lease on ${held.id} (another worker took it over); its result will be dropped`,
+            `lost the lease on ${held.id} (taken over as lost); its result is recorded only if it ` +
+              `completes before another run starts`,
           );
         }
       }
+      // A kill request whose hint was lost (or came before the job started) is read here.
+      if (held) await this.checkKills();
       const stop = await this.store.heartbeatWorker({
         id: this.id,
         now,
         currentJob: this.#current?.id ?? null,
       });
       if (stop === undefined) {
-        // Pruned as stale (this process was stalled for two leases): `worker stop` never
-        // removes a live worker's record, so come back rather than quietly lose a worker.
-        this.log("worker record was pruned as stale; registering again");
-        await this.#register();
+        if (await this.store.lastStopRequest() > this.#stopsSeen) {
+          // Removed by a `worker stop` issued while this worker was away (cut off, frozen):
+          // honour it rather than register again and resume.
+          this.requestStop("graceful", "a stop was requested while this worker was away");
+        } else {
+          // Pruned as stale (this process was stalled for two leases): `worker stop` never
+          // removes a live worker's record, so come back rather than quietly lose a worker.
+          this.log("worker record was pruned as stale; registering again");
+          await this.#register();
+        }
       } else if (stop !== null) this.requestStop("graceful", "stop requested");
-      if (this.#heartbeatFailing) this.log("database reachable again");
+      if (this.#heartbeatFailing) {
+        this.log("database reachable again");
+        this.#backOnline.abort();
+        this.#backOnline = new AbortController();
+      }
       this.#heartbeatFailing = false;
-      if (this.#stopMode === null) await this.rescue();
+      this.#unreachableSince = null;
     } catch (err) {
-      if (!this.#heartbeatFailing) {
+      if (err instanceof StorageError && err.gone) {
+        // The database file was deleted or replaced: whatever runs now runs for nobody.
+        if (this.#notes.fresh(err)) this.log(`fatal: ${formatError(err).replace(/^error: /, "")}`);
+        this.#exitCode = exitCodeOf(err);
+        this.requestStop("abort", "the database is gone");
+        return;
+      }
+      if (!this.#heartbeatFailing && this.#notes.fresh(err)) {
         this.log(`heartbeat failed: ${formatError(err).replace(/^error: /, "")}`);
       }
       this.#heartbeatFailing = true;
+      if (isTransient(err)) {
+        this.#unreachableSince ??= startedAt;
+        const outMs = performance.now() - this.#unreachableSince;
+        // A settle under way gives up by itself at the limit, saying what it could not record.
+        if (outMs >= this.#outageLimitMs && this.#settling === null) {
+          this.giveUp(
+            `could not reach the database for ${formatDuration(outMs)} (outage_limit ${
+              formatDuration(this.#outageLimitMs)
+            }): ${(err as Error).message}`,
+          );
+        }
+      }
     }
+  }
+
+  /**
+   * Reads the kill requests (`queuectl kill`) of the jobs this worker holds: the job in hand is
+   * killed at once, the job claimed ahead is recorded as killed without being started. Calls that
+   * come while one is under way are folded into one more round.
+   */
+  checkKills(): Promise<void> {
+    if (this.#killCheck !== null) {
+      this.#killCheckAgain = true;
+      return this.#killCheck;
+    }
+    this.#killCheck = (async () => {
+      do {
+        this.#killCheckAgain = false;
+        for (const held of [this.#current, this.#next]) {
+          if (held === null || this.#killRequests.has(held.id)) continue;
+          let job: Job | null;
+          try {
+            job = await this.store.getJob({ id: held.id });
+          } catch {
+            continue; // the next heartbeat looks again
+          }
+          if (
+            job === null || job.state !== "processing" || job.lease_owner !== this.id ||
+            job.kill_signal === null
+          ) continue;
+          this.#killRequests.set(job.id, { signal: job.kill_signal, retry: job.kill_retry === 1 });
+          if (this.#current?.id === job.id) {
+            this.log(`killing ${job.id} with ${job.kill_signal} (queuectl kill)`);
+            this.#jobKill?.abort(job.kill_signal);
+          }
+        }
+      } while (this.#killCheckAgain);
+    })().finally(() => {
+      this.#killCheck = null;
+    });
+    return this.#killCheck;
   }
 
   #scheduleHeartbeat(): void {
@@ -426,8 +532,9 @@ export class Runner {
 
   async #reloadConfig(): Promise<void> {
     try {
-      this.config = await loadConfig(this.store);
+      this.config = configFrom(await this.store.getConfig());
       this.#configLoadedAt = performance.now();
+      this.store.setCallTimeout?.(storeCallLimitMs(this.config.lease));
     } catch (err) {
       if (!this.config) throw err;
       // keep the config we have; the store error shows up on the next write
@@ -442,50 +549,90 @@ export class Runner {
     const abort = new AbortController();
     this.#jobAbort = abort;
     if (this.#stopMode === "abort") abort.abort();
+    const kill = new AbortController();
+    this.#jobKill = kill;
+    const asked = this.#killRequests.get(job.id);
+    if (asked) kill.abort(asked.signal);
     let result: ExecResult;
+    // The output reaches the store while the job runs (logs --follow); none written if it prints
+    // nothing. The settle below replaces it with the whole captured output.
+    const limit = this.config.output_limit;
+    const live = new LiveOutput(limit, async (chunk) => {
+      await this.store.appendRunOutput({
+        jobId: job.id,
+        attempt: job.attempts,
+        worker: this.id,
+        host: this.#host,
+        startedAt: job.started_at,
+        stdout: chunk.stdout,
+        stderr: chunk.stderr,
+        limit,
+        now: this.clock.now(),
+      });
+    });
     try {
       result = await execute({
         command: job.command,
+        // The job's own variables, then queuectl's (README: "What a job gets").
         env: {
+          ...parseJobEnv(job.env),
           QUEUECTL_JOB_ID: job.id,
           QUEUECTL_ATTEMPT: String(job.attempts),
           QUEUECTL_QUEUE: job.queue,
+          QUEUECTL_WORKER_SLOT: this.#slot,
         },
         timeoutMs: timeoutS > 0 ? Math.round(timeoutS * 1000) : null,
         graceMs: this.#opts.graceMs,
         outputLimit: this.config.output_limit,
         signal: abort.signal,
-        cwd: this.#opts.cwd,
+        kill: kill.signal,
+        cwd: job.cwd ?? this.#opts.cwd,
         groupVia: this.#groupVia,
+        onOutput: (stream, chunk) => live.push(stream, chunk),
       });
     } finally {
       this.#jobAbort = null;
+      this.#jobKill = null;
+      await live.close();
     }
+    const killRequest = this.#killRequests.get(job.id);
+    this.#killRequests.delete(job.id);
     const now = this.clock.now();
-    const run = { now, workerId: this.id, exit_code: result.exit_code, error: result.error };
+    const run = {
+      now,
+      workerId: this.id,
+      exit_code: result.exit_code,
+      error: result.error,
+      signal: result.signal,
+      host: this.#host,
+      duration_ms: result.duration_ms,
+    };
     let change: StateChange;
     let reason: string;
-    if (result.exit_code === 0 && !result.timed_out) {
+    if (result.killed !== null) {
+      change = killed(job, run, this.config, killRequest?.retry ?? false);
+      reason = result.error ?? `killed by ${result.killed}`;
+    } else if (result.exit_code === 0 && !result.timed_out) {
       change = complete(job, run);
       reason = seconds(result.duration_ms);
     } else if (result.aborted && !result.timed_out) {
-      change = release(job, now, this.id);
+      // Recorded as an interrupted run, with its output; the attempt is not counted.
+      change = release(job, now, this.id, { ...run, error: `interrupted: ${result.error}` });
       reason = "the worker was stopped before it finished";
     } else {
       change = fail(job, run, this.config);
       reason = failureReason(result);
     }
-    // Output of the run, except: a released run is incomplete (the last finished run's output
-    // stays); an empty output of a job that never finished before has nothing to overwrite
-    // (output is only written by settles that set finished_at), which saves a write per job.
-    const output = change.to === "pending" ||
-        (result.stdout === "" && result.stderr === "" && job.finished_at === null)
-      ? undefined
-      : { stdout: result.stdout, stderr: result.stderr };
+    // The run's output goes with its record (core/runs.ts), in the settle's transaction.
+    const output = { stdout: result.stdout, stderr: result.stderr };
+    this.#settling = job;
+    // No claim along with a settle that had to be retried or while heartbeats fail: the worker
+    // checks in first (a stop may have been recorded while it was away).
+    let tries = 0;
     const settled = await this.#retrying(
       `record the result of ${job.id}`,
       () =>
-        this.#stopMode !== null
+        this.#stopMode !== null || this.#heartbeatFailing || tries++ > 0
           ? this.store.applyChange({ change, output }).then((applied) => ({ applied, claimed: [] }))
           : this.store.settleAndClaim({
             change,
@@ -500,9 +647,22 @@ export class Runner {
           }),
       true,
     );
-    const applied = settled?.applied ?? false;
+    let applied = settled?.applied ?? false;
     this.#next = settled?.claimed[0] ?? null;
+    let late = false;
+    if (!applied && settled && change.to === "completed") {
+      // Refused because a rescue took the job over while this worker was cut off: the run did
+      // end with exit 0, so it is recorded as completed while no other run has started.
+      const lateChange = completeLate(job, run);
+      late = (await this.#retrying(
+        `record the result of ${job.id}`,
+        () => this.store.applyChange({ change: lateChange, output }),
+        true,
+      )) ?? false;
+      applied = late;
+    }
     this.#current = null;
+    this.#settling = null;
     this.#lostLease.delete(job.id);
     this.#jobsDone++;
     if (!applied) {
@@ -511,11 +671,50 @@ export class Runner {
           change.to === "completed" ? "completed" : reason
         }): its lease expired and the job was taken over`,
       );
+    } else if (late) {
+      this.log(
+        `completed ${job.id} (${reason}; recorded late: the job had been taken over as lost, ` +
+          `and no other run had started)`,
+      );
     } else if (change.to === "completed") {
       this.log(`completed ${job.id} (${reason})`);
     } else {
       this.log(describeChange(job, change, reason));
     }
+    if (applied) this.#afterOutcome(job, change, result);
+  }
+
+  /** Hooks of a committed outcome (worker/hooks.ts): they run in the background. */
+  #afterOutcome(job: Job, change: StateChange, result: ExecResult): void {
+    if (change.to !== "completed" && change.to !== "dead") return;
+    this.#hooks.fire(this.config, change.to, {
+      job,
+      state: change.to,
+      exit_code: result.exit_code,
+      duration_ms: result.duration_ms,
+      error: result.error,
+    });
+    // The next job in hand from the same queue: it is not empty.
+    if (this.#next?.queue !== job.queue) {
+      this.#hooks.checkDrained(this.store, this.config, job.queue);
+    }
+  }
+
+  /**
+   * Before claiming after heartbeats failed (the database was away): one heartbeat first, so that
+   * a stop recorded meanwhile is seen before any new job is taken. False when the worker is to
+   * stop; throws a transient error while the database is still unreachable (the caller retries).
+   */
+  async #checkedIn(): Promise<boolean> {
+    if (this.#heartbeatFailing) {
+      await this.heartbeat();
+      if (this.#heartbeatFailing) {
+        throw new StorageError("the database is still unreachable (heartbeat failed)", {
+          transient: true,
+        });
+      }
+    }
+    return this.#stopMode === null;
   }
 
   /** Gives the job claimed ahead back (pending, attempt not counted) when it will not be run. */
@@ -524,9 +723,10 @@ export class Runner {
     if (job === null) return;
     this.#next = null;
     try {
-      await this.store.applyChange({ change: release(job, this.clock.now(), this.id) });
+      // Claimed ahead, never started: no run to record.
+      await this.store.applyChange({ change: release(job, this.clock.now(), this.id, null) });
     } catch {
-      // Its lease runs out and a live worker rescues it.
+      // Its lease runs out and the maintenance service rescues it.
     }
   }
 
@@ -561,11 +761,12 @@ export class Runner {
     fn: () => Promise<T>,
     mustFinish = false,
   ): Promise<T | undefined> {
-    const limit = this.#opts.storeRetryLimitMs ?? DEFAULT_STORE_RETRY_LIMIT_MS;
+    const limit = this.#outageLimitMs;
     const started = performance.now();
     let delay = 100;
     let warned = false;
     for (;;) {
+      if (this.#gaveUp) throw new GaveUp();
       try {
         const value = await fn();
         if (warned) this.log(`database reachable again`);
@@ -574,6 +775,9 @@ export class Runner {
         if (!isTransient(err)) throw err;
         const elapsed = performance.now() - started;
         if (elapsed >= limit) {
+          // Nothing more is written (see giveUp); this error's line says what was not.
+          this.#gaveUp = true;
+          this.#exitCode = ExitCodes.storage;
           throw new StorageError(
             `Could not ${what} for ${formatDuration(elapsed)}: ${(err as Error).message}`,
             {
@@ -585,13 +789,18 @@ export class Runner {
           );
         }
         if (!warned) {
-          this.log(`cannot ${what} (${(err as Error).message}); retrying`);
           warned = true;
+          if (this.#notes.fresh(err)) {
+            const hint = err instanceof StorageError && err.hint ? `; ${err.hint}` : "";
+            this.log(`cannot ${what} (${(err as Error).message}); retrying${hint}`);
+          }
         }
         if (!mustFinish && this.#stopMode !== null) return undefined;
+        // A heartbeat that gets through again ends the wait: the result goes in at once.
+        const back = this.#backOnline.signal;
         await sleep(
           Math.min(delay, limit - elapsed),
-          mustFinish ? undefined : this.#stopCtl.signal,
+          mustFinish ? back : AbortSignal.any([back, this.#stopCtl.signal]),
         );
         delay = Math.min(delay * 2, 5000);
       }
@@ -599,100 +808,9 @@ export class Runner {
   }
 }
 
-function hostname(): string {
-  try {
-    return Deno.hostname();
-  } catch {
-    return "localhost";
+/** Thrown by a store call after the worker gave up (see Runner.giveUp, which said why). */
+class GaveUp extends Error {
+  constructor() {
+    super("gave up on the database");
   }
-}
-
-export interface ProcessControlOptions {
-  /** Spawned by a supervisor: stdin carries its commands and its end means it is gone. */
-  supervised: boolean;
-}
-
-/**
- * Connects a runner to its process: signals, and (when supervised) the supervisor's stdin pipe.
- *
- * - Supervised: stdin lines `stop` / `abort` are the supervisor's orders; end of stdin means the
- *   supervisor died (even by SIGKILL: the kernel closes the pipe). SIGINT, SIGHUP and SIGTERM are
- *   ignored: Ctrl-C and a closed terminal reach the whole process group where a worker shares it
- *   with the supervisor (Windows), and the supervisor relays them; and a worker in session mode
- *   shares its process group with its job (see executor.ts), so a job's `kill 0` (as in the
- *   idiom `trap 'kill 0' EXIT`) reaches the worker too, and must not stop it. The trade-off: a
- *   SIGTERM sent to a supervised worker's pid by hand does nothing; stop workers through their
- *   supervisor or `worker stop`.
- * - Unsupervised: SIGTERM, SIGINT and SIGHUP: first graceful, second abort.
- * - Supervised: the parent pid is also checked on each heartbeat as a second line of defence.
- *
- * Returns a function that detaches everything.
- */
-export function attachProcessControls(
-  runner: Runner,
-  opts: ProcessControlOptions,
-): () => void {
-  const cleanups: (() => void)[] = [];
-  let signals = 0;
-  const onSignal = (name: string) => () => {
-    signals++;
-    runner.requestStop(signals === 1 ? "graceful" : "abort", `${name} received`);
-  };
-  const listen = (sig: Deno.Signal, handler: () => void) => {
-    try {
-      Deno.addSignalListener(sig, handler);
-      cleanups.push(() => Deno.removeSignalListener(sig, handler));
-    } catch {
-      // signal not supported on this platform
-    }
-  };
-  // Supervised: a listener that does nothing keeps the signal from killing the process.
-  const ignoreIfSupervised = (name: string) => opts.supervised ? () => {} : onSignal(name);
-  if (Deno.build.os !== "windows") {
-    listen("SIGTERM", ignoreIfSupervised("SIGTERM"));
-    listen("SIGHUP", ignoreIfSupervised("SIGHUP"));
-  }
-  listen("SIGINT", ignoreIfSupervised("SIGINT"));
-
-  if (opts.supervised) {
-    const reader = Deno.stdin.readable.getReader();
-    let detached = false;
-    (async () => {
-      const decoder = new TextDecoder();
-      let buffer = "";
-      try {
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          buffer += decoder.decode(value, { stream: true });
-          let nl: number;
-          while ((nl = buffer.indexOf("\n")) >= 0) {
-            const order = buffer.slice(0, nl).trim();
-            buffer = buffer.slice(nl + 1);
-            if (order === "stop") runner.requestStop("graceful", "asked by the supervisor");
-            else if (order === "abort") runner.requestStop("abort", "asked by the supervisor");
-          }
-        }
-      } catch {
-        // stdin broken: same as closed
-      }
-      if (!detached) runner.supervisorGone();
-    })();
-    cleanups.push(() => {
-      detached = true;
-      reader.cancel().catch(() => {});
-    });
-
-    if (Deno.build.os !== "windows") {
-      const parent = Deno.ppid;
-      const timer = setInterval(() => {
-        if (Deno.ppid !== parent) runner.supervisorGone();
-      }, 1000);
-      Deno.unrefTimer(timer);
-      cleanups.push(() => clearInterval(timer));
-    }
-  }
-  return () => {
-    for (const c of cleanups.splice(0)) c();
-  };
 }

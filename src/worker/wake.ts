@@ -2,11 +2,12 @@
  * How an idle worker learns that a job may be waiting, without hammering the database.
  *
  * - A store with `waitForJobs` (PostgreSQL LISTEN/NOTIFY) is used as is.
- * - SQLite: every commit appends to the `<db>-wal` file, so a file watch on it (inotify on Linux,
+ * - SQLite: the store writes a byte to its wake file (`store.wakeFile`, `<db>-wake`) after every
+ *   commit that makes a job claimable, and only then, so a file watch on it (inotify on Linux,
  *   FSEvents on macOS, ReadDirectoryChangesW on Windows) fires within milliseconds of another
- *   process's enqueue. Only "modify"-like events count: reads of the WAL file also raise "access"
- *   events, and waking on our own reads would be a busy loop. An UPDATE that matches nothing
- *   (an empty claim) appends nothing, so idle workers do not wake each other.
+ *   process's enqueue, and never for a read: not the WAL file, which SQLite touches whenever any
+ *   process opens the database (as root it fchowns it), so a `status` woke every idle worker.
+ *   Only "modify"-like events count: opening the file raises "access" events.
  * - Whatever the source, the caller still polls at `poll_interval` as a safety net (a watch can
  *   miss events on network file systems, LISTEN can drop with the connection).
  */
@@ -76,10 +77,10 @@ const WAKING_KINDS: ReadonlySet<Deno.FsEvent["kind"]> = new Set([
 ]);
 
 /**
- * Watches a file (the SQLite WAL) and treats every write to it as a hint, only while the worker is
- * idle: a busy worker's own commits (and every other process's WAL reads and writes) would
- * otherwise cost inotify events and notify-thread wake-ups on every transaction, which measured
- * about 1 ms of CPU per job with two busy workers. The watch starts at idle() and stops at busy().
+ * Watches a file (the store's wake file) and treats every write to it as a hint, only while the
+ * worker is idle: a busy worker gains nothing from hints, and each costs an inotify event and a
+ * notify-thread wake-up. The watch starts at idle() and stops at busy(). The file is created
+ * (mode 0600) when missing, so that a worker started before any enqueue can watch it.
  */
 export class FileWaker implements Waker {
   readonly #path: string;
@@ -102,7 +103,12 @@ export class FileWaker implements Waker {
     try {
       this.#watcher = Deno.watchFs(this.#path, { recursive: false });
     } catch {
-      return false; // no WAL file yet, or no watching here: waits fall back to the timer
+      try {
+        Deno.openSync(this.#path, { write: true, create: true, mode: 0o600 }).close();
+        this.#watcher = Deno.watchFs(this.#path, { recursive: false });
+      } catch {
+        return false; // no watching here: waits fall back to the timer
+      }
     }
     this.#dirty = false;
     this.#pump(this.#watcher);
@@ -162,16 +168,14 @@ export class FileWaker implements Waker {
 }
 
 /**
- * The best waker for a store: its own `waitForJobs` when it has one, a watch on the WAL file for
- * an SQLite file database, else a plain timer.
+ * The best waker for a store: its own `waitForJobs` when it has one, a watch on its wake file
+ * (SQLite file database), else a plain timer.
  */
 export function wakerFor(store: Store): Waker {
   if (store.waitForJobs) {
     return new StoreWaker(store as Store & { waitForJobs: NonNullable<Store["waitForJobs"]> });
   }
-  if (store.kind === "sqlite" && store.location !== ":memory:") {
-    return new FileWaker(`${store.location}-wal`);
-  }
+  if (store.wakeFile !== undefined) return new FileWaker(store.wakeFile);
   return new TimerWaker();
 }
 

@@ -101,7 +101,30 @@ Deno.test("bad input: each is refused with one error line and changes nothing", 
       /appears twice/,
       '[{"id":"a","command":"x"},{"id":"a","command":"y"}]',
     ],
+    [
+      "bad JSON after 2,500 good lines (streamed in batches, all rolled back)",
+      ["enqueue", "--file", "-"],
+      ExitCodes.invalidInput,
+      /^error: line 2502: invalid JSON/,
+      '{"command":"ok"}\n'.repeat(2500) + "\n" + '{"command":\n',
+    ],
+    [
+      "an invalid job after 2,500 good lines (all rolled back)",
+      ["enqueue", "--file", "-"],
+      ExitCodes.invalidInput,
+      /^error: line 2501: /,
+      '{"command":"ok"}\n'.repeat(2500) + '{"command":"x","priority":"high"}',
+    ],
+    [
+      "the same id twice, 2,000 lines apart (all rolled back)",
+      ["enqueue", "--file", "-"],
+      ExitCodes.conflict,
+      /"far" appears twice in the input/,
+      '{"id":"far","command":"x"}\n' + '{"command":"ok"}\n'.repeat(2000) +
+      '{"id":"far","command":"y"}\n',
+    ],
     ["empty file", ["enqueue", "--file", "-"], ExitCodes.invalidInput, /empty/, ""],
+    ["blank lines only", ["enqueue", "--file", "-"], ExitCodes.invalidInput, /empty/, "\n \r\n\n"],
     [
       "missing file",
       ["enqueue", "--file", "/nonexistent/jobs.jsonl"],
@@ -146,9 +169,161 @@ Deno.test("bad input: each is refused with one error line and changes nothing", 
     ["bad duration", ["purge", "--older-than", "soon"], ExitCodes.invalidInput, /duration/],
     ["unknown command", ["frobnicate"], ExitCodes.invalidInput, /unknown command/],
     ["unknown flag", ["list", "--colour"], ExitCodes.invalidInput, /error/],
+    [
+      "wait for an unknown id",
+      ["wait", "job1", "nope"],
+      ExitCodes.notFound,
+      /No job with id "nope"/,
+    ],
+    ["wait for nothing", ["wait"], ExitCodes.invalidInput, /Nothing to wait for/],
+    ["wait for ids and --all", ["wait", "job1", "--all"], ExitCodes.invalidInput, /either/],
+    [
+      "wait with a bad timeout",
+      ["wait", "job1", "--timeout", "soon"],
+      ExitCodes.invalidInput,
+      /--timeout/,
+    ],
+    [
+      "--wait-timeout without --wait",
+      ["enqueue", "--wait-timeout", "5s", "--", "echo", "x"],
+      ExitCodes.invalidInput,
+      /--wait-timeout applies only with --wait/,
+    ],
+    [
+      "enqueue --wait with a bad timeout",
+      ["enqueue", "--wait", "--wait-timeout", "x", "--", "echo", "x"],
+      ExitCodes.invalidInput,
+      /--wait-timeout/,
+    ],
   ];
   for (const [name, args, code, pattern, stdin] of cases) {
     await t.step(name, () => assertRefused(db, args, code, pattern, stdin));
+  }
+});
+
+Deno.test("bad input: a job file that is not UTF-8 or repeats a key enqueues nothing", async (t) => {
+  await using dir = await tempDir();
+  const db = dir.file("q.db");
+  assert.equal((await runCli(["enqueue", '{"id":"job1","command":"true"}'], { db })).code, 0);
+  const enc = new TextEncoder();
+  const notUtf8 = dir.file("latin1.jsonl");
+  await Deno.writeFile(
+    notUtf8,
+    new Uint8Array([
+      ...enc.encode('{"command":"ok 1"}\n{"command":"ok 2"}\n{"command":"caf'),
+      0xe9, // "é" in Latin-1: not UTF-8
+      ...enc.encode('"}\n'),
+    ]),
+  );
+  const bom = dir.file("bom.jsonl");
+  await Deno.writeFile(bom, new Uint8Array([0xff, 0xfe, ...enc.encode('{"command":"x"}\n')]));
+
+  const cases: [string, string[], RegExp, string?][] = [
+    [
+      "a byte that is not UTF-8 (line 3)",
+      ["enqueue", "--file", notUtf8],
+      /^error: line 3: invalid UTF-8/,
+    ],
+    [
+      "a UTF-16 byte order mark (line 1)",
+      ["enqueue", "--file", bom],
+      /^error: line 1: invalid UTF-8/,
+    ],
+    [
+      "a key twice on one line of JSON Lines",
+      ["enqueue", "--file", "-"],
+      /^error: line 2: duplicate key "command"/,
+      '{"command":"ok"}\n{"command":"echo safe","priority":1,"command":"rm -rf ~"}\n',
+    ],
+    [
+      "a key twice in an object of a JSON array (line of the second one)",
+      ["enqueue", "--file", "-"],
+      /^error: line 4: duplicate key "queue"/,
+      '[\n {"command":"ok"},\n {"command":"x","queue":"a",\n  "queue":"b"}\n]',
+    ],
+    [
+      "a key twice, spelt with an escape the second time",
+      ["enqueue", "--file", "-"],
+      /^error: line 1: duplicate key "id"/,
+      '{"id":"a","command":"x","\\u0069d":"b"}\n',
+    ],
+    [
+      "a key twice in the job argument",
+      ["enqueue", '{"command":"a","command":"b"}'],
+      /^error: Duplicate key "command"/,
+    ],
+  ];
+  for (const [name, args, pattern, stdin] of cases) {
+    await t.step(name, () => assertRefused(db, args, ExitCodes.invalidInput, pattern, stdin));
+  }
+
+  await t.step("the same key in different objects, and in values, is fine", async () => {
+    const r = await runCli(["enqueue", "--file", "-"], {
+      db,
+      stdin: '[{"command":"echo \\"command\\": 1","queue":"a"},{"command":"y","queue":"a"}]',
+    });
+    assert.equal(r.code, 0, r.stderr);
+  });
+});
+
+Deno.test("bad input: error lines stay short and plain, whatever the value", async (t) => {
+  await using dir = await tempDir();
+  const db = dir.file("q.db");
+  assert.equal((await runCli(["enqueue", '{"id":"job1","command":"true"}'], { db })).code, 0);
+  const big = "q".repeat(5_000_000);
+  const long = "x".repeat(100_000); // one argv string may not exceed 128 KiB on Linux
+  const cases: [string, string[], number, RegExp, string?][] = [
+    [
+      "a 5 MB queue name in a file",
+      ["enqueue", "--file", "-"],
+      ExitCodes.invalidInput,
+      /^error: line 1: Invalid queue name "q{60}…" \(5000000 characters\)/,
+      JSON.stringify({ command: "x", queue: big }) + "\n",
+    ],
+    [
+      "a 5 MB job argument of the wrong type",
+      ["enqueue", "--file", "-"],
+      ExitCodes.invalidInput,
+      /^error: .*priority.*\(5000000 characters\)/,
+      JSON.stringify({ command: "x", priority: big }),
+    ],
+    [
+      "a 100 KB job id",
+      ["show", long],
+      ExitCodes.invalidInput,
+      /^error: Invalid job id "x{60}…" \(100000 characters\)/,
+    ],
+    [
+      "a 200-character job id that is unknown (retry)",
+      ["retry", "r".repeat(200)],
+      ExitCodes.notFound,
+      /^error: No job with id "r{60}…" \(200 characters\)/,
+    ],
+    [
+      "a 100 KB --limit",
+      ["list", "--limit", long],
+      ExitCodes.invalidInput,
+      /^error: .*"x{60}…" \(100000 characters\)/,
+    ],
+    ["a 100 KB unknown flag", ["list", `--${long}`], ExitCodes.invalidInput, /^error: /],
+    ["a 100 KB unknown command", [long], ExitCodes.invalidInput, /^error: unknown command/],
+    [
+      "escape sequences in a value",
+      ["show", "\x1b]0;owned\x07\x1b[2J\u202eexe.txt"],
+      ExitCodes.invalidInput,
+      /^error: Invalid job id "\\u001b\]0;owned\\u0007\\u001b\[2J\\u202eexe\.txt"/,
+    ],
+  ];
+  for (const [name, args, code, pattern, stdin] of cases) {
+    await t.step(name, async () => {
+      await assertRefused(db, args, code, pattern, stdin).catch((err) => {
+        throw new Error(String(err).slice(0, 2000)); // not the 5 MB value
+      });
+      const r = await runCli(args, { db, stdin });
+      assert.ok(r.stderr.length < 1200, `error line of ${r.stderr.length} characters`);
+      // deno-lint-ignore no-control-regex
+      assert.doesNotMatch(r.stderr.trimEnd(), /[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/);
+    });
   }
 });
 

@@ -1,13 +1,13 @@
 /** Every queue command through the real CLI, as a user runs it. */
 import assert from "node:assert/strict";
 import { ExitCodes } from "../../src/core/errors.ts";
-import { DEFAULT_CONFIG } from "../../src/app/config.ts";
+import { DEFAULT_CONFIG } from "../../src/core/config.ts";
 import { fail } from "../../src/core/transitions.ts";
 import { openSqliteStore } from "../../src/store/sqlite/mod.ts";
 import { runCli, runCliJson } from "../helpers/run_cli.ts";
 import { tempDir } from "../helpers/temp.ts";
 
-type JobJson = Record<string, unknown> & { id: string; state: string };
+type JobJson = Record<string, unknown> & { id: string; state: string; runs: unknown[] };
 
 /**
  * Claims the job and fails it `times` times through the store, as a worker would. Jobs under test
@@ -62,7 +62,7 @@ Deno.test("enqueue: the seed's JSON form, generated ids, the -- form, files and 
   await t.step("an id is generated when absent", async () => {
     const r = await runCli(["enqueue", '{"command":"true"}'], { db });
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /^[0-9a-f]{16}\n$/);
+    assert.match(r.stdout, /^[0-9a-hjkmnp-tv-z]{26}\n$/);
   });
 
   await t.step("-- form with options", async () => {
@@ -116,6 +116,19 @@ Deno.test("enqueue: the seed's JSON form, generated ids, the -- form, files and 
     assert.equal(r.stdout, "s1\ns2\n");
   });
 
+  await t.step("--file with many jobs prints every id, one per line", async () => {
+    const specs = Array.from({ length: 30 }, (_, i) => JSON.stringify({ command: `echo ${i}` }));
+    const r = await runCli(["enqueue", "--file", "-"], { db, stdin: specs.join("\n") + "\n" });
+    assert.equal(r.code, 0, r.stderr);
+    const ids = r.stdout.split("\n");
+    assert.equal(ids.pop(), "", "ends with a newline");
+    assert.equal(ids.length, 30, r.stdout);
+    for (const id of ids) assert.match(id, /^[0-9a-hjkmnp-tv-z]{26}$/);
+    const listed = await runCliJson<JobJson[]>(["list", "--limit", "1000"], { db });
+    const commandOf = new Map(listed.map((j) => [j.id, j.command]));
+    assert.deepEqual(ids.map((id) => commandOf.get(id)), specs.map((_, i) => `echo ${i}`));
+  });
+
   await t.step("config max_retries applies to new jobs; per-job value overrides", async () => {
     assert.equal((await runCli(["config", "set", "max-retries", "1"], { db })).code, 0);
     await runCli(["enqueue", '{"id":"c1","command":"x"}'], { db });
@@ -159,7 +172,9 @@ Deno.test("list, show, logs and status", async (t) => {
     assert.equal(job.stdout, "out line\n");
     const text = await runCli(["show", "a"], { db });
     assert.match(text.stdout, /state\s+failed/);
-    assert.match(text.stdout, /retry delays\s+2s, 4s, 8s/);
+    assert.match(text.stdout, /next retry\s+\S+ \(/);
+    assert.match(text.stdout, /\n1\s+1\s+failed\s+.*exit code 127 \(retry in 2s\)\n/);
+    assert.equal(job.runs.length, 1);
     assert.match(text.stdout, /idontexist123: not found/);
   });
 
@@ -282,7 +297,25 @@ Deno.test("config list, get, set, unset with aliases", async () => {
     "poll_interval",
     "lease",
     "output_limit",
+    "outage_limit",
+    "hook_completed",
+    "hook_dead",
+    "hook_drained",
+    "hook_timeout",
+    "retain_completed",
+    "retain_dead",
   ]);
+  assert.deepEqual(
+    list.filter((e) => e.key.startsWith("retain_")).map((e) => e.value),
+    [604_800, 2_592_000],
+  );
+  assert.equal(
+    (await runCli(["config", "set", "retain_completed", "12h"], { db })).stdout,
+    "retain_completed = 43200\n",
+  );
+  const bad = await runCli(["config", "set", "retain_dead", "-1d"], { db });
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /^error: Cannot set 'retain_dead': expected a duration from 0/);
   assert.equal(
     (await runCli(["config", "set", "backoff_base", "3"], { db })).stdout,
     "backoff_base = 3\n",

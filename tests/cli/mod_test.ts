@@ -22,6 +22,7 @@ const TOP_LEVEL = [
   "retry",
   "cancel",
   "purge",
+  "wait",
   "dlq",
   "worker",
   "dashboard",

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { InvalidInput } from "../../src/core/errors.ts";
 import { formatDuration, parseDuration } from "../../src/core/duration.ts";
-import { jobToJson, parseJobSpec } from "../../src/core/job.ts";
+import { generateJobId, jobToJson, parseJobSpec, validateJobId } from "../../src/core/job.ts";
 import { retryDelaySeconds } from "../../src/core/retry_policy.ts";
 
 const defaults = { max_retries: 3, now: 1_000 };
@@ -16,14 +16,25 @@ Deno.test("parseJobSpec fills defaults and keeps given values", () => {
     max_retries: 3,
     timeout: null,
     run_at: 1_000,
+    cwd: null,
+    env: null,
+    depends_on: null,
+    unique_key: null,
   });
+  assert.equal(
+    parseJobSpec({ command: "x", after: ["b", "c", "b"] }, defaults).depends_on,
+    '["b","c"]',
+    "after: ids once each, in order",
+  );
+  assert.equal(parseJobSpec({ command: "x", after: "b" }, defaults).depends_on, '["b"]');
+  assert.equal(parseJobSpec({ command: "x", after: [] }, defaults).depends_on, null);
   const k = parseJobSpec(
     { command: "x", delay: "2m", priority: -5, max_retries: 0, timeout: 1.5 },
     defaults,
   );
   assert.equal(k.run_at, 1_000 + 120_000);
   assert.equal(k.max_retries, 0);
-  assert.match(k.id, /^[0-9a-f]{16}$/);
+  assert.match(k.id, /^[0-9a-hjkmnp-tv-z]{26}$/);
   assert.equal(
     parseJobSpec({ command: "x", run_at: "2030-01-01T00:00:00Z" }, defaults).run_at,
     Date.UTC(2030, 0, 1),
@@ -37,6 +48,10 @@ Deno.test("parseJobSpec refuses bad specs with a message naming the problem", ()
     [{}, /Missing "command"/],
     [{ command: "" }, /non-empty/],
     [{ command: "a\0b" }, /NUL/],
+    [{ command: "x", unique_key: "" }, /Invalid unique_key: expected a non-empty string/],
+    [{ command: "x", unique_key: 5 }, /Invalid unique_key/],
+    [{ command: "x", unique_key: "a\nb" }, /Invalid unique_key: it contains a control character/],
+    [{ command: "x", unique_key: "k".repeat(201) }, /Invalid unique_key: longer than 200/],
     [{ command: "x", id: "" }, /Invalid job id/],
     [{ command: "x", id: "has space" }, /Invalid job id/],
     [{ command: "x", queue: "a b" }, /queue/],
@@ -49,6 +64,11 @@ Deno.test("parseJobSpec refuses bad specs with a message naming the problem", ()
     [{ command: "x", run_at: 5 }, /run_at/],
     [{ command: "x", run_at: "2030-01-01", delay: 1 }, /either/],
     [{ command: "x", extra: 1, other: 2 }, /Unknown job fields "extra", "other"/],
+    [{ command: "x", after: 5 }, /Invalid after: expected a job id or an array/],
+    [{ command: "x", after: ["ok", 1] }, /Invalid after/],
+    [{ command: "x", after: ["bad id"] }, /Invalid after: Invalid job id/],
+    [{ id: "me", command: "x", after: ["a", "me"] }, /"me" cannot run after itself/],
+    [{ command: "x", after: Array.from({ length: 10_001 }, (_, i) => `j${i}`) }, /at most 10000/],
   ];
   for (const [spec, pattern] of bad) {
     assert.throws(
@@ -58,6 +78,38 @@ Deno.test("parseJobSpec refuses bad specs with a message naming the problem", ()
     );
   }
   assert.throws(() => parseJobSpec({}, defaults, "line 7: "), /^InvalidInput: line 7: Missing/);
+  // Several problems: the required command is named first, then the others in field order.
+  assert.throws(() => parseJobSpec({ id: 7, priority: "x" }, defaults), /Missing "command"/);
+  assert.throws(() => parseJobSpec({ command: "x", id: 7, priority: "x" }, defaults), /Invalid id/);
+});
+
+Deno.test("cwd: the caller's directory by default; relative paths resolved against it, stored absolute", () => {
+  const at = { ...defaults, cwd: "/home/ann/proj" };
+  const cwd = (spec: Record<string, unknown>) => parseJobSpec({ command: "x", ...spec }, at).cwd;
+  assert.equal(cwd({}), "/home/ann/proj");
+  assert.equal(cwd({ cwd: null }), "/home/ann/proj");
+  assert.equal(cwd({ cwd: "build" }), "/home/ann/proj/build");
+  assert.equal(cwd({ cwd: "./a/../b/" }), "/home/ann/proj/b");
+  assert.equal(cwd({ cwd: ".." }), "/home/ann");
+  assert.equal(cwd({ cwd: "/srv//data/./x/.." }), "/srv/data");
+  assert.equal(cwd({ cwd: "/" }), "/");
+  assert.equal(cwd({ cwd: "dir with 'quotes' é" }), "/home/ann/proj/dir with 'quotes' é");
+  assert.equal(parseJobSpec({ command: "x", cwd: "/abs" }, defaults).cwd, "/abs");
+  assert.equal(parseJobSpec({ command: "x" }, defaults).cwd, null, "no caller directory known");
+  const bad: [unknown, RegExp][] = [
+    [{ command: "x", cwd: "" }, /Invalid cwd: expected a directory path/],
+    [{ command: "x", cwd: 5 }, /Invalid cwd: expected a directory path/],
+    [{ command: "x", cwd: ["/a"] }, /Invalid cwd/],
+    [{ command: "x", cwd: "/a\0b" }, /Invalid cwd: it contains a NUL/],
+    [{ command: "x", cwd: "/" + "a".repeat(5000) }, /Invalid cwd: longer than 4096/],
+  ];
+  for (const [spec, pattern] of bad) {
+    assert.throws(() => parseJobSpec(spec, at), pattern, JSON.stringify(spec).slice(0, 50));
+  }
+  assert.throws(
+    () => parseJobSpec({ command: "x", cwd: "rel" }, defaults),
+    /relative path needs the caller's directory/,
+  );
 });
 
 Deno.test("jobToJson uses ISO-8601 times and the documented field names", () => {
@@ -73,8 +125,12 @@ Deno.test("jobToJson uses ISO-8601 times and the documented field names", () => 
     error: null,
     lease_owner: null,
     lease_expires_at: null,
+    kill_signal: null,
+    kill_retry: null,
+    blocked_by: 0,
   });
   assert.equal(j.created_at, "1970-01-01T00:00:00.000Z");
+  assert.deepEqual(j.after, []);
   assert.equal(j.started_at, null);
   assert.ok(!("stdout" in j));
 });
@@ -97,4 +153,23 @@ Deno.test("retry delay: base ^ n, capped, never infinite", () => {
   assert.equal(retryDelaySeconds(3, { backoff_base: 3, backoff_max: 3600 }), 27);
   assert.equal(retryDelaySeconds(5000, { backoff_base: 2, backoff_max: 100 }), 100);
   assert.equal(retryDelaySeconds(4, { backoff_base: 1, backoff_max: 100 }), 1);
+});
+
+Deno.test("generated ids are valid job ids, ordered by creation, also within a millisecond", () => {
+  const t = Date.UTC(2030, 0, 1);
+  const ids = [
+    ...Array.from({ length: 5000 }, () => generateJobId(t)), // one millisecond
+    generateJobId(t + 1),
+    generateJobId(t - 60_000), // the clock stepped back: still after the previous id
+    generateJobId(t + 2),
+    generateJobId(), // now
+  ];
+  for (const id of ids) assert.equal(validateJobId(id), id);
+  for (let i = 1; i < ids.length; i++) {
+    assert.ok(ids[i - 1] < ids[i], `${ids[i - 1]} < ${ids[i]} (id ${i})`);
+  }
+  assert.equal(new Set(ids).size, ids.length);
+  // The first 10 characters are the time: ids of later milliseconds sort later.
+  assert.equal(ids[0].slice(0, 10), ids[4999].slice(0, 10));
+  assert.ok(ids[5000].slice(0, 10) > ids[0].slice(0, 10));
 });

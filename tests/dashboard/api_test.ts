@@ -90,8 +90,37 @@ Deno.test("GET /api/stats: counts per state, oldest pending age, workers, throug
   expected[(60 + 500) / 10] = 1;
   assert.deepEqual(s.throughput.completed, expected);
   assert.equal(s.throughput.per_second, 1 / 60);
+  assert.equal(s.throughput.rate_window_seconds, 60, "per_second is over the last minute");
   h.clock.advance(60 * SECOND);
   assert.equal((await call(h, "/api/stats")).body.throughput.per_second, 0);
+});
+
+Deno.test("GET /api/stats: the chart read every second equals a full count", async () => {
+  // Buckets that ended a minute ago are counted once and kept (app/queue.ts throughput): every
+  // read must still give what counting the whole window gives, late commits included.
+  await using h = await harness();
+  const full = async () => {
+    const now = h.clock.now();
+    const since = Math.floor(now / (10 * SECOND)) * 10 * SECOND - 590 * SECOND;
+    const raw = await h.store.completedPerBucket({ since, bucketMs: 10 * SECOND });
+    return Array.from({ length: 60 }, (_, i) => raw[i] ?? 0);
+  };
+  let total = 0;
+  for (let step = 0; step < 240; step++) {
+    h.clock.advance(step % 17 === 0 ? 13 * SECOND : SECOND);
+    if (step % 3 === 0) {
+      // Every ninth completion commits late: stamped 50 s back (within the settling minute).
+      const late = step % 9 === 0 ? 50 * SECOND : 0;
+      const id = await add(h.store, h.clock, { command: `echo ${step}` });
+      h.clock.advance(-late);
+      await completeJob(h.store, h.clock, id);
+      h.clock.advance(late);
+      total++;
+    }
+    const chart = (await call(h, "/api/stats")).body.throughput.completed;
+    assert.deepEqual(chart, await full(), `step ${step}`);
+  }
+  assert.ok(total > 50 && (await full()).some((n) => n > 0), "the chart held completions");
 });
 
 Deno.test("GET /api/jobs: newest first, filters, search, pages with a total", async () => {
@@ -155,7 +184,34 @@ Deno.test("GET /api/jobs refuses bad filters with 400 and a message", async () =
   assert.match(dlq.body.error, /Unknown query parameter "state"/);
 });
 
-Deno.test("GET /api/jobs/:id: job, output and retry schedule; 404 and 400", async () => {
+Deno.test("GET /api/jobs/:id of a running job: its output so far (the page tails it)", async () => {
+  await using h = await harness();
+  const id = await add(h.store, h.clock, { id: "live", command: "make" });
+  const job = await claim(h.store, h.clock, id);
+  assert.ok(
+    await h.store.appendRunOutput({
+      jobId: id,
+      attempt: job.attempts,
+      worker: job.lease_owner!,
+      host: "h",
+      startedAt: job.started_at,
+      stdout: "compiling 1/3\n",
+      stderr: "",
+      limit: 1000,
+      now: h.clock.now(),
+    }),
+  );
+  const res = await call(h, `/api/jobs/${id}`);
+  assert.equal(res.status, 200);
+  assert.equal(res.body.state, "processing");
+  assert.equal(res.body.stdout, "compiling 1/3\n");
+  assert.deepEqual(
+    res.body.runs.map((r: Record<string, unknown>) => [r.outcome, r.stdout]),
+    [["running", "compiling 1/3\n"]],
+  );
+});
+
+Deno.test("GET /api/jobs/:id: job, output and runs; 404 and 400", async () => {
   await using h = await harness();
   const id = await add(h.store, h.clock, { id: "nightly/report", command: "make report" });
   await failJob(h.store, h.clock, id, {
@@ -175,7 +231,13 @@ Deno.test("GET /api/jobs/:id: job, output and retry schedule; 404 and 400", asyn
   assert.equal(job.error, "exited with code 3");
   assert.equal(job.stdout, "half done\n");
   assert.equal(job.stderr, "disk full\n");
-  assert.deepEqual(job.retry_delays, [2, 4, 8]);
+  assert.equal(job.next_retry_at, job.run_at);
+  assert.deepEqual(
+    job.runs.map((
+      r: Record<string, unknown>,
+    ) => [r.attempt, r.outcome, r.stderr, r.retry_delay_ms]),
+    [[1, "failed", "disk full\n", 2000]],
+  );
   assert.equal(job.run_at, new Date(h.clock.now() + 2 * SECOND).toISOString());
 
   const missing = await call(h, "/api/jobs/no-such-job");
@@ -286,7 +348,50 @@ Deno.test("POST retry, cancel, move-to-dlq act through the app layer; 409 and 40
   const busy = await call(h, `/api/jobs/${running}/cancel`, { method: "POST" });
   assert.equal(busy.status, 409);
   assert.match(busy.body.error, /Cannot cancel job .*: it is processing/);
+  assert.match(busy.body.hint, /use `queuectl kill /);
   assert.equal((await h.store.getJob({ id: running }))?.state, "processing");
+});
+
+Deno.test("POST kill records a kill request on a running job; 409 otherwise, 400 on a bad body", async () => {
+  await using h = await harness();
+  const running = await add(h.store, h.clock, { command: "sleep 60" });
+  await claim(h.store, h.clock, running);
+  const bad = await call(h, `/api/jobs/${running}/kill`, {
+    method: "POST",
+    body: { signal: "NOPE" },
+  });
+  assert.equal(bad.status, 400);
+  assert.match(bad.body.error, /Invalid signal "NOPE"/);
+  const badRetry = await call(h, `/api/jobs/${running}/kill`, {
+    method: "POST",
+    body: { retry: "yes" },
+  });
+  assert.equal(badRetry.status, 400);
+  assert.equal((await h.store.getJob({ id: running }))?.kill_signal, null, "nothing changed");
+
+  const killed = await call(h, `/api/jobs/${running}/kill`, { method: "POST" });
+  assert.equal(killed.status, 202);
+  assert.deepEqual(killed.body, { id: running, signal: "SIGTERM", retry: false });
+  const job = (await h.store.getJob({ id: running }))!;
+  assert.deepEqual([job.state, job.kill_signal, job.kill_retry], ["processing", "SIGTERM", 0]);
+  const withBody = await call(h, `/api/jobs/${running}/kill`, {
+    method: "POST",
+    body: { signal: "INT", retry: true },
+  });
+  assert.deepEqual(withBody.body, { id: running, signal: "SIGINT", retry: true });
+
+  const waiting = await add(h.store, h.clock, { command: "true" });
+  const notRunning = await call(h, `/api/jobs/${waiting}/kill`, { method: "POST" });
+  assert.equal(notRunning.status, 409);
+  assert.match(notRunning.body.error, /Cannot kill job .*: it is pending, not running/);
+  assert.match(notRunning.body.hint, /queuectl cancel/);
+
+  // retry runs a completed job again.
+  const done = await add(h.store, h.clock, { command: "true" });
+  await completeJob(h.store, h.clock, done);
+  const again = await call(h, `/api/jobs/${done}/retry`, { method: "POST" });
+  assert.equal(again.status, 200);
+  assert.deepEqual([again.body.state, again.body.attempts], ["pending", 0]);
 });
 
 Deno.test("DLQ: list, restore one, restore all, purge", async () => {
@@ -327,6 +432,35 @@ Deno.test("DLQ: list, restore one, restore all, purge", async () => {
   assert.deepEqual([...all.body.restored].sort(), ["d1", "d2"]);
   assert.equal((await h.store.getJob({ id: "d2" }))?.state, "pending");
   assert.equal((await h.store.getJob({ id: dead[0] }))?.state, "pending");
+});
+
+Deno.test("GET /api/dlq gives the tail of each job's stderr, cut to 200 characters", async () => {
+  await using h = await harness();
+  const long = "progress\n".repeat(100) + "Traceback (most recent call last):\nKeyError: 'id'\n";
+  const cases: [string, string][] = [
+    ["long", long],
+    ["short", "\x1b[31mboom\x1b[0m\n"],
+    ["silent", ""],
+  ];
+  for (const [id, stderr] of cases) {
+    await deadJob(h.store, h.clock, { id, command: "exit 1" }, { exit_code: 1, stderr });
+    h.clock.advance(SECOND);
+  }
+  const res = await call(h, "/api/dlq");
+  assert.equal(res.status, 200);
+  assert.equal(res.body.stderr_tail_chars, 200);
+  const tails = Object.fromEntries(
+    res.body.jobs.map((j: { id: string; stderr_tail: string }) => [j.id, j.stderr_tail]),
+  );
+  assert.deepEqual(tails, {
+    long: long.slice(-200),
+    short: "\x1b[31mboom\x1b[0m\n",
+    silent: "",
+  });
+  assert.equal(res.body.jobs[0].stdout, undefined, "no whole outputs in a list");
+  // Only the page's jobs are asked for.
+  const page = await call(h, "/api/dlq?limit=1");
+  assert.deepEqual(page.body.jobs.map((j: { id: string }) => j.id), ["silent"]);
 });
 
 Deno.test("GET /api/workers lists workers and supervisors with liveness", async () => {
@@ -407,7 +541,9 @@ async function readEvents(
 
 Deno.test("GET /api/events streams stats at once and pushes changes", async () => {
   await using h = await harness({ pushIntervalMs: 30 });
-  const res = await fetch(new URL("/api/events", h.dashboard.url));
+  const res = await fetch(new URL("/api/events", h.dashboard.url), {
+    headers: { cookie: h.cookie },
+  });
   assert.equal(res.status, 200);
   assert.match(res.headers.get("content-type")!, /^text\/event-stream/);
   const reader = res.body!.getReader();
@@ -429,7 +565,9 @@ Deno.test("GET /api/events streams stats at once and pushes changes", async () =
 
 Deno.test("shutdown ends open event streams", async () => {
   const h = await harness({ pushIntervalMs: 30 });
-  const res = await fetch(new URL("/api/events", h.dashboard.url));
+  const res = await fetch(new URL("/api/events", h.dashboard.url), {
+    headers: { cookie: h.cookie },
+  });
   const reader = res.body!.getReader();
   await readEvents(reader, (e) => e === "stats");
   await h[Symbol.asyncDispose]();
@@ -504,10 +642,16 @@ Deno.test("wrong methods get 405 with Allow; unknown API routes 404", async () =
 });
 
 /** Sends one raw HTTP/1.1 request (fetch will not let us choose the Host header). */
-async function rawGet(port: number, path: string, host: string): Promise<string> {
+async function rawGet(
+  port: number,
+  path: string,
+  host: string,
+  headers: Record<string, string> = {},
+): Promise<string> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   try {
-    const request = `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`;
+    const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("");
+    const request = `GET ${path} HTTP/1.1\r\nHost: ${host}\r\n${extra}Connection: close\r\n\r\n`;
     await conn.write(new TextEncoder().encode(request));
     return await new Response(conn.readable).text();
   } catch (err) {
@@ -516,108 +660,193 @@ async function rawGet(port: number, path: string, host: string): Promise<string>
   }
 }
 
-Deno.test("a foreign Host header is refused (DNS rebinding) unless a token is set", async () => {
+Deno.test("on a loopback bind a foreign Host header is refused (DNS rebinding), token or not", async () => {
   await using h = await harness();
   const port = h.dashboard.port;
-  const evil = await rawGet(port, "/api/stats", `rebind.evil.example:${port}`);
+  const cookie = { cookie: h.cookie };
+  const evil = await rawGet(port, "/api/stats", `rebind.evil.example:${port}`, cookie);
   assert.match(evil, /^HTTP\/1\.1 403/);
   assert.match(evil, /Unexpected Host header/);
-  assert.match(await rawGet(port, "/", `evil.example:${port}`), /^HTTP\/1\.1 403/);
+  assert.match(await rawGet(port, "/", `evil.example:${port}`, cookie), /^HTTP\/1\.1 403/);
+  const bearer = { authorization: `Bearer ${h.token}` };
+  assert.match(await rawGet(port, "/api/stats", `evil.example:${port}`, bearer), /^HTTP\/1\.1 403/);
   for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`]) {
-    assert.match(await rawGet(port, "/api/stats", host), /^HTTP\/1\.1 200/, host);
+    assert.match(await rawGet(port, "/api/stats", host, cookie), /^HTTP\/1\.1 200/, host);
   }
 });
 
-Deno.test("with a token every request needs it: header, cookie from ?token=, or 401", async () => {
-  const token = "s3cret-token-0123456789";
-  await using h = await harness({ token });
-  await deadJob(h.store, h.clock, { command: "exit 1" });
-  const bare = await call(h, "/api/stats");
-  assert.equal(bare.status, 401);
-  assert.equal(bare.body.error, "Missing or wrong access token");
-  assert.equal((await call(h, "/")).status, 401);
-  assert.equal((await call(h, "/assets/app.js")).status, 401);
-  const wrong = await call(h, "/api/stats", { headers: { authorization: "Bearer nope" } });
-  assert.equal(wrong.status, 401);
+const TOKEN_REFUSAL = /^401 Unauthorized: this queuectl dashboard needs its access token\./;
 
-  const bearer = { authorization: `Bearer ${token}` };
-  assert.equal((await call(h, "/api/stats", { headers: bearer })).status, 200);
-  assert.equal((await call(h, `/api/stats?token=${token}`)).status, 200);
+Deno.test("every path needs the access token: page, assets, API, events; 401 changes nothing", async () => {
+  await using h = await harness();
+  const dead = await deadJob(h.store, h.clock, { command: "exit 1" });
+  const csrf = h.dashboard.csrfToken;
+  const pages = [
+    "/",
+    "/index.html",
+    "/assets/app.js",
+    "/assets/style.css",
+    "/favicon.svg",
+    "/nope",
+  ];
+  for (const path of pages) {
+    const res = await call(h, path, { auth: "none" });
+    assert.equal(res.status, 401, path);
+    assert.match(res.headers.get("content-type")!, /^text\/plain/, path);
+    assert.match(res.body, TOKEN_REFUSAL, path);
+    assert.match(res.body, /queuectl dashboard --print-url --port \d+\n/, path);
+    assert.ok(!res.body.includes(csrf), "no CSRF token without the access token");
+    assert.ok(!res.body.includes(h.token) && !res.body.includes(h.dbPath), path);
+    assert.equal(res.headers.get("www-authenticate"), 'Bearer realm="queuectl"');
+  }
+  const wrongs: [string, Record<string, string>][] = [
+    ["none", {}],
+    ["wrong bearer", { authorization: "Bearer wrong-token-0123456789" }],
+    ["bearer with a prefix of the token", { authorization: `Bearer ${h.token.slice(0, -1)}` }],
+    ["token as Basic", { authorization: `Basic ${btoa(`x:${h.token}`)}` }],
+    ["wrong cookie", { cookie: `queuectl_token_${h.dashboard.port}=wrong-token-0123456789` }],
+    ["the cookie of another port", { cookie: `queuectl_token_1=${h.token}` }],
+  ];
+  const apiCalls: [string, string][] = [
+    ["GET", "/api/stats"],
+    ["GET", "/api/jobs"],
+    ["GET", `/api/jobs/${dead}`],
+    ["GET", "/api/dlq"],
+    ["GET", "/api/workers"],
+    ["GET", "/api/events"],
+    ["POST", "/api/jobs"],
+    ["POST", "/api/dlq/purge"],
+    ["POST", `/api/dlq/${dead}/restore`],
+    ["POST", `/api/jobs/${dead}/retry`],
+  ];
+  for (const [what, headers] of wrongs) {
+    for (const [method, path] of apiCalls) {
+      // Everything else a page would send, the CSRF token included.
+      const res = await call(h, path, {
+        method,
+        auth: "none",
+        headers,
+        ...(method === "POST" && path === "/api/jobs" ? { body: { command: "id > /tmp/x" } } : {}),
+      });
+      assert.equal(res.status, 401, `${what}: ${method} ${path}`);
+      assert.equal(res.body.error, "Missing or wrong access token");
+    }
+    assert.equal((await call(h, "/", { auth: "none", headers })).status, 401, what);
+  }
+  // ?token= logs a page in; it is no credential for the API (programs send the header).
+  assert.equal((await call(h, `/api/stats?token=${h.token}`, { auth: "none" })).status, 401);
+  const post = await call(h, `/api/dlq/purge?token=${h.token}`, { method: "POST", auth: "none" });
+  assert.equal(post.status, 401);
+  const postPage = await call(h, `/?token=${h.token}`, { method: "POST", auth: "none" });
+  assert.equal(postPage.status, 401);
+  assert.equal(postPage.headers.get("set-cookie"), null);
+  assert.equal(await countJobs(h.store), 1, "no job was created");
+  assert.equal((await h.store.getJob({ id: dead }))?.state, "dead", "nothing changed");
+  // The same calls pass with the token: the refusals above are about the token only.
+  assert.equal((await call(h, "/api/stats", { auth: "bearer", browser: false })).status, 200);
+  assert.equal((await call(h, "/api/stats")).status, 200);
+  assert.equal((await call(h, "/assets/app.js")).status, 200);
+});
 
-  const login = await call(h, `/?token=${token}#dlq`);
-  assert.equal(login.status, 303);
-  assert.equal(login.headers.get("location"), "/");
+Deno.test("the login URL sets an HttpOnly SameSite=Strict cookie and moves on without the token", async () => {
+  await using h = await harness();
+  const login = await call(h, `/?token=${encodeURIComponent(h.token)}`, { auth: "none" });
+  assert.equal(login.status, 200);
+  assert.equal(login.headers.get("cache-control"), "no-store");
+  assert.equal(login.headers.get("referrer-policy"), "no-referrer");
   const cookie = login.headers.get("set-cookie")!;
-  assert.match(cookie, /HttpOnly/);
-  assert.match(cookie, /SameSite=Strict/);
+  assert.equal(
+    cookie,
+    `queuectl_token_${h.dashboard.port}=${h.token}; Path=/; HttpOnly; SameSite=Strict`,
+  );
+  assert.match(login.body, /<meta http-equiv="refresh" content="0; url=\/">/);
+  assert.ok(!login.body.includes(h.token), "the page does not carry the token on");
+  // The cookie alone now opens the page and the API.
   const pair = cookie.split(";")[0];
-  assert.equal(pair, `queuectl_token_${h.dashboard.port}=${token}`);
-  assert.equal((await call(h, "/", { headers: { cookie: pair } })).status, 200);
+  const page = await call(h, "/", { auth: "none", headers: { cookie: pair } });
+  assert.equal(page.status, 200);
+  assert.match(page.body, /<meta name="csrf-token"/);
+  const stats = await call(h, "/api/stats", { auth: "none", headers: { cookie: pair } });
+  assert.equal(stats.status, 200);
+  // Other pages and query parameters are kept; only the token leaves the URL.
+  const deep = await call(h, `/index.html?a=1&token=${h.token}&b=%3C`, { auth: "none" });
+  assert.match(deep.body, /url=\/index\.html\?a=1&amp;b=%3C"/);
+  const head = await fetch(new URL(`/?token=${h.token}`, h.dashboard.url), { method: "HEAD" });
+  await head.body?.cancel();
+  assert.equal(head.status, 200);
+  assert.match(head.headers.get("set-cookie")!, /HttpOnly/);
+  // A wrong token sets nothing.
+  for (const wrong of ["wrong-token-0123456789", "", h.token + "x"]) {
+    const res = await call(h, `/?token=${encodeURIComponent(wrong)}`, { auth: "none" });
+    assert.equal(res.status, 401, wrong);
+    assert.equal(res.headers.get("set-cookie"), null);
+    assert.match(res.body, TOKEN_REFUSAL);
+  }
+  assert.equal(h.dashboard.loginUrl, `${h.dashboard.url}?token=${h.token}`);
+});
 
-  // The cookie rides along automatically, so it is not enough to change state.
+Deno.test("the cookie is not enough to change state: CSRF and origin checks still apply", async () => {
+  await using h = await harness();
+  await deadJob(h.store, h.clock, { command: "exit 1" });
   const noCsrf = await call(h, "/api/dlq/purge", {
     method: "POST",
     browser: false,
-    headers: { cookie: pair, origin: h.origin },
+    headers: { origin: h.origin },
   });
   assert.equal(noCsrf.status, 403);
-  assert.equal((await call(h, "/api/dlq", { headers: bearer })).body.total, 1);
+  assert.equal((await call(h, "/api/dlq")).body.total, 1);
   const crossSite = await call(h, "/api/dlq/purge", {
     method: "POST",
     browser: false,
-    headers: { ...bearer, origin: "http://evil.example" },
+    auth: "bearer",
+    headers: { origin: "http://evil.example" },
   });
   assert.equal(crossSite.status, 403);
   // A program sending the token in a header needs no CSRF token.
   const program = await call(h, "/api/dlq/purge", {
     method: "POST",
     browser: false,
-    headers: bearer,
+    auth: "bearer",
   });
   assert.equal(program.status, 200);
   assert.equal(program.body.purged.length, 1);
-  // A POST never authenticates with ?token= alone.
-  const query = await call(h, `/api/dlq/restore-all?token=${token}`, { method: "POST" });
-  assert.equal(query.status, 401);
-  // With a token, the Host header is not restricted (the server may sit behind a name).
-  const port = h.dashboard.port;
-  assert.match(
-    await rawGet(port, `/api/stats?token=${token}`, `queue.example:${port}`),
-    /^HTTP\/1\.1 200/,
-  );
 });
 
-Deno.test("binding beyond loopback needs a token; bad token, port and busy port refused", async () => {
+Deno.test("bad token, port and busy port refused; beyond loopback the Host is not restricted", async () => {
   await using h = await harness();
   assert.throws(
-    () => startDashboard({ store: h.store, hostname: "0.0.0.0", port: 0 }),
-    (err: unknown) =>
-      err instanceof InvalidInput &&
-      /Refusing to serve the dashboard on 0\.0\.0\.0 without an access token/.test(err.message),
+    () => startDashboard({ store: h.store, hostname: "127.0.0.1", port: 0, token: "short" }),
+    (err: unknown) => err instanceof InvalidInput && /Invalid dashboard token/.test(err.message),
   );
   assert.throws(
-    () => startDashboard({ store: h.store, hostname: "127.0.0.1", port: 0, token: "short" }),
+    () => startDashboard({ store: h.store, port: 0, token: "" }),
     /Invalid dashboard token/,
   );
   assert.throws(
-    () => startDashboard({ store: h.store, port: 70000 }),
+    () => startDashboard({ store: h.store, port: 70000, token: h.token }),
     /Invalid port: expected a whole number from 0 to 65535, got 70000/,
   );
   assert.throws(
-    () => startDashboard({ store: h.store, port: h.dashboard.port }),
+    () => startDashboard({ store: h.store, port: h.dashboard.port, token: h.token }),
     /Port \d+ on 127\.0\.0\.1 is already in use/,
   );
-  const open = startDashboard({
-    store: h.store,
-    hostname: "0.0.0.0",
-    port: 0,
-    token: "another-token-0123456789",
-  });
+  const token = "another-token-0123456789";
+  const open = startDashboard({ store: h.store, hostname: "0.0.0.0", port: 0, token });
   try {
     assert.equal(open.url, `http://localhost:${open.port}/`);
     const res = await fetch(`http://127.0.0.1:${open.port}/api/stats`);
     await res.body?.cancel();
     assert.equal(res.status, 401);
+    // Reached by a name (behind a proxy or DNS): the token is the proof, not the Host.
+    const bearer = { authorization: `Bearer ${token}` };
+    assert.match(
+      await rawGet(open.port, "/api/stats", `queue.example:${open.port}`, bearer),
+      /^HTTP\/1\.1 200/,
+    );
+    assert.match(
+      await rawGet(open.port, "/api/stats", `queue.example:${open.port}`),
+      /^HTTP\/1\.1 401/,
+    );
   } finally {
     await open.shutdown();
   }

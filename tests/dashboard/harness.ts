@@ -2,6 +2,7 @@
 import { ManualClock } from "../../src/core/clock.ts";
 import type { Clock } from "../../src/core/clock.ts";
 import { type Dashboard, startDashboard } from "../../src/dashboard/server.ts";
+import { cookieName, randomToken } from "../../src/dashboard/security.ts";
 import type { Store } from "../../src/store/store.ts";
 import { tempStore } from "../helpers/temp.ts";
 
@@ -14,6 +15,9 @@ export interface Harness extends AsyncDisposable {
   logs: string[];
   /** The origin a browser on the page would send. */
   origin: string;
+  /** The access token, and the `name=value` cookie a logged-in browser sends. */
+  token: string;
+  cookie: string;
 }
 
 export async function harness(
@@ -22,12 +26,13 @@ export async function harness(
   const temp = await tempStore();
   const clock = new ManualClock(Date.UTC(2026, 0, 1, 12, 0, 0));
   const logs: string[] = [];
+  const token = opts.token ?? randomToken();
   const dashboard = startDashboard({
     store: opts.store ?? temp.store,
     clock: opts.clock ?? clock,
     hostname: "127.0.0.1",
     port: 0,
-    token: opts.token,
+    token,
     pushIntervalMs: opts.pushIntervalMs ?? 50,
     log: (line) => logs.push(line),
   });
@@ -38,6 +43,8 @@ export async function harness(
     dashboard,
     logs,
     origin: `http://127.0.0.1:${dashboard.port}`,
+    token,
+    cookie: `${cookieName(dashboard.port)}=${token}`,
     [Symbol.asyncDispose]: async () => {
       await dashboard.shutdown();
       await temp[Symbol.asyncDispose]();
@@ -60,12 +67,17 @@ export interface CallOptions {
   headers?: Record<string, string>;
   /** Send the headers a same-origin page sends: Origin, Sec-Fetch-Site, X-CSRF-Token (default). */
   browser?: boolean;
+  /** The credential sent: the login cookie (default, as a logged-in page), the bearer header, none. */
+  auth?: "cookie" | "bearer" | "none";
 }
 
-/** Calls the API the way the page does (same origin, CSRF header) unless told otherwise. */
+/** Calls the API the way the logged-in page does (cookie, same origin, CSRF header) unless told otherwise. */
 export async function call(h: Harness, path: string, opts: CallOptions = {}): Promise<ApiResult> {
   const method = opts.method ?? "GET";
   const headers: Record<string, string> = {};
+  const auth = opts.auth ?? "cookie";
+  if (auth === "cookie") headers["cookie"] = h.cookie;
+  if (auth === "bearer") headers["authorization"] = `Bearer ${h.token}`;
   if (opts.browser !== false) {
     headers["sec-fetch-site"] = "same-origin";
     if (method !== "GET") {

@@ -3,12 +3,13 @@
  * four workers), serves the dashboard on a free port and saves docs/dashboard.png.
  *
  *   deno run --allow-read --allow-write --allow-env --allow-run --allow-net \
- *     --allow-sys=hostname,homedir tests/dashboard/screenshot.ts [out.png] [--narrow]
+ *     --allow-sys=hostname,homedir,uid tests/dashboard/screenshot.ts [out.png] [--narrow]
  */
 import { ManualClock } from "../../src/core/clock.ts";
 import { openSqliteStore } from "../../src/store/sqlite/mod.ts";
 import type { Store } from "../../src/store/store.ts";
 import { startDashboard } from "../../src/dashboard/server.ts";
+import { randomToken } from "../../src/dashboard/security.ts";
 import { add, claim, completeJob, deadJob, failJob } from "./seed.ts";
 import { chromiumMissing, launchChromium } from "./browser.ts";
 
@@ -41,7 +42,7 @@ export async function seedDemo(store: Store, end = Date.now()): Promise<void> {
     clock.set(end - 10 * 60_000 + (t + 1) * 10_000);
   }
   clock.set(end - 95_000);
-  for (const [n, error] of [[7, "exited with code 7"], [137, "timed out after 300s"]] as const) {
+  for (const [n, error] of [[7, "exit code 7"], [137, "timed out after 300s"]] as const) {
     await deadJob(store, clock, { command: command(i++), queue: "images" }, {
       exit_code: n,
       error,
@@ -50,14 +51,14 @@ export async function seedDemo(store: Store, end = Date.now()): Promise<void> {
   }
   await deadJob(store, clock, { command: "python3 etl/import_orders.py --since yesterday" }, {
     exit_code: 1,
-    error: "exited with code 1",
+    error: "exit code 1",
     stderr: "Traceback (most recent call last):\n  ...\nKeyError: 'order_id'\n",
   });
   for (let f = 0; f < 3; f++) {
     const id = await add(store, clock, { command: command(i++), queue: "email" });
     await failJob(store, clock, id, {
       exit_code: 22,
-      error: "exited with code 22",
+      error: "exit code 22",
       policy: { backoff_base: 150 + 20 * f, backoff_max: 3600 },
     });
   }
@@ -116,7 +117,7 @@ if (import.meta.main) {
   const dir = await Deno.makeTempDir({ prefix: "queuectl-shot-" });
   const store = await openSqliteStore(`${dir}/demo.db`);
   await seedDemo(store);
-  const dashboard = startDashboard({ store, hostname: "127.0.0.1", port: 0 });
+  const dashboard = startDashboard({ store, hostname: "127.0.0.1", port: 0, token: randomToken() });
   const browser = await launchChromium();
   try {
     const page = await browser.newPage({
@@ -124,7 +125,8 @@ if (import.meta.main) {
       deviceScaleFactor: 1,
       colorScheme: "light",
     });
-    await page.goto(dashboard.url);
+    await page.goto(dashboard.loginUrl);
+    await page.waitForURL(dashboard.url);
     await page.locator("#live[data-status=live]").waitFor();
     await page.locator("#jobs-table tbody tr.clickable").first().waitFor();
     await page.screenshot({ path: out });

@@ -12,7 +12,7 @@ import {
   type StateChange,
 } from "../../src/core/transitions.ts";
 import { enqueue } from "../../src/app/queue.ts";
-import { DEFAULT_CONFIG } from "../../src/app/config.ts";
+import { DEFAULT_CONFIG } from "../../src/core/config.ts";
 import type { Job } from "../../src/core/job.ts";
 import type { RetryPolicy } from "../../src/core/retry_policy.ts";
 import type { Store } from "../../src/store/store.ts";
@@ -88,7 +88,7 @@ export async function failJob(
     now: clock.now(),
     workerId,
     exit_code: opts.exit_code ?? 1,
-    error: opts.error ?? `exited with code ${opts.exit_code ?? 1}`,
+    error: opts.error ?? `exit code ${opts.exit_code ?? 1}`, // as worker/executor.ts words it
   }, opts.policy ?? DEFAULT_CONFIG);
   const output = { stdout: opts.stdout ?? "", stderr: opts.stderr ?? "" };
   if (!await store.applyChange({ change, output })) throw new Error(`cannot fail ${id}`);

@@ -28,7 +28,9 @@ export function startCli(
     via?: string[];
   } = {},
 ): CliProcess {
-  const env: Record<string, string> = { NO_COLOR: "1", ...opts.env };
+  // INIT_CWD "" = not under `deno task`: the test runner's own INIT_CWD (set when the suite runs
+  // through `deno task test`) must not decide the default cwd of the jobs a test enqueues.
+  const env: Record<string, string> = { NO_COLOR: "1", INIT_CWD: "", ...opts.env };
   if (opts.db !== undefined) env.QUEUECTL_DB = opts.db;
   const argv = [...(opts.via ?? []), Deno.execPath(), ...cliArgv(args)];
   const child = new Deno.Command(argv[0], {

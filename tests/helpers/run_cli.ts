@@ -1,6 +1,6 @@
 /** Runs the real queuectl CLI as a subprocess, the way a user does. */
 import denoJson from "../../deno.json" with { type: "json" };
-import { permissionFlagsFromTask } from "../../src/app/supervisor.ts";
+import { permissionFlagsFromTask } from "../../src/worker/self_exec.ts";
 
 /** A file URL, not `.pathname` (which is "/C:/..." on Windows); `deno run` takes either. */
 export const MAIN = new URL("../../src/main.ts", import.meta.url).href;
@@ -27,7 +27,9 @@ export function cliArgv(args: readonly string[]): string[] {
 }
 
 export async function runCli(args: readonly string[], opts: CliOptions = {}): Promise<CliResult> {
-  const env: Record<string, string> = { NO_COLOR: "1", ...opts.env };
+  // INIT_CWD "" = not under `deno task`: the test runner's own INIT_CWD (set when the suite runs
+  // through `deno task test`) must not decide the default cwd of the jobs a test enqueues.
+  const env: Record<string, string> = { NO_COLOR: "1", INIT_CWD: "", ...opts.env };
   if (opts.db !== undefined) env.QUEUECTL_DB = opts.db;
   const child = new Deno.Command(Deno.execPath(), {
     args: cliArgv(args),

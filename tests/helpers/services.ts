@@ -1,20 +1,27 @@
 /**
- * When may a test that needs PostgreSQL or Chromium skip because the service is missing?
+ * When may a test that needs PostgreSQL, Chromium, another local user (root, to switch to
+ * `nobody`) or root itself skip because it is missing?
  *
  * - `CI` unset (a developer's machine): yes, saying why.
  * - `CI` set (.ci/run, GitHub): no, the test fails loudly...
- * - ...unless the runner declares that it lacks the service: `QUEUECTL_TEST_NO_PG=1` or
- *   `QUEUECTL_TEST_NO_BROWSER=1`. GitHub sets CI=true on every runner, and its macOS and Windows
- *   runners have no PostgreSQL and none has /usr/bin/chromium; .github/workflows/ci.yml sets these
- *   there. .ci/run provides both services and sets neither.
+ * - ...unless the runner declares that it lacks the service: `QUEUECTL_TEST_NO_PG=1`,
+ *   `QUEUECTL_TEST_NO_BROWSER=1`, `QUEUECTL_TEST_NO_OTHER_USER=1` or `QUEUECTL_TEST_NO_ROOT=1`.
+ *   GitHub sets CI=true on every runner, and its macOS and Windows runners have no PostgreSQL, none
+ *   has /usr/bin/chromium, and none runs the tests as root; .github/workflows/ci.yml sets these
+ *   there. .ci/run (as root) provides all of them and sets none.
+ *
+ * "postgres" covers the server at QUEUECTL_TEST_PG_URL and the fault suite's own cluster (initdb);
+ * "root" covers what only root may do: network namespaces (partitions) and tmpfs mounts.
  */
 
-export type Service = "postgres" | "browser";
+export type Service = "postgres" | "browser" | "other-user" | "root";
 
 /** The variable that declares this runner lacks `service`. */
 export const LACKS_VAR: Record<Service, string> = {
   postgres: "QUEUECTL_TEST_NO_PG",
   browser: "QUEUECTL_TEST_NO_BROWSER",
+  "other-user": "QUEUECTL_TEST_NO_OTHER_USER",
+  root: "QUEUECTL_TEST_NO_ROOT",
 };
 
 function truthy(value: string | undefined): boolean {
@@ -26,7 +33,7 @@ export function isCi(env: (name: string) => string | undefined = (n) => Deno.env
   return truthy(env("CI"));
 }
 
-/** True when this runner says it has no `service` (QUEUECTL_TEST_NO_PG / QUEUECTL_TEST_NO_BROWSER). */
+/** True when this runner says it has no `service` (QUEUECTL_TEST_NO_PG / _NO_BROWSER / _NO_ROOT). */
 export function runnerLacks(
   service: Service,
   env: (name: string) => string | undefined = (n) => Deno.env.get(n),

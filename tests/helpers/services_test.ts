@@ -29,5 +29,10 @@ Deno.test("with CI set a missing service fails, unless the runner declares it la
       skipAllowedBecause("browser", envOf({ CI: ci, QUEUECTL_TEST_NO_BROWSER: "1" }))!,
       /QUEUECTL_TEST_NO_BROWSER is set/,
     );
+    assert.equal(skipAllowedBecause("root", envOf({ CI: ci, QUEUECTL_TEST_NO_PG: "1" })), null);
+    assert.match(
+      skipAllowedBecause("root", envOf({ CI: ci, QUEUECTL_TEST_NO_ROOT: "1" }))!,
+      /QUEUECTL_TEST_NO_ROOT is set/,
+    );
   }
 });

@@ -9,7 +9,7 @@ export function snapshotDb(path: string): string {
   }
   const db = new DatabaseSync(path, { readOnly: true });
   try {
-    const tables = ["jobs", "job_output", "config", "schema_migrations"];
+    const tables = ["jobs", "job_runs", "config", "schema_migrations"];
     return JSON.stringify(
       Object.fromEntries(
         tables.map((t) => [t, db.prepare(`SELECT * FROM ${t} ORDER BY 1`).all()]),

@@ -81,7 +81,19 @@ export function startTcpProxy(target: { hostname: string; port: number }): TcpPr
     listener?.close();
     listener = null;
     for (const conn of [...open]) close(conn);
-    await Promise.allSettled([...tasks]);
+    // Bounded: a relay that does not end within 10 s is a harness fault, said as such.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`tcp proxy: ${tasks.size} relays still open 10 s after cut()`)),
+        10_000,
+      );
+    });
+    try {
+      await Promise.race([Promise.allSettled([...tasks]), late]);
+    } finally {
+      clearTimeout(timer);
+    }
   };
 
   return {

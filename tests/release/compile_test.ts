@@ -53,6 +53,12 @@ Deno.test("the compiled binary gets the same permissions as `deno task queuectl`
   );
 });
 
+Deno.test("the compiled binary gets the same V8 flags as `deno task queuectl`", () => {
+  const v8 = (task: string) => task.split(/\s+/).filter((w) => w.startsWith("--v8-flags="));
+  assert.deepEqual(v8(denoJson.tasks.compile.command), v8(denoJson.tasks.queuectl));
+  assert.equal(v8(denoJson.tasks.queuectl).length, 1);
+});
+
 Deno.test("compileArgs replaces --output=, -o and --target forms, refuses shell syntax", () => {
   assert.deepEqual(
     compileArgs("deno compile --allow-read --output=x -o y --target z main.ts", "t", "o"),

@@ -204,7 +204,7 @@ Deno.test({
     assert.ok(!lines.some((l) => /internal error|fatal:|database is locked/i.test(l.text)));
     assert.equal(integrityCheck(db), "ok");
     const restarts = lines.filter((l) =>
-      /\] worker \d+ \(pid \d+\) was killed by SIGKILL unexpectedly; restarting/.test(l.text)
+      /\] worker \S+ \(pid \d+\) was killed by SIGKILL unexpectedly; restarting/.test(l.text)
     ).length;
     assert.ok(killed.size > 0, "the killer killed");
     assert.equal(restarts, killed.size, "the supervisor saw and restarted every killed worker");

@@ -1,6 +1,7 @@
 /**
- * The behaviour every Store backend must show (ARCHITECTURE.md rule 3). A backend's test file calls
- * {@link storeConformance} with a factory that returns a fresh, empty store.
+ * The behaviour every Store backend must show (see docs/architecture.md). A backend's test file
+ * calls {@link storeConformance} with a factory that returns a fresh, empty store, and one that
+ * opens another connection to the same database (leadership needs two candidates).
  *
  * Conventions the suite pins down (the Store interface leaves them open):
  * - Ordering ties (same created_at, e.g. one enqueue batch) break by insertion order, in listJobs
@@ -12,15 +13,18 @@
  * - completedPerBucket: index i counts completed jobs with since + i*bucketMs <= finished_at <
  *   since + (i+1)*bucketMs; the array ends at the last non-empty bucket (callers pad).
  * - deleteJobs with `ids: []` deletes nothing; renewLeases does not touch updated_at.
- * - All times come from the caller (a ManualClock here); nothing sleeps.
+ * - All times come from the caller (a ManualClock here); nothing sleeps, except the test of a
+ *   leader that stops renewing, which waits for its real lease to run out (PostgreSQL's lock
+ *   is freed by the server's idle_session_timeout, which counts real time).
  */
 import assert from "node:assert/strict";
 import { ManualClock } from "../../src/core/clock.ts";
-import { Conflict } from "../../src/core/errors.ts";
-import type { Job, NewJob } from "../../src/core/job.ts";
+import { Conflict, InvalidInput, NotFound } from "../../src/core/errors.ts";
+import { type Job, JOB_COLUMNS, type JobToInsert } from "../../src/core/job.ts";
 import type { RetryPolicy } from "../../src/core/retry_policy.ts";
 import {
   complete,
+  completeLate,
   fail,
   loseLease,
   moveToDlq,
@@ -28,38 +32,23 @@ import {
   restore,
   retryNow,
 } from "../../src/core/transitions.ts";
-import type { Store, WorkerRecord } from "../../src/store/store.ts";
+import type { OnDuplicate, Store, WorkerRecord } from "../../src/store/store.ts";
 
 export interface ConformanceOptions {
   /** Register the tests as ignored (backend unavailable and skipping is allowed). */
   ignore?: boolean;
+  /** Opens another store on the same database as `store` (the test closes it). */
+  reopen: (store: Store) => Promise<Store>;
 }
 
 const T0 = Date.UTC(2026, 0, 1);
 const POLICY: RetryPolicy = { backoff_base: 2, backoff_max: 3600 };
 const LEASE = 30_000;
-const JOB_KEYS = [
-  "attempts",
-  "command",
-  "created_at",
-  "error",
-  "exit_code",
-  "finished_at",
-  "id",
-  "lease_expires_at",
-  "lease_owner",
-  "max_retries",
-  "priority",
-  "queue",
-  "run_at",
-  "started_at",
-  "state",
-  "timeout",
-  "updated_at",
-];
+/** Every job column (core's field list), sorted: what getJob and listJobs return, no more. */
+const JOB_KEYS = [...JOB_COLUMNS].sort();
 
-/** A NewJob with sensible defaults. */
-export function newJob(id: string, o: Partial<NewJob> = {}): NewJob {
+/** A job to insert, with sensible defaults. */
+export function newJob(id: string, o: Partial<JobToInsert> = {}): JobToInsert {
   return {
     id,
     command: `echo ${id}`,
@@ -70,6 +59,20 @@ export function newJob(id: string, o: Partial<NewJob> = {}): NewJob {
     run_at: T0,
     ...o,
   };
+}
+
+/** Calls `fn` every `everyMs` until it returns true (then true) or `withinMs` passed (false). */
+async function waitUntil(
+  fn: () => Promise<boolean>,
+  everyMs: number,
+  withinMs: number,
+): Promise<boolean> {
+  const deadline = performance.now() + withinMs;
+  for (;;) {
+    if (await fn()) return true;
+    if (performance.now() >= deadline) return false;
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
 }
 
 /** Normalises a row (some drivers return null-prototype objects) for deepEqual. */
@@ -90,7 +93,7 @@ async function mustGet(store: Store, id: string): Promise<Job> {
 export function storeConformance(
   name: string,
   open: () => Promise<Store>,
-  opts: ConformanceOptions = {},
+  opts: ConformanceOptions,
 ): void {
   function test(title: string, fn: (store: Store, clock: ManualClock) => Promise<void>): void {
     Deno.test({
@@ -111,7 +114,7 @@ export function storeConformance(
   async function insertAndClaim(
     store: Store,
     clock: ManualClock,
-    jobs: NewJob[],
+    jobs: JobToInsert[],
     workerId = "w1",
   ): Promise<Map<string, Job>> {
     await store.insertJobs({ jobs, now: clock.now() });
@@ -147,6 +150,9 @@ export function storeConformance(
           max_retries: 5,
           timeout: 2.5,
           run_at: T0 + 60_000,
+          cwd: "/home/ann/my 'proj' é",
+          env: '{"A":"1","B":"x \'y\' é"}',
+          unique_key: "nightly report é",
         }),
       ],
       now: T0 - 1000,
@@ -169,6 +175,13 @@ export function storeConformance(
       error: null,
       lease_owner: null,
       lease_expires_at: null,
+      cwd: "/home/ann/my 'proj' é",
+      env: '{"A":"1","B":"x \'y\' é"}',
+      kill_signal: null,
+      kill_retry: null,
+      depends_on: null,
+      blocked_by: 0,
+      unique_key: "nightly report é",
     });
   });
 
@@ -210,6 +223,38 @@ export function storeConformance(
     assert.equal(await store.countJobs({}), 0);
   });
 
+  test("insertJobs of many jobs names a duplicate wherever it sits and keeps every field", async (store) => {
+    await store.insertJobs({ jobs: [newJob("stored")], now: T0 - 1 });
+    const jobs = Array.from(
+      { length: 200 },
+      (_, i) =>
+        newJob(`m-${i}`, {
+          priority: i,
+          timeout: i % 2 ? i / 2 : null,
+          queue: `q${i % 3}`,
+          ...(i % 5 ? { cwd: `/w/${i}` } : {}),
+        }),
+    );
+    for (const [at, id] of [[0, "stored"], [70, "stored"], [199, "stored"], [150, "m-90"]]) {
+      const input = jobs.map((j, i) => i === at ? { ...j, id: id as string } : j);
+      await assert.rejects(
+        store.insertJobs({ jobs: input, now: T0 }),
+        (err: unknown) => err instanceof Conflict && err.message.includes(`"${id}"`),
+        `duplicate at ${at}`,
+      );
+      assert.equal(await store.countJobs({}), 1);
+    }
+    await store.insertJobs({ jobs, now: T0 });
+    assert.equal(await store.countJobs({}), 201);
+    for (const i of [0, 63, 64, 77, 199]) {
+      const job = await mustGet(store, `m-${i}`);
+      assert.deepEqual(
+        [job.priority, job.timeout, job.queue, job.state, job.created_at, job.cwd],
+        [i, i % 2 ? i / 2 : null, `q${i % 3}`, "pending", T0, i % 5 ? `/w/${i}` : null],
+      );
+    }
+  });
+
   test("insertJobs of 12,000 jobs is all-or-nothing and then complete", async (store) => {
     await store.insertJobs({ jobs: [newJob("existing")], now: T0 - 1 });
     const jobs = Array.from({ length: 12_000 }, (_, i) => newJob(`bulk-${i}`));
@@ -229,7 +274,364 @@ export function storeConformance(
     );
   });
 
+  /** Batches of `size` jobs pulled one at a time; `fail` throws when batch `failAt` is due. */
+  async function* streamOf(
+    jobs: readonly JobToInsert[],
+    size: number,
+    failAt = -1,
+  ): AsyncGenerator<JobToInsert[]> {
+    for (let i = 0, b = 0; i < jobs.length; i += size, b++) {
+      if (b === failAt) throw new InvalidInput(`bad line in batch ${b}`);
+      await Promise.resolve(); // a read of the input between batches
+      yield jobs.slice(i, i + size);
+    }
+  }
+
+  test("insertJobStream inserts every batch in one transaction, in order", async (store) => {
+    const jobs = Array.from({ length: 9_500 }, (_, i) => newJob(`s-${i}`, { priority: i % 5 }));
+    assert.equal(await store.insertJobStream({ batches: streamOf(jobs, 1000), now: T0 }), 9_500);
+    assert.equal(await store.countJobs({ state: "pending" }), 9_500);
+    assert.deepEqual(
+      ids(await store.listJobs({ limit: 3, order: "oldest" })),
+      ["s-0", "s-1", "s-2"],
+    );
+    assert.equal((await mustGet(store, "s-9499")).priority, 9_499 % 5);
+  });
+
+  test("insertJobStream is all or nothing: an input error mid-stream rolls back every batch", async (store) => {
+    await store.insertJobs({ jobs: [newJob("before")], now: T0 - 1 });
+    const jobs = Array.from({ length: 5_000 }, (_, i) => newJob(`r-${i}`));
+    await assert.rejects(
+      store.insertJobStream({ batches: streamOf(jobs, 1000, 4), now: T0 }),
+      (err: unknown) => err instanceof InvalidInput && err.message === "bad line in batch 4",
+    );
+    assert.equal(await store.countJobs({}), 1);
+    assert.equal(await store.countJobs({ state: "pending" }), 1);
+    assert.equal(await store.getJob({ id: "r-0" }), null);
+    // The store is usable afterwards.
+    assert.equal(await store.insertJobStream({ batches: streamOf(jobs, 1000), now: T0 }), 5_000);
+    assert.equal(await store.countJobs({}), 5_001);
+  });
+
+  test("insertJobStream names a duplicate: already stored, or twice in the input", async (store) => {
+    await store.insertJobs({ jobs: [newJob("stored")], now: T0 - 1 });
+    const jobs = Array.from({ length: 3_000 }, (_, i) => newJob(`d-${i}`));
+    await assert.rejects(
+      store.insertJobStream({ batches: streamOf([...jobs, newJob("stored")], 1000), now: T0 }),
+      (err: unknown) => err instanceof Conflict && /"stored" already exists/.test(err.message),
+    );
+    await assert.rejects(
+      store.insertJobStream({ batches: streamOf([...jobs, newJob("d-5")], 1000), now: T0 }),
+      (err: unknown) =>
+        err instanceof Conflict && /"d-5" appears twice in the input/.test(err.message),
+    );
+    assert.equal(await store.countJobs({}), 1);
+  });
+
+  // --- unique keys ------------------------------------------------------------------------------
+
+  /** insertJobs with a mode; returns how many were inserted and which jobs were left out. */
+  async function insertUnique(
+    store: Store,
+    jobs: JobToInsert[],
+    onDuplicate?: OnDuplicate,
+  ): Promise<{ n: number; existing: Record<string, string> }> {
+    const existing: Record<string, string> = {};
+    const n = await store.insertJobs({
+      jobs,
+      now: T0,
+      onDuplicate,
+      onExisting: (id, held) => existing[id] = held,
+    });
+    return { n, existing };
+  }
+
+  test("unique_key: a job whose key an active job holds is left out and its holder named", async (
+    store,
+    clock,
+  ) => {
+    assert.deepEqual(await insertUnique(store, [newJob("a", { unique_key: "k" })]), {
+      n: 1,
+      existing: {},
+    });
+    // Held by a pending job, and earlier in the same input.
+    assert.deepEqual(
+      await insertUnique(store, [
+        newJob("b", { unique_key: "k" }),
+        newJob("c", { unique_key: "k2" }),
+        newJob("d", { unique_key: "k2" }),
+        newJob("e"),
+      ]),
+      { n: 2, existing: { b: "a", d: "c" } },
+    );
+    assert.equal(await store.countJobs({}), 3);
+    assert.equal((await store.stats({ now: clock.now() })).counts.pending, 3);
+    assert.equal(await store.getJob({ id: "b" }), null);
+    // Held while processing and while failed (a retry waiting); free once completed or dead.
+    const claimed = await store.claimJobs({
+      workerId: "w1",
+      queues: null,
+      now: clock.now(),
+      leaseMs: LEASE,
+      limit: 10,
+    });
+    const a = claimed.find((j) => j.id === "a")!;
+    const c = claimed.find((j) => j.id === "c")!;
+    assert.deepEqual((await insertUnique(store, [newJob("f", { unique_key: "k" })])).existing, {
+      f: "a",
+    });
+    const r = { now: clock.now(), workerId: "w1", exit_code: 1 };
+    assert.ok(await store.applyChange({ change: fail(c, r, POLICY) }));
+    assert.deepEqual((await insertUnique(store, [newJob("g", { unique_key: "k2" })])).existing, {
+      g: "c",
+    });
+    assert.ok(
+      await store.applyChange({
+        change: complete(a, { now: clock.now(), workerId: "w1", exit_code: 0 }),
+      }),
+    );
+    assert.deepEqual(await insertUnique(store, [newJob("h", { unique_key: "k" })]), {
+      n: 1,
+      existing: {},
+    });
+    assert.equal((await mustGet(store, "h")).unique_key, "k");
+    // A finished job cannot come back while another holds its key; it can once that one is gone.
+    const done = await mustGet(store, "a");
+    await assert.rejects(
+      store.applyChange({ change: retryNow(done, clock.now()) }),
+      (err: unknown) =>
+        err instanceof Conflict &&
+        /"a" cannot be queued again: job "h" \(pending\)/.test(err.message),
+    );
+    assert.equal((await mustGet(store, "a")).state, "completed");
+    assert.deepEqual(await store.deleteJobs({ states: ["pending"], ids: ["h"] }), ["h"]);
+    assert.ok(await store.applyChange({ change: retryNow(done, clock.now()) }));
+    assert.equal((await mustGet(store, "a")).state, "pending");
+  });
+
+  test(
+    "unique_key: on duplicate error refuses the whole input; replace swaps a waiting job",
+    async (
+      store,
+      clock,
+    ) => {
+      await insertUnique(store, [
+        newJob("a", { unique_key: "k" }),
+        newJob("r", { unique_key: "r" }),
+      ]);
+      await assert.rejects(
+        insertUnique(store, [newJob("x"), newJob("b", { unique_key: "k" })], "error"),
+        (err: unknown) =>
+          err instanceof Conflict && err.message === 'A job with unique key "k" is pending: "a"',
+      );
+      assert.equal(await store.getJob({ id: "x" }), null);
+      assert.equal(await store.countJobs({}), 2);
+      // Replace: the pending holder goes (with its runs), the new job comes.
+      assert.deepEqual(
+        await insertUnique(store, [newJob("b", { unique_key: "k", priority: 7 })], "replace"),
+        { n: 1, existing: {} },
+      );
+      assert.equal(await store.getJob({ id: "a" }), null);
+      assert.equal((await mustGet(store, "b")).priority, 7);
+      const stats = await store.stats({ now: clock.now() });
+      assert.equal(stats.counts.pending, 2);
+      // A running holder cannot be replaced.
+      await store.claimJobs({
+        workerId: "w1",
+        queues: null,
+        now: clock.now(),
+        leaseMs: LEASE,
+        limit: 10,
+      });
+      await assert.rejects(
+        insertUnique(store, [newJob("c", { unique_key: "k" })], "replace"),
+        (err: unknown) =>
+          err instanceof Conflict &&
+          /"k" is processing: "b" \(only a waiting job/.test(err.message),
+      );
+      assert.equal(await store.countJobs({}), 2);
+    },
+  );
+
+  test("unique_key: insertJobStream leaves out, refuses or replaces like insertJobs", async (store) => {
+    await store.insertJobs({ jobs: [newJob("held", { unique_key: "k" })], now: T0 });
+    const jobs = [
+      ...Array.from({ length: 1500 }, (_, i) => newJob(`s-${i}`)),
+      newJob("dup", { unique_key: "k" }),
+      newJob("new", { unique_key: "n" }),
+      newJob("dup2", { unique_key: "n" }),
+      newJob("last"),
+    ];
+    const existing: Record<string, string> = {};
+    const n = await store.insertJobStream({
+      batches: streamOf(jobs, 1000),
+      now: T0,
+      onExisting: (id, held) => existing[id] = held,
+    });
+    assert.equal(n, 1502);
+    assert.deepEqual(existing, { dup: "held", dup2: "new" });
+    assert.deepEqual(
+      ids(await store.listJobs({ limit: 3, order: "newest" })),
+      ["last", "new", "s-1499"],
+    );
+    await assert.rejects(
+      store.insertJobStream({
+        batches: streamOf([newJob("z"), newJob("dup", { unique_key: "k" })], 1),
+        now: T0,
+        onDuplicate: "error",
+      }),
+      Conflict,
+    );
+    assert.equal(await store.getJob({ id: "z" }), null);
+    assert.equal(
+      await store.insertJobStream({
+        batches: streamOf([newJob("rep", { unique_key: "k" })], 1),
+        now: T0,
+        onDuplicate: "replace",
+      }),
+      1,
+    );
+    assert.equal(await store.getJob({ id: "held" }), null);
+    assert.equal(await store.countJobs({}), 1503);
+  });
+
+  test("unique_key: 8 connections enqueueing one key at once make one job", async (store) => {
+    const others = await Promise.all(Array.from({ length: 8 }, () => opts.reopen(store)));
+    try {
+      for (let round = 0; round < 3; round++) {
+        const key = `race-${round}`;
+        const seen: string[] = [];
+        const inserted = await Promise.all(others.map((o, i) =>
+          o.insertJobs({
+            jobs: [newJob(`${key}-${i}`, { unique_key: key })],
+            now: T0,
+            onExisting: (_id, held) => seen.push(held),
+          })
+        ));
+        assert.equal(inserted.reduce((a, b) => a + b, 0), 1, "one insert");
+        const winner = `${key}-${inserted.indexOf(1)}`;
+        assert.deepEqual(seen, new Array(7).fill(winner));
+        assert.equal(await store.countJobs({ search: key }), 1);
+      }
+    } finally {
+      await Promise.all(others.map((o) => o.close()));
+    }
+  });
+
+  test("unique_key: 8 connections replacing one key at once leave one job", async (store) => {
+    await store.insertJobs({ jobs: [newJob("first", { unique_key: "swap" })], now: T0 });
+    const others = await Promise.all(Array.from({ length: 8 }, () => opts.reopen(store)));
+    try {
+      const inserted = await Promise.all(others.map((o, i) =>
+        o.insertJobs({
+          jobs: [newJob(`swap-${i}`, { unique_key: "swap" })],
+          now: T0,
+          onDuplicate: "replace",
+        })
+      ));
+      assert.deepEqual(inserted, new Array(8).fill(1), "each replaced the waiting job");
+      const left = await store.listJobs({ limit: 20 });
+      assert.equal(left.length, 1);
+      assert.match(left[0].id, /^swap-[0-7]$/);
+      assert.equal((await store.stats({ now: T0 })).counts.pending, 1);
+    } finally {
+      await Promise.all(others.map((o) => o.close()));
+    }
+  });
+
   // --- list, count ----------------------------------------------------------------------------
+
+  test(
+    "search through the substring index: frequent and rare texts, filters, a count cap",
+    async (store, clock) => {
+      // 3,000 jobs: every one says "echo", one in 1,000 says "needle"; the newest 2,500 are
+      // "common" jobs, so a rare text is found only past the first window of jobs tested one by one.
+      const jobs = Array.from(
+        { length: 3_000 },
+        (_, i) =>
+          newJob(`j-${String(i).padStart(4, "0")}`, {
+            command: i % 1000 === 7 ? `echo NeedLe-${i}` : `echo common ${i}`,
+            queue: i % 2 ? "odd" : "even",
+          }),
+      );
+      await store.insertJobs({ jobs, now: clock.now() });
+      const list = (p: Omit<Parameters<Store["listJobs"]>[0], "limit">, limit = 50) =>
+        store.listJobs({ ...p, limit }).then(ids);
+      assert.deepEqual(await list({ search: "needle" }), ["j-2007", "j-1007", "j-0007"]);
+      assert.deepEqual(await list({ search: "NEEDLE-1" }), ["j-1007"]);
+      assert.deepEqual(await list({ search: "needle", queue: "odd" }), [
+        "j-2007",
+        "j-1007",
+        "j-0007",
+      ]);
+      assert.deepEqual(await list({ search: "needle", queue: "even" }), []);
+      assert.deepEqual(await list({ search: "needle", order: "oldest" }, 2), ["j-0007", "j-1007"]);
+      assert.deepEqual(await list({ search: "needle" }, 1), ["j-2007"]);
+      assert.deepEqual(await store.listJobs({ search: "needle", limit: 1, offset: 1 }).then(ids), [
+        "j-1007",
+      ]);
+      assert.deepEqual(await list({ search: "needle", after: "j-2007" }), ["j-1007", "j-0007"]);
+      assert.deepEqual(await list({ search: "needle", order: "oldest", after: "j-0007" }), [
+        "j-1007",
+        "j-2007",
+      ]);
+      assert.deepEqual(await list({ search: "common 29", after: "j-2998" }, 2), [
+        "j-2997",
+        "j-2996",
+      ]);
+      assert.deepEqual(await list({ search: "common 29" }, 3), ["j-2999", "j-2998", "j-2997"]);
+      assert.deepEqual(
+        await list({ search: "j-000" }),
+        Array.from({ length: 10 }, (_, i) => `j-000${9 - i}`),
+      );
+      assert.equal(await store.countJobs({ search: "needle" }), 3);
+      assert.equal(await store.countJobs({ search: "echo" }), 3_000);
+      assert.equal(await store.countJobs({ search: "echo", cap: 100 }), 100);
+      assert.equal(await store.countJobs({ search: "echo", queue: "odd", cap: 2_000 }), 1_500);
+      assert.equal(await store.countJobs({ queue: "odd", cap: 10 }), 10);
+      assert.equal(await store.countJobs({ state: "pending", cap: 10 }), 10);
+      assert.equal(await store.countJobs({ cap: 5_000 }), 3_000);
+    },
+  );
+
+  test(
+    "listJobs after a job id (keyset pages) agrees with offset pages, with filters",
+    async (store, clock) => {
+      // Two batches: jobs of one batch share created_at, so insertion order breaks the ties.
+      const first = Array.from(
+        { length: 7 },
+        (_, i) => newJob(`a${i}`, { queue: i % 2 ? "x" : "y" }),
+      );
+      await store.insertJobs({ jobs: first, now: clock.now() });
+      clock.advance(1);
+      const second = Array.from(
+        { length: 6 },
+        (_, i) => newJob(`b${i}`, { queue: i % 2 ? "x" : "y" }),
+      );
+      await store.insertJobs({ jobs: second, now: clock.now() });
+      for (const order of ["newest", "oldest"] as const) {
+        for (const filter of [{}, { queue: "x" }, { search: "a" }]) {
+          const all = ids(await store.listJobs({ ...filter, order, limit: 100 }));
+          const paged: string[] = [];
+          let after: string | undefined;
+          for (;;) {
+            const page = ids(await store.listJobs({ ...filter, order, limit: 3, after }));
+            paged.push(...page);
+            if (page.length < 3) {
+              break;
+            }
+            after = page[2];
+          }
+          assert.deepEqual(paged, all, `${order} ${JSON.stringify(filter)}`);
+        }
+      }
+      await store.deleteJobs({ states: ["pending"], ids: ["a3"] });
+      await assert.rejects(
+        store.listJobs({ limit: 3, after: "a3" }),
+        (err: unknown) => err instanceof NotFound && /a3/.test(err.message),
+      );
+    },
+  );
 
   test("listJobs filters by state, queue and search; countJobs agrees", async (store, clock) => {
     await store.insertJobs({
@@ -351,6 +753,7 @@ export function storeConformance(
       counts: { pending: 0, processing: 0, completed: 0, failed: 0, dead: 0 },
       oldest_pending_at: null,
       scheduled: 0,
+      blocked: 0,
     });
   });
 
@@ -525,6 +928,12 @@ export function storeConformance(
     );
   });
 
+  test("insertJobs stores a nullable field left out of the job as null", async (store) => {
+    const { timeout: _, ...noTimeout } = newJob("a", { timeout: 5 });
+    await store.insertJobs({ jobs: [noTimeout], now: T0 });
+    assert.equal((await mustGet(store, "a")).timeout, null);
+  });
+
   test("claimJobs returns the job as it is after the claim", async (store, clock) => {
     await store.insertJobs({ jobs: [newJob("a", { timeout: 9, max_retries: 2 })], now: T0 - 50 });
     const before = await mustGet(store, "a");
@@ -659,6 +1068,41 @@ export function storeConformance(
     assert.deepEqual(plain((await store.getJobOutput({ id: "a" }))!), output);
   });
 
+  test("getStderrTails cuts the last characters of each stderr in the database", async (
+    store,
+    clock,
+  ) => {
+    const claimed = await insertAndClaim(store, clock, [
+      newJob("long"),
+      newJob("short"),
+      newJob("quiet"),
+    ]);
+    const r = { now: clock.now(), workerId: "w1", exit_code: 1, error: "exited with code 1" };
+    const outputs: Record<string, string> = {
+      long: "x".repeat(5000) + "wörld ✓ KeyError: 'id'\n",
+      short: "boom\n",
+      quiet: "",
+    };
+    for (const [id, stderr] of Object.entries(outputs)) {
+      assert.ok(
+        await store.applyChange({
+          change: fail(claimed.get(id)!, r, POLICY),
+          output: { stdout: "out", stderr },
+        }),
+      );
+    }
+    await store.insertJobs({ jobs: [newJob("never-ran")], now: clock.now() });
+    const tails = await store.getStderrTails({
+      ids: ["long", "short", "quiet", "never-ran", "unknown", "long"],
+      chars: 17,
+    });
+    assert.deepEqual(
+      [...tails].sort(),
+      [["long", "✓ KeyError: 'id'\n"], ["short", "boom\n"]],
+    );
+    assert.deepEqual([...await store.getStderrTails({ ids: [], chars: 10 })], []);
+  });
+
   test("output is replaced by the next run's output and kept by changes without one", async (
     store,
     clock,
@@ -694,6 +1138,236 @@ export function storeConformance(
     );
     assert.deepEqual(plain((await store.getJobOutput({ id: "a" }))!), {
       stdout: "run 2",
+      stderr: "",
+    });
+  });
+
+  test("every settle records its run, in the same write; runs go with their job", async (
+    store,
+    clock,
+  ) => {
+    const claimed = await insertAndClaim(store, clock, [newJob("a", { max_retries: 3 })], "w1");
+    const t1 = clock.now();
+    clock.advance(1500);
+    const failed = fail(claimed.get("a")!, {
+      now: clock.now(),
+      workerId: "w1",
+      exit_code: null,
+      error: "killed by SIGKILL",
+      signal: "SIGKILL",
+      host: "host-1",
+      duration_ms: 1499,
+    }, POLICY);
+    assert.ok(
+      await store.applyChange({
+        change: failed,
+        output: { stdout: "out 1\n", stderr: "x".repeat(50) + "boom 1\n" },
+      }),
+    );
+    clock.advance(2000);
+    const t2 = clock.now();
+    const [second] = await store.claimJobs({
+      workerId: "w2",
+      queues: null,
+      now: t2,
+      leaseMs: LEASE,
+      limit: 1,
+    });
+    // A stale settle of run 1 is refused and records nothing.
+    const stale = complete(claimed.get("a")!, { now: t2, workerId: "w1", exit_code: 0 });
+    assert.equal(
+      await store.applyChange({ change: stale, output: { stdout: "no", stderr: "" } }),
+      false,
+    );
+    // A forced stop: an interrupted run, the attempt not counted.
+    clock.advance(100);
+    assert.ok(
+      await store.applyChange({
+        change: release(second, clock.now(), "w2", { host: "host-2", error: "interrupted" }),
+        output: { stdout: "partial", stderr: "" },
+      }),
+    );
+    clock.advance(10);
+    const [third] = await store.claimJobs({
+      workerId: "w3",
+      queues: null,
+      now: clock.now(),
+      leaseMs: LEASE,
+      limit: 1,
+    });
+    const t3 = clock.now();
+    clock.advance(20);
+    assert.ok(
+      await store.applyChange({
+        change: complete(third, { now: clock.now(), workerId: "w3", exit_code: 0 }),
+      }),
+    );
+
+    const runs = (await store.listRuns({ jobId: "a", outputChars: 8 })).map(plain);
+    assert.deepEqual(runs, [
+      {
+        run: 1,
+        attempt: 1,
+        outcome: "failed",
+        worker: "w1",
+        host: "host-1",
+        started_at: t1,
+        finished_at: t1 + 1500,
+        duration_ms: 1499,
+        exit_code: null,
+        signal: "SIGKILL",
+        error: "killed by SIGKILL",
+        retry_delay_ms: 2000,
+        stdout: "out 1\n",
+        stderr: "boom 1\n".padStart(8, "x"),
+      },
+      {
+        run: 2,
+        attempt: 2,
+        outcome: "interrupted",
+        worker: "w2",
+        host: "host-2",
+        started_at: t2,
+        finished_at: t2 + 100,
+        duration_ms: 100,
+        exit_code: null,
+        signal: null,
+        error: "interrupted",
+        retry_delay_ms: null,
+        stdout: "partial",
+        stderr: "",
+      },
+      {
+        run: 3,
+        attempt: 2,
+        outcome: "completed",
+        worker: "w3",
+        host: null,
+        started_at: t3,
+        finished_at: t3 + 20,
+        duration_ms: 20,
+        exit_code: 0,
+        signal: null,
+        error: null,
+        retry_delay_ms: null,
+        stdout: "",
+        stderr: "",
+      },
+    ]);
+    const bare = await store.listRuns({ jobId: "a", outputChars: 0 });
+    assert.deepEqual(bare.map((r) => [r.stdout, r.stderr]), [["", ""], ["", ""], ["", ""]]);
+    assert.deepEqual(plain((await store.getRunOutput({ jobId: "a", attempt: 1 }))!), {
+      stdout: "out 1\n",
+      stderr: "x".repeat(50) + "boom 1\n",
+    });
+    // Attempt 2 ran twice: the latest run of it.
+    assert.deepEqual(plain((await store.getRunOutput({ jobId: "a", attempt: 2 }))!), {
+      stdout: "",
+      stderr: "",
+    });
+    assert.equal(await store.getRunOutput({ jobId: "a", attempt: 9 }), null);
+    assert.deepEqual(await store.listRuns({ jobId: "nope", outputChars: 10 }), []);
+
+    assert.deepEqual(await store.deleteJobs({ states: ["completed"], ids: ["a"] }), ["a"]);
+    assert.deepEqual(await store.listRuns({ jobId: "a", outputChars: 10 }), []);
+    assert.equal(await store.getRunOutput({ jobId: "a", attempt: 1 }), null);
+  });
+
+  test("a rescued run is recorded as lost with its worker; purge deletes runs", async (
+    store,
+    clock,
+  ) => {
+    const claimed = await insertAndClaim(store, clock, [newJob("a", { max_retries: 0 })], "w1");
+    const started = clock.now();
+    clock.advance(LEASE);
+    assert.ok(
+      await store.applyChange({ change: loseLease(claimed.get("a")!, clock.now(), POLICY) }),
+    );
+    const [run] = await store.listRuns({ jobId: "a", outputChars: 100 });
+    assert.deepEqual(
+      [run.outcome, run.worker, run.started_at, run.finished_at, run.attempt],
+      ["dead", "w1", started, clock.now(), 1],
+    );
+    assert.match(run.error!, /worker lost: w1/);
+    assert.deepEqual(await store.deleteJobs({ states: ["dead"] }), ["a"]);
+    assert.deepEqual(await store.listRuns({ jobId: "a", outputChars: 10 }), []);
+  });
+
+  test("appendRunOutput: live output of the lease holder, capped, closed by the settle", async (
+    store,
+    clock,
+  ) => {
+    const claimed = await insertAndClaim(store, clock, [newJob("a"), newJob("b")], "w1");
+    const a = claimed.get("a")!;
+    const append = (o: Partial<Parameters<Store["appendRunOutput"]>[0]>) =>
+      store.appendRunOutput({
+        jobId: "a",
+        attempt: a.attempts,
+        worker: "w1",
+        host: "h1",
+        startedAt: a.started_at,
+        stdout: "",
+        stderr: "",
+        limit: 10,
+        now: clock.now(),
+        ...o,
+      });
+    assert.equal(await store.getLatestRun({ jobId: "a" }), null);
+    assert.equal(await append({ stdout: "one\n", stderr: "e1 ✓" }), true);
+    let run = plain((await store.getLatestRun({ jobId: "a" }))!);
+    assert.deepEqual(
+      [run.run, run.outcome, run.attempt, run.worker, run.host, run.started_at],
+      [1, "running", 1, "w1", "h1", a.started_at],
+    );
+    assert.deepEqual([run.stdout, run.stderr], ["one\n", "e1 ✓"]);
+    // The output so far is the job's output (logs of a running job).
+    assert.deepEqual(plain((await store.getJobOutput({ id: "a" }))!), {
+      stdout: "one\n",
+      stderr: "e1 ✓",
+    });
+    assert.equal(await append({ stdout: "two\nthree\n" }), true);
+    run = plain((await store.getLatestRun({ jobId: "a" }))!);
+    assert.deepEqual([run.stdout, run.stderr], ["two\nthree\n".slice(-10), "e1 ✓"]);
+    // Another worker, or a job not processing, writes nothing.
+    assert.equal(await append({ worker: "w2", stdout: "x" }), false);
+    assert.equal(await append({ jobId: "nope", stdout: "x" }), false);
+    assert.equal((await store.listRuns({ jobId: "a", outputChars: 100 })).length, 1);
+
+    // The settle closes the running row with the whole captured output: one run.
+    assert.ok(
+      await store.applyChange({
+        change: complete(a, { now: clock.now(), workerId: "w1", exit_code: 0, host: "h1" }),
+        output: { stdout: "one\ntwo\nthree\n", stderr: "e1 ✓" },
+      }),
+    );
+    const runs = await store.listRuns({ jobId: "a", outputChars: 100 });
+    assert.deepEqual(
+      runs.map((r) => [r.run, r.outcome, r.stdout]),
+      [[1, "completed", "one\ntwo\nthree\n"]],
+    );
+    assert.equal(await append({ stdout: "late" }), false, "not processing any more");
+
+    // A rescue (no output given) keeps the live output of the lost run.
+    const b = claimed.get("b")!;
+    assert.ok(
+      await store.appendRunOutput({
+        jobId: "b",
+        attempt: b.attempts,
+        worker: "w1",
+        host: null,
+        startedAt: b.started_at,
+        stdout: "half",
+        stderr: "",
+        limit: 100,
+        now: clock.now(),
+      }),
+    );
+    clock.advance(LEASE);
+    assert.ok(await store.applyChange({ change: loseLease(b, clock.now(), POLICY) }));
+    const [lost] = await store.listRuns({ jobId: "b", outputChars: 100 });
+    assert.deepEqual([lost.outcome, lost.stdout], ["failed", "half"]);
+    assert.deepEqual(plain((await store.getJobOutput({ id: "b" }))!), {
+      stdout: "half",
       stderr: "",
     });
   });
@@ -734,6 +1408,85 @@ export function storeConformance(
     );
     assert.equal((await mustGet(store, "a")).state, "completed");
   });
+
+  test(
+    "a late exit 0 completes a job rescued as lost while no other run started",
+    async (store, clock) => {
+      const claimed = await insertAndClaim(store, clock, [
+        newJob("dead0", { max_retries: 0 }),
+        newJob("retry1", { max_retries: 1 }),
+      ], "w1");
+      clock.advance(LEASE);
+      for (const id of ["dead0", "retry1"]) {
+        assert.ok(
+          await store.applyChange({
+            change: loseLease(await mustGet(store, id), clock.now(), POLICY),
+          }),
+        );
+      }
+      assert.equal((await mustGet(store, "dead0")).state, "dead");
+      assert.equal((await mustGet(store, "retry1")).state, "failed");
+      // The owner was cut off, its shells exited 0; it comes back before any other run started.
+      clock.advance(1000);
+      const result = { now: clock.now(), workerId: "w1", exit_code: 0 };
+      const refused = complete(claimed.get("dead0")!, result);
+      assert.equal(await store.applyChange({ change: refused }), false);
+      const late = completeLate(claimed.get("dead0")!, result);
+      assert.ok(await store.applyChange({ change: late, output: { stdout: "ok\n", stderr: "" } }));
+      const done = await mustGet(store, "dead0");
+      assert.deepEqual([done.state, done.exit_code, done.error], ["completed", 0, null]);
+      const runs = await store.listRuns({ jobId: "dead0", outputChars: 100 });
+      assert.deepEqual(
+        runs.map((r) => [r.outcome, r.exit_code, r.error, r.worker, r.stdout]),
+        [["completed", 0, null, "w1", "ok\n"]],
+      );
+      // Twice is refused: the job is no longer the rescued one.
+      assert.equal(await store.applyChange({ change: late }), false);
+      const stats = await store.stats({ now: clock.now() });
+      assert.equal(stats.counts.completed, 1);
+      assert.equal(stats.counts.dead, 0);
+      assert.equal(stats.counts.failed, 1);
+      // retry1: another worker claimed the retry first, so the late result is dropped.
+      clock.advance(60_000);
+      const [again] = await store.claimJobs({
+        workerId: "w2",
+        queues: null,
+        now: clock.now(),
+        leaseMs: LEASE,
+        limit: 1,
+      });
+      assert.equal(again.id, "retry1");
+      const before = await mustGet(store, "retry1");
+      assert.equal(
+        await store.applyChange({
+          change: completeLate(claimed.get("retry1")!, { ...result, now: clock.now() }),
+        }),
+        false,
+      );
+      assert.deepEqual(await mustGet(store, "retry1"), before);
+      // A run that failed on its own (not rescued) is never rewritten by a late result.
+      await store.insertJobs({ jobs: [newJob("own", { max_retries: 0 })], now: clock.now() });
+      const [own] = await store.claimJobs({
+        workerId: "w3",
+        queues: null,
+        now: clock.now(),
+        leaseMs: LEASE,
+        limit: 1,
+      });
+      assert.ok(
+        await store.applyChange({
+          change: fail(own, { now: clock.now(), workerId: "w3", exit_code: 1 }, POLICY),
+        }),
+      );
+      assert.equal(
+        await store.applyChange({
+          change: completeLate(own, { now: clock.now(), workerId: "w3", exit_code: 0 }),
+        }),
+        false,
+      );
+      assert.equal((await mustGet(store, "own")).state, "dead");
+    },
+  );
 
   test("a change from a state the job has left is refused", async (store, clock) => {
     const claimed = await insertAndClaim(store, clock, [newJob("a")]);
@@ -1060,6 +1813,10 @@ export function storeConformance(
     assert.equal(await store.nextRunAt({ queues: ["mail"] }), T0 + 100);
     assert.equal(await store.nextRunAt({ queues: ["mail", "default"] }), T0);
     assert.equal(await store.nextRunAt({ queues: ["other"] }), null);
+    // `after`: the next job due later than a time (the next scheduled one).
+    assert.equal(await store.nextRunAt({ queues: null, after: T0 }), T0 + 100);
+    assert.equal(await store.nextRunAt({ queues: ["default"], after: T0 }), T0 + 5000);
+    assert.equal(await store.nextRunAt({ queues: null, after: T0 + 5000 }), null);
     // The processing job no longer counts; a failed job counts with its retry time.
     const [job] = await store.claimJobs({
       workerId: "w",
@@ -1119,6 +1876,142 @@ export function storeConformance(
     );
     assert.deepEqual(await store.deleteJobs({ states: ["completed"] }), ["c2"]);
     assert.deepEqual(await remaining(), ["p2"]);
+  });
+
+  test(
+    "deleteJobs with a limit deletes the jobs updated longest ago first, with their runs",
+    async (
+      store,
+      clock,
+    ) => {
+      const jobs = Array.from({ length: 6 }, (_, i) => newJob(`f${i}`, { max_retries: 0 }));
+      const claimed = await insertAndClaim(store, clock, jobs);
+      // f0..f5 settle 1 s apart, in reverse order: f5 is the oldest; f4 and f1 die.
+      for (const i of [5, 4, 3, 2, 1, 0]) {
+        clock.advance(1000);
+        const r = { now: clock.now(), workerId: "w1", exit_code: i % 3 === 1 ? 1 : 0 };
+        const j = claimed.get(`f${i}`)!;
+        const change = i % 3 === 1 ? fail(j, r, POLICY) : complete(j, r);
+        assert.ok(await store.applyChange({ change, output: { stdout: `o${i}`, stderr: "" } }));
+      }
+      await store.insertJobs({ jobs: [newJob("p")], now: T0 });
+      const cutoff = clock.now(); // f0 settled at cutoff: not before it
+      // Which jobs, not in which order they are named.
+      assert.deepEqual(
+        (await store.deleteJobs({ states: ["completed"], updatedBefore: cutoff, limit: 2 })).sort(),
+        ["f3", "f5"],
+      );
+      assert.deepEqual(
+        (await store.deleteJobs({
+          states: ["completed", "dead"],
+          updatedBefore: cutoff,
+          limit: 10,
+        }))
+          .sort(),
+        ["f1", "f2", "f4"],
+      );
+      assert.deepEqual(
+        await store.deleteJobs({ states: ["completed"], updatedBefore: cutoff, limit: 10 }),
+        [],
+      );
+      assert.deepEqual(ids(await store.listJobs({ limit: 10 })).sort(), ["f0", "p"]);
+      assert.deepEqual(await store.listRuns({ jobId: "f5", outputChars: 10 }), []);
+      assert.equal((await store.listRuns({ jobId: "f0", outputChars: 10 })).length, 1);
+      const stats = await store.stats({ now: clock.now() });
+      assert.deepEqual([stats.counts.completed, stats.counts.dead, stats.counts.pending], [
+        1,
+        0,
+        1,
+      ]);
+    },
+  );
+
+  // --- metrics --------------------------------------------------------------------------------
+
+  test("runTotals count finished runs by outcome and duration bucket, and never go back", async (
+    store,
+    clock,
+  ) => {
+    assert.deepEqual([...(await store.runTotals())], []);
+    const jobs = [
+      newJob("ok", { max_retries: 0 }),
+      newJob("retry", { max_retries: 1 }),
+      newJob("dies", { max_retries: 0 }),
+      newJob("live", { max_retries: 0 }),
+    ];
+    const claimed = await insertAndClaim(store, clock, jobs);
+    // A running row (live output) is not a finished run; its settle counts once.
+    const live = claimed.get("live")!;
+    assert.ok(
+      await store.appendRunOutput({
+        jobId: "live",
+        attempt: live.attempts,
+        worker: "w1",
+        host: "h",
+        startedAt: live.started_at,
+        stdout: "x",
+        stderr: "",
+        limit: 10,
+        now: clock.now(),
+      }),
+    );
+    assert.deepEqual([...(await store.runTotals())], []);
+    const settle = async (id: string, ms: number, code: number) => {
+      const j = await mustGet(store, id);
+      const r = { now: j.started_at! + ms, workerId: "w1", exit_code: code };
+      const change = code === 0 ? complete(j, r) : fail(j, r, POLICY);
+      assert.ok(await store.applyChange({ change }));
+    };
+    await settle("ok", 50, 0); // <= 0.1 s
+    await settle("retry", 100, 1); // failed, <= 0.1 s (bounds are inclusive)
+    await settle("dies", 7_000, 1); // dead, <= 10 s
+    await settle("live", 4_000_000, 0); // > 3600 s
+    const expected = [
+      ["duration_le:+Inf", 1],
+      ["duration_le:0.1", 2],
+      ["duration_le:10", 1],
+      ["duration_sum_ms", 4_007_150],
+      ["outcome:completed", 2],
+      ["outcome:dead", 1],
+      ["outcome:failed", 1],
+    ];
+    const sorted = async () => [...(await store.runTotals())].sort();
+    assert.deepEqual(await sorted(), expected);
+    // Deleting the jobs (purge, retention) deletes their runs, not the totals.
+    await store.deleteJobs({ states: ["completed", "dead"] });
+    assert.equal(await store.getJob({ id: "ok" }), null);
+    assert.deepEqual(await sorted(), expected);
+  });
+
+  test("queueMetrics: jobs per queue and state, and the longest-waiting due job", async (
+    store,
+    clock,
+  ) => {
+    assert.deepEqual(await store.queueMetrics({ now: clock.now() }), []);
+    await store.insertJobs({
+      jobs: [
+        newJob("m1", { queue: "mail", run_at: T0 - 5000 }),
+        newJob("m2", { queue: "mail", run_at: T0 - 9000 }),
+        newJob("m3", { queue: "mail", run_at: T0 + 60_000 }), // scheduled: not due
+        newJob("d1", { run_at: T0 + 1000 }),
+      ],
+      now: T0 - 10_000,
+    });
+    await store.claimJobs({
+      workerId: "w1",
+      queues: ["mail"],
+      now: clock.now(),
+      leaseMs: LEASE,
+      limit: 1,
+    }); // takes m2 (oldest run_at)
+    assert.deepEqual((await store.queueMetrics({ now: clock.now() })).map(plain), [
+      { queue: "default", counts: { pending: 1 }, oldest_due_at: null },
+      { queue: "mail", counts: { pending: 2, processing: 1 }, oldest_due_at: T0 - 5000 },
+    ]);
+    assert.deepEqual(
+      (await store.queueMetrics({ now: T0 + 2000 }))[0],
+      { queue: "default", counts: { pending: 1 }, oldest_due_at: T0 + 1000 },
+    );
   });
 
   // --- config ---------------------------------------------------------------------------------
@@ -1194,6 +2087,21 @@ export function storeConformance(
     await store.removeWorker({ id: "w1" });
   });
 
+  test("a stop of everything is numbered and outlives the records it stamped", async (store) => {
+    assert.equal(await store.lastStopRequest(), 0);
+    // Stopping named records is not a stop of everything.
+    await store.requestStop({ ids: ["nobody"], now: T0 });
+    assert.equal(await store.lastStopRequest(), 0);
+    // Recorded even when no record is there to stamp (the hosts may only be away).
+    assert.equal(await store.requestStop({ now: T0 + 1 }), 0);
+    const first = await store.lastStopRequest();
+    assert.ok(first > 0);
+    await store.registerWorker({ worker: worker("w1") });
+    await store.requestStop({ now: T0 + 2 });
+    await store.removeWorker({ id: "w1" });
+    assert.ok(await store.lastStopRequest() > first);
+  });
+
   test("pruneWorkers deletes records with an old heartbeat", async (store) => {
     await store.registerWorker({ worker: worker("old", { heartbeat_at: T0 - 60_000 }) });
     await store.registerWorker({ worker: worker("edge", { heartbeat_at: T0 - 30_000 }) });
@@ -1201,6 +2109,147 @@ export function storeConformance(
     assert.deepEqual(await store.pruneWorkers({ before: T0 - 30_000 }), ["old"]);
     assert.deepEqual((await store.pruneWorkers({ before: T0 })).sort(), ["edge"]);
     assert.deepEqual((await store.listWorkers()).map((w) => w.id), ["live"]);
+  });
+
+  // --- kill requests --------------------------------------------------------------------------
+
+  test(
+    "requestKill marks only a processing job; every settle of the run clears it",
+    async (store, clock) => {
+      const held = await insertAndClaim(store, clock, [newJob("a"), newJob("b")]);
+      await store.insertJobs({ jobs: [newJob("waiting")], now: clock.now() });
+      const before = await mustGet(store, "waiting");
+      assert.equal(
+        await store.requestKill({ id: "waiting", signal: "SIGTERM", retry: false, now: T0 + 5 }),
+        false,
+      );
+      assert.deepEqual(await mustGet(store, "waiting"), before, "a pending job is not touched");
+      assert.equal(
+        await store.requestKill({ id: "nope", signal: "SIGTERM", retry: false, now: T0 + 5 }),
+        false,
+      );
+      assert.equal(
+        await store.requestKill({ id: "a", signal: "SIGINT", retry: true, now: T0 + 5 }),
+        true,
+      );
+      assert.equal(
+        await store.requestKill({ id: "b", signal: "SIGTERM", retry: false, now: T0 + 6 }),
+        true,
+      );
+      const a = await mustGet(store, "a");
+      assert.deepEqual(
+        [a.state, a.kill_signal, a.kill_retry, a.updated_at, a.lease_owner],
+        ["processing", "SIGINT", 1, T0 + 5, "w1"],
+      );
+      assert.equal((await mustGet(store, "b")).kill_retry, 0);
+      const run = { now: T0 + 10, workerId: "w1", exit_code: null, error: "killed by SIGINT" };
+      assert.ok(await store.applyChange({ change: fail(held.get("a")!, run, POLICY) }));
+      assert.ok(await store.applyChange({ change: release(held.get("b")!, T0 + 10, "w1") }));
+      for (const id of ["a", "b"]) {
+        const job = await mustGet(store, id);
+        assert.deepEqual([job.kill_signal, job.kill_retry], [null, null], id);
+      }
+    },
+  );
+
+  test(
+    "watchKillRequests hints a watcher of another connection after requestKill",
+    async (store, clock) => {
+      if (!store.watchKillRequests) return; // optional: workers then read requests at heartbeats
+      await insertAndClaim(store, clock, [newJob("a")]);
+      await withPeer(store, async (peer) => {
+        let hints = 0;
+        const stop = peer.watchKillRequests!(() => hints++);
+        try {
+          // The watch may take a moment to start (LISTEN): ask again until a hint comes.
+          const woke = await waitUntil(
+            async () => {
+              await store.requestKill({ id: "a", signal: "SIGTERM", retry: false, now: T0 + 1 });
+              return hints > 0;
+            },
+            100,
+            10_000,
+          );
+          assert.ok(woke, "no hint within 10 s");
+        } finally {
+          stop();
+        }
+      });
+    },
+  );
+
+  // --- leadership ----------------------------------------------------------------------------
+
+  /** `fn` with a second store on the same database (another process's connection). */
+  async function withPeer(store: Store, fn: (peer: Store) => Promise<void>): Promise<void> {
+    const peer = await opts.reopen(store);
+    try {
+      await fn(peer);
+    } finally {
+      await peer.close();
+    }
+  }
+
+  const lead = (store: Store, holder: string, now: number, leaseMs = LEASE, name = "duty") =>
+    store.tryLead({ name, holder, now, leaseMs });
+
+  test("tryLead: one holder leads; no other while it renews, in this process or another", async (store) => {
+    await withPeer(store, async (peer) => {
+      assert.equal(await lead(store, "a", T0), true);
+      assert.equal(await lead(store, "a", T0 + 1), true, "the holder keeps the lead");
+      assert.equal(await lead(peer, "b", T0 + 1), false, "another process's candidate");
+      assert.equal(await lead(store, "c", T0 + 1), false, "another candidate of this process");
+      assert.equal(await lead(store, "a", T0 + LEASE / 2), true, "renewed");
+      // Past the first lease, within the renewed one.
+      assert.equal(await lead(peer, "b", T0 + LEASE), false);
+      assert.equal(await lead(store, "c", T0 + LEASE), false);
+      assert.equal(await lead(store, "a", T0 + LEASE), true);
+      // Another name is another election.
+      assert.equal(await lead(peer, "b", T0 + LEASE, LEASE, "other duty"), true);
+      assert.equal(await lead(store, "a", T0 + LEASE, LEASE, "other duty"), false);
+    });
+  });
+
+  test("tryLead: candidates racing for a free lead elect exactly one", async (store) => {
+    await withPeer(store, async (peer) => {
+      const results = await Promise.all([
+        lead(store, "a", T0),
+        lead(peer, "b", T0),
+        lead(store, "c", T0),
+        lead(peer, "d", T0),
+      ]);
+      assert.equal(results.filter((r) => r).length, 1, `one leader: ${results}`);
+    });
+  });
+
+  test("resign: only the holder gives up the lead, and another candidate leads at once", async (store) => {
+    await withPeer(store, async (peer) => {
+      assert.equal(await lead(store, "a", T0), true);
+      await peer.resign({ name: "duty", holder: "b" });
+      await store.resign({ name: "duty", holder: "c" });
+      assert.equal(await lead(peer, "b", T0 + 1), false, "a non-holder's resign changes nothing");
+      assert.equal(await lead(store, "a", T0 + 1), true);
+      await store.resign({ name: "duty", holder: "a" });
+      assert.equal(await lead(peer, "b", T0 + 2), true, "taken at once, long before the lease");
+      assert.equal(await lead(store, "a", T0 + 3), false);
+      await peer.resign({ name: "duty", holder: "b" });
+      assert.equal(await lead(store, "c", T0 + 4), true, "in the first holder's process too");
+    });
+  });
+
+  test("tryLead: a leader that stops renewing is replaced within one lease", async (store) => {
+    const leaseMs = 1500;
+    await withPeer(store, async (peer) => {
+      assert.equal(await lead(store, "a", Date.now(), leaseMs), true);
+      const since = performance.now();
+      // Another candidate tries as a maintenance service would (often, real time).
+      const took = await waitUntil(() => lead(peer, "b", Date.now(), leaseMs), 50, leaseMs + 8000);
+      const after = performance.now() - since;
+      assert.ok(took, `not replaced within ${leaseMs + 8000} ms`);
+      assert.ok(after >= leaseMs - 100, `replaced after ${after} ms, before the lease ran out`);
+      assert.equal(await lead(store, "a", Date.now(), leaseMs), false, "the old leader learns it");
+      assert.equal(await lead(peer, "b", Date.now(), leaseMs), true);
+    });
   });
 
   // --- wake-ups -------------------------------------------------------------------------------
@@ -1230,5 +2279,65 @@ export function storeConformance(
     await waiting;
     clearTimeout(guard);
     assert.ok(woke && !controller.signal.aborted, "woken by the insert, not by the guard");
+  });
+
+  // --- watching jobs (wait, logs --follow) ------------------------------------------------------
+
+  test("getJobStates returns the state of each existing id; listJobIds filters", async (
+    store,
+    clock,
+  ) => {
+    const claimed = await insertAndClaim(store, clock, [newJob("e")]);
+    await store.applyChange({
+      change: complete(claimed.get("e")!, { now: clock.now(), workerId: "w1", exit_code: 0 }),
+    });
+    await store.insertJobs({
+      jobs: [newJob("a"), newJob("b", { queue: "q2" }), newJob("c"), newJob("d")],
+      now: clock.now(),
+    });
+    assert.deepEqual(await store.getJobStates({ ids: [] }), new Map());
+    const states = await store.getJobStates({ ids: ["a", "e", "nope", "b"] });
+    assert.deepEqual(
+      [...states.entries()].sort(),
+      [["a", "pending"], ["b", "pending"], ["e", "completed"]],
+    );
+    const many = Array.from({ length: 1200 }, (_, i) => `x${i}`);
+    assert.equal((await store.getJobStates({ ids: [...many, "c"] })).get("c"), "pending");
+    assert.deepEqual(await store.listJobIds({ states: ["pending"] }), ["a", "b", "c", "d"]);
+    assert.deepEqual(await store.listJobIds({ states: ["pending"], queue: "q2" }), ["b"]);
+    assert.deepEqual(await store.listJobIds({ states: ["completed", "dead"] }), ["e"]);
+    assert.deepEqual(await store.listJobIds({ states: [] }), []);
+  });
+
+  test("waitForChanges wakes when another connection settles a job", async (store, clock) => {
+    if (!store.waitForChanges) return;
+    await store.insertJobs({ jobs: [newJob("a")], now: clock.now() });
+    await withPeer(store, async (peer) => {
+      const [job] = await peer.claimJobs({
+        workerId: "w1",
+        queues: null,
+        now: clock.now(),
+        leaseMs: LEASE,
+        limit: 1,
+      });
+      // Records the watcher and listens: what commits after this call is seen.
+      await store.waitForChanges!({ now: clock.now(), timeoutMs: 0 });
+      const controller = new AbortController();
+      let woke = false;
+      const waiting = store.waitForChanges!({
+        now: clock.now(),
+        timeoutMs: 60_000,
+        signal: controller.signal,
+      }).then(() => woke = true);
+      assert.ok(
+        await peer.applyChange({
+          change: complete(job, { now: clock.now(), workerId: "w1", exit_code: 0 }),
+        }),
+      );
+      const guard = setTimeout(() => controller.abort(), 10_000);
+      await waiting;
+      clearTimeout(guard);
+      assert.ok(woke && !controller.signal.aborted, "woken by the settle, not by the guard");
+    });
   });
 }

@@ -3,7 +3,7 @@
  * so every branch runs on every runner (the Windows branch included on Linux and macOS).
  */
 import assert from "node:assert/strict";
-import { defaultDbPath, ensureDefaultDir } from "../../src/store/mod.ts";
+import { defaultDbPath, ensureDefaultDir } from "../../src/store/location.ts";
 import { tempDir } from "../helpers/temp.ts";
 
 function envOf(vars: Record<string, string>): (name: string) => string | undefined {

@@ -10,11 +10,15 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { StorageError } from "../../src/core/errors.ts";
+import { JOB_FIELDS } from "../../src/core/job.ts";
 import { complete, fail, loseLease, retryNow } from "../../src/core/transitions.ts";
 import { openPostgresStore } from "../../src/store/postgres/mod.ts";
 import { MIGRATIONS } from "../../src/store/postgres/migrations.ts";
+import { nextRunAtSql, SCHEDULED_COUNT_SQL } from "../../src/store/postgres/postgres_store.ts";
 import type { Store } from "../../src/store/store.ts";
 import { newJob, storeConformance } from "./conformance.ts";
+import { flowConformance } from "./flow_conformance.ts";
+import { scheduleConformance } from "./schedule_conformance.ts";
 import { admin, PG_URL, postgresAvailability } from "../helpers/postgres.ts";
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -49,12 +53,39 @@ function droppingOnClose(store: Store, schema: string): Store {
   });
 }
 
+/** The schema of each store openFresh returned. */
+const schemas = new WeakMap<Store, string>();
+
+/**
+ * The conformance suite drives time by hand (a ManualClock from 2026-01-01), so its stores take
+ * lease times from the caller; the server's lease clock, the default, is tested below.
+ */
 async function openFresh(): Promise<Store> {
   const schema = freshSchema();
-  return droppingOnClose(await openPostgresStore(PG_URL, { schema }), schema);
+  const store = droppingOnClose(
+    await openPostgresStore(PG_URL, { schema, leaseClock: "caller" }),
+    schema,
+  );
+  schemas.set(store, schema);
+  return store;
 }
 
-storeConformance("postgres", openFresh, { ignore });
+storeConformance("postgres", openFresh, {
+  ignore,
+  reopen: (store) =>
+    openPostgresStore(PG_URL, { schema: schemas.get(store), leaseClock: "caller" }),
+});
+flowConformance("postgres", openFresh, {
+  ignore,
+  reopen: (store) =>
+    openPostgresStore(PG_URL, { schema: schemas.get(store), leaseClock: "caller" }),
+});
+
+scheduleConformance("postgres", openFresh, {
+  ignore,
+  reopen: (store) =>
+    openPostgresStore(PG_URL, { schema: schemas.get(store), leaseClock: "caller" }),
+});
 
 /** Runs `fn` with a fresh schema name, dropping the schema afterwards. */
 function pgTest(name: string, fn: (schema: string) => Promise<void>): void {
@@ -109,6 +140,139 @@ pgTest("processes opening a new schema at once migrate it exactly once", async (
   const third = await openPostgresStore(PG_URL, { schema });
   assert.equal((await third.getJob({ id: "kept" }))?.id, "kept");
   await third.close();
+});
+
+pgTest("an id lookup never goes through the search index; search still can", async (schema) => {
+  // 3,000 jobs after one job, inserted in one transaction (no statistics yet): the dependency
+  // lookups of the insert and a lookup by id use the primary key, never the trigram index
+  // (migration 14; before it, 10,000 such dependents took 41 s).
+  const store = await openPostgresStore(PG_URL, { schema });
+  try {
+    await store.insertJobs({
+      jobs: [
+        newJob("root"),
+        ...Array.from({ length: 3_000 }, (_, i) => newJob(`dep${i}`, { depends_on: '["root"]' })),
+      ],
+      now: T0,
+    });
+    assert.equal((await store.getJob({ id: "dep2999" }))?.blocked_by, 1);
+  } finally {
+    await store.close();
+  }
+  const sql = admin();
+  try {
+    const plan = async (text: string, params: string[], setup = "") =>
+      await sql.begin(async (tx) => {
+        await tx.unsafe(`SET LOCAL search_path = "${schema}"`);
+        if (setup) await tx.unsafe(setup);
+        const rows = await tx.unsafe(`EXPLAIN ${text}`, params);
+        return rows.map((r) => r["QUERY PLAN"] as string).join("\n");
+      });
+    // The trigram index of id is on an expression (id || ''): an equality on id cannot use it,
+    // whatever the planner thinks of a table without statistics.
+    const [idx] = await sql.unsafe(
+      `SELECT indexprs IS NOT NULL AS on_expression FROM pg_index
+        WHERE indexrelid = '"${schema}".jobs_search_id'::regclass`,
+    );
+    assert.equal(idx.on_expression, true);
+    const one = await plan("SELECT * FROM jobs WHERE id = $1", ["dep7"]);
+    assert.match(one, /jobs_pkey/, one);
+    // The store's search term (postgres_store.ts #searchTerm) can use the index.
+    const search = await plan(
+      "SELECT id FROM jobs WHERE ((id || '') ILIKE $1 OR command ILIKE $1)",
+      ["%dep29%"],
+      "SET LOCAL enable_seqscan = off",
+    );
+    assert.match(search, /jobs_search_id/, search);
+  } finally {
+    await sql.end();
+  }
+});
+
+pgTest("the next-due lookup and the scheduled count never walk waiting jobs", async (schema) => {
+  // 1,000 jobs waiting for one job scheduled after all of them: they are due first, but an idle
+  // worker's next-run lookup and the scheduled count must not step through any (migration 13).
+  const store = await openPostgresStore(PG_URL, { schema });
+  try {
+    await store.insertJobs({ jobs: [newJob("root", { run_at: T0 + 1e6 })], now: T0 });
+    await store.insertJobs({
+      jobs: Array.from(
+        { length: 1_000 },
+        (_, i) => newJob(`w${i}`, { run_at: T0 + 1 + i, depends_on: '["root"]' }),
+      ),
+      now: T0,
+    });
+    assert.equal(await store.nextRunAt({ queues: null, after: T0 }), T0 + 1e6);
+    assert.equal(await store.nextRunAt({ queues: ["default"] }), T0 + 1e6);
+    const stats = await store.stats({ now: T0 });
+    assert.deepEqual([stats.scheduled, stats.blocked], [1, 1_000]);
+  } finally {
+    await store.close();
+  }
+  type PlanNode = Record<string, unknown> & { Plans?: PlanNode[] };
+  const nodes = (n: PlanNode): PlanNode[] => [n, ...(n.Plans ?? []).flatMap(nodes)];
+  const sql = admin();
+  try {
+    await sql.unsafe(`ANALYZE "${schema}".jobs`);
+    // The store's own statements, run with EXPLAIN ANALYZE: they read jobs_run_at, and no scan
+    // of jobs steps through (finds, then filters out) the waiting jobs.
+    const statements: [string, (string | number)[]][] = [
+      [nextRunAtSql(0, true), [T0]],
+      [nextRunAtSql(0, false), []],
+      [nextRunAtSql(1, true), ["default", T0]],
+      [`${SCHEDULED_COUNT_SQL} $1`, [T0]],
+    ];
+    for (const [text, params] of statements) {
+      const plan = await sql.begin(async (tx) => {
+        await tx.unsafe(`SET LOCAL search_path = "${schema}"`);
+        const [row] = await tx.unsafe(`EXPLAIN (ANALYZE, FORMAT JSON) ${text}`, params);
+        return nodes((row["QUERY PLAN"] as { Plan: PlanNode }[])[0].Plan);
+      });
+      assert.ok(plan.some((n) => n["Index Name"] === "jobs_run_at"), text);
+      for (const n of plan.filter((n) => n["Relation Name"] === "jobs" || n["Index Name"])) {
+        const visited = (n["Actual Rows"] as number) +
+          ((n["Rows Removed by Filter"] as number) ?? 0) +
+          ((n["Rows Removed by Index Recheck"] as number) ?? 0);
+        assert.ok(visited <= 1, `${text}: ${n["Node Type"]} visited ${visited} rows`);
+      }
+    }
+  } finally {
+    await sql.end();
+  }
+});
+
+pgTest("the jobs table has the columns of core's job field list", async (schema) => {
+  await (await openPostgresStore(PG_URL, { schema })).close();
+  const sql = admin();
+  try {
+    const columns = await sql<{ name: string; type: string; nullable: string }[]>`
+      SELECT column_name AS name, data_type AS type, is_nullable AS nullable
+      FROM information_schema.columns WHERE table_schema = ${schema} AND table_name = 'jobs'`;
+    const pgType = {
+      text: "text",
+      integer: "integer",
+      real: "double precision",
+      time: "bigint",
+    } as const;
+    // Beyond the job fields: the insertion order (runs and their output live in job_runs).
+    const extra = { seq: "bigint NOT NULL" };
+    assert.deepEqual(
+      Object.fromEntries(
+        columns.map((c) => [c.name, `${c.type}${c.nullable === "NO" ? " NOT NULL" : ""}`]),
+      ),
+      {
+        ...Object.fromEntries(
+          Object.entries(JOB_FIELDS).map(([name, f]) => [
+            name,
+            `${pgType[f.type]}${"nullable" in f ? "" : " NOT NULL"}`,
+          ]),
+        ),
+        ...extra,
+      },
+    );
+  } finally {
+    await sql.end();
+  }
 });
 
 pgTest("a database with a newer schema version is refused", async (schema) => {
@@ -321,6 +485,65 @@ pgTest("workers on separate connection pools never claim the same job", async (s
   }
 });
 
+pgTest("leases come from the server's clock: a stale or skewed now cannot expire one", async (
+  schema,
+) => {
+  const store = await openPostgresStore(PG_URL, { schema });
+  const sql = admin();
+  const serverNow = async () =>
+    Number(
+      (await sql`SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS t`)[0].t,
+    );
+  try {
+    await store.insertJobs({ jobs: [newJob("a"), newJob("b")], now: T0 });
+    // A claim whose `now` was computed long before (a worker that waited out an outage): the lease
+    // starts when the row is written, on the server's clock.
+    const before = await serverNow();
+    const [a] = await store.claimJobs({
+      workerId: "w1",
+      queues: null,
+      now: T0,
+      leaseMs: 30_000,
+      limit: 1,
+    });
+    const after = await serverNow();
+    assert.equal(a.id, "a");
+    assert.ok(
+      a.lease_expires_at! >= before + 30_000 && a.lease_expires_at! <= after + 30_000,
+      `lease ${a.lease_expires_at} within [${before + 30_000}, ${after + 30_000}]`,
+    );
+    // A rescuer whose clock runs a year ahead finds nothing expired and cannot take it over.
+    const ahead = (await serverNow()) + 365 * 86_400_000;
+    assert.deepEqual(await store.findExpiredLeases({ now: ahead, limit: 10 }), []);
+    const policy = { backoff_base: 2, backoff_max: 3600 };
+    assert.equal(await store.applyChange({ change: loseLease(a, ahead, policy) }), false);
+    // A renewal with a stale now extends from the server's clock too.
+    assert.equal(await store.renewLeases({ workerId: "w1", now: T0, leaseMs: 60_000 }), 1);
+    const renewed = (await store.getJob({ id: "a" }))!;
+    assert.ok(renewed.lease_expires_at! >= after + 60_000, "renewed from the server's clock");
+    // A lease that ran out on the server's clock is found and rescued, whatever `now` says.
+    assert.equal(await store.renewLeases({ workerId: "w1", now: ahead, leaseMs: 0 }), 1);
+    const expired = await store.findExpiredLeases({ now: T0, limit: 10 });
+    assert.deepEqual(expired.map((j) => j.id), ["a"]);
+    // ...unless the server started less than the restart grace ago (owners still reconnecting).
+    const up = Number(
+      (await sql`SELECT (extract(epoch FROM clock_timestamp() - pg_postmaster_start_time())
+        * 1000)::bigint AS ms`)[0].ms,
+    );
+    const restartGraceMs = up + 3_600_000;
+    assert.deepEqual(await store.findExpiredLeases({ now: T0, limit: 10, restartGraceMs }), []);
+    assert.equal(
+      (await store.findExpiredLeases({ now: T0, limit: 10, restartGraceMs: 1 })).length,
+      1,
+    );
+    assert.equal(await store.applyChange({ change: loseLease(expired[0], T0, policy) }), true);
+    assert.equal((await store.getJob({ id: "a" }))!.state, "failed");
+  } finally {
+    await sql.end();
+    await store.close();
+  }
+});
+
 pgTest("NUL characters in output are stored as U+FFFD", async (schema) => {
   const store = await openPostgresStore(PG_URL, { schema });
   try {
@@ -496,7 +719,8 @@ pgTest(
   "worker bookkeeping commits asynchronously; enqueue and user changes stay synchronous",
   async (schema) => {
     // One connection: a relaxed setting leaking into the session would show in the next write.
-    const store = await openPostgresStore(PG_URL, { schema, max: 1 });
+    // (Times by hand, as in the conformance suite: leases on the caller's clock.)
+    const store = await openPostgresStore(PG_URL, { schema, max: 1, leaseClock: "caller" });
     const sql = admin();
     try {
       // Every write statement records the synchronous_commit its transaction will commit with.
@@ -590,3 +814,84 @@ pgTest(
     }
   },
 );
+
+pgTest(
+  "a leader whose session is terminated loses the lead at once and learns it",
+  async (schema) => {
+    const a = await openPostgresStore(PG_URL, { schema });
+    const b = await openPostgresStore(PG_URL, { schema });
+    const sql = admin();
+    const lead = (store: Store, holder: string) =>
+      store.tryLead({ name: "duty", holder, now: T0, leaseMs: 60_000 });
+    try {
+      assert.equal(await lead(a, "a"), true);
+      assert.equal(await lead(b, "b"), false);
+      // The backend holding the lock (an admin's pg_terminate_backend, a failover...).
+      const holders = await sql`SELECT pid FROM pg_locks WHERE locktype = 'advisory'
+      AND objsubid = 1 AND granted AND database = (SELECT oid FROM pg_database
+        WHERE datname = current_database())
+      AND ((classid::bigint << 32) | objid::bigint)
+        = hashtextextended(${`queuectl:lead:${schema}:duty`}, 0)`;
+      assert.equal(holders.length, 1, "one session holds the lock");
+      await sql`SELECT pg_terminate_backend(${holders[0].pid})`;
+      await waitForTrue(() => lead(b, "b"), "the lock to be free once the session ended");
+      assert.equal(await lead(a, "a"), false, "a learns it lost the lead");
+      assert.equal(await lead(b, "b"), true);
+      await b.resign({ name: "duty", holder: "b" });
+      assert.equal(await lead(a, "a"), true, "a leads again, in a new session");
+    } finally {
+      await sql.end();
+      await closeAll([a, b]);
+    }
+  },
+);
+
+/** Polls `fn` every 20 ms for up to 10 s until it returns true. */
+async function waitForTrue(fn: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = performance.now() + 10_000;
+  while (!await fn()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+pgTest("migration 12 seeds the run totals from the runs already recorded", async (schema) => {
+  const sql = postgres(PG_URL, {
+    max: 1,
+    onnotice: () => {},
+    fetch_types: false,
+    connection: { search_path: schema },
+  });
+  try {
+    await sql.unsafe(`CREATE SCHEMA "${schema}"`);
+    await sql.unsafe(
+      "CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at bigint NOT NULL)",
+    );
+    for (let v = 1; v <= 11; v++) {
+      await sql.unsafe(MIGRATIONS[v - 1]);
+      await sql.unsafe(`INSERT INTO schema_migrations VALUES (${v}, 0)`);
+    }
+    await sql.unsafe(`INSERT INTO jobs (id, command, queue, state, priority, max_retries, run_at,
+        created_at, updated_at) VALUES ('a', 'true', 'default', 'completed', 0, 3, 0, 0, 0),
+        ('b', 'true', 'default', 'dead', 0, 3, 0, 0, 0), ('c', 'true', 'default', 'processing',
+        0, 3, 0, 0, 0)`);
+    await sql.unsafe(`INSERT INTO job_runs (job_id, attempt, duration_ms, outcome) VALUES
+      ('a', 1, 40, 'failed'), ('a', 2, 2500, 'completed'), ('b', 1, NULL, 'dead'),
+      ('c', 1, 10, 'running')`);
+  } finally {
+    await sql.end();
+  }
+  const store = await openPostgresStore(PG_URL, { schema });
+  try {
+    assert.deepEqual([...(await store.runTotals())].sort(), [
+      ["duration_le:0.1", 1],
+      ["duration_le:5", 1],
+      ["duration_sum_ms", 2540],
+      ["outcome:completed", 1],
+      ["outcome:dead", 1],
+      ["outcome:failed", 1],
+    ]);
+  } finally {
+    await store.close();
+  }
+});

@@ -1,10 +1,18 @@
 /** The store conformance suite on SQLite, plus SQLite-only behaviour. */
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
+import { JOB_FIELDS } from "../../src/core/job.ts";
 import { openSqliteStore } from "../../src/store/sqlite/mod.ts";
 import { MIGRATIONS } from "../../src/store/sqlite/migrations.ts";
+import {
+  claimSelectSql,
+  nextRunAtSql,
+  SCHEDULED_COUNT_SQL,
+} from "../../src/store/sqlite/sqlite_store.ts";
 import { complete } from "../../src/core/transitions.ts";
-import { storeConformance } from "./conformance.ts";
+import { newJob, storeConformance } from "./conformance.ts";
+import { flowConformance } from "./flow_conformance.ts";
+import { scheduleConformance } from "./schedule_conformance.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "queuectl-sqlite-conformance-" });
 let n = 0;
@@ -16,7 +24,16 @@ globalThis.addEventListener("unload", () => {
   }
 });
 
-storeConformance("sqlite", () => openSqliteStore(`${dir}/store-${++n}.db`));
+storeConformance("sqlite", () => openSqliteStore(`${dir}/store-${++n}.db`), {
+  reopen: (store) => openSqliteStore(store.location),
+});
+flowConformance("sqlite", () => openSqliteStore(`${dir}/store-${++n}.db`), {
+  reopen: (store) => openSqliteStore(store.location),
+});
+
+scheduleConformance("sqlite", () => openSqliteStore(`${dir}/store-${++n}.db`), {
+  reopen: (store) => openSqliteStore(store.location),
+});
 
 Deno.test("sqlite: WAL mode, file mode 0600, migrations recorded", async () => {
   const path = `${dir}/pragma.db`;
@@ -56,9 +73,107 @@ Deno.test("sqlite: the planner uses the indexes for status, list and claim", asy
     );
     assert.match(
       plan(
-        "SELECT id FROM jobs INDEXED BY jobs_claim WHERE state IN ('pending', 'failed') AND run_at <= 5 ORDER BY priority DESC, run_at ASC, created_at ASC LIMIT 1",
+        "SELECT id FROM jobs INDEXED BY jobs_claim WHERE state IN ('pending', 'failed') AND blocked_by = 0 AND run_at <= 5 ORDER BY priority DESC, run_at ASC, created_at ASC LIMIT 1",
       ),
       /^(SCAN|SEARCH) jobs USING INDEX jobs_claim$/,
+    );
+    // The store's own claim statements (built from core's claim rule): the order comes from the
+    // index, never from sorting the due jobs.
+    // Also with paused or full queues left out (closed: a JSON array of names).
+    for (
+      const [queues, closed] of [[0, false], [1, false], [3, false], [0, true], [2, true]] as const
+    ) {
+      const sql = claimSelectSql(queues, closed);
+      const params = [
+        1,
+        ...Array.from({ length: queues }, (_, i) => `q${i}`),
+        ...(closed ? ['["q0"]'] : []),
+        1,
+      ];
+      const detail = (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as {
+        detail: string;
+      }[]).map((r) => r.detail).join("; ");
+      assert.match(detail, /^(SCAN|SEARCH) jobs USING INDEX jobs_claim/, sql);
+      assert.doesNotMatch(detail, /TEMP B-TREE/, sql);
+    }
+  } finally {
+    db.close();
+  }
+});
+
+Deno.test("sqlite: the next-due lookup and the scheduled count never walk waiting jobs", async () => {
+  // 10,000 jobs waiting for one job scheduled after all of them: they are due first, but an idle
+  // worker's next-run lookup and the scheduled count must not step through them (migration 13).
+  const T0 = Date.UTC(2026, 0, 1);
+  const path = `${dir}/next-due.db`;
+  const store = await openSqliteStore(path);
+  try {
+    await store.insertJobs({ jobs: [newJob("root", { run_at: T0 + 1e6 })], now: T0 });
+    await store.insertJobs({
+      jobs: Array.from(
+        { length: 10_000 },
+        (_, i) => newJob(`w${i}`, { run_at: T0 + 1 + i, depends_on: '["root"]' }),
+      ),
+      now: T0,
+    });
+    assert.equal(await store.nextRunAt({ queues: null, after: T0 }), T0 + 1e6);
+    assert.equal(await store.nextRunAt({ queues: ["default"] }), T0 + 1e6);
+    const stats = await store.stats({ now: T0 });
+    assert.deepEqual([stats.scheduled, stats.blocked], [1, 10_000]);
+  } finally {
+    await store.close();
+  }
+  const db = new DatabaseSync(path, { readOnly: true });
+  try {
+    const plan = (sql: string, params: (string | number)[]) =>
+      (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[])
+        .map((r) => r.detail).join("; ");
+    // The store's own statements search that index (INDEXED BY: a statement whose condition no
+    // longer implies the index's would not even prepare)...
+    for (const [queues, after] of [[0, true], [0, false], [1, true], [2, false]] as const) {
+      const params = [...["default", "other"].slice(0, queues), ...(after ? [T0] : [])];
+      assert.match(
+        plan(nextRunAtSql(queues, after), params),
+        /^(SEARCH|SCAN) jobs USING (COVERING )?INDEX jobs_waiting\b/,
+      );
+    }
+    assert.match(
+      plan(SCHEDULED_COUNT_SQL, [T0]),
+      /^SEARCH jobs USING (COVERING )?INDEX jobs_waiting \(run_at>\?\)$/,
+    );
+    // ...which holds the one claimable job, none of the waiting ones.
+    const entries = db.prepare(
+      "SELECT sum(ncell) AS n FROM dbstat WHERE name = 'jobs_waiting' AND pagetype = 'leaf'",
+    ).get() as { n: number };
+    assert.equal(entries.n, 1);
+  } finally {
+    db.close();
+  }
+});
+
+Deno.test("sqlite: the jobs table has exactly the columns of core's job field list", async () => {
+  const path = `${dir}/columns.db`;
+  await (await openSqliteStore(path)).close();
+  const db = new DatabaseSync(path, { readOnly: true });
+  try {
+    const columns = db.prepare("PRAGMA table_info(jobs)").all() as {
+      name: string;
+      type: string;
+      notnull: number;
+      pk: number;
+    }[];
+    const sqlType = { text: "TEXT", integer: "INTEGER", real: "REAL", time: "INTEGER" } as const;
+    assert.deepEqual(
+      // The primary key (id) is never null: the store always gives one.
+      Object.fromEntries(
+        columns.map((c) => [c.name, `${c.type}${c.notnull || c.pk ? " NOT NULL" : ""}`]),
+      ),
+      Object.fromEntries(
+        Object.entries(JOB_FIELDS).map(([name, f]) => [
+          name,
+          `${sqlType[f.type]}${"nullable" in f ? "" : " NOT NULL"}`,
+        ]),
+      ),
     );
   } finally {
     db.close();
@@ -312,5 +427,34 @@ Deno.test("sqlite: without a usable lock file (or in memory), claims and settles
     } finally {
       await store.close();
     }
+  }
+});
+
+Deno.test("sqlite: migration 12 seeds the run totals from the runs already recorded", async () => {
+  const path = `${dir}/seed-totals.db`;
+  const db = new DatabaseSync(path);
+  try {
+    for (let v = 1; v <= 11; v++) db.exec(MIGRATIONS[v - 1]);
+    db.exec("PRAGMA user_version = 11");
+    db.exec(
+      "INSERT INTO job_runs (job_id, attempt, duration_ms, outcome) VALUES " +
+        "('a', 1, 40, 'failed'), ('a', 2, 2500, 'completed'), ('b', 1, NULL, 'dead'), " +
+        "('c', 1, 10, 'running')",
+    );
+  } finally {
+    db.close();
+  }
+  const store = await openSqliteStore(path);
+  try {
+    assert.deepEqual([...(await store.runTotals())].sort(), [
+      ["duration_le:0.1", 1],
+      ["duration_le:5", 1],
+      ["duration_sum_ms", 2540],
+      ["outcome:completed", 1],
+      ["outcome:dead", 1],
+      ["outcome:failed", 1],
+    ]);
+  } finally {
+    await store.close();
   }
 });

@@ -1,10 +1,6 @@
 import assert from "node:assert/strict";
-import {
-  type ExecResult,
-  execute,
-  shellArgv,
-  SWEEP_INTERVAL_MS,
-} from "../../src/worker/executor.ts";
+import { type ExecResult, execute, shellArgv } from "../../src/worker/executor.ts";
+import { SWEEP_INTERVAL_MS } from "../../src/worker/job_processes.ts";
 import { tempDir } from "../helpers/temp.ts";
 
 const UNIX_ONLY = Deno.build.os === "windows";
@@ -340,6 +336,48 @@ Deno.test("a process that left the job's group cannot hold the result forever", 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+for (const how of ["exits", "times out"] as const) {
+  Deno.test(
+    `a job that ${how} is decided after a short drain, not the grace period, when an escaped process holds its pipes`,
+    {
+      ignore: UNIX_ONLY || !hasSetsidProgram(),
+    },
+    async () => {
+      // Issue 12, fault 7: the escapee is out of the group's reach; the outcome must not wait for
+      // it (nor for the grace period, which only applies to processes being terminated).
+      const dir = await Deno.makeTempDir();
+      const marker = `${dir}/escaped`;
+      try {
+        const r = await execute({
+          command: `setsid sh -c 'echo $$ > ${marker}; exec sleep 60' &
+          while [ ! -s ${marker} ]; do sleep 0.01; done; ${
+            how === "exits" ? "exit 0" : "sleep 60"
+          }`,
+          outputLimit: LIMIT,
+          timeoutMs: how === "exits" ? null : 500,
+          graceMs: 60_000,
+        });
+        assert.equal(r.timed_out, how === "times out");
+        assert.equal(r.exit_code, how === "exits" ? 0 : null);
+        assert.ok(
+          r.duration_ms < 20_000,
+          `decided after ${r.duration_ms} ms, not after the 60 s grace or the escapee's end`,
+        );
+      } finally {
+        const pid = Number(await Deno.readTextFile(marker).catch(() => "0"));
+        if (pid > 0) {
+          try {
+            Deno.kill(pid, "SIGKILL");
+          } catch {
+            // gone
+          }
+        }
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  );
+}
 
 Deno.test(`output beyond outputLimit keeps exactly the last bytes ${WHY_UNIX}`, {
   ignore: UNIX_ONLY,

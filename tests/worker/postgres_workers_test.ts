@@ -154,7 +154,8 @@ pgWorkerTest(
     const ids = (await Deno.readTextFile(out)).trim().split("\n");
     assert.equal(ids.length, n, "no job ran twice");
     assert.equal(new Set(ids).size, n, "every job ran");
-    const done = (s: string) => [...s.matchAll(/^\[worker \d\] completed j\d+ /gm)].length;
+    const done = (s: string) =>
+      [...s.matchAll(/^\[worker [0-9a-f]+\.\d\] completed j\d+ /gm)].length;
     assert.equal(done(a.stdout) + done(b.stdout), n, "each completion logged once");
     assert.ok(done(a.stdout) > 0 && done(b.stdout) > 0, "both supervisors' workers took jobs");
     const c = await counts(db);
@@ -191,7 +192,9 @@ pgWorkerTest(
     }, { what: "the worker holding the job" });
     Deno.kill(holder.pid, "SIGKILL");
 
-    await sup.waitForOutput(/worker 1 \(pid \d+\) was killed by SIGKILL unexpectedly; restarting/);
+    await sup.waitForOutput(
+      /worker [0-9a-f]+\.1 \(pid \d+\) was killed by SIGKILL unexpectedly; restarting/,
+    );
     await sup.waitForOutput(/rescued victim from lost worker/, 20_000);
     await waitFor(async () => (await jobRow(t, "victim"))!.state === "completed", {
       timeoutMs: 20_000,
@@ -291,7 +294,7 @@ pgWorkerTest(
     assert.equal((await hostA.status).code, 0, output(hostA));
     assert.equal((await hostB.status).code, 0, output(hostB));
     // Host B learnt it from the stop request on its heartbeat, not from a signal.
-    assert.match(hostB.stdout(), /^\[supervisor\] stopping \(stop requested\)/m);
+    assert.match(hostB.stdout(), /^\[supervisor [0-9a-f]+\] stopping \(stop requested\)/m);
     assert.doesNotMatch(hostB.stdout(), /SIGTERM/);
     assert.equal((await records()).length, 0, "every record removed");
   },

@@ -5,21 +5,17 @@
 import assert from "node:assert/strict";
 import { ManualClock } from "../../src/core/clock.ts";
 import { StorageError } from "../../src/core/errors.ts";
-import type { NewJob } from "../../src/core/job.ts";
+import type { JobToInsert } from "../../src/core/job.ts";
 import { openSqliteStore } from "../../src/store/sqlite/mod.ts";
 import type { Store } from "../../src/store/store.ts";
-import {
-  failureReason,
-  isTransient,
-  rescueExpiredLeases,
-  Runner,
-  type RunnerOptions,
-} from "../../src/worker/runner.ts";
-import { DEFAULT_CONFIG } from "../../src/app/config.ts";
+import { isTransient, Runner, type RunnerOptions } from "../../src/worker/runner.ts";
+import { failureReason } from "../../src/worker/describe.ts";
+import { rescueExpiredLeases } from "../../src/worker/maintenance.ts";
+import { DEFAULT_CONFIG } from "../../src/core/config.ts";
 import { tempStore } from "../helpers/temp.ts";
 import { waitFor } from "../helpers/wait_for.ts";
 
-function job(id: string, command: string, extra: Partial<NewJob> = {}): NewJob {
+function job(id: string, command: string, extra: Partial<JobToInsert> = {}): JobToInsert {
   return {
     id,
     command,
@@ -170,45 +166,7 @@ Deno.test("config job_timeout applies to jobs without their own timeout", async 
   assert.match(j.error ?? "", /timed out/);
 });
 
-Deno.test("rescue counts an expired lease as a lost run, also one leased to itself that it does not hold", async () => {
-  await using t = await tempStore();
-  const clock = new ManualClock();
-  await t.store.setConfig({ key: "lease", value: "10" });
-  await t.store.insertJobs({ jobs: [job("a", "true"), job("b", "true")], now: clock.now() });
-  const { runner, lines } = runnerFor(t.store, clock, { id: "me" });
-  await t.store.claimJobs({
-    workerId: "ghost",
-    queues: null,
-    now: clock.now(),
-    leaseMs: 10_000,
-    limit: 1,
-  });
-  // A claim made in this worker's name whose reply never reached it (connection lost after the
-  // commit): the runner does not hold the job, so nothing renews its lease.
-  await t.store.claimJobs({
-    workerId: "me",
-    queues: null,
-    now: clock.now(),
-    leaseMs: 10_000,
-    limit: 1,
-  });
-
-  clock.advance(9_999);
-  assert.equal(await runner.rescue(), 0, "leases still valid");
-  clock.advance(1);
-  assert.equal(await runner.rescue(), 2);
-  for (const id of ["a", "b"]) {
-    const rescued = (await t.store.getJob({ id }))!;
-    assert.equal(rescued.state, "failed");
-    assert.equal(rescued.lease_owner, null);
-    assert.match(rescued.error ?? "", /worker lost: (ghost|me)/);
-    assert.equal(rescued.run_at, clock.now() + 2000);
-  }
-  assert.ok(lines.some((l) => /rescued \w from lost worker ghost: retry 1\/3 in 2s$/.test(l)));
-  assert.ok(lines.some((l) => /rescued \w from lost worker me: retry 1\/3 in 2s$/.test(l)));
-});
-
-Deno.test("a result whose lease was taken over is dropped, not written over the newer outcome", async () => {
+Deno.test("an exit 0 reported after a rescue took the job over completes it while no other run started", async () => {
   await using t = await tempStore();
   const clock = new ManualClock();
   const gate = t.dir.file("gate");
@@ -218,19 +176,24 @@ Deno.test("a result whose lease was taken over is dropped, not written over the 
     now: clock.now(),
   });
   const { runner, lines } = runnerFor(t.store, clock, { id: "stale" });
-  const other = runnerFor(t.store, clock, { id: "rescuer" });
   const running = runner.runOne();
   await waitFor(() => lines.some((l) => l.includes("started slow")), { what: "job start" });
   clock.advance(5_000);
-  assert.equal(await other.runner.rescue(), 1, "the other worker rescues the expired lease");
+  assert.equal(
+    (await rescueExpiredLeases(t.store, clock.now(), DEFAULT_CONFIG)).length,
+    1,
+    "the maintenance service rescues the expired lease",
+  );
   await runner.heartbeat();
-  assert.ok(lines.some((l) => /lost the lease on slow .*its result will be dropped/.test(l)));
+  assert.ok(lines.some((l) => /lost the lease on slow .*recorded only if it completes/.test(l)));
   await Deno.writeTextFile(gate, "");
   await running;
+  // No other run had started: the run's exit 0 is what is recorded, the rescue's run rewritten.
   const j = (await t.store.getJob({ id: "slow" }))!;
-  assert.equal(j.state, "failed", "the rescue's outcome stands");
-  assert.match(j.error ?? "", /worker lost: stale/);
-  assert.match(lines.at(-1)!, /slow: result dropped \(completed\): its lease expired/);
+  assert.deepEqual([j.state, j.exit_code, j.error], ["completed", 0, null]);
+  const runs = await t.store.listRuns({ jobId: "slow", outputChars: 10 });
+  assert.deepEqual(runs.map((r) => [r.outcome, r.worker]), [["completed", "stale"]]);
+  assert.match(lines.at(-1)!, /completed slow \(.*recorded late: the job had been taken over/);
 });
 
 Deno.test("abort terminates the running job and releases it without using a retry", async () => {
@@ -466,4 +429,104 @@ Deno.test("failureReason and isTransient", () => {
   );
   assert.equal(isTransient(new StorageError("corrupt")), false);
   assert.equal(isTransient(new Error("connection lost")), false);
+});
+
+Deno.test("a heartbeat that finds no lease because the job's own settle landed announces no drop", async () => {
+  // Issue 12, fault 8: on PostgreSQL a renewal on one connection can run just after the settle on
+  // another committed; it then renews nothing, though the lease was never lost.
+  await using t = await tempStore();
+  const clock = new ManualClock();
+  await t.store.insertJobs({ jobs: [job("j", "true")], now: clock.now() });
+  let landed!: () => void;
+  const settleLanded = new Promise<void>((resolve) => (landed = resolve));
+  let release!: () => void;
+  const replyArrives = new Promise<void>((resolve) => (release = resolve));
+  const store = new Proxy(t.store, {
+    get(target, prop, receiver) {
+      if (prop === "settleAndClaim" || prop === "applyChange") {
+        return async (p: never) => {
+          // The settle commits, and its reply is slow to come back.
+          const result = await (target[prop] as (p: never) => Promise<unknown>).call(target, p);
+          landed();
+          await replyArrives;
+          return result;
+        };
+      }
+      const value = Reflect.get(target, prop, receiver);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  const { runner, lines } = runnerFor(store, clock);
+  const running = runner.runOne();
+  await settleLanded;
+  await runner.heartbeat(); // renews nothing: the job is completed already
+  release();
+  await running;
+  assert.equal((await t.store.getJob({ id: "j" }))?.state, "completed");
+  assert.ok(lines.some((l) => /completed j /.test(l)), lines.join("\n"));
+  assert.deepEqual(lines.filter((l) => /lost the lease|dropped/.test(l)), []);
+});
+
+Deno.test({
+  name: "a heartbeat that finds the database file replaced stops the worker at once, exit code 5",
+  ignore: Deno.build.os === "windows",
+  fn: async () => {
+    await using t = await tempStore();
+    const clock = new ManualClock();
+    await t.store.insertJobs({ jobs: [job("long", "sleep 30")], now: clock.now() });
+    const { runner, lines } = runnerFor(t.store, clock);
+    const exit = runner.run();
+    await waitFor(() => lines.some((l) => l.includes("started long")), { what: "start" });
+    const other = await openSqliteStore(t.dir.file("other.db"));
+    await other.close();
+    await Deno.rename(t.dir.file("other.db"), t.dbPath);
+    await runner.heartbeat();
+    assert.equal(runner.stopMode, "abort");
+    assert.equal(await exit, 5);
+    const fatal = lines.filter((l) => /fatal: .*was replaced by another file/.test(l));
+    assert.equal(fatal.length, 1, lines.join("\n"));
+  },
+});
+
+Deno.test("live output: written while a job prints, never for a job that prints nothing", async () => {
+  await using t = await tempStore();
+  const clock = new ManualClock();
+  let appends = 0;
+  const counting = new Proxy(t.store, {
+    get(target, prop) {
+      if (prop === "appendRunOutput") {
+        return (p: Parameters<Store["appendRunOutput"]>[0]) => {
+          appends++;
+          return target.appendRunOutput(p);
+        };
+      }
+      const value = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  const gate = `${t.dbPath}.gate`;
+  await t.store.insertJobs({
+    jobs: [
+      job("quiet", "sleep 1.5"),
+      job("chatty", `echo one; while [ ! -f '${gate}' ]; do sleep 0.05; done; echo two`),
+    ],
+    now: clock.now(),
+  });
+  const { runner } = runnerFor(counting, clock);
+  assert.equal(await runner.runOne(), true);
+  assert.equal((await t.store.getJob({ id: "quiet" }))?.state, "completed");
+  assert.equal(appends, 0, "a job that prints nothing writes no live output");
+  const running = runner.runOne();
+  // The job waits for the gate until its first line is in the store: live, not at the settle.
+  await waitFor(async () => (await t.store.getJobOutput({ id: "chatty" }))?.stdout === "one\n", {
+    timeoutMs: 30_000,
+    what: "the running job's first line in the store",
+  });
+  assert.equal((await t.store.getJob({ id: "chatty" }))?.state, "processing");
+  await Deno.writeTextFile(gate, "");
+  assert.equal(await running, true);
+  assert.ok(appends >= 1);
+  // One run row, closed by the settle with the whole output.
+  const runs = await t.store.listRuns({ jobId: "chatty", outputChars: 100 });
+  assert.deepEqual(runs.map((r) => [r.outcome, r.stdout]), [["completed", "one\ntwo\n"]]);
 });

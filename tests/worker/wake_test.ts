@@ -1,4 +1,4 @@
-/** The idle worker's wake-up source for SQLite: a watch on the WAL file, on only while idle. */
+/** The idle worker's wake-up source for SQLite: a watch on the wake file, on only while idle. */
 import assert from "node:assert/strict";
 import { FileWaker, TimerWaker } from "../../src/worker/wake.ts";
 import { tempDir } from "../helpers/temp.ts";
@@ -71,9 +71,25 @@ Deno.test("FileWaker: busy() stops watching; writes then do not end a wait", asy
   }
 });
 
-Deno.test("FileWaker on a missing file falls back to the timer; TimerWaker waits its timeout", async () => {
+Deno.test("FileWaker creates a missing wake file (0600) and watches it", async () => {
   await using dir = await tempDir();
-  for (const waker of [new FileWaker(dir.file("missing-wal")), new TimerWaker()]) {
+  const path = dir.file("q.db-wake");
+  const waker = new FileWaker(path);
+  try {
+    assert.equal(waker.idle(), true, "the watch starts on the file it created");
+    if (Deno.build.os !== "windows") assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
+    waker.arm();
+    const waiting = waker.wait(60_000);
+    await append(path, "x");
+    await waiting; // woken by the write, not the 60 s timeout
+  } finally {
+    waker.close();
+  }
+});
+
+Deno.test("FileWaker on a file it cannot create falls back to the timer; TimerWaker waits its timeout", async () => {
+  await using dir = await tempDir();
+  for (const waker of [new FileWaker(dir.file("no-such-dir/q.db-wake")), new TimerWaker()]) {
     assert.equal(waker.idle(), false);
     const started = performance.now();
     await waker.wait(100);

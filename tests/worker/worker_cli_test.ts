@@ -4,6 +4,7 @@
  * deadlines, never slept for.
  */
 import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
 import { type CliProcess, isRunning, startCli } from "../helpers/cli_process.ts";
 import { runCli, runCliJson } from "../helpers/run_cli.ts";
 import { tempDir } from "../helpers/temp.ts";
@@ -55,8 +56,8 @@ Deno.test("worker start streams one line per event and --until-empty exits 0 whe
   await ok(["enqueue", '{"id":"job1","command":"echo Hello"}'], db);
   const r = await runCli(["worker", "start", "--until-empty"], { db });
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /^\[worker 1\] started job1: echo Hello$/m);
-  assert.match(r.stdout, /^\[worker 1\] completed job1 \(\d+\.\d\ds\)$/m);
+  assert.match(r.stdout, /^\[worker [0-9a-f]+\.1\] started job1: echo Hello$/m);
+  assert.match(r.stdout, /^\[worker [0-9a-f]+\.1\] completed job1 \(\d+\.\d\ds\)$/m);
   assert.equal((await show("job1", db)).state, "completed");
   assert.deepEqual(await workers(db), [], "workers unregister when they exit");
 });
@@ -126,7 +127,7 @@ Deno.test("4 workers, 2,000 jobs appending their id to one file: every id exactl
   const status = await runCliJson<{ counts: Record<string, number> }>(["status"], { db });
   assert.equal(status.counts.completed, n);
   const perWorker = new Map<string, number>();
-  for (const m of r.stdout.matchAll(/^\[worker (\d)\] completed /gm)) {
+  for (const m of r.stdout.matchAll(/^\[worker [0-9a-f]+\.(\d)\] completed /gm)) {
     perWorker.set(m[1], (perWorker.get(m[1]) ?? 0) + 1);
   }
   assert.equal([...perWorker.values()].reduce((a, b) => a + b, 0), n);
@@ -153,7 +154,9 @@ Deno.test("SIGKILL of a worker mid-job: the supervisor restarts it and the job c
   }, { what: "the worker holding the job" });
   Deno.kill(holder.pid, "SIGKILL");
 
-  await sup.waitForOutput(/worker 1 \(pid \d+\) was killed by SIGKILL unexpectedly; restarting/);
+  await sup.waitForOutput(
+    /worker [0-9a-f]+\.1 \(pid \d+\) was killed by SIGKILL unexpectedly; restarting/,
+  );
   await sup.waitForOutput(/rescued victim from lost worker/, 20_000);
   await waitFor(async () => (await show("victim", db)).state === "completed", {
     timeoutMs: 20_000,
@@ -163,6 +166,47 @@ Deno.test("SIGKILL of a worker mid-job: the supervisor restarts it and the job c
   assert.equal(job.attempts, 2, "the lost run counted as one attempt");
   assert.equal(await Deno.readTextFile(out), "run 2\n");
   assert.equal((await stopAndWait(sup)).code, 0);
+});
+
+Deno.test("two supervisors on one database: one runs the maintenance; it resigns on stop, the other takes over", async () => {
+  await using dir = await tempDir();
+  const db = dir.file("q.db");
+  await ok(["status"], db);
+  const row = <T>(sql: string, ...params: (string | number)[]): T | undefined => {
+    const sqlite = new DatabaseSync(db, { readOnly: true });
+    try {
+      return sqlite.prepare(sql).get(...params) as T | undefined;
+    } finally {
+      sqlite.close();
+    }
+  };
+  /** The holder of the maintenance lease (SQLite: the leaders table). */
+  const leader = () =>
+    row<{ holder: string }>("SELECT holder FROM leaders WHERE name = 'maintenance'")?.holder;
+  const supervisorId = (pid: number) =>
+    waitFor(
+      () =>
+        row<{ id: string }>("SELECT id FROM workers WHERE pid = ? AND supervisor_id IS NULL", pid)
+          ?.id,
+      { what: `supervisor ${pid} to register` },
+    );
+  // Lease 30 s: candidates try every 10 s, a lease left to expire would take 30.
+  await using a = startCli(["worker", "start"], { db });
+  const idA = await supervisorId(a.pid);
+  await using b = startCli(["worker", "start"], { db });
+  const idB = await supervisorId(b.pid);
+  await waitFor(() => leader() === idA, { what: "the first supervisor to lead" });
+  await b.waitForOutput(/\[supervisor [0-9a-f]+\] starting 1 worker/);
+
+  const stoppedAt = performance.now();
+  assert.equal((await stopAndWait(a)).code, 0, a.stdout());
+  assert.notEqual(leader(), idA, "the stopping leader resigned");
+  await b.waitForOutput(/^\[maintenance\] took over the maintenance duties$/m, 20_000);
+  assert.equal(leader(), idB);
+  const tookMs = performance.now() - stoppedAt;
+  assert.ok(tookMs < 15_000, `taken over after ${Math.round(tookMs)} ms, not at the next try`);
+  assert.doesNotMatch(a.stdout(), /\[maintenance\] took over/);
+  assert.equal((await stopAndWait(b)).code, 0, b.stdout());
 });
 
 Deno.test("SIGKILL of the supervisor: its workers do not run on (busy one releases its job after the lease)", async () => {
@@ -246,8 +290,8 @@ Deno.test({
     assert.equal(r.code, 0, r.stderr);
     assert.equal((await show("k", db)).state, "completed");
     assert.equal((await show("after", db)).state, "completed", r.stdout);
-    assert.doesNotMatch(r.stdout, /\[worker 1\] stopping \(SIGTERM/);
-    assert.match(r.stdout, /\[worker 1\] completed after/);
+    assert.doesNotMatch(r.stdout, /\[worker [0-9a-f]+\.1\] stopping \(SIGTERM/);
+    assert.match(r.stdout, /\[worker [0-9a-f]+\.1\] completed after/);
   },
 });
 
@@ -289,16 +333,133 @@ Deno.test("worker start --detach returns at once; worker list shows the workers;
   }
 });
 
-Deno.test("worker stop --force terminates a running job and returns it to pending", async () => {
+Deno.test("worker logs: two supervisors' workers read apart; a detached stop mentions no Ctrl-C", async (t) => {
   await using dir = await tempDir();
   const db = dir.file("q.db");
-  await ok(["enqueue", '{"id":"long","command":"sleep 60"}'], db);
+  const log = dir.file("shared.log");
+
+  await t.step("two supervisors on one database and one log file", async () => {
+    await ok(["enqueue", '{"id":"ja","queue":"a","command":"true"}'], db);
+    await ok(["enqueue", '{"id":"jb","queue":"b","command":"true"}'], db);
+    const runs = await Promise.all(
+      ["a", "b"].map((q) =>
+        runCli(["worker", "start", "--until-empty", "--queue", q, "--log", log], { db })
+      ),
+    );
+    for (const r of runs) assert.equal(r.code, 0, r.stderr);
+    const lines = parseLog(await Deno.readTextFile(log)).map((l) => l.text);
+    const supervisors = lines.flatMap((l) => /^\[supervisor (\S+)\] starting/.exec(l)?.[1] ?? []);
+    assert.equal(new Set(supervisors).size, 2, lines.join("\n"));
+    const started = (id: string) =>
+      lines.flatMap((l) => new RegExp(`^\\[worker (\\S+)\\] started ${id}:`).exec(l)?.[1] ?? []);
+    const [la, lb] = [started("ja"), started("jb")];
+    assert.equal(la.length, 1);
+    assert.equal(lb.length, 1);
+    assert.notEqual(la[0], lb[0], "each supervisor's worker 1 has its own name");
+    for (const label of [la[0], lb[0]]) {
+      const [sup, n] = label.split(".");
+      assert.ok(supervisors.includes(sup), `${label}: named after its supervisor`);
+      assert.equal(n, "1");
+    }
+  });
+
+  await t.step("a detached supervisor stopped by `worker stop`", async () => {
+    const detachedLog = dir.file("detached.log");
+    const r = await runCli(["worker", "start", "--detach", "--log", detachedLog], { db });
+    assert.equal(r.code, 0, r.stderr);
+    const supPid = Number(r.stdout.match(/supervisor pid (\d+)/)?.[1]);
+    try {
+      await waitFor(async () => (await workers(db)).length === 1, { what: "the worker to run" });
+      const stop = await runCli(["worker", "stop"], { db });
+      assert.equal(stop.code, 0, stop.stderr);
+      const text = await Deno.readTextFile(detachedLog);
+      assert.doesNotMatch(text, /Ctrl-C/);
+      assert.match(
+        text,
+        /stopping \((SIGTERM received; `queuectl worker stop --force` terminates running jobs|stop requested)\): 1 worker finishing its job$/m,
+      );
+    } finally {
+      if (isRunning(supPid)) Deno.kill(supPid, "SIGKILL");
+    }
+  });
+});
+
+Deno.test("--until-empty says what scheduled jobs it waits for; --horizon stops at jobs due later", async (t) => {
+  await using dir = await tempDir();
+  const db = dir.file("q.db");
+  await ok(["enqueue", '{"id":"now","command":"true"}'], db);
+  await ok(["enqueue", '{"id":"later","command":"true","delay":"5m"}'], db);
+  const due = Date.parse(
+    (await runCliJson<{ run_at: string }>(["show", "later"], { db })).run_at,
+  );
+
+  await t.step("status and list show the scheduled job with its run time", async () => {
+    const status = await ok(["status"], db);
+    assert.match(
+      status,
+      new RegExp(
+        `^scheduled: 1 \\(.*the next at ${new Date(due).toISOString()}, in 4m\\d+s\\)$`,
+        "m",
+      ),
+    );
+    const list = await ok(["list"], db);
+    assert.match(list, /^later +pending \(scheduled, runs in 4m\d+s\) /m);
+    assert.match(list, /^now +pending +default/m);
+    const json = await runCliJson<{ next_scheduled_at: string }>(["status"], { db });
+    assert.equal(json.next_scheduled_at, new Date(due).toISOString());
+  });
+
+  await t.step(
+    "without --horizon it runs what is due, then says it waits, and until when",
+    async () => {
+      await using sup = startCli(["worker", "start", "--until-empty"], { db });
+      await sup.waitForOutput(
+        new RegExp(
+          `--until-empty: waiting for 1 scheduled job .*the next is due at ${
+            new Date(due).toISOString().replace(/\./g, "\\.")
+          } \\(in 4m\\d+s\\)`,
+        ),
+      );
+      // The worker's line reaches stdout through the supervisor, maybe after the supervisor's own.
+      await sup.waitForOutput(/\] completed now /);
+      assert.equal((await stopAndWait(sup)).code, 0);
+    },
+  );
+
+  await t.step("--horizon 10s exits at once, leaving the later job", async () => {
+    const r = await runCli(["worker", "start", "--until-empty", "--horizon", "10s"], { db });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stdout,
+      /stopping \(nothing is due within --horizon 10s: 1 job scheduled from \S+ left in the queue\)/,
+    );
+    assert.equal((await show("later", db)).state, "pending");
+  });
+
+  await t.step("--horizon needs --until-empty and a duration", async () => {
+    for (const args of [["--horizon", "10s"], ["--until-empty", "--horizon", "soon"]]) {
+      const r = await runCli(["worker", "start", ...args], { db });
+      assert.equal(r.code, 2, r.stderr);
+      assert.equal(r.stderr.trimEnd().split("\n").length, 1);
+      assert.match(r.stderr, /^error: .*--horizon/);
+    }
+  });
+});
+
+Deno.test("worker stop --force terminates a running job and returns it to pending, keeping its output", async () => {
+  await using dir = await tempDir();
+  const db = dir.file("q.db");
+  await ok(["enqueue", '{"id":"long","command":"echo before; echo oops >&2; sleep 60"}'], db);
   const r = await runCli(["worker", "start", "--detach"], { db });
   assert.equal(r.code, 0, r.stderr);
   const supPid = Number(r.stdout.match(/supervisor pid (\d+)/)?.[1]);
   try {
     await waitFor(async () => (await show("long", db)).state === "processing", {
       what: "the job to start",
+    });
+    // Live output: what it printed reaches the store while it runs.
+    await waitFor(async () => (await runCli(["logs", "long"], { db })).stdout === "before\n", {
+      what: "the running job's output in logs",
     });
     const started = performance.now();
     const stop = await runCli(["worker", "stop", "--force"], { db });
@@ -312,6 +473,12 @@ Deno.test("worker stop --force terminates a running job and returns it to pendin
       await Deno.readTextFile(dir.file("q.db-worker.log")),
       /released long back to pending/,
     );
+    // The interrupted run is kept with its output.
+    const logs = await runCli(["logs", "long"], { db });
+    assert.deepEqual([logs.stdout, logs.stderr], ["before\n", "oops\n"]);
+    const runs =
+      (await show("long", db) as unknown as { runs: { outcome: string; stdout: string }[] }).runs;
+    assert.deepEqual(runs.map((r) => [r.outcome, r.stdout]), [["interrupted", "before\n"]]);
   } finally {
     if (isRunning(supPid)) Deno.kill(supPid, "SIGKILL");
   }

@@ -77,12 +77,76 @@ function stateBadge(state) {
   return el("span", { class: `badge state-${state}` }, state);
 }
 
+/**
+ * The state, and for a job waiting for its run_at (delayed, or a retry) when it is due; a job
+ * waiting for its dependencies shows as waiting, blocked on them.
+ */
+function stateCell(job) {
+  if (job.blocked_on) {
+    const on = job.blocked_on;
+    return [
+      el("span", { class: "badge state-pending", dataset: { waiting: "" } }, "waiting"),
+      el(
+        "span",
+        { class: "scheduled muted" },
+        ` blocked on ${on.slice(0, 3).join(", ")}${
+          on.length > 3 ? ` and ${on.length - 3} more` : ""
+        }`,
+      ),
+    ];
+  }
+  const waiting = (job.state === "pending" || job.state === "failed") &&
+    Date.parse(job.run_at) > serverNow();
+  return [
+    stateBadge(job.state),
+    waiting
+      ? el(
+        "span",
+        { class: "scheduled muted", title: job.run_at, dataset: { scheduled: job.run_at } },
+        ` scheduled, runs ${relative(job.run_at)}`,
+      )
+      : null,
+  ];
+}
+
 function jobHref(id) {
   return `#job/${encodeURIComponent(id)}`;
 }
 
 function truncate(text, n) {
   return text.length > n ? `${text.slice(0, n - 1)}…` : text;
+}
+
+// Colour and style sequences (ESC [ ... m) carry no text: dropped. Every other control character,
+// and the bidi controls that can make text read in another order than it is, shown as \xNN / \uNNNN.
+// deno-lint-ignore no-control-regex
+const SGR = /\x1b\[[0-9;]*m/g;
+// deno-lint-ignore no-control-regex
+const INVISIBLE = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]/g;
+
+function visible(text) {
+  return text.replace(SGR, "").replace(INVISIBLE, (c) => {
+    const code = c.charCodeAt(0);
+    return code < 0x100
+      ? `\\x${code.toString(16).padStart(2, "0")}`
+      : `\\u${code.toString(16).padStart(4, "0")}`;
+  });
+}
+
+/**
+ * The end of a stderr tail worth showing: its last non-empty lines (at most `lines`), a first
+ * line cut by the tail's limit dropped, "…" when anything before is not shown.
+ */
+function tailLines(tail, cutAt, lines = 3) {
+  let all = visible(tail).replace(/\s+$/, "").split("\n");
+  let cut = tail.length >= cutAt;
+  if (cut && all.length > 1) all = all.slice(1);
+  all = all.filter((line) => line.trim() !== "");
+  if (all.length > lines) {
+    all = all.slice(-lines);
+    cut = true;
+  }
+  return (cut ? "…" : "") + all.join("\n");
 }
 
 // ---- API -------------------------------------------------------------------------------------
@@ -103,6 +167,14 @@ async function api(path, options = {}) {
   } catch {
     // not JSON: keep null
   }
+  if (res.status === 401) {
+    const err = new Error(
+      "This page is no longer logged in (the dashboard's access token changed?): open the link " +
+        "`queuectl dashboard --print-url` prints.",
+    );
+    err.status = 401;
+    throw err;
+  }
   if (!res.ok) {
     const message = data && typeof data.error === "string"
       ? data.error + (data.hint ? ` (${data.hint})` : "")
@@ -116,13 +188,20 @@ async function api(path, options = {}) {
 
 let noticeTimer;
 
+/** Hides every message box, so that the one about to be shown is the only one. */
+function clearBanners() {
+  clearTimeout(noticeTimer);
+  $("notice").hidden = true;
+  $("enqueue-error").hidden = true;
+}
+
 function notify(message, kind = "ok", link) {
+  clearBanners();
   const box = $("notice");
   box.replaceChildren(message);
   if (link) box.append(" ", el("a", { href: link.href }, link.text));
   box.className = `notice ${kind}`;
   box.hidden = false;
-  clearTimeout(noticeTimer);
   noticeTimer = setTimeout(() => (box.hidden = true), kind === "error" ? 10000 : 5000);
 }
 
@@ -141,7 +220,10 @@ async function act(button, fn) {
 
 // ---- routing ---------------------------------------------------------------------------------
 
-/** The view named by the location hash: #jobs?state=dead, #job/<id>, #dlq, #workers, #enqueue. */
+/**
+ * The view named by the location hash: #jobs?state=dead, #job/<id>, #dlq, #workers, #schedules,
+ * #enqueue.
+ */
 function currentRoute() {
   const hash = location.hash.replace(/^#/, "") || "jobs";
   const q = hash.indexOf("?");
@@ -156,7 +238,9 @@ function currentRoute() {
     }
     return { view: "job", id, params };
   }
-  const view = ["jobs", "dlq", "workers", "enqueue"].includes(path) ? path : "jobs";
+  const view = ["jobs", "dlq", "queues", "workers", "schedules", "enqueue"].includes(path)
+    ? path
+    : "jobs";
   return { view, params };
 }
 
@@ -173,6 +257,8 @@ function setHashParams(view, params, replace) {
 
 function render() {
   const route = currentRoute();
+  if (route.view !== "job" || route.id !== confirmingCancel) confirmingCancel = "";
+  if (route.view !== "job" || route.id !== confirmingKill) confirmingKill = "";
   for (const section of document.querySelectorAll(".view")) {
     section.hidden = section.id !== `view-${route.view}`;
   }
@@ -204,11 +290,13 @@ function renderStats(stats) {
   );
   const rate = stats.throughput.per_second;
   setText("throughput", rate >= 10 ? rate.toFixed(0) : rate.toFixed(2));
+  setText("rate-window", `(last ${span(stats.throughput.rate_window_seconds)})`);
   setText("database", stats.database);
   $("database").title = `database: ${stats.database}`;
   renderChart(stats.throughput);
   const signature = JSON.stringify([stats.counts, stats.workers_alive]);
-  if (signature !== lastSignature || Date.now() - lastRefresh > 5000) {
+  // A running job's detail tails its output: fetched again at every push (once a second).
+  if (signature !== lastSignature || Date.now() - lastRefresh > 5000 || tailingJob) {
     lastSignature = signature;
     refresh();
   }
@@ -216,9 +304,21 @@ function renderStats(stats) {
 
 const SVG = "http://www.w3.org/2000/svg";
 
+/** "minute", "10 minutes", "30 seconds": a window for the card's labels. */
+function span(seconds) {
+  if (seconds % 60 === 0) {
+    const m = seconds / 60;
+    return m === 1 ? "minute" : `${m} minutes`;
+  }
+  return seconds === 1 ? "second" : `${seconds} seconds`;
+}
+
 function renderChart(t) {
   const svg = $("chart");
   const n = t.completed.length;
+  const shown = span(n * t.bucket_seconds);
+  setText("chart-window", `per ${t.bucket_seconds}s, last ${shown}`);
+  svg.setAttribute("aria-label", `Jobs completed per ${t.bucket_seconds} seconds, last ${shown}`);
   const max = Math.max(1, ...t.completed);
   const w = 240 / n;
   const bars = t.completed.map((count, i) => {
@@ -290,10 +390,13 @@ async function refresh() {
   refreshing = true;
   lastRefresh = Date.now();
   const route = currentRoute();
+  if (route.view !== "job") tailingJob = false;
   try {
     if (route.view === "jobs") await showJobs(route.params);
     else if (route.view === "dlq") await showDlq(route.params);
     else if (route.view === "workers") await showWorkers();
+    else if (route.view === "queues") await showQueues();
+    else if (route.view === "schedules") await showSchedules();
     else if (route.view === "job") await showJob(route.id);
   } catch (err) {
     notify(err.message, "error");
@@ -318,10 +421,34 @@ function pageOf(params) {
   return Number.isInteger(page) && page >= 1 ? page : 1;
 }
 
-function pager(container, total, page, onPage) {
+/**
+ * Older pages are asked for by cursor (`after`: the last id of the page before), so a deep page
+ * costs what the first does; the cursor of each page seen is kept here, for "Newer". A page
+ * reached otherwise (a typed URL) falls back to `offset`.
+ */
+function pageQuery(query, params, page) {
+  const after = params.get("after");
+  if (page > 1 && after) query.set("after", after);
+  else if (page > 1) query.set("offset", String((page - 1) * PAGE_SIZE));
+}
+
+/** The hash params of page `p`, from page `page` with its response `data`. */
+function pageParams(params, page, data, p) {
+  const cursors = pageParams.cursors ??= new Map();
+  const key = [...params].filter(([k]) => k !== "page" && k !== "after").join("&");
+  cursors.set(`${key}#${page}`, params.get("after") ?? "");
+  if (p === page + 1 && data.next) cursors.set(`${key}#${p}`, data.next);
+  const out = { ...Object.fromEntries(params), page: String(p) };
+  const after = cursors.get(`${key}#${p}`);
+  if (p > 1 && after) out.after = after;
+  else delete out.after;
+  return out;
+}
+
+function pager(container, data, page, onPage) {
+  const total = data.total;
   const first = total === 0 ? 0 : (page - 1) * PAGE_SIZE + 1;
-  const last = Math.min(total, page * PAGE_SIZE);
-  const pages = Math.max(1, Math.ceil(total / PAGE_SIZE));
+  const last = (page - 1) * PAGE_SIZE + data.jobs.length;
   container.replaceChildren(
     el(
       "button",
@@ -333,11 +460,13 @@ function pager(container, total, page, onPage) {
       { class: "range" },
       total === 0
         ? "no jobs"
-        : `${fmtInt.format(first)}–${fmtInt.format(last)} of ${fmtInt.format(total)}`,
+        : `${fmtInt.format(first)}–${fmtInt.format(last)} of ${fmtInt.format(total)}${
+          data.total_capped ? "+" : ""
+        }`,
     ),
     el(
       "button",
-      { type: "button", disabled: page >= pages, onclick: () => onPage(page + 1) },
+      { type: "button", disabled: !data.next, onclick: () => onPage(page + 1) },
       "Older →",
     ),
   );
@@ -365,7 +494,7 @@ async function showJobs(params) {
   fillFilters(form, params);
   const page = pageOf(params);
   const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
-  query.set("offset", String((page - 1) * PAGE_SIZE));
+  pageQuery(query, params, page);
   for (const name of ["state", "queue", "search"]) {
     const v = params.get(name);
     if (v) query.set(name, v);
@@ -381,7 +510,7 @@ async function showJobs(params) {
         onclick: () => (location.hash = jobHref(job.id)),
       },
       el("td", { class: "id" }, el("a", { href: jobHref(job.id) }, job.id)),
-      el("td", {}, stateBadge(job.state)),
+      el("td", {}, stateCell(job)),
       el("td", { class: "opt" }, job.queue),
       el("td", { class: "opt num" }, `${job.attempts}/${job.max_retries + 1}`),
       el(
@@ -397,9 +526,9 @@ async function showJobs(params) {
   );
   pager(
     $("jobs-pager"),
-    data.total,
+    data,
     page,
-    (p) => setHashParams("jobs", { ...Object.fromEntries(params), page: String(p) }),
+    (p) => setHashParams("jobs", pageParams(params, page, data, p)),
   );
 }
 
@@ -407,13 +536,25 @@ async function showDlq(params) {
   const form = $("dlq-filters");
   fillFilters(form, params);
   const page = pageOf(params);
-  const query = new URLSearchParams({
-    limit: String(PAGE_SIZE),
-    offset: String((page - 1) * PAGE_SIZE),
-  });
+  const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
+  pageQuery(query, params, page);
   if (params.get("search")) query.set("search", params.get("search"));
   const data = await api(`/api/dlq?${query}`);
   if (currentRoute().view !== "dlq") return;
+  const lastError = (job) => {
+    const tail = job.stderr_tail ? tailLines(job.stderr_tail, data.stderr_tail_chars) : "";
+    // "exit code N" (as the executor words it) repeats the Exit column; a timeout or a failed
+    // start does not.
+    const error = job.error && job.error !== `exit code ${job.exit_code}` ? visible(job.error) : "";
+    const title = [error, job.stderr_tail ? visible(job.stderr_tail) : ""].filter(Boolean);
+    return el(
+      "td",
+      { class: "last-error", title: title.join("\n") || undefined },
+      tail ? el("pre", { class: "tail" }, tail) : null,
+      error ? el("div", { class: "error-text" }, truncate(error, 120)) : null,
+      !tail && !error ? (job.error ? visible(job.error) : "–") : null,
+    );
+  };
   const rows = data.jobs.map((job) => {
     const restore = el("button", { type: "button", class: "small" }, "Restore");
     restore.addEventListener("click", (event) => {
@@ -433,7 +574,7 @@ async function showDlq(params) {
       el("td", { class: "id" }, el("a", { href: jobHref(job.id) }, job.id)),
       el("td", { class: "opt num" }, String(job.attempts)),
       el("td", { class: "opt num" }, job.exit_code === null ? "–" : String(job.exit_code)),
-      el("td", { class: "error-text", title: job.error ?? "" }, truncate(job.error ?? "–", 120)),
+      lastError(job),
       el(
         "td",
         { class: "opt command", title: job.command },
@@ -449,9 +590,52 @@ async function showDlq(params) {
   $("purge").disabled = data.total === 0;
   pager(
     $("dlq-pager"),
-    data.total,
+    data,
     page,
-    (p) => setHashParams("dlq", { ...Object.fromEntries(params), page: String(p) }),
+    (p) => setHashParams("dlq", pageParams(params, page, data, p)),
+  );
+}
+
+async function showQueues() {
+  const data = await api("/api/queues");
+  if (currentRoute().view !== "queues") return;
+  const rows = data.queues.map((q) => {
+    const button = el("button", { type: "button" }, q.paused ? "Resume" : "Pause");
+    button.addEventListener("click", () =>
+      act(button, async () => {
+        const verb = q.paused ? "resume" : "pause";
+        await api(`/api/queues/${encodeURIComponent(q.name)}/${verb}`, { method: "POST" });
+        notify(`${q.name} ${q.paused ? "resumed" : "paused"}`);
+      }));
+    return el(
+      "tr",
+      { dataset: { queue: q.name } },
+      el(
+        "td",
+        { class: "id" },
+        el("a", { href: `#jobs?queue=${encodeURIComponent(q.name)}` }, q.name),
+      ),
+      el(
+        "td",
+        {},
+        el(
+          "span",
+          { class: `badge ${q.paused ? "state-failed" : "state-completed"}` },
+          q.paused ? "paused" : "running",
+        ),
+      ),
+      el("td", { class: "num" }, q.limit === 0 ? "none" : String(q.limit)),
+      el("td", { class: "num" }, fmtInt.format(Math.max(0, q.counts.pending - q.waiting))),
+      el("td", { class: "num" }, fmtInt.format(q.waiting)),
+      el("td", { class: "num" }, fmtInt.format(q.counts.processing)),
+      el("td", { class: "num opt" }, fmtInt.format(q.counts.completed)),
+      el("td", { class: "num opt" }, fmtInt.format(q.counts.failed)),
+      el("td", { class: "num opt" }, fmtInt.format(q.counts.dead)),
+      el("td", {}, button),
+    );
+  });
+  $("queues-table").tBodies[0].replaceChildren(
+    ...(rows.length ? rows : [emptyRow(10, "No queues yet: enqueue a job")]),
   );
 }
 
@@ -486,7 +670,74 @@ async function showWorkers() {
   );
 }
 
+/** "0 4 * * * (Europe/Berlin)" or "every 10m". */
+function ruleText(s) {
+  return s.cron !== null ? `${s.cron} (${s.tz})` : `every ${duration(s.every_seconds)}`;
+}
+
+async function showSchedules() {
+  const data = await api("/api/schedules");
+  if (currentRoute().view !== "schedules") return;
+  const rows = data.schedules.map((s) => {
+    const path = `/api/schedules/${encodeURIComponent(s.name)}`;
+    const toggle = el("button", { type: "button", class: "small" }, s.paused ? "Resume" : "Pause");
+    toggle.addEventListener("click", () =>
+      act(toggle, async () => {
+        await api(`${path}/${s.paused ? "resume" : "pause"}`, { method: "POST" });
+        notify(`${s.paused ? "Resumed" : "Paused"} schedule ${s.name}.`);
+      }));
+    const runNow = el("button", { type: "button", class: "small" }, "Run now");
+    runNow.addEventListener("click", () =>
+      act(runNow, async () => {
+        const { id } = await api(`${path}/run`, { method: "POST" });
+        notify(`Schedule ${s.name} enqueued`, "ok", { href: jobHref(id), text: id });
+      }));
+    const next = s.paused
+      ? el("span", { class: "badge worker-stale" }, "paused")
+      : s.next_run_at
+      ? timeCell(s.next_run_at)
+      : "never";
+    // last_job_id without last_run_at: a job enqueued by hand holds the unique key (README).
+    const last = s.last_job_id
+      ? el(
+        "span",
+        {},
+        s.last_run_at ? timeCell(s.last_run_at) : "",
+        " ",
+        el("a", { href: jobHref(s.last_job_id) }, s.last_job_id),
+        " ",
+        s.last_job_state ? stateBadge(s.last_job_state) : el("span", { class: "muted" }, "deleted"),
+      )
+      : "–";
+    return el(
+      "tr",
+      { dataset: { name: s.name } },
+      el("td", { class: "id" }, s.name),
+      el("td", {}, ruleText(s), s.catch_up ? null : el("span", { class: "muted" }, " no catch-up")),
+      el("td", {}, next),
+      el("td", {}, last),
+      el(
+        "td",
+        { class: "opt command", title: s.job.command },
+        el("code", {}, truncate(s.job.command, 80)),
+      ),
+      el("td", { class: "row-actions" }, toggle, " ", runNow),
+    );
+  });
+  $("schedules-table").tBodies[0].replaceChildren(
+    ...(rows.length ? rows : [
+      emptyRow(6, "No schedules. Add one with: queuectl schedule add NAME --every 10m -- command"),
+    ]),
+  );
+}
+
 let shownJob = "";
+/** True while the job detail shows a running job (its output grows: see renderStats). */
+let tailingJob = false;
+
+function cancellable(job) {
+  return job.state === "pending" || job.state === "failed";
+}
 
 function field(label, ...value) {
   return [el("dt", {}, label), el("dd", {}, ...value)];
@@ -501,38 +752,126 @@ function timeField(label, iso) {
   );
 }
 
-function retrySchedule(job) {
-  if (job.retry_delays.length === 0) {
-    return el("p", { class: "muted" }, "No retries (max_retries is 0).");
-  }
-  const items = job.retry_delays.map((delay, i) => {
-    const n = i + 1;
-    // Retry n is run n + 1: used once attempts > n; due when run n failed and waits.
-    let note = "";
-    let cls = "";
-    if (n < job.attempts) [note, cls] = ["used", "used"];
-    else if (n === job.attempts && job.state === "failed") {
-      [note, cls] = [`scheduled ${relative(job.run_at)}`, "next"];
-    } else if (n === job.attempts && job.state === "pending") [note, cls] = ["due now", "next"];
+function runsTable(job) {
+  // Every run as recorded when it ended (core/runs.ts), as `queuectl show` lists them.
+  const next = job.next_retry_at
+    ? el(
+      "p",
+      { id: "next-retry" },
+      "Next retry ",
+      el("time", { datetime: job.next_retry_at }, job.next_retry_at),
+      el("span", { class: "muted" }, ` · ${relative(job.next_retry_at)}`),
+    )
+    : null;
+  if (job.runs.length === 0) return [next, el("p", { class: "muted" }, "No runs yet.")];
+  const rows = job.runs.map((r) => {
+    const exit = r.exit_code !== null ? String(r.exit_code) : r.signal ?? "–";
+    const retry = r.retry_delay_ms !== null
+      ? el("span", { class: "muted" }, ` · retry after ${duration(r.retry_delay_ms / 1000)}`)
+      : null;
     return el(
-      "li",
-      { class: cls },
-      `retry ${n}: ${duration(delay)} after run ${n} fails`,
-      note ? el("span", { class: "muted" }, ` · ${note}`) : null,
+      "tr",
+      { dataset: { run: String(r.run) } },
+      el("td", {}, String(r.run)),
+      el("td", {}, String(r.attempt)),
+      el("td", {}, stateBadge(r.outcome)),
+      el(
+        "td",
+        {},
+        r.started_at ? el("time", { datetime: r.started_at }, relative(r.started_at)) : "–",
+      ),
+      el("td", {}, r.duration_ms === null ? "–" : duration(r.duration_ms / 1000)),
+      el("td", {}, exit),
+      el("td", { class: "opt" }, r.worker ? `${r.worker}${r.host ? `@${r.host}` : ""}` : "–"),
+      el("td", {}, r.error ?? "–", retry),
     );
   });
-  const more = job.max_retries > job.retry_delays.length
-    ? el("li", { class: "muted" }, `… ${job.max_retries - job.retry_delays.length} more`)
-    : null;
-  return el("ol", { class: "schedule" }, items, more);
+  return [
+    next,
+    el(
+      "div",
+      { class: "table-wrap" },
+      el(
+        "table",
+        { id: "runs-table" },
+        el(
+          "thead",
+          {},
+          el(
+            "tr",
+            {},
+            ...["Run", "Attempt", "Outcome", "Started", "Took", "Exit", "Worker", "Error"].map((
+              h,
+            ) => el("th", { class: h === "Worker" ? "opt" : undefined }, h)),
+          ),
+        ),
+        el("tbody", {}, ...rows),
+      ),
+    ),
+  ];
 }
 
-function output(label, text) {
+function output(label, text, live) {
   return el(
     "section",
-    { class: "output" },
-    el("h3", {}, label),
-    text ? el("pre", {}, text) : el("p", { class: "muted" }, "(empty)"),
+    { class: "output", id: `output-${label}` },
+    el("h3", {}, label, live ? el("span", { class: "muted" }, " · live") : null),
+    text ? el("pre", {}, text) : el("p", { class: "muted" }, live ? "(nothing yet)" : "(empty)"),
+  );
+}
+
+/** The job whose Cancel waits for "Yes" (Cancel deletes the job: it asks first). */
+let confirmingCancel = "";
+
+function cancelConfirm(job) {
+  const yes = el("button", { type: "button", class: "danger", id: "cancel-yes" }, "Yes, delete it");
+  yes.addEventListener("click", () =>
+    act(yes, async () => {
+      await api(`/api/jobs/${encodeURIComponent(job.id)}/cancel`, { method: "POST" });
+      confirmingCancel = "";
+      notify(`Cancelled ${job.id}: the job was deleted and will not run.`);
+      location.hash = "#jobs";
+    }));
+  const no = el("button", { type: "button", id: "cancel-no" }, "Keep it");
+  no.addEventListener("click", () => {
+    confirmingCancel = "";
+    refresh();
+  });
+  return el(
+    "div",
+    { class: "confirm", id: "cancel-confirm" },
+    el("span", {}, `Cancel job ${job.id}? It is deleted for good and will not run.`),
+    yes,
+    no,
+  );
+}
+
+/** The running job whose Kill waits for "Yes" (Kill signals its processes: it asks first). */
+let confirmingKill = "";
+
+function killConfirm(job) {
+  const yes = el("button", { type: "button", class: "danger", id: "kill-yes" }, "Yes, kill it");
+  yes.addEventListener("click", () =>
+    act(yes, async () => {
+      await api(`/api/jobs/${encodeURIComponent(job.id)}/kill`, { method: "POST" });
+      confirmingKill = "";
+      notify(`Asked the worker to kill ${job.id} (SIGTERM); it goes to the DLQ.`);
+    }));
+  const no = el("button", { type: "button", id: "kill-no" }, "Let it run");
+  no.addEventListener("click", () => {
+    confirmingKill = "";
+    refresh();
+  });
+  return el(
+    "div",
+    { class: "confirm", id: "kill-confirm" },
+    el(
+      "span",
+      {},
+      `Kill job ${job.id}? Its processes get SIGTERM (SIGKILL after the grace period); the run is recorded as killed and not retried.`,
+    ),
+    yes,
+    no,
   );
 }
 
@@ -553,10 +892,45 @@ function actionButtons(job) {
   if (job.state === "failed") {
     add("Move to DLQ", `jobs/${id}/move-to-dlq`, `Moved ${job.id} to the DLQ.`);
   }
-  if (job.state === "pending" || job.state === "failed") {
-    add("Cancel", `jobs/${id}/cancel`, `Cancelled ${job.id} (deleted).`, "danger");
+  if (job.state === "processing") {
+    const b = el(
+      "button",
+      { type: "button", class: "danger", dataset: { action: "Kill" } },
+      "Kill",
+    );
+    b.addEventListener("click", () => {
+      confirmingKill = job.id;
+      refresh();
+    });
+    buttons.push(b);
+  }
+  if (job.state === "completed") {
+    add("Run again", `jobs/${id}/retry`, `${job.id} will run again now.`);
+  }
+  if (cancellable(job)) {
+    const b = el(
+      "button",
+      { type: "button", class: "danger", dataset: { action: "Cancel" } },
+      "Cancel",
+    );
+    b.addEventListener("click", () => {
+      confirmingCancel = job.id;
+      refresh();
+    });
+    buttons.push(b);
   }
   return el("div", { class: "actions" }, buttons);
+}
+
+/** Links to jobs of the dependency graph, each with its state. */
+function graphLinks(list) {
+  return list.flatMap((d, i) => [
+    i > 0 ? ", " : null,
+    d.state === null
+      ? el("span", { class: "muted" }, `${d.id} (deleted)`)
+      : el("a", { href: jobHref(d.id) }, d.id),
+    d.state === null ? null : el("span", { class: "muted" }, ` (${d.state})`),
+  ]);
 }
 
 async function showJob(id) {
@@ -565,13 +939,26 @@ async function showJob(id) {
     job = await api(`/api/jobs/${encodeURIComponent(id)}`);
   } catch (err) {
     if (currentRoute().view !== "job") return;
+    clearBanners();
     $("job-detail").replaceChildren(el("p", { class: "form-error" }, err.message));
     shownJob = "";
     return;
   }
   const route = currentRoute();
   if (route.view !== "job" || route.id !== id) return;
-  const signature = JSON.stringify([job, Math.floor(serverNow() / 5000)]);
+  tailingJob = job.state === "processing";
+  if (job.blocked_by > 0 && (job.state === "pending" || job.state === "failed")) {
+    const done = new Set(job.dependencies.filter((d) => d.state === "completed").map((d) => d.id));
+    job.blocked_on = job.after.filter((d) => !done.has(d));
+  }
+  const confirming = confirmingCancel === job.id && cancellable(job);
+  const confirmingK = confirmingKill === job.id && job.state === "processing";
+  const signature = JSON.stringify([
+    job,
+    confirming,
+    confirmingK,
+    Math.floor(serverNow() / 5000),
+  ]);
   if (signature === shownJob) return;
   shownJob = signature;
   $("job-detail").replaceChildren(
@@ -579,13 +966,22 @@ async function showJob(id) {
       "div",
       { class: "detail-head" },
       el("h2", {}, "Job ", el("code", { class: "job-id" }, job.id)),
-      stateBadge(job.state),
+      stateCell(job),
       actionButtons(job),
     ),
+    confirming ? cancelConfirm(job) : null,
+    confirmingK ? killConfirm(job) : null,
     el("pre", { class: "command-block", id: "job-command" }, job.command),
     el(
       "dl",
       { class: "fields" },
+      field("directory", job.cwd ?? "– (the worker's)"),
+      field(
+        "environment",
+        job.env
+          ? Object.entries(job.env).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(" ")
+          : "–",
+      ),
       field("queue", job.queue),
       field("priority", String(job.priority)),
       field(
@@ -595,6 +991,9 @@ async function showJob(id) {
       field("timeout", job.timeout === null ? "config default" : `${job.timeout}s`),
       field("exit code", job.exit_code === null ? "–" : String(job.exit_code)),
       field("worker", job.lease_owner ?? "–"),
+      job.kill_signal ? field("kill", `${job.kill_signal} requested (queuectl kill)`) : null,
+      job.dependencies?.length ? field("runs after", ...graphLinks(job.dependencies)) : null,
+      job.dependents?.length ? field("runs before", ...graphLinks(job.dependents)) : null,
       timeField("created", job.created_at),
       timeField("updated", job.updated_at),
       timeField("run at", job.run_at),
@@ -609,10 +1008,16 @@ async function showJob(id) {
         ? el("pre", { class: "error-text" }, job.error)
         : el("p", { class: "muted" }, "none"),
     ),
-    el("section", { class: "output" }, el("h3", {}, "Retry schedule"), retrySchedule(job)),
-    output("stdout", job.stdout),
-    output("stderr", job.stderr),
+    el("section", { class: "output", id: "runs" }, el("h3", {}, "Runs"), ...runsTable(job)),
+    output("stdout", job.stdout, tailingJob),
+    output("stderr", job.stderr, tailingJob),
   );
+  if (tailingJob) {
+    // Follow the end of the output, as tail -f does.
+    for (const pre of $("job-detail").querySelectorAll(".output pre")) {
+      pre.scrollTop = pre.scrollHeight;
+    }
+  }
 }
 
 // ---- forms -----------------------------------------------------------------------------------
@@ -646,9 +1051,18 @@ function wireEnqueue() {
     const spec = {};
     const value = (name) => form.elements[name].value.trim();
     spec.command = form.elements.command.value;
-    for (const name of ["queue", "id", "delay"]) if (value(name)) spec[name] = value(name);
+    for (const name of ["queue", "id", "delay", "cwd"]) if (value(name)) spec[name] = value(name);
     for (const name of ["priority", "max_retries", "timeout"]) {
       if (value(name)) spec[name] = numberOrText(value(name));
+    }
+    const envLines = form.elements.env.value.split("\n").filter((line) => line.trim() !== "");
+    if (envLines.length > 0) {
+      // KEY=value per line; a line without "=" goes as KEY: null, so that the server names the
+      // mistake ("must be a string").
+      spec.env = Object.fromEntries(envLines.map((line) => {
+        const eq = line.indexOf("=");
+        return eq < 0 ? [line.trim(), null] : [line.slice(0, eq).trim(), line.slice(eq + 1)];
+      }));
     }
     const button = form.querySelector("button[type=submit]");
     button.disabled = true;
@@ -656,8 +1070,10 @@ function wireEnqueue() {
       const { ids } = await api("/api/jobs", { method: "POST", body: spec });
       form.elements.command.value = "";
       form.elements.id.value = "";
+      form.elements.env.value = "";
       notify(`Enqueued ${ids[0]}.`, "ok", { href: jobHref(ids[0]), text: "Open it" });
     } catch (err) {
+      clearBanners();
       error.textContent = err.message;
       error.hidden = false;
     } finally {

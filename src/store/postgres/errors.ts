@@ -4,6 +4,7 @@
  * printable location only: the password never appears in a message.
  */
 import { Conflict, QueueError, StorageError } from "../../core/errors.ts";
+import { quote } from "../../core/text.ts";
 
 /** Socket and driver error codes that mean "the server is (for now) out of reach". */
 const TRANSIENT_CODES = new Set([
@@ -96,7 +97,7 @@ export function toQueueError(err: unknown, ctx: ErrorContext): QueueError {
   if (isUniqueViolation(err)) {
     const key = duplicateKeyOf(err);
     return new Conflict(
-      key === undefined ? `Duplicate key: ${reason}` : `${JSON.stringify(key)} already exists`,
+      key === undefined ? `Duplicate key: ${reason}` : `${quote(key)} already exists`,
     );
   }
   return new StorageError(

@@ -5,9 +5,10 @@
  *   wait on each other and never get the same job.
  * - Every state change is one guarded UPDATE (see core/transitions.ts).
  * - Changes that make a job runnable send `NOTIFY queuectl_jobs` (payload: the schema), which
- *   wakes idle workers in {@link PostgresStore.waitForJobs}.
+ *   wakes idle workers in {@link PostgresStore.waitForJobs} (listener.ts).
  * - Times are epoch milliseconds in bigint columns, parsed to numbers.
  * - Errors: see errors.ts (connection loss → StorageError with `transient: true`).
+ * - Connecting and migrating: connect.ts.
  *
  * Durability: whatever a user asked for (enqueue, retry, cancel, restore, purge, config, stop
  * requests) commits synchronously, so a command that returned success survives a server crash. A
@@ -17,34 +18,107 @@
  * expires (at-least-once), never that a job is lost. Every synchronous commit flushes the WAL up to
  * its own record, so no durable write can depend on a relaxed one that was lost. This saves the
  * two WAL flushes per job of a worker (claim, settle): 1.5-4x faster claim+settle (BENCHMARKS.md).
+ *
+ * Over 500 lines because it is one cohesive thing: one short method per Store operation, all on
+ * the same pool, error mapping and commit mode; connecting, migrations, wake-ups and error mapping
+ * live in their own modules.
  */
-import postgres from "postgres";
-import { Conflict, StorageError } from "../../core/errors.ts";
-import type { Job, JobOutput, JobState, NewJob } from "../../core/job.ts";
-import { JOB_STATES } from "../../core/job.ts";
-import type { JobChangeFields, StateChange } from "../../core/transitions.ts";
-import type { ListJobsParams, QueueStats, Store, WorkerRecord } from "../store.ts";
+import type postgres from "postgres";
+import { Conflict, InvalidInput, NotFound, StorageError } from "../../core/errors.ts";
+import { formatDuration } from "../../core/duration.ts";
+import type { Job, JobOutput, JobState, JobToInsert } from "../../core/job.ts";
+import type { JobRun, StoredRun } from "../../core/runs.ts";
+import {
+  CHANGE_COLUMNS,
+  INSERT_SOURCES,
+  JOB_COLUMNS,
+  JOB_STATES,
+  parseDependsOn,
+  UNIQUE_KEY_STATES,
+} from "../../core/job.ts";
+import {
+  CLAIM_RULE,
+  CLAIMABLE_STATES,
+  type ClaimParams,
+  compareClaimOrder,
+  LOST_RUN_PREFIX,
+  LOST_RUN_STATES,
+  type StateChange,
+} from "../../core/transitions.ts";
+import {
+  BLOCKED_SQL,
+  CLAIM_DUE_COLUMN,
+  CLAIM_INCREMENT_COLUMN,
+  CLAIM_SET_COLUMNS,
+  CLAIM_TO_SQL,
+  CLAIMABLE_SQL,
+  claimOrderSql,
+  JOB_COLUMN_LIST,
+  RUN_COLUMN_LIST,
+  RUN_COLUMNS,
+  sqlLiteral,
+} from "../sql.ts";
+import {
+  collectQueueMetrics,
+  type CountJobsParams,
+  heldKeyConflict,
+  type JobDependencies,
+  type ListJobsParams,
+  type QueueControl,
+  type QueueMetrics,
+  type QueueStats,
+  type QueueSummary,
+  type RunOutputChunk,
+  scheduleExists,
+  type ScheduleFire,
+  type Store,
+  summariseQueues,
+  uniqueKeyConflict,
+  type UniqueKeyOptions,
+  type WorkerRecord,
+} from "../store.ts";
+import { SEARCH_INDEX_MIN_CHARS } from "../store.ts";
 import { duplicateKeyOf, type ErrorContext, isUniqueViolation, toQueueError } from "./errors.ts";
-import { MIGRATIONS } from "./migrations.ts";
-import { parsePgUrl, redactPgUrl, validateSchemaName } from "./url.ts";
+import type { PoolOptions, Sql } from "./connect.ts";
+import { connectAndMigrate, type Connected, POOL_IDLE_S } from "./open.ts";
+import { PgLeadership } from "./leader.ts";
+import { CHANGES_CHANNEL, JobsListener, KILL_CHANNEL, NOTIFY_CHANNEL } from "./listener.ts";
+import { quote } from "../../core/text.ts";
+import type { Schedule, ScheduleView } from "../../core/schedule.ts";
 
-/** Channel of the "jobs may be runnable" hint; the payload names the schema. */
-export const NOTIFY_CHANNEL = "queuectl_jobs";
-const CONNECT_TIMEOUT_S = 10;
-/** After a failed LISTEN, wait this long before trying again (callers poll meanwhile). */
-const LISTEN_RETRY_MS = 5000;
 /**
- * How long postgres.js waits before connecting again after `failures` failed attempts in a row,
- * in seconds: 0.1 s doubling, at most 2 s, with jitter so that many workers do not reconnect in
- * step. (postgres.js's own default grows to 10-20 s, which a worker would wait on top of its
- * own retry backoff once the server is back. The LISTEN connection re-listens at this pace too.)
+ * The columns of a new job's row that the INSERT sets: the user's fields, the enqueue time and
+ * the non-null constants (the others default to NULL).
  */
-function reconnectDelayS(failures: number): number {
-  return Math.min(0.1 * 2 ** Math.max(0, failures - 1), 2) * (0.5 + Math.random() / 2);
-}
-
-/** Rows per INSERT statement: 11 parameters each, below the protocol's 65,534 limit. */
+/**
+ * The columns an INSERT of new jobs names: all but those whose value is NULL (their default).
+ * Constants (state, attempts) are written into the statement (see {@link insertSql}); the user's
+ * fields and the enqueue time are bound ({@link INSERT_BOUND}, in order).
+ */
+const INSERT_SET = INSERT_SOURCES.filter(([, s]) => !(s.from === "constant" && s.value === null));
+const INSERT_BOUND = INSERT_SET.filter(([, s]) => s.from !== "constant")
+  .map(([name, s]) => ({ name: name as keyof JobToInsert, now: s.from === "now" }));
+/** PostgreSQL types of the run columns (parameters of INSERT ... SELECT need a cast). */
+const RUN_COLUMN_TYPES: Record<typeof RUN_COLUMNS[number], string> = {
+  attempt: "integer",
+  worker: "text",
+  host: "text",
+  started_at: "bigint",
+  finished_at: "bigint",
+  duration_ms: "bigint",
+  exit_code: "integer",
+  signal: "text",
+  error: "text",
+  outcome: "text",
+  retry_delay_ms: "bigint",
+};
+/** How long a watcher's row lasts after its last renewal, and how often a watcher renews it. */
+const WATCHER_TTL_MS = 60_000;
+const WATCHER_RENEW_MS = 10_000;
+/** Ids per DELETE statement, and at most rows per INSERT statement. */
 const INSERT_CHUNK = 5000;
+/** Rows per INSERT statement: their parameters stay below the protocol's 65,534 limit. */
+const INSERT_ROWS = Math.min(INSERT_CHUNK, Math.floor(65_534 / INSERT_BOUND.length));
 
 /**
  * A CTE that makes the statement's transaction commit asynchronously (`set_config(..., true)` is
@@ -56,25 +130,21 @@ const RELAXED_CTE =
 /** The same shape without the setting, for {@link PostgresStoreOptions.relaxedCommits} false. */
 const DURABLE_CTE = "relaxed AS (SELECT 'on'::text AS relaxed_commit)";
 
-const JOB_COLUMNS =
-  "id, command, queue, state, priority, attempts, max_retries, timeout, run_at, created_at, " +
-  "updated_at, started_at, finished_at, exit_code, error, lease_owner, lease_expires_at";
+/**
+ * The server's clock in epoch milliseconds, read when the statement writes the row: leases are
+ * written and compared on it (see {@link PostgresStoreOptions.leaseClock}).
+ */
+const SERVER_MS = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
+
+/** Stops of everything kept in stop_requests (see Store.lastStopRequest). */
+const STOPS_KEPT = 100;
+
 const WORKER_COLUMNS =
   "id, pid, host, queues, started_at, heartbeat_at, current_job, stop_requested_at, supervisor_id";
 
-const CHANGE_COLUMNS: readonly (keyof JobChangeFields)[] = [
-  "attempts",
-  "run_at",
-  "started_at",
-  "finished_at",
-  "exit_code",
-  "error",
-  "lease_owner",
-  "lease_expires_at",
-];
+/** The claim order; last ties: insertion order (seq). */
+const CLAIM_ORDER = claimOrderSql("seq");
 
-// deno-lint-ignore no-explicit-any
-type Sql = postgres.Sql<any>;
 type Fragment = ReturnType<Sql["unsafe"]> | postgres.PendingQuery<postgres.Row[]>;
 type Row = Record<string, unknown>;
 
@@ -88,7 +158,41 @@ export interface PostgresStoreOptions {
    * makes every commit synchronous, for comparison in the benchmark.
    */
   relaxedCommits?: boolean;
+  /**
+   * Whose clock lease times come from (default `"server"`). `"server"`: a claim and a renewal
+   * write `lease_expires_at` from the server's clock at the moment the row is written, and a
+   * rescue (findExpiredLeases, the `leaseExpiredBy` guard) compares with the server's clock: the
+   * callers' `now` is not used for leases, so neither a stale `now` (computed before an outage)
+   * nor a host's clock skew can make a fresh lease look expired. `"caller"`: from the `now` the
+   * caller passes, as the Store contract's conformance suite drives it with a manual clock.
+   */
+  leaseClock?: "server" | "caller";
+  /**
+   * Short TCP keepalive for every connection (see connect.ts keepAliveSockets), for a process that
+   * stays up (workers, the dashboard). Default false: a one-shot call skips loading node:net.
+   */
+  keepAlive?: boolean;
 }
+
+/**
+ * The next due time among claimable jobs (Store.nextRunAt): $1..$queues the queue names to filter
+ * on, then, when `after`, the lower bound. The condition is jobs_run_at's (migration 13), which
+ * holds claimable jobs only: the lookup never walks jobs waiting for their dependencies.
+ */
+export function nextRunAtSql(queues: number, after: boolean): string {
+  const queueFilter = queues > 0
+    ? ` AND queue IN (${Array.from({ length: queues }, (_, i) => `$${i + 1}`).join(", ")})`
+    : "";
+  return `SELECT min(${CLAIM_DUE_COLUMN}) AS t FROM jobs WHERE ${CLAIMABLE_SQL}${queueFilter}` +
+    (after ? ` AND ${CLAIM_DUE_COLUMN} > $${queues + 1}` : "");
+}
+
+/**
+ * Scheduled jobs (stats): claimable jobs not due yet, the query followed by now. The condition is
+ * jobs_run_at's, so the count is an index-only scan.
+ */
+export const SCHEDULED_COUNT_SQL: string =
+  `SELECT count(*) FROM jobs WHERE ${CLAIMABLE_SQL} AND ${CLAIM_DUE_COLUMN} >`;
 
 /**
  * Connects, creates or migrates the schema (once, under an advisory lock) and returns the store.
@@ -99,120 +203,114 @@ export async function openPostgresStore(
   url: string,
   opts: PostgresStoreOptions = {},
 ): Promise<Store> {
-  const parsed = parsePgUrl(url);
-  const schema = opts.schema !== undefined ? validateSchemaName(opts.schema) : parsed.schema;
-  const base = redactPgUrl(parsed.driverUrl);
-  const location = schema ? `${base}${base.includes("?") ? "&" : "?"}schema=${schema}` : base;
-  const ctx: ErrorContext = { location, password: parsed.password };
-  const connect = (max: number): Sql =>
-    postgres(parsed.driverUrl, {
-      max,
-      connect_timeout: CONNECT_TIMEOUT_S,
-      backoff: reconnectDelayS,
-      fetch_types: false,
-      onnotice: () => {},
-      types: {
-        // int8 (times, counts) as JS numbers: epoch milliseconds fit in 2^53.
-        bigint: {
-          to: 20,
-          from: [20],
-          serialize: (x: number) => String(x),
-          parse: (x: string) => Number(x),
-        },
-      },
-      connection: {
-        application_name: "queuectl",
-        ...(schema ? { search_path: schema } : {}),
-      },
-    });
-  const sql = connect(opts.max ?? 10);
-  try {
-    const currentSchema = await migrate(sql, schema, location);
-    return new PostgresStore({
-      sql,
-      connect,
-      location,
-      ctx,
-      schema: currentSchema,
-      relaxedCommits: opts.relaxedCommits ?? true,
-    });
-  } catch (err) {
-    await sql.end({ timeout: 1 }).catch(() => {});
-    throw toQueueError(err, ctx);
-  }
+  return postgresStoreOn(await connectAndMigrate(url, opts), opts);
+}
+
+/** The store on a pool that {@link connectAndMigrate} opened (store/mod.ts overlaps the two). */
+export function postgresStoreOn(c: Connected, opts: PostgresStoreOptions = {}): Store {
+  return new PostgresStore({
+    ...c,
+    relaxedCommits: opts.relaxedCommits ?? true,
+    leaseClock: opts.leaseClock ?? "server",
+  });
 }
 
 /**
- * Applies missing migrations once, even when several processes start at the same time. Returns
- * the schema the tables live in.
+ * `INSERT INTO jobs (...) VALUES (...), ...` of `rows` new jobs, the constants in place and $n for
+ * the bound values, row after row (kept for the full chunk size: the statement is prepared).
  */
-async function migrate(sql: Sql, schema: string | undefined, location: string): Promise<string> {
-  const target = MIGRATIONS.length;
-  // Fast path (every CLI command): one read, no lock.
-  try {
-    const [{ v, s }] = await sql<{ v: number | null; s: string }[]>`
-      SELECT (SELECT max(version) FROM schema_migrations) AS v, current_schema() AS s`;
-    if (v === target) return s;
-    if (v !== null && v > target) throw newerSchema(v, target, location);
-  } catch (err) {
-    // 42P01: no schema_migrations table yet (or no schema): create it below.
-    if ((err as { code?: string }).code !== "42P01") throw err;
-  }
-  await sql.begin(async (tx) => {
-    await tx`SELECT pg_advisory_xact_lock(hashtext(${"queuectl:migrate:" + (schema ?? "")}))`;
-    if (schema) await tx.unsafe(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
-    await tx`CREATE TABLE IF NOT EXISTS schema_migrations (
-      version integer PRIMARY KEY,
-      applied_at bigint NOT NULL
-    )`;
-    // Re-read under the lock: another process may have migrated meanwhile.
-    const [{ v }] = await tx<{ v: number | null }[]>`
-      SELECT coalesce(max(version), 0) AS v FROM schema_migrations`;
-    const current = v ?? 0;
-    if (current > target) throw newerSchema(current, target, location);
-    for (let version = current + 1; version <= target; version++) {
-      await tx.unsafe(MIGRATIONS[version - 1]);
-      await tx`INSERT INTO schema_migrations (version, applied_at)
-        VALUES (${version}, ${Date.now()})`;
-    }
-  });
-  const [{ s }] = await sql<{ s: string }[]>`SELECT current_schema() AS s`;
-  return s;
+function insertSql(rows: number): string {
+  if (rows === INSERT_ROWS && fullInsertSql !== undefined) return fullInsertSql;
+  let n = 0;
+  const row = () =>
+    `(${
+      INSERT_SET.map(([, s]) => s.from === "constant" ? sqlLiteral(s.value) : `$${++n}`)
+        .join(", ")
+    })`;
+  const sql = `INSERT INTO jobs (${INSERT_SET.map(([name]) => name).join(", ")}) VALUES ${
+    Array.from({ length: rows }, row).join(", ")
+  }`;
+  if (rows === INSERT_ROWS) fullInsertSql = sql;
+  return sql;
 }
+let fullInsertSql: string | undefined;
 
-function newerSchema(version: number, target: number, location: string): StorageError {
-  return new StorageError(
-    `The database ${location} has schema version ${version}, newer than this queuectl (${target})`,
-    { hint: "upgrade queuectl to use this database" },
-  );
-}
+/** The states that hold a unique key, as the partial index jobs_unique_key says them. */
+const UNIQUE_STATES_SQL = `state IN (${UNIQUE_KEY_STATES.map(sqlLiteral).join(", ")})`;
+/** One job's insert that does nothing when an active job holds its unique key. */
+const INSERT_KEYED_SQL = `${insertSql(1)} ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL ` +
+  `AND ${UNIQUE_STATES_SQL} DO NOTHING RETURNING id`;
 
 /** PostgreSQL cannot store NUL in text; captured output may contain it. */
 function noNul(text: string): string {
   return text.includes("\0") ? text.replaceAll("\0", "\uFFFD") : text;
 }
 
-function toJob(r: Row): Job {
-  return {
-    id: r.id as string,
-    command: r.command as string,
-    queue: r.queue as string,
-    state: r.state as JobState,
-    priority: r.priority as number,
-    attempts: r.attempts as number,
-    max_retries: r.max_retries as number,
-    timeout: r.timeout as number | null,
-    run_at: r.run_at as number,
-    created_at: r.created_at as number,
-    updated_at: r.updated_at as number,
-    started_at: r.started_at as number | null,
-    finished_at: r.finished_at as number | null,
-    exit_code: r.exit_code as number | null,
-    error: r.error as string | null,
-    lease_owner: r.lease_owner as string | null,
-    lease_expires_at: r.lease_expires_at as number | null,
-  };
+/**
+ * Records the dependencies of `jobs` (just inserted, in this transaction): each must be a job
+ * inserted before it (a lower seq: it existed, or came earlier in this input; so no cycle can
+ * form), else InvalidInput rolls the whole insert back. The dependencies are locked (FOR SHARE)
+ * before their states are read, so a settle of one waits for this commit and its trigger then sees
+ * the new edges: blocked_by is never left counting a dependency that completed meanwhile. A job
+ * after a dead one is dead at once, as if it had died since (docs/architecture.md "Flow control").
+ */
+async function linkDependencies(
+  tx: postgres.TransactionSql,
+  jobs: readonly JobToInsert[],
+  now: number,
+): Promise<void> {
+  const pairs: [string, string][] = [];
+  for (const job of jobs) {
+    if (!job.depends_on) continue;
+    for (const dep of parseDependsOn(job.depends_on)) pairs.push([job.id, dep]);
+  }
+  if (pairs.length === 0) return;
+  const q = tx as unknown as Sql;
+  // The edges, in input order (n), as one JSON parameter.
+  const edges = q`(SELECT v->>0 AS job_id, v->>1 AS dep_id, n
+    FROM jsonb_array_elements(${
+    JSON.stringify(pairs)
+  }::text::jsonb) WITH ORDINALITY AS x(v, n)) AS e`;
+  const [bad] = await q`SELECT e.job_id, e.dep_id, d.id IS NOT NULL AS later FROM ${edges}
+    JOIN jobs j ON j.id = e.job_id LEFT JOIN jobs d ON d.id = e.dep_id
+    WHERE d.id IS NULL OR d.seq >= j.seq ORDER BY e.n LIMIT 1`;
+  if (bad) {
+    throw new InvalidInput(
+      `Job ${quote(bad.job_id)} runs after ${quote(bad.dep_id)}, ${
+        bad.later ? "which comes later in the input" : "which does not exist"
+      }`,
+      { hint: "a job may run after jobs already enqueued or earlier in the same file" },
+    );
+  }
+  await q`WITH e AS (SELECT * FROM ${edges}),
+    deps AS (SELECT id, state FROM jobs WHERE id IN (SELECT dep_id FROM e) FOR SHARE),
+    linked AS (INSERT INTO job_deps (job_id, dep_id) SELECT job_id, dep_id FROM e),
+    tally AS (
+      SELECT e.job_id, count(*) FILTER (WHERE deps.state <> 'completed') AS n,
+        (array_agg(e.dep_id ORDER BY e.n) FILTER (WHERE deps.state = 'dead'))[1] AS dead_dep
+      FROM e JOIN deps ON deps.id = e.dep_id GROUP BY e.job_id
+    )
+    UPDATE jobs SET blocked_by = tally.n,
+      state = CASE WHEN tally.dead_dep IS NULL THEN jobs.state ELSE 'dead' END,
+      error = CASE WHEN tally.dead_dep IS NULL THEN jobs.error
+        ELSE 'dependency ' || tally.dead_dep || ' failed' END,
+      finished_at = CASE WHEN tally.dead_dep IS NULL THEN jobs.finished_at ELSE ${now}::bigint END
+    FROM tally WHERE jobs.id = tally.job_id AND tally.n > 0`;
 }
+
+/** A row's job columns (not seq, stdout, stderr). */
+function toJob(r: Row): Job {
+  const job: Record<string, unknown> = {};
+  for (const c of JOB_COLUMNS) job[c] = r[c];
+  return job as Job;
+}
+
+const SCHEDULE_COLUMNS = "name, cron, every_ms, tz, job, catch_up, paused, next_run_at, " +
+  "last_run_at, last_job_id, created_at, updated_at";
+/** A schedule's row with the state of its last job (jobs are looked up by primary key). */
+const SCHEDULE_VIEW = `SELECT ${
+  SCHEDULE_COLUMNS.split(", ").map((c) => `s.${c}`).join(", ")
+}, j.state AS last_job_state FROM schedules s LEFT JOIN jobs j ON j.id = s.last_job_id`;
 
 function toWorker(r: Row): WorkerRecord {
   return {
@@ -228,57 +326,130 @@ function toWorker(r: Row): WorkerRecord {
   };
 }
 
+/** How many of the newest jobs a search tests before it asks the trigram index (see listJobs). */
+const SEARCH_WINDOW = 2000;
+
 class PostgresStore implements Store {
   readonly kind = "postgres" as const;
   readonly location: string;
-  readonly #sql: Sql;
-  /** Opens another pool on the same server (for the LISTEN connection). */
-  readonly #connect: (max: number) => Sql;
+  #sql: Sql;
+  readonly #connect: (max: number, pool?: PoolOptions) => Sql;
+  readonly #max: number;
+  /** See {@link setCallTimeout}; null: calls are not bounded. */
+  #callTimeoutMs: number | null = null;
   readonly #ctx: ErrorContext;
-  /** The schema the tables live in: the NOTIFY payload that concerns this store. */
-  readonly #schema: string;
   readonly #cols: Fragment;
   /** `relaxed AS (...)`: see {@link RELAXED_CTE}. */
   readonly #relaxed: Fragment;
-  /** The pool that owns the LISTEN connection, and its setup (true once listening). */
-  #listener: Sql | null = null;
-  #listening: Promise<boolean> | null = null;
-  /** When LISTEN last failed: wait a while before trying again (meanwhile: plain polling). */
-  #listenFailedAt = -Infinity;
-  readonly #waiters = new Set<() => void>();
-  /** A hint arrived while nobody waited: the next wait returns at once. */
-  #hinted = false;
+  /** The fixed parts of the claim statement, built once from core's claim rule (CLAIM_RULE). */
+  readonly #claimParts: { due: Fragment; order: Fragment; moves: Fragment; returning: Fragment };
+  /** The wake-ups of {@link waitForJobs}. */
+  readonly #listener: JobsListener;
+  /** The wake-ups of {@link waitForChanges}, and this store's row in `watchers` (once recorded). */
+  readonly #changes: JobsListener;
+  #watcherId: string | null = null;
+  #watcherRenewedAt = -Infinity;
   #closed = false;
   /** Calls under way, awaited by close(). */
   readonly #inflight = new Set<Promise<unknown>>();
+  readonly #leadership: PgLeadership;
+  /** Lease times from the server's clock (see {@link PostgresStoreOptions.leaseClock}). */
+  readonly #serverLeases: boolean;
+  /** The claim's columns but the lease's expiry (written from the lease clock). */
+  static readonly #claimSetColumns = CLAIM_SET_COLUMNS.filter((c) => c !== "lease_expires_at");
 
   constructor(
     o: {
       sql: Sql;
-      connect: (max: number) => Sql;
+      connect: (max: number, pool?: PoolOptions) => Sql;
+      max: number;
       location: string;
       ctx: ErrorContext;
       schema: string;
       relaxedCommits: boolean;
+      leaseClock: "server" | "caller";
     },
   ) {
     const sql = o.sql;
     this.#sql = sql;
     this.#connect = o.connect;
+    this.#max = o.max;
     this.location = o.location;
     this.#ctx = o.ctx;
-    this.#schema = o.schema;
-    this.#cols = sql.unsafe(JOB_COLUMNS);
+    this.#serverLeases = o.leaseClock === "server";
+    this.#listener = new JobsListener(o.connect, o.schema);
+    this.#changes = new JobsListener(o.connect, o.schema, CHANGES_CHANNEL);
+    this.#cols = sql.unsafe(JOB_COLUMN_LIST);
     this.#relaxed = sql.unsafe(o.relaxedCommits ? RELAXED_CTE : DURABLE_CTE);
+    this.#leadership = new PgLeadership(o.connect, o.schema, o.ctx);
+    this.#claimParts = {
+      // `state IN (...) AND run_at <=`, followed by now.
+      due: sql.unsafe(`${CLAIMABLE_SQL} AND ${CLAIM_DUE_COLUMN} <=`),
+      order: sql.unsafe(CLAIM_ORDER),
+      // `state = 'processing', attempts = jobs.attempts + 1`
+      moves: sql.unsafe(
+        `state = ${CLAIM_TO_SQL}, ${CLAIM_INCREMENT_COLUMN} = jobs.${CLAIM_INCREMENT_COLUMN} + 1`,
+      ),
+      // The insertion order (to sort by) and every job column.
+      returning: sql.unsafe(["seq", ...JOB_COLUMNS].map((c) => `jobs.${c}`).join(", ")),
+    };
   }
 
-  /** Runs a driver call, mapping its errors to QueueErrors. */
+  /** Now on the lease clock: the server's (SQL) or the caller's `now`. */
+  #leaseNow(sql: Sql, now: number): Fragment {
+    return this.#serverLeases ? sql.unsafe(SERVER_MS) : sql`${now}::bigint`;
+  }
+
+  /** See {@link Store.setCallTimeout}. */
+  setCallTimeout(ms: number): void {
+    if (this.#closed || ms === this.#callTimeoutMs) return;
+    this.#callTimeoutMs = ms;
+    // New sessions carry the server-side limits; the old pool's calls finish first.
+    this.#replacePool(this.#sql, false);
+  }
+
+  /** Replaces `old` (if still current) with a new pool; `now`: destroy old's connections. */
+  #replacePool(old: Sql, now: boolean): void {
+    if (this.#sql !== old || this.#closed) return;
+    const ms = this.#callTimeoutMs;
+    this.#sql = this.#connect(this.#max, {
+      idleTimeoutS: POOL_IDLE_S,
+      ...(ms === null ? {} : { statementTimeoutMs: ms }),
+    });
+    old.end({ timeout: now ? 0 : 5 }).catch(() => {});
+  }
+
+  /**
+   * Runs a driver call, mapping its errors to QueueErrors; bounded by the call timeout when one
+   * is set: a call with no answer by then drops the pool (its connection is dead or stuck, e.g. a
+   * network cut: no error ever comes) and fails as transient.
+   */
   #run<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    const sql = this.#sql;
+    const limit = this.#callTimeoutMs;
     const call = (async () => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
       try {
-        return await fn(this.#sql);
+        if (limit === null) return await fn(sql);
+        const late = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            this.#replacePool(sql, true);
+            reject(
+              new StorageError(
+                `No answer from PostgreSQL at ${this.location} within ${formatDuration(limit)}`,
+                {
+                  hint: "check the network and the server; the call is retried",
+                  transient: true,
+                },
+              ),
+            );
+          }, limit);
+        });
+        return await Promise.race([fn(sql), late]);
       } catch (err) {
         throw toQueueError(err, this.#ctx);
+      } finally {
+        clearTimeout(timer);
       }
     })();
     this.#inflight.add(call);
@@ -289,39 +460,143 @@ class PostgresStore implements Store {
 
   // --- jobs ---------------------------------------------------------------------------------
 
-  insertJobs(p: { jobs: readonly NewJob[]; now: number }): Promise<void> {
+  insertJobs(
+    p: { jobs: readonly JobToInsert[]; now: number } & UniqueKeyOptions,
+  ): Promise<number> {
     const seen = new Set<string>();
     for (const job of p.jobs) {
       if (seen.has(job.id)) return Promise.reject(duplicate(job.id));
       seen.add(job.id);
     }
-    if (p.jobs.length === 0) return Promise.resolve();
-    const rows = p.jobs.map((j) => ({
-      id: j.id,
-      command: j.command,
-      queue: j.queue,
-      state: "pending",
-      priority: j.priority,
-      max_retries: j.max_retries,
-      timeout: j.timeout,
-      run_at: j.run_at,
-      created_at: p.now,
-      updated_at: p.now,
-    }));
-    const cols = Object.keys(rows[0]) as (keyof typeof rows[0])[];
+    if (p.jobs.length === 0) return Promise.resolve(0);
     return this.#run(async (sql) => {
       try {
-        await sql.begin(async (tx) => {
-          for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-            await tx`INSERT INTO jobs ${tx(rows.slice(i, i + INSERT_CHUNK), cols)}`;
+        return await sql.begin(async (tx) => {
+          let n = 0;
+          if (p.jobs.some((j) => j.unique_key != null)) {
+            n = await this.#insertKeyed(tx, p.jobs, p.now, p);
+          } else {
+            for (let i = 0; i < p.jobs.length; i += INSERT_ROWS) {
+              const rows = p.jobs.slice(i, i + INSERT_ROWS);
+              const values: (string | number | null)[] = [];
+              for (const job of rows) {
+                for (const b of INSERT_BOUND) values.push(b.now ? p.now : job[b.name] ?? null);
+              }
+              await tx.unsafe(insertSql(rows.length), values, { prepare: true });
+              await linkDependencies(tx, rows, p.now);
+            }
+            n = p.jobs.length;
           }
-          await tx`SELECT pg_notify(${NOTIFY_CHANNEL}, current_schema())`;
+          if (n > 0) await tx`SELECT pg_notify(${NOTIFY_CHANNEL}, current_schema())`;
+          return n;
         });
       } catch (err) {
         if (isUniqueViolation(err)) throw duplicate(duplicateKeyOf(err) ?? "?");
         throw err;
       }
     });
+  }
+
+  insertJobStream(
+    p: { batches: AsyncIterable<readonly JobToInsert[]>; now: number } & UniqueKeyOptions,
+  ): Promise<number> {
+    return this.#run(async (sql) => {
+      let n = 0;
+      try {
+        await sql.begin(async (tx) => {
+          // Rows gathered up to one full INSERT statement, then sent.
+          let values: (string | number | null)[] = [];
+          let rows = 0;
+          // The jobs of the rows gathered that have dependencies (linked once they are inserted).
+          let dependent: JobToInsert[] = [];
+          const flush = async () => {
+            if (rows === 0) return;
+            await tx.unsafe(insertSql(rows), values, { prepare: true });
+            n += rows;
+            values = [];
+            rows = 0;
+            if (dependent.length > 0) await linkDependencies(tx, dependent, p.now);
+            dependent = [];
+          };
+          for await (const jobs of p.batches) {
+            if (jobs.some((j) => j.unique_key != null)) {
+              // In input order: what was gathered first, then this batch one by one.
+              await flush();
+              n += await this.#insertKeyed(tx, jobs, p.now, p);
+              continue;
+            }
+            for (const job of jobs) {
+              for (const b of INSERT_BOUND) values.push(b.now ? p.now : job[b.name] ?? null);
+              if (job.depends_on) dependent.push(job);
+              if (++rows === INSERT_ROWS) await flush();
+            }
+          }
+          await flush();
+          if (n > 0) await tx`SELECT pg_notify(${NOTIFY_CHANNEL}, current_schema())`;
+        });
+      } catch (err) {
+        if (!isUniqueViolation(err)) throw err;
+        const id = duplicateKeyOf(err) ?? "?";
+        // Rolled back: the id is in the database only if it was there before this input.
+        const [row] = await sql`SELECT 1 AS one FROM jobs WHERE id = ${id}`;
+        throw row
+          ? duplicate(id)
+          : new Conflict(`Job id ${JSON.stringify(id)} appears twice in the input`);
+      }
+      return n;
+    });
+  }
+
+  /**
+   * Inserts `jobs` one by one inside `tx`, a job with a unique key by an INSERT that does nothing
+   * when an active job holds the key (the partial unique index decides, waiting for a concurrent
+   * insert of the same key to commit or roll back), then per OnDuplicate (store.ts). Each
+   * statement sees what committed before it (READ COMMITTED), so a holder that finished or was
+   * replaced meanwhile makes the next try insert. Returns how many were inserted.
+   */
+  async #insertKeyed(
+    tx: postgres.TransactionSql,
+    jobs: readonly JobToInsert[],
+    now: number,
+    unique: UniqueKeyOptions,
+  ): Promise<number> {
+    const q = tx as unknown as Sql;
+    let n = 0;
+    for (const job of jobs) {
+      const values = INSERT_BOUND.map((b) => b.now ? now : job[b.name] ?? null);
+      const key = job.unique_key;
+      if (key == null) {
+        await q.unsafe(insertSql(1), values, { prepare: true });
+        if (job.depends_on) await linkDependencies(tx, [job], now);
+        n++;
+        continue;
+      }
+      for (let attempt = 0;; attempt++) {
+        if (attempt === 50) {
+          throw new Conflict(`A job with unique key ${quote(key)} keeps changing; try again`);
+        }
+        const inserted = await q.unsafe(INSERT_KEYED_SQL, values, { prepare: true });
+        if (inserted.length === 1) {
+          if (job.depends_on) await linkDependencies(tx, [job], now);
+          n++;
+          break;
+        }
+        const [held] = await q`SELECT id, state FROM jobs
+          WHERE unique_key = ${key} AND ${q.unsafe(UNIQUE_STATES_SQL)}`;
+        if (!held) continue; // finished meanwhile: try again
+        const holder = { id: held.id as string, state: held.state as string };
+        const mode = unique.onDuplicate ?? "existing";
+        if (mode === "existing") {
+          unique.onExisting?.(job.id, holder.id);
+          break;
+        }
+        if (mode === "error" || holder.state === "processing") {
+          throw uniqueKeyConflict(key, holder, mode === "replace");
+        }
+        await q`DELETE FROM jobs WHERE id = ${holder.id} AND state IN ('pending', 'failed')`;
+      }
+    }
+    return n;
   }
 
   getJob(p: { id: string }): Promise<Job | null> {
@@ -333,47 +608,187 @@ class PostgresStore implements Store {
 
   getJobOutput(p: { id: string }): Promise<JobOutput | null> {
     return this.#run(async (sql) => {
-      const rows = await sql`SELECT stdout, stderr FROM jobs WHERE id = ${p.id}`;
+      const rows = await sql`SELECT r.stdout, r.stderr FROM jobs j
+        LEFT JOIN LATERAL (SELECT stdout, stderr FROM job_runs WHERE job_id = j.id
+          ORDER BY id DESC LIMIT 1) r ON TRUE
+        WHERE j.id = ${p.id}`;
       if (!rows.length) return null;
       return { stdout: rows[0].stdout ?? "", stderr: rows[0].stderr ?? "" };
     });
   }
 
-  #where(p: Omit<ListJobsParams, "limit" | "offset" | "order">): Fragment {
+  getStderrTails(p: { ids: readonly string[]; chars: number }): Promise<Map<string, string>> {
+    if (p.ids.length === 0) return Promise.resolve(new Map());
+    return this.#run(async (sql) => {
+      const rows = await sql`SELECT DISTINCT ON (job_id) job_id, right(stderr, ${p.chars}) AS tail
+        FROM job_runs WHERE job_id IN ${sql([...new Set(p.ids)])} ORDER BY job_id, id DESC`;
+      return new Map(
+        rows.filter((r) => r.tail !== "").map((r) => [r.job_id as string, r.tail as string]),
+      );
+    });
+  }
+
+  listRuns(p: { jobId: string; outputChars: number }): Promise<StoredRun[]> {
+    return this.#run(async (sql) =>
+      (await sql`SELECT ${sql.unsafe(RUN_COLUMN_LIST)},
+          right(stdout, ${p.outputChars}) AS stdout, right(stderr, ${p.outputChars}) AS stderr
+        FROM job_runs WHERE job_id = ${p.jobId} ORDER BY id`).map((r, i) => ({
+        ...(r as unknown as StoredRun),
+        run: i + 1,
+        stdout: p.outputChars > 0 ? r.stdout as string : "",
+        stderr: p.outputChars > 0 ? r.stderr as string : "",
+      }))
+    );
+  }
+
+  getLatestRun(p: { jobId: string }): Promise<StoredRun | null> {
+    return this.#run(async (sql) => {
+      const rows = await sql`SELECT ${sql.unsafe(RUN_COLUMN_LIST)}, stdout, stderr,
+          (SELECT count(*) FROM job_runs WHERE job_id = ${p.jobId})::integer AS run
+        FROM job_runs WHERE job_id = ${p.jobId} ORDER BY id DESC LIMIT 1`;
+      return rows.length ? { ...(rows[0] as unknown as StoredRun) } : null;
+    });
+  }
+
+  getRunOutput(p: { jobId: string; attempt: number }): Promise<JobOutput | null> {
+    return this.#run(async (sql) => {
+      const rows = await sql`SELECT stdout, stderr FROM job_runs
+        WHERE job_id = ${p.jobId} AND attempt = ${p.attempt} ORDER BY id DESC LIMIT 1`;
+      return rows.length ? { stdout: rows[0].stdout, stderr: rows[0].stderr } : null;
+    });
+  }
+
+  getJobStates(p: { ids: readonly string[] }): Promise<Map<string, JobState>> {
+    if (p.ids.length === 0) return Promise.resolve(new Map());
+    return this.#run(async (sql) => {
+      const states = new Map<string, JobState>();
+      for (let i = 0; i < p.ids.length; i += INSERT_CHUNK) {
+        const chunk = p.ids.slice(i, i + INSERT_CHUNK) as string[];
+        for (const r of await sql`SELECT id, state FROM jobs WHERE id IN ${sql(chunk)}`) {
+          states.set(r.id as string, r.state as JobState);
+        }
+      }
+      return states;
+    });
+  }
+
+  listJobIds(p: { states: readonly JobState[]; queue?: string }): Promise<string[]> {
+    if (p.states.length === 0) return Promise.resolve([]);
+    return this.#run(async (sql) =>
+      (await sql`SELECT id FROM jobs WHERE state IN ${sql(p.states as string[])}
+        ${p.queue !== undefined ? sql`AND queue = ${p.queue}` : sql``} ORDER BY seq`)
+        .map((r) => r.id as string)
+    );
+  }
+
+  appendRunOutput(p: RunOutputChunk): Promise<boolean> {
+    const stdout = noNul(p.stdout);
+    const stderr = noNul(p.stderr);
+    return this.#run(async (sql) => {
+      // One statement: the lease guard, the append (or the first row), and the watchers' hint.
+      // A worker's own bookkeeping: committed asynchronously, like its settles.
+      const rows = await sql`WITH ${this.#relaxed},
+        held AS (SELECT id FROM jobs, relaxed WHERE id = ${p.jobId} AND state = 'processing'
+          AND lease_owner = ${p.worker}),
+        appended AS (
+          UPDATE job_runs SET stdout = right(stdout || ${stdout}::text, ${p.limit}),
+            stderr = right(stderr || ${stderr}::text, ${p.limit})
+          WHERE id = (SELECT max(id) FROM job_runs WHERE job_id = ${p.jobId}
+              AND attempt = ${p.attempt} AND worker = ${p.worker} AND outcome = 'running')
+            AND EXISTS (SELECT 1 FROM held)
+          RETURNING job_runs.id),
+        added AS (
+          INSERT INTO job_runs (job_id, attempt, worker, host, started_at, outcome, stdout, stderr)
+          SELECT held.id, ${p.attempt}::integer, ${p.worker}::text, ${p.host}::text,
+            ${p.startedAt}::bigint, 'running', right(${stdout}::text, ${p.limit}),
+            right(${stderr}::text, ${p.limit})
+          FROM held WHERE NOT EXISTS (SELECT 1 FROM appended))
+        SELECT (SELECT pg_notify(${CHANGES_CHANNEL}, current_schema()) FROM watchers
+          WHERE expires_at > ${p.now} LIMIT 1) AS watched
+        FROM held`;
+      return rows.length === 1;
+    });
+  }
+
+  #where(p: CountJobsParams): Fragment {
     const sql = this.#sql;
     let where = sql`TRUE`;
     if (p.state) where = sql`${where} AND state = ${p.state}`;
     if (p.queue) where = sql`${where} AND queue = ${p.queue}`;
-    if (p.search) {
-      const s = p.search.toLowerCase();
-      where = sql`${where} AND (strpos(lower(id), ${s}::text) > 0
-        OR strpos(lower(command), ${s}::text) > 0)`;
-    }
+    if (p.search) where = sql`${where} AND ${this.#searchTerm(p.search)}`;
     return where;
   }
 
+  #searchTerm(search: string): Fragment {
+    // ILIKE '%text%': the trigram GIN indexes (pg_trgm, migrations 9 and 14: the one of id is on
+    // the expression id || '', so that it never answers an equality on id) answer it, or a scan.
+    const pattern = `%${search.replace(/[\\%_]/g, (c) => "\\" + c)}%`;
+    return this.#sql`((id || '') ILIKE ${pattern} OR command ILIKE ${pattern})`;
+  }
+
   listJobs(p: ListJobsParams): Promise<Job[]> {
-    const order = p.order === "oldest"
+    const order = p.order ?? "newest";
+    const orderBy = order === "oldest"
       ? "created_at ASC, seq ASC"
-      : p.order === "next"
-      ? "priority DESC, run_at ASC, created_at ASC, seq ASC"
+      : order === "next"
+      ? CLAIM_ORDER
       : "created_at DESC, seq DESC";
     return this.#run(async (sql) => {
-      const rows = await sql`SELECT ${this.#cols} FROM jobs WHERE ${this.#where(p)}
-        ORDER BY ${sql.unsafe(order)} LIMIT ${p.limit} OFFSET ${p.offset ?? 0}`;
+      let filter = this.#where({ ...p, search: undefined });
+      if (p.after !== undefined) {
+        if (order === "next") {
+          throw new InvalidInput("A cursor (after) pages newest or oldest first");
+        }
+        const [at] = await sql`SELECT created_at, seq FROM jobs WHERE id = ${p.after}`;
+        if (!at) throw cursorGone(p.after);
+        filter = order === "newest"
+          ? sql`${filter} AND (created_at, seq) < (${at.created_at}, ${at.seq})`
+          : sql`${filter} AND (created_at, seq) > (${at.created_at}, ${at.seq})`;
+      }
+      const offset = p.offset ?? 0;
+      const by = sql.unsafe(orderBy);
+      if (!p.search) {
+        const rows = await sql`SELECT ${this.#cols} FROM jobs WHERE ${filter}
+          ORDER BY ${by} LIMIT ${p.limit} OFFSET ${offset}`;
+        return rows.map(toJob);
+      }
+      const match = this.#searchTerm(p.search);
+      if (p.search.length >= SEARCH_INDEX_MIN_CHARS && order !== "next") {
+        // As on SQLite (docs/architecture.md, "Reads at a million jobs"); left to itself the
+        // planner walks jobs_created testing each row: seconds when the matches are old.
+        // 1. The newest (or oldest) SEARCH_WINDOW jobs of the filter, tested one by one: a
+        //    frequent text fills the page there.
+        const windowed = await sql`SELECT ${this.#cols} FROM jobs WHERE id IN (
+            SELECT id FROM (SELECT id, command, created_at, seq FROM jobs WHERE ${filter}
+              ORDER BY ${by} LIMIT ${SEARCH_WINDOW}) AS newest
+            WHERE ${match} ORDER BY ${by} LIMIT ${p.limit} OFFSET ${offset})
+          ORDER BY ${by}`;
+        if (windowed.length === p.limit) return windowed.map(toJob);
+        // 2. A rarer text: its matches from the trigram indexes (a bitmap scan), then sorted.
+        const rows = await sql`WITH hits AS MATERIALIZED (SELECT id, created_at, seq FROM jobs
+            WHERE ${filter} AND ${match})
+          SELECT ${this.#cols} FROM jobs WHERE id IN (SELECT id FROM hits
+            ORDER BY ${by} LIMIT ${p.limit} OFFSET ${offset})
+          ORDER BY ${by}`;
+        return rows.map(toJob);
+      }
+      const rows = await sql`SELECT ${this.#cols} FROM jobs WHERE ${filter} AND ${match}
+        ORDER BY ${by} LIMIT ${p.limit} OFFSET ${offset}`;
       return rows.map(toJob);
     });
   }
 
-  countJobs(p: Omit<ListJobsParams, "limit" | "offset" | "order">): Promise<number> {
+  countJobs(p: CountJobsParams): Promise<number> {
     return this.#run(async (sql) => {
       if (!p.queue && !p.search) {
         // Whole table or one state: the trigger-kept counters answer without a scan.
         const [{ n }] = await sql`SELECT coalesce(sum(n), 0)::bigint AS n FROM job_counts
           ${p.state ? sql`WHERE state = ${p.state}` : sql``}`;
-        return n as number;
+        return p.cap === undefined ? n as number : Math.min(n as number, p.cap);
       }
-      const [{ n }] = await sql`SELECT count(*) AS n FROM jobs WHERE ${this.#where(p)}`;
+      const cap = p.cap === undefined ? sql`` : sql`LIMIT ${Math.max(0, Math.floor(p.cap))}`;
+      const [{ n }] = await sql`SELECT count(*) AS n FROM
+        (SELECT 1 FROM jobs WHERE ${this.#where(p)} ${cap}) AS matching`;
       return n as number;
     });
   }
@@ -383,10 +798,11 @@ class PostgresStore implements Store {
       const [byState, [extra]] = await Promise.all([
         sql`SELECT state, sum(n)::bigint AS n FROM job_counts GROUP BY state`,
         sql`SELECT
-          (SELECT min(created_at) FROM jobs WHERE state = 'pending' AND run_at <= ${p.now})
+          (SELECT min(created_at) FROM jobs
+            WHERE state = 'pending' AND run_at <= ${p.now} AND blocked_by = 0)
             AS oldest,
-          (SELECT count(*) FROM jobs WHERE state IN ('pending', 'failed') AND run_at > ${p.now})
-            AS scheduled`,
+          (${sql.unsafe(SCHEDULED_COUNT_SQL)} ${p.now}) AS scheduled,
+          (SELECT count(*) FROM jobs WHERE ${sql.unsafe(BLOCKED_SQL)}) AS blocked`,
       ]);
       const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<
         JobState,
@@ -397,7 +813,26 @@ class PostgresStore implements Store {
         counts,
         oldest_pending_at: (extra.oldest as number | null) ?? null,
         scheduled: extra.scheduled as number,
+        blocked: extra.blocked as number,
       };
+    });
+  }
+
+  queueMetrics(p: { now: number }): Promise<QueueMetrics[]> {
+    return this.#run(async (sql) => {
+      const rows = await sql`SELECT queue, state, count(*) AS n,
+          min(CASE WHEN state IN ('pending', 'failed') AND run_at <= ${p.now} THEN run_at END) AS due
+        FROM jobs GROUP BY queue, state`;
+      return collectQueueMetrics(
+        rows as unknown as { queue: string; state: JobState; n: number; due: number | null }[],
+      );
+    });
+  }
+
+  runTotals(): Promise<Map<string, number>> {
+    return this.#run(async (sql) => {
+      const rows = await sql`SELECT name, sum(n) AS n FROM run_totals GROUP BY name`;
+      return new Map(rows.map((r) => [r.name as string, Number(r.n)]));
     });
   }
 
@@ -423,83 +858,228 @@ class PostgresStore implements Store {
       if (col in c.set) values[col] = c.set[col] ?? null;
     }
     if (typeof values.error === "string") values.error = noNul(values.error);
-    if (p.output) {
-      values.stdout = noNul(p.output.stdout);
-      values.stderr = noNul(p.output.stderr);
-    }
     // Only a job that may now be claimed (or rescheduled) is worth waking workers for.
-    const wake = c.to === "pending" || c.to === "failed";
+    const wake = CLAIMABLE_STATES.includes(c.to);
     // A worker's settle or a rescue (lease-guarded): losing it only means running the job again.
     const relaxed = c.leaseOwner !== undefined || c.leaseExpiredBy !== undefined;
+    if (c.lostRun) return this.#settleLost(c, values, p.output);
     return this.#run(async (sql) => {
       const guard = sql`id = ${c.id} AND state = ${c.from}
         ${c.leaseOwner !== undefined ? sql`AND lease_owner = ${c.leaseOwner}` : sql``}
         ${
-        c.leaseExpiredBy !== undefined ? sql`AND lease_expires_at <= ${c.leaseExpiredBy}` : sql``
+        c.leaseExpiredBy !== undefined
+          ? sql`AND lease_expires_at <= ${this.#leaseNow(sql, c.leaseExpiredBy)}`
+          : sql``
       }`;
       const set = sql(values, Object.keys(values));
       const update = relaxed
         ? sql`UPDATE jobs SET ${set} FROM relaxed WHERE ${guard}`
         : sql`UPDATE jobs SET ${set} WHERE ${guard}`;
       const ctes = relaxed ? sql`${this.#relaxed},` : sql``;
-      if (!wake) {
-        return (await (relaxed ? sql`WITH ${this.#relaxed} ${update}` : update)).count === 1;
+      const run = c.run ? sql`, ${this.#runCtes(sql, c.id, c.run, p.output)}` : sql``;
+      // Workers' hint when the job may be claimed; watchers' hint (wait, logs --follow) only
+      // while one is recorded: one look at the small watchers table, no NOTIFY otherwise.
+      let rows;
+      try {
+        rows = await sql`WITH ${ctes} changed AS (${update} RETURNING jobs.id) ${run}
+        SELECT ${wake ? sql`pg_notify(${NOTIFY_CHANNEL}, current_schema()),` : sql``}
+          (SELECT pg_notify(${CHANGES_CHANNEL}, current_schema()) FROM watchers
+            WHERE expires_at > ${c.updated_at} LIMIT 1) AS watched
+        FROM changed`;
+      } catch (err) {
+        // Back to an active state while another job holds the unique key (retry, restore).
+        if (!isUniqueViolation(err)) throw err;
+        const [job] = await sql`SELECT unique_key FROM jobs WHERE id = ${c.id}`;
+        const key = (job?.unique_key as string | null | undefined) ?? null;
+        const [held] = key === null ? [] : await sql`SELECT id, state FROM jobs
+          WHERE unique_key = ${key} AND ${sql.unsafe(UNIQUE_STATES_SQL)}`;
+        throw heldKeyConflict(
+          c.id,
+          key,
+          held ? { id: held.id as string, state: held.state as string } : undefined,
+        );
       }
-      const rows = await sql`WITH ${ctes} changed AS (${update} RETURNING jobs.id)
-        SELECT pg_notify(${NOTIFY_CHANNEL}, current_schema()) FROM changed`;
       return rows.length === 1;
     });
   }
 
-  claimJobs(
-    p: {
-      workerId: string;
-      queues: readonly string[] | null;
-      now: number;
-      leaseMs: number;
-      limit: number;
-    },
-  ): Promise<Job[]> {
+  /**
+   * A late result (transitions.completeLate), one statement: the job is completed and the run a
+   * rescue closed as lost is rewritten, only while that run is still the job's latest and its
+   * attempt the job's (no other run started).
+   */
+  #settleLost(
+    c: StateChange,
+    values: Record<string, string | number | null>,
+    output: JobOutput | undefined,
+  ): Promise<boolean> {
+    const lost = c.lostRun!;
+    return this.#run(async (sql) => {
+      const runValues: Record<string, string | number | null> = {};
+      for (const col of RUN_COLUMNS) {
+        const v = c.run ? c.run[col] : null;
+        runValues[col] = typeof v === "string" ? noNul(v) : v;
+      }
+      if (output) {
+        runValues.stdout = noNul(output.stdout);
+        runValues.stderr = noNul(output.stderr);
+      }
+      const states = LOST_RUN_STATES as string[];
+      const rows = await sql`WITH latest AS (
+          SELECT id FROM job_runs WHERE job_id = ${c.id} ORDER BY id DESC LIMIT 1
+        ), lost AS (
+          SELECT r.id FROM job_runs r JOIN latest USING (id)
+          WHERE r.worker = ${lost.worker} AND r.attempt = ${lost.attempt}
+            AND r.outcome IN ${sql(states)} AND starts_with(r.error, ${LOST_RUN_PREFIX})
+        ), changed AS (
+          UPDATE jobs SET ${sql(values, Object.keys(values))}
+          WHERE id = ${c.id} AND state IN ${sql(states)} AND attempts = ${lost.attempt}
+            AND EXISTS (SELECT 1 FROM lost)
+          RETURNING jobs.id
+        ), rewritten AS (
+          UPDATE job_runs SET ${sql(runValues, Object.keys(runValues))}
+          WHERE id IN (SELECT id FROM lost) AND ${c.run ? sql`TRUE` : sql`FALSE`}
+            AND EXISTS (SELECT 1 FROM changed)
+          RETURNING job_runs.id
+        )
+        SELECT (SELECT pg_notify(${CHANGES_CHANNEL}, current_schema()) FROM watchers
+            WHERE expires_at > ${c.updated_at} LIMIT 1) AS watched,
+          (SELECT count(*) FROM rewritten) AS rewritten
+        FROM changed`;
+      return rows.length === 1;
+    });
+  }
+
+  requestKill(
+    p: { id: string; signal: string; retry: boolean; now: number },
+  ): Promise<boolean> {
+    return this.#run(async (sql) => {
+      const rows = await sql`WITH changed AS (
+          UPDATE jobs SET kill_signal = ${p.signal}, kill_retry = ${p.retry ? 1 : 0},
+            updated_at = ${p.now}
+          WHERE id = ${p.id} AND state = 'processing' RETURNING id
+        ) SELECT pg_notify(${KILL_CHANNEL}, current_schema()) FROM changed`;
+      return rows.length === 1;
+    });
+  }
+
+  /** See {@link JobsListener.onKillRequest}. */
+  watchKillRequests(onHint: () => void): () => void {
+    return this.#listener.onKillRequest(onHint);
+  }
+
+  /**
+   * `closed AS (...), added AS (...)`: the run a settle ends (see Store.applyChange), written only
+   * when `changed` (the guarded UPDATE of the job) has its row.
+   */
+  #runCtes(sql: Sql, jobId: string, run: JobRun, output: JobOutput | undefined): Fragment {
+    const v = (c: typeof RUN_COLUMNS[number]) => {
+      const value = run[c];
+      const cast = RUN_COLUMN_TYPES[c];
+      return sql`${typeof value === "string" ? noNul(value) : value}::${sql.unsafe(cast)}`;
+    };
+    const list = (parts: Fragment[]) => parts.reduce((a, b) => sql`${a}, ${b}`);
+    const sets = RUN_COLUMNS.map((c) => sql`${sql.unsafe(c)} = ${v(c)}`);
+    const out = output
+      ? { stdout: noNul(output.stdout), stderr: noNul(output.stderr) }
+      : { stdout: "", stderr: "" };
+    if (output) sets.push(sql`stdout = ${out.stdout}`, sql`stderr = ${out.stderr}`);
+    return sql`closed AS (
+        UPDATE job_runs SET ${list(sets)}
+        WHERE job_id = ${jobId} AND attempt = ${run.attempt}
+          AND worker IS NOT DISTINCT FROM ${run.worker}::text AND outcome = 'running'
+          AND EXISTS (SELECT 1 FROM changed)
+        RETURNING job_runs.id),
+      added AS (
+        INSERT INTO job_runs (job_id, ${sql.unsafe(RUN_COLUMN_LIST)}, stdout, stderr)
+        SELECT changed.id, ${list(RUN_COLUMNS.map(v))}, ${out.stdout}::text, ${out.stderr}::text
+        FROM changed WHERE NOT EXISTS (SELECT 1 FROM closed))`;
+  }
+
+  claimJobs(p: ClaimParams): Promise<Job[]> {
     if (p.limit <= 0) return Promise.resolve([]);
     return this.#run(async (sql) => {
-      const queueFilter = p.queues && p.queues.length
-        ? sql`AND queue IN ${sql(p.queues as string[])}`
+      // Fast path: one statement, taken only while no queue (of the worker's) is paused or
+      // limited, a test on the small queues table evaluated once per statement.
+      const served = p.queues && p.queues.length
+        ? sql`AND name IN ${sql(p.queues as string[])}`
         : sql``;
-      const rows = await sql`
-        WITH ${this.#relaxed}, picked AS (
-          SELECT id FROM jobs
-          WHERE state IN ('pending', 'failed') AND run_at <= ${p.now} ${queueFilter}
-          ORDER BY priority DESC, run_at ASC, created_at ASC, seq ASC
-          LIMIT ${p.limit}
-          FOR UPDATE SKIP LOCKED
-        )
-        UPDATE jobs SET state = 'processing', attempts = jobs.attempts + 1,
-          started_at = ${p.now}, lease_owner = ${p.workerId},
-          lease_expires_at = ${p.now + p.leaseMs}, updated_at = ${p.now}
-        FROM picked, relaxed WHERE jobs.id = picked.id
-        RETURNING jobs.seq, ${sql.unsafe(JOB_COLUMNS.replace(/(\w+)/g, "jobs.$1"))}`;
-      return rows
-        .sort((a, b) =>
-          (b.priority as number) - (a.priority as number) ||
-          (a.run_at as number) - (b.run_at as number) ||
-          (a.created_at as number) - (b.created_at as number) ||
-          (a.seq as number) - (b.seq as number)
-        )
-        .map(toJob);
+      const claimed = await this.#claimStatement(
+        sql,
+        p,
+        p.limit,
+        sql`AND NOT EXISTS (SELECT 1 FROM queues WHERE (paused OR max_running > 0) ${served})`,
+      );
+      if (claimed.length > 0) return claimed;
+      const [controlled] = await sql`SELECT 1 AS one FROM queues
+        WHERE (paused OR max_running > 0) ${served} LIMIT 1`;
+      if (!controlled) return claimed;
+      return await this.#claimControlled(sql, p, served);
     });
+  }
+
+  /**
+   * The claim while some queue is paused or limited: one transaction that first locks the rows of
+   * the limited queues the worker serves (in name order), so claims from a limited queue take
+   * turns, and then, in a statement with a fresh snapshot (READ COMMITTED), counts each limited
+   * queue's running jobs and claims one job at a time from the queues not paused and not full.
+   * A limit is thus never overshot, whatever the number of workers and hosts (docs/architecture.md
+   * "Flow control").
+   */
+  #claimControlled(sql: Sql, p: ClaimParams, served: Fragment): Promise<Job[]> {
+    return sql.begin(async (tx) => {
+      const q = tx as unknown as Sql;
+      await q`SELECT name FROM queues WHERE max_running > 0 AND NOT paused ${served}
+        ORDER BY name FOR UPDATE`;
+      const claimed: Job[] = [];
+      for (let i = 0; i < p.limit; i++) {
+        const one = await this.#claimStatement(
+          q,
+          p,
+          1,
+          q`AND queue NOT IN (SELECT c.name FROM queues c WHERE c.paused OR (c.max_running > 0
+            AND c.max_running <= (SELECT count(*) FROM jobs r
+              WHERE r.state = 'processing' AND r.queue = c.name)))`,
+        );
+        if (one.length === 0) break;
+        claimed.push(...one);
+      }
+      return claimed;
+    }) as Promise<Job[]>;
+  }
+
+  /** The claim statement (CLAIM_RULE) of up to `limit` jobs, with `filter` on the candidates. */
+  async #claimStatement(sql: Sql, p: ClaimParams, limit: number, filter: Fragment): Promise<Job[]> {
+    const queueFilter = p.queues && p.queues.length
+      ? sql`AND queue IN ${sql(p.queues as string[])}`
+      : sql``;
+    const c = this.#claimParts;
+    const rows = await sql`
+      WITH ${this.#relaxed}, picked AS (
+        SELECT id FROM jobs
+        WHERE ${c.due} ${p.now} ${queueFilter} ${filter}
+        ORDER BY ${c.order}
+        LIMIT ${limit}
+        FOR UPDATE SKIP LOCKED
+      )
+      UPDATE jobs SET ${sql(CLAIM_RULE.set(p), PostgresStore.#claimSetColumns)},
+        lease_expires_at = ${this.#leaseNow(sql, p.now)} + ${p.leaseMs}::bigint, ${c.moves},
+        updated_at = ${p.now}
+      FROM picked, relaxed WHERE jobs.id = picked.id
+      RETURNING ${c.returning}`;
+    return rows
+      .sort((a, b) =>
+        compareClaimOrder(a as unknown as Job, b as unknown as Job) ||
+        (a.seq as number) - (b.seq as number)
+      )
+      .map(toJob);
   }
 
   async settleAndClaim(
     p: {
       change: StateChange;
       output?: JobOutput;
-      claim: {
-        workerId: string;
-        queues: readonly string[] | null;
-        now: number;
-        leaseMs: number;
-        limit: number;
-      };
+      claim: ClaimParams;
     },
   ): Promise<{ applied: boolean; claimed: Job[] }> {
     // Two statements, as the worker made them before settleAndClaim existed. A claim that fails
@@ -516,34 +1096,76 @@ class PostgresStore implements Store {
       if (p.jobIds && p.jobIds.length === 0) return 0;
       const only = p.jobIds ? sql`AND id IN ${sql(p.jobIds as string[])}` : sql``;
       return (await sql`WITH ${this.#relaxed}
-        UPDATE jobs SET lease_expires_at = ${p.now + p.leaseMs} FROM relaxed
+        UPDATE jobs SET lease_expires_at = ${this.#leaseNow(sql, p.now)} + ${p.leaseMs}::bigint
+        FROM relaxed
         WHERE state = 'processing' AND lease_owner = ${p.workerId} ${only}`).count;
     });
   }
 
-  findExpiredLeases(p: { now: number; limit: number }): Promise<Job[]> {
-    return this.#run(async (sql) =>
-      (await sql`SELECT ${this.#cols} FROM jobs
-        WHERE state = 'processing' AND lease_expires_at <= ${p.now}
-        ORDER BY lease_expires_at, seq LIMIT ${p.limit}`).map(toJob)
-    );
+  findExpiredLeases(
+    p: { now: number; limit: number; restartGraceMs?: number },
+  ): Promise<Job[]> {
+    return this.#run(async (sql) => {
+      // A server that restarted less than the grace ago: its clients are still reconnecting.
+      const upLongEnough = this.#serverLeases && p.restartGraceMs !== undefined
+        ? sql`AND ${sql.unsafe(SERVER_MS)} -
+          (extract(epoch FROM pg_postmaster_start_time()) * 1000)::bigint >= ${p.restartGraceMs}`
+        : sql``;
+      return (await sql`SELECT ${this.#cols} FROM jobs
+        WHERE state = 'processing' AND lease_expires_at <= ${this.#leaseNow(sql, p.now)}
+          ${upLongEnough}
+        ORDER BY lease_expires_at, seq LIMIT ${p.limit}`).map(toJob);
+    });
   }
 
-  nextRunAt(p: { queues: readonly string[] | null }): Promise<number | null> {
+  nextRunAt(p: { queues: readonly string[] | null; after?: number }): Promise<number | null> {
     return this.#run(async (sql) => {
-      const queueFilter = p.queues && p.queues.length
-        ? sql`AND queue IN ${sql(p.queues as string[])}`
-        : sql``;
-      const [{ t }] = await sql`SELECT min(run_at) AS t FROM jobs
-        WHERE state IN ('pending', 'failed') ${queueFilter}`;
+      const queues = p.queues ?? [];
+      const [{ t }] = await sql.unsafe(
+        nextRunAtSql(queues.length, p.after !== undefined),
+        p.after === undefined ? [...queues] : [...queues, p.after],
+      );
       return (t as number | null) ?? null;
     });
   }
 
   deleteJobs(
-    p: { states: readonly JobState[]; ids?: readonly string[]; updatedBefore?: number },
+    p: {
+      states: readonly JobState[];
+      ids?: readonly string[];
+      updatedBefore?: number;
+      limit?: number;
+    },
   ): Promise<string[]> {
     if (p.states.length === 0 || (p.ids && p.ids.length === 0)) return Promise.resolve([]);
+    if (p.limit !== undefined && !p.ids) {
+      const limit = p.limit;
+      // Per state, the jobs updated longest ago (index jobs_retention); runs go by cascade.
+      // SKIP LOCKED: a row a worker or a user holds now is left for the next batch.
+      return this.#run(async (sql) => {
+        const out: string[] = [];
+        for (const state of p.states) {
+          const left = limit - out.length;
+          if (left <= 0) break;
+          // By ctid (a TID scan): no index lookup per row, whose plan on a table the planner
+          // misjudges (fresh statistics missing) once went through the trigram index at 6 ms a
+          // row. ARRAY(...) is evaluated once (a subquery under IN may be scanned again, past its
+          // limit); the rows stay locked, so their ctids hold until the DELETE.
+          const rows = await sql`DELETE FROM jobs WHERE ctid = ANY(ARRAY(
+              SELECT ctid FROM jobs WHERE state = ${sql.unsafe(sqlLiteral(state))}
+                AND updated_at < ${p.updatedBefore ?? Number.MAX_SAFE_INTEGER}
+              ORDER BY updated_at LIMIT ${left} FOR UPDATE SKIP LOCKED))
+            AND state = ${sql.unsafe(sqlLiteral(state))} RETURNING id`;
+          out.push(...rows.map((r) => r.id as string));
+        }
+        if (out.length > 0) {
+          await sql.unsafe("SELECT pg_notify($1, current_schema()) FROM watchers LIMIT 1", [
+            CHANGES_CHANNEL,
+          ]);
+        }
+        return out;
+      });
+    }
     return this.#run(async (sql) => {
       const conds = [sql`state IN ${sql(p.states as string[])}`];
       if (p.updatedBefore !== undefined) conds.push(sql`updated_at < ${p.updatedBefore}`);
@@ -551,7 +1173,17 @@ class PostgresStore implements Store {
         sql`DELETE FROM jobs WHERE ${
           [...conds, ...(extra ? [extra] : [])].reduce((a, b) => sql`${a} AND ${b}`)
         } RETURNING id`;
-      if (!p.ids) return (await del(null)).map((r) => r.id as string);
+      // Watchers (wait) learn of deletions too.
+      const hint = (q: postgres.TransactionSql | Sql) =>
+        (q as Sql).unsafe(
+          "SELECT pg_notify($1, current_schema()) FROM watchers LIMIT 1",
+          [CHANGES_CHANNEL],
+        );
+      if (!p.ids) {
+        const deleted = (await del(null)).map((r) => r.id as string);
+        if (deleted.length > 0) await hint(sql);
+        return deleted;
+      }
       const ids = p.ids;
       return await sql.begin(async (tx) => {
         const out: string[] = [];
@@ -563,12 +1195,206 @@ class PostgresStore implements Store {
             RETURNING id`;
           out.push(...rows.map((r) => r.id as string));
         }
+        if (out.length > 0) await hint(tx);
         return out;
       });
     });
   }
 
+  // --- flow control -------------------------------------------------------------------------
+
+  getDependencies(p: { id: string; limit: number }): Promise<JobDependencies | null> {
+    return this.#run(async (sql) => {
+      const [job] = await sql`SELECT depends_on FROM jobs WHERE id = ${p.id}`;
+      if (!job) return null;
+      const ids = parseDependsOn(job.depends_on as string | null);
+      const states = new Map<string, JobState>();
+      if (ids.length > 0) {
+        for (const r of await sql`SELECT id, state FROM jobs WHERE id IN ${sql(ids)}`) {
+          states.set(r.id as string, r.state as JobState);
+        }
+      }
+      const dependents = await sql`SELECT j.id, j.state FROM job_deps d
+        JOIN jobs j ON j.id = d.job_id WHERE d.dep_id = ${p.id} ORDER BY j.seq LIMIT ${p.limit}`;
+      return {
+        dependencies: ids.map((id) => ({ id, state: states.get(id) ?? null })),
+        dependents: dependents.map((r) => ({ id: r.id as string, state: r.state as JobState })),
+      };
+    });
+  }
+
+  getBlockers(p: { ids: readonly string[] }): Promise<Map<string, string[]>> {
+    return this.#run(async (sql) => {
+      const out = new Map<string, string[]>();
+      if (p.ids.length === 0) return out;
+      const rows = await sql`SELECT j.id, j.depends_on,
+          array(SELECT d.id FROM jobs d JOIN job_deps e ON e.dep_id = d.id
+            WHERE e.job_id = j.id AND d.state = 'completed') AS done
+        FROM jobs j WHERE j.id IN ${sql([...new Set(p.ids)])} AND ${sql.unsafe(BLOCKED_SQL)}`;
+      for (const r of rows) {
+        const done = new Set(r.done as string[]);
+        out.set(
+          r.id as string,
+          parseDependsOn(r.depends_on as string | null).filter((d) => !done.has(d)),
+        );
+      }
+      return out;
+    });
+  }
+
+  setQueueControl(
+    p: { name: string; paused?: boolean; maxRunning?: number; now: number },
+  ): Promise<QueueControl> {
+    return this.#run(async (sql) => {
+      const [row] = await sql`WITH upserted AS (
+          INSERT INTO queues (name, paused, max_running, updated_at)
+          VALUES (${p.name}, ${p.paused ?? false}, ${p.maxRunning ?? 0}, ${p.now})
+          ON CONFLICT (name) DO UPDATE SET
+            paused = coalesce(${p.paused ?? null}::boolean, queues.paused),
+            max_running = coalesce(${p.maxRunning ?? null}::integer, queues.max_running),
+            updated_at = EXCLUDED.updated_at
+          RETURNING name, paused, max_running
+        ) SELECT upserted.*, pg_notify(${NOTIFY_CHANNEL}, current_schema()) FROM upserted`;
+      return {
+        name: row.name as string,
+        paused: row.paused as boolean,
+        max_running: row.max_running as number,
+      };
+    });
+  }
+
+  listQueueControls(): Promise<QueueControl[]> {
+    return this.#run(async (sql) =>
+      (await sql`SELECT name, paused, max_running FROM queues
+        WHERE paused OR max_running > 0 ORDER BY name`).map((r) => ({
+        name: r.name as string,
+        paused: r.paused as boolean,
+        max_running: r.max_running as number,
+      }))
+    );
+  }
+
+  listQueues(): Promise<QueueSummary[]> {
+    return this.#run(async (sql) => {
+      const [byState, blocked, controls] = await Promise.all([
+        sql`SELECT queue, state, count(*)::bigint AS n FROM jobs GROUP BY queue, state`,
+        sql`SELECT queue, count(*)::bigint AS n FROM jobs WHERE ${sql.unsafe(BLOCKED_SQL)}
+          GROUP BY queue`,
+        sql`SELECT name, paused, max_running FROM queues`,
+      ]);
+      return summariseQueues(
+        byState.map((r) => ({
+          queue: r.queue as string,
+          state: r.state as JobState,
+          n: Number(r.n),
+        })),
+        blocked.map((r) => ({ queue: r.queue as string, n: Number(r.n) })),
+        controls.map((r) => ({
+          name: r.name as string,
+          paused: r.paused as boolean,
+          max_running: r.max_running as number,
+        })),
+      );
+    });
+  }
+
   // --- config ---------------------------------------------------------------------------------
+
+  // --- schedules ----------------------------------------------------------------------------
+
+  insertSchedule(p: { schedule: Schedule }): Promise<void> {
+    const s = p.schedule;
+    return this.#run(async (sql) => {
+      try {
+        await sql`INSERT INTO schedules (${sql.unsafe(SCHEDULE_COLUMNS)}) VALUES (
+          ${s.name}, ${s.cron}, ${s.every_ms}, ${s.tz}, ${s.job}, ${s.catch_up}, ${s.paused},
+          ${s.next_run_at}, ${s.last_run_at}, ${s.last_job_id}, ${s.created_at}, ${s.updated_at})`;
+      } catch (err) {
+        if (isUniqueViolation(err)) throw scheduleExists(s.name);
+        throw err;
+      }
+    });
+  }
+
+  listSchedules(): Promise<ScheduleView[]> {
+    return this.#run(async (sql) =>
+      (await sql.unsafe(
+        `${SCHEDULE_VIEW} ORDER BY s.name COLLATE "C"`,
+      )) as unknown as ScheduleView[]
+    );
+  }
+
+  getSchedule(p: { name: string }): Promise<ScheduleView | null> {
+    return this.#run(async (sql) => {
+      const rows = await sql.unsafe(`${SCHEDULE_VIEW} WHERE s.name = $1`, [p.name]);
+      return (rows[0] as unknown as ScheduleView | undefined) ?? null;
+    });
+  }
+
+  deleteSchedule(p: { name: string }): Promise<boolean> {
+    return this.#run(async (sql) =>
+      (await sql`DELETE FROM schedules WHERE name = ${p.name}`).count === 1
+    );
+  }
+
+  setSchedulePaused(
+    p: { name: string; paused: boolean; nextRunAt?: number; now: number },
+  ): Promise<boolean> {
+    return this.#run(async (sql) =>
+      (await sql`UPDATE schedules SET paused = ${p.paused},
+        next_run_at = coalesce(${p.nextRunAt ?? null}::bigint, next_run_at), updated_at = ${p.now}
+        WHERE name = ${p.name}`).count === 1
+    );
+  }
+
+  dueSchedules(p: { now: number; limit: number }): Promise<Schedule[]> {
+    return this.#run(async (sql) =>
+      (await sql`SELECT ${sql.unsafe(SCHEDULE_COLUMNS)} FROM schedules
+        WHERE NOT paused AND next_run_at <= ${p.now}
+        ORDER BY next_run_at LIMIT ${p.limit}`) as unknown as Schedule[]
+    );
+  }
+
+  fireSchedule(p: {
+    name: string;
+    expectNextRunAt: number | null;
+    nextRunAt?: number;
+    job?: JobToInsert;
+    now: number;
+  }): Promise<ScheduleFire | null> {
+    return this.#run(async (sql) => {
+      try {
+        return await sql.begin(async (tx): Promise<ScheduleFire | null> => {
+          // The row lock this takes makes a second leader's fire of the slot wait, then find the
+          // guard false (READ COMMITTED re-reads the row).
+          const changed = (await tx`UPDATE schedules SET
+              next_run_at = coalesce(${p.nextRunAt ?? null}::bigint, next_run_at),
+              updated_at = ${p.now}
+            WHERE name = ${p.name}
+              AND (${p.expectNextRunAt}::bigint IS NULL OR next_run_at = ${p.expectNextRunAt})`)
+            .count;
+          if (changed !== 1) return null;
+          if (!p.job) return { heldBy: null };
+          // A keyed job: the partial unique index decides against a racing enqueue.
+          const found: ScheduleFire = { heldBy: null };
+          await this.#insertKeyed(tx, [p.job], p.now, {
+            onExisting: (_id, held) => found.heldBy = held,
+          });
+          const heldBy = found.heldBy;
+          await tx`UPDATE schedules SET
+              last_run_at = CASE WHEN ${heldBy}::text IS NULL THEN ${p.now}::bigint
+                ELSE last_run_at END,
+              last_job_id = ${heldBy ?? p.job.id}
+            WHERE name = ${p.name}`;
+          if (heldBy === null) await tx`SELECT pg_notify(${NOTIFY_CHANNEL}, current_schema())`;
+          return { heldBy };
+        });
+      } catch (err) {
+        if (isUniqueViolation(err)) throw duplicate(duplicateKeyOf(err) ?? "?");
+        throw err;
+      }
+    });
+  }
 
   getConfig(): Promise<Record<string, string>> {
     return this.#run(async (sql) =>
@@ -633,13 +1459,27 @@ class PostgresStore implements Store {
     if (p.ids && p.ids.length === 0) return Promise.resolve(0);
     return this.#run(async (sql) => {
       // All: mark the workers not yet asked. By id: every named record (keeping the first time).
-      const result = p.ids
-        ? await sql`UPDATE workers SET stop_requested_at = coalesce(stop_requested_at, ${p.now})
-          WHERE id IN ${sql(p.ids as string[])}`
-        : await sql`UPDATE workers SET stop_requested_at = ${p.now}
-          WHERE stop_requested_at IS NULL`;
-      return result.count;
+      if (p.ids) {
+        return (await sql`UPDATE workers
+          SET stop_requested_at = coalesce(stop_requested_at, ${p.now})
+          WHERE id IN ${sql(p.ids as string[])}`).count;
+      }
+      return await sql.begin(async (tx) => {
+        // The latest hundred are kept: a returning worker compares with the newest only.
+        await tx`WITH added AS (
+            INSERT INTO stop_requests (requested_at) VALUES (${p.now}) RETURNING seq
+          )
+          DELETE FROM stop_requests WHERE seq <= (SELECT seq FROM added) - ${STOPS_KEPT}`;
+        return (await tx`UPDATE workers SET stop_requested_at = ${p.now}
+          WHERE stop_requested_at IS NULL`).count;
+      });
     });
+  }
+
+  lastStopRequest(): Promise<number> {
+    return this.#run(async (sql) =>
+      (await sql`SELECT coalesce(max(seq), 0)::bigint AS seq FROM stop_requests`)[0].seq as number
+    );
   }
 
   pruneWorkers(p: { before: number }): Promise<string[]> {
@@ -649,85 +1489,89 @@ class PostgresStore implements Store {
     );
   }
 
+  // --- leadership (see leader.ts) --------------------------------------------------------------
+
+  tryLead(p: { name: string; holder: string; now: number; leaseMs: number }): Promise<boolean> {
+    return this.#leadership.tryLead(p);
+  }
+
+  resign(p: { name: string; holder: string }): Promise<void> {
+    return this.#leadership.resign(p);
+  }
+
   // --- wake-ups -----------------------------------------------------------------------------
 
+  /** See {@link JobsListener.wait}. */
+  waitForJobs(p: { timeoutMs: number; signal?: AbortSignal }): Promise<void> {
+    return this.#listener.wait(p);
+  }
+
   /**
-   * Waits up to `timeoutMs` for a NOTIFY saying jobs were enqueued or became runnable. The first
-   * call opens the LISTEN connection (and waits until it listens); when that fails the call
-   * degrades to a plain timer, so the caller's polling goes on.
+   * See {@link Store.waitForChanges}. The watcher row lives {@link WATCHER_TTL_MS} past its last
+   * renewal (one every {@link WATCHER_RENEW_MS} of the caller's clock), so a watcher that died
+   * costs settles a NOTIFY for at most that long; registrations prune expired rows.
    */
-  async waitForJobs(p: { timeoutMs: number; signal?: AbortSignal }): Promise<void> {
-    if (this.#closed || p.signal?.aborted) return;
-    const listening = await this.#listen();
-    if (this.#hinted && listening) {
-      this.#hinted = false;
-      return;
+  async waitForChanges(p: { now: number; timeoutMs: number; signal?: AbortSignal }): Promise<void> {
+    if (this.#watcherId === null || p.now - this.#watcherRenewedAt >= WATCHER_RENEW_MS) {
+      const id = this.#watcherId ?? `${crypto.randomUUID()}`;
+      await this.#run(async (sql) => {
+        await sql`INSERT INTO watchers (id, expires_at) VALUES (${id}, ${p.now + WATCHER_TTL_MS})
+          ON CONFLICT (id) DO UPDATE SET expires_at = EXCLUDED.expires_at`;
+        if (this.#watcherId === null) {
+          await sql`DELETE FROM watchers WHERE expires_at < ${p.now - WATCHER_TTL_MS}`;
+        }
+      });
+      this.#watcherId = id;
+      this.#watcherRenewedAt = p.now;
     }
-    if (this.#closed || p.signal?.aborted) return;
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        p.signal?.removeEventListener("abort", done);
-        this.#waiters.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, Math.max(0, p.timeoutMs));
-      p.signal?.addEventListener("abort", done, { once: true });
-      this.#waiters.add(done);
-    });
-  }
-
-  #listen(): Promise<boolean> {
-    if (this.#listening) return this.#listening;
-    if (performance.now() - this.#listenFailedAt < LISTEN_RETRY_MS) return Promise.resolve(false);
-    // A pool of its own: when LISTEN fails, postgres.js keeps the failed channel in its pool, so
-    // the next attempt needs a fresh one. Once listening, postgres.js re-listens by itself after
-    // a lost connection and calls onlisten again.
-    const listener = this.#connect(1);
-    this.#listener = listener;
-    let first = true;
-    this.#listening = listener.listen(
-      NOTIFY_CHANNEL,
-      (payload) => {
-        if (payload === this.#schema) this.#wake();
-      },
-      () => {
-        // Re-listening after a lost connection: notifications may have been missed.
-        if (!first) this.#wake();
-        first = false;
-      },
-    ).then(() => true, async () => {
-      this.#listenFailedAt = performance.now();
-      this.#listening = null;
-      this.#listener = null;
-      await listener.end({ timeout: 0 }).catch(() => {});
-      return false;
-    });
-    return this.#listening;
-  }
-
-  #wake(): void {
-    if (this.#waiters.size === 0) {
-      this.#hinted = true;
-      return;
-    }
-    for (const done of [...this.#waiters]) done();
+    await this.#changes.wait(p);
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const done of [...this.#waiters]) done();
-    await Promise.allSettled([...this.#inflight, this.#listening]);
-    await this.#listener?.end({ timeout: 0 });
+    this.#listener.stop();
+    this.#changes.stop();
+    // Every wait is bounded: a call on a connection that died mid-query can stay unanswered
+    // forever (seen after a cut link), and a stopping worker must still exit. end() below ends
+    // whatever is left.
+    await within(Promise.allSettled([...this.#inflight]), CLOSE_WAIT_MS);
+    if (this.#watcherId !== null) {
+      await within(
+        this.#sql`DELETE FROM watchers WHERE id = ${this.#watcherId}`.catch(() => {}),
+        CLOSE_WAIT_MS,
+      );
+    }
+    await within(this.#listener.close().catch(() => {}), CLOSE_WAIT_MS);
+    await within(this.#changes.close().catch(() => {}), CLOSE_WAIT_MS);
+    await within(this.#leadership.close().catch(() => {}), CLOSE_WAIT_MS);
     // Nothing is in flight: close at once. (A connection killed mid-query can keep postgres.js's
     // graceful end() waiting forever; timeout 0 still sends Terminate on healthy connections.)
     await this.#sql.end({ timeout: 0 });
   }
 }
 
+/** How long close() waits for each part before ending the connections regardless. */
+const CLOSE_WAIT_MS = 3000;
+
+/** Resolves when `p` settles or after `ms`, whichever comes first. */
+async function within(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([p, new Promise<void>((resolve) => timer = setTimeout(resolve, ms))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function cursorGone(id: string): NotFound {
+  return new NotFound(`No job with id ${quote(id)}: the page cursor (after) is gone`, {
+    hint: "the job was deleted meanwhile; start again from the first page",
+  });
+}
+
 function duplicate(id: string): Conflict {
-  return new Conflict(`A job with id ${JSON.stringify(id)} already exists`, {
+  return new Conflict(`A job with id ${quote(id)} already exists`, {
     hint: "choose another id, or leave id out to have one generated",
   });
 }

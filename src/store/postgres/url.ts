@@ -4,6 +4,7 @@
  * see (it would send it to the server as an unknown setting).
  */
 import { InvalidInput } from "../../core/errors.ts";
+import { quote } from "../../core/text.ts";
 
 const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
 
@@ -52,7 +53,7 @@ export function validateSchemaName(schema: string): string {
   if (!SCHEMA_PATTERN.test(schema)) {
     throw new InvalidInput(
       `Invalid PostgreSQL schema name ${
-        JSON.stringify(schema)
+        quote(schema)
       }: use 1-63 lowercase letters, digits or _, starting with a letter or _`,
     );
   }

@@ -1,22 +1,18 @@
-/** How the supervisor re-executes this program, and its small pure helpers. */
+/** How the supervisor re-executes this program: argv, permissions, database and log paths. */
 import assert from "node:assert/strict";
 import denoJson from "../../deno.json" with { type: "json" };
 import {
   currentSelfExec,
   dbArgs,
   defaultLogFile,
-  defaultRestartDelayMs,
-  EMPTY_CHECK_MIN_MS,
-  jobsLeft,
-  nextLookMs,
+  mallocTuningEnv,
   permissionFlagsFromTask,
   selfArgv,
   type SelfExec,
   workerRunArgs,
-} from "../../src/app/supervisor.ts";
-import { complete } from "../../src/core/transitions.ts";
-import { PERMISSIONS } from "../helpers/run_cli.ts";
-import { tempStore } from "../helpers/temp.ts";
+} from "../../src/worker/self_exec.ts";
+import { PERMISSIONS, runCli } from "../helpers/run_cli.ts";
+import { tempDir } from "../helpers/temp.ts";
 
 const underDeno: SelfExec = {
   standalone: false,
@@ -63,6 +59,16 @@ Deno.test("the permission flags are exactly those of deno.json's queuectl task",
     "--allow-read=/x",
     "--deny-net",
   ]);
+  assert.deepEqual(permissionFlagsFromTask("deno run --v8-flags=--a=1,--b --allow-env m.ts"), [
+    "--v8-flags=--a=1,--b",
+    "--allow-env",
+  ]);
+});
+
+Deno.test("workers run with the queuectl task's V8 flags (a small young generation)", () => {
+  assert.ok(currentSelfExec().permissionFlags.includes("--v8-flags=--max-semi-space-size=2"));
+  const argv = selfArgv(currentSelfExec(), ["worker", "run"]);
+  assert.ok(argv.includes("--v8-flags=--max-semi-space-size=2"), argv.join(" "));
 });
 
 Deno.test("currentSelfExec points at this checkout's src/main.ts and deno.json", async () => {
@@ -142,60 +148,52 @@ Deno.test("defaultLogFile: beside an SQLite file, in the data dir for PostgreSQL
   }
 });
 
-Deno.test("restart delay doubles per quick crash, capped at 5 s", () => {
-  assert.deepEqual([1, 2, 3, 4, 5, 10].map(defaultRestartDelayMs), [
-    500,
-    1000,
-    2000,
-    4000,
-    5000,
-    5000,
-  ]);
+Deno.test("mallocTuningEnv: the mmap threshold for workers on Linux, unless the user set it", () => {
+  const none = () => undefined;
+  assert.deepEqual(mallocTuningEnv(none, "linux"), {
+    MALLOC_MMAP_THRESHOLD_: "65536",
+    QUEUECTL_MALLOC_TUNED: "MALLOC_MMAP_THRESHOLD_",
+  });
+  assert.deepEqual(
+    mallocTuningEnv((n) => (n === "MALLOC_MMAP_THRESHOLD_" ? "1048576" : undefined), "linux"),
+    {},
+  );
+  assert.deepEqual(mallocTuningEnv(none, "darwin"), {});
 });
 
-Deno.test("--until-empty looks again sooner only when the jobs left would be done before the next look", () => {
-  // No earlier look, or no progress since: the regular interval.
-  assert.equal(nextLookMs(null, { left: 5, at: 1000 }, 100), 100);
-  assert.equal(nextLookMs({ left: 5, at: 900 }, { left: 5, at: 1000 }, 100), 100);
-  assert.equal(nextLookMs({ left: 5, at: 900 }, { left: 9, at: 1000 }, 100), 100);
-  // 100 jobs done in 100 ms, 1000 left: ~1 s to go, more than the interval.
-  assert.equal(nextLookMs({ left: 1100, at: 0 }, { left: 1000, at: 100 }, 100), 100);
-  // 100 jobs done in 100 ms, 30 left: done in ~30 ms, look then.
-  assert.equal(nextLookMs({ left: 130, at: 0 }, { left: 30, at: 100 }, 100), 30);
-  // ...but not more often than EMPTY_CHECK_MIN_MS, nor less often than the interval asked for.
-  assert.equal(nextLookMs({ left: 101, at: 0 }, { left: 1, at: 100 }, 100), EMPTY_CHECK_MIN_MS);
-  assert.equal(nextLookMs({ left: 101, at: 0 }, { left: 1, at: 100 }, 5), 5);
-});
-
-Deno.test("jobsLeft counts pending, processing and failed jobs, in the queues asked for", async () => {
-  await using t = await tempStore();
-  const { store } = t;
-  const now = Date.now();
-  await store.insertJobs({
-    jobs: ["a", "b", "c", "d"].map((id, i) => ({
-      id,
-      command: "true",
-      queue: i < 3 ? "default" : "other",
-      priority: 0,
-      max_retries: 0,
-      timeout: null,
-      run_at: now,
-    })),
-    now,
-  });
-  assert.equal(await jobsLeft(store, now, null), 4);
-  const [job] = await store.claimJobs({
-    workerId: "w",
-    queues: ["default"],
-    now,
-    leaseMs: 1000,
-    limit: 1,
-  });
-  assert.equal(await jobsLeft(store, now, null), 4); // pending 3 + processing 1
-  await store.applyChange({ change: complete(job, { now, workerId: "w", exit_code: 0 }) });
-  assert.equal(await jobsLeft(store, now, null), 3);
-  assert.equal(await jobsLeft(store, now, ["default"]), 2);
-  assert.equal(await jobsLeft(store, now, ["other"]), 1);
-  assert.equal(await jobsLeft(store, now, ["default", "other"]), 3);
-  assert.equal(await jobsLeft(store, now, ["none"]), 0);
+Deno.test({
+  name: "a supervised worker starts with the malloc tuning, its jobs see the environment as it was",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    await using dir = await tempDir();
+    const db = dir.file("tuning.db");
+    const enq = async (id: string, cmd: string) => {
+      const r = await runCli(["enqueue", JSON.stringify({ id, command: cmd })], { db });
+      assert.equal(r.code, 0, r.stderr);
+    };
+    // The job's own environment, and its parent's (the worker's) initial one.
+    await enq("env", "env");
+    await enq("parent", "tr '\\0' '\\n' < /proc/$PPID/environ");
+    await enq("mine", "env");
+    const w = await runCli(["worker", "start", "--until-empty"], { db });
+    assert.equal(w.code, 0, w.stderr);
+    const out = async (id: string) => {
+      const r = await runCli(["logs", id], { db });
+      assert.equal(r.code, 0, r.stderr);
+      return r.stdout;
+    };
+    const env = await out("env");
+    assert.match(env, /^PATH=/m);
+    assert.doesNotMatch(env, /^MALLOC_MMAP_THRESHOLD_=/m);
+    assert.doesNotMatch(env, /^QUEUECTL_MALLOC_TUNED=/m);
+    assert.match(await out("parent"), /^MALLOC_MMAP_THRESHOLD_=65536$/m);
+    // A value the user set is theirs: kept for the jobs, never replaced.
+    await enq("user", "env");
+    const w2 = await runCli(["worker", "start", "--until-empty"], {
+      db,
+      env: { MALLOC_MMAP_THRESHOLD_: "131072" },
+    });
+    assert.equal(w2.code, 0, w2.stderr);
+    assert.match(await out("user"), /^MALLOC_MMAP_THRESHOLD_=131072$/m);
+  },
 });

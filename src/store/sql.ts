@@ -1,0 +1,79 @@
+/**
+ * The SQL both backends share, derived from core's job field list (JOB_FIELDS in core/job.ts) and
+ * claim rule (CLAIM_RULE in core/transitions.ts): neither store lists the job columns or restates
+ * the claim rule.
+ */
+import { JOB_COLUMNS, type JobChangeField } from "../core/job.ts";
+import type { JobRun } from "../core/runs.ts";
+import { CLAIM_RULE, type ClaimParams } from "../core/transitions.ts";
+
+/** A constant as an SQL literal (strings quoted, quotes doubled). */
+export function sqlLiteral(value: string | number | null): string {
+  if (value === null) return "NULL";
+  if (typeof value === "number") return String(value);
+  return `'${value.replaceAll("'", "''")}'`;
+}
+
+/** `id, command, queue, ...`: every job column, in list order. */
+export const JOB_COLUMN_LIST: string = JOB_COLUMNS.join(", ");
+
+/** `state IN ('pending', 'failed')`: the states a job is claimed from (when unblocked and due). */
+export const CLAIMABLE_STATES_SQL: string = `state IN (${
+  CLAIM_RULE.from.map(sqlLiteral).join(", ")
+})`;
+
+/**
+ * `state IN ('pending', 'failed') AND blocked_by = 0`: claimable jobs once due (the condition of
+ * the partial claim indexes): in a claimable state, every dependency completed.
+ */
+export const CLAIMABLE_SQL: string = `${CLAIMABLE_STATES_SQL} AND ${CLAIM_RULE.unblockedField} = 0`;
+
+/** Jobs waiting for their dependencies: claimable states, blocked (see docs/architecture.md). */
+export const BLOCKED_SQL: string = `${CLAIM_RULE.unblockedField} > 0 AND ${CLAIMABLE_STATES_SQL}`;
+
+/** `run_at`: a claimable job is due once this column is at or before now. */
+export const CLAIM_DUE_COLUMN: string = CLAIM_RULE.dueField;
+
+/**
+ * `priority DESC, run_at ASC, created_at ASC, <insertion> ASC`: the claim order, last ties broken
+ * by `insertion` (the backend's insertion-order column).
+ */
+export function claimOrderSql(insertion: string): string {
+  return [
+    ...CLAIM_RULE.order.map((o) => `${o.field} ${o.desc ? "DESC" : "ASC"}`),
+    `${insertion} ASC`,
+  ].join(", ");
+}
+
+/** `'processing'`: the state a claim moves jobs to. */
+export const CLAIM_TO_SQL: string = sqlLiteral(CLAIM_RULE.to);
+
+/** `attempts`: the column a claim increments. */
+export const CLAIM_INCREMENT_COLUMN: string = CLAIM_RULE.increment;
+
+/** The columns a claim sets to a value (CLAIM_RULE.set), in the order of {@link claimSetValues}. */
+export const CLAIM_SET_COLUMNS: readonly JobChangeField[] = Object.keys(
+  CLAIM_RULE.set({ now: 0, workerId: "", leaseMs: 0 }),
+) as JobChangeField[];
+
+/** The values of {@link CLAIM_SET_COLUMNS} for one claim. */
+export function claimSetValues(p: ClaimParams): (string | number | null)[] {
+  const set = CLAIM_RULE.set(p);
+  return CLAIM_SET_COLUMNS.map((c) => set[c] ?? null);
+}
+
+/** The columns of a run record (core/runs.ts JobRun) in `job_runs`, besides job_id and output. */
+export const RUN_COLUMNS = [
+  "attempt",
+  "worker",
+  "host",
+  "started_at",
+  "finished_at",
+  "duration_ms",
+  "exit_code",
+  "signal",
+  "error",
+  "outcome",
+  "retry_delay_ms",
+] as const satisfies readonly (keyof JobRun)[];
+export const RUN_COLUMN_LIST = RUN_COLUMNS.join(", ");

@@ -1,0 +1,485 @@
+/**
+ * One connection to a queuectl SQLite database: opening (pragmas, schema migrations), the
+ * statement cache, and the transaction discipline every write of the Store goes through.
+ *
+ * - WAL journal: readers (status, list, the dashboard) never block the writer and vice versa.
+ * - synchronous=NORMAL: in WAL mode a commit is durable against a process crash; a power loss
+ *   may lose the last commits but never corrupts the database.
+ * - busy_timeout: concurrent writers (many worker processes) wait for the lock instead of
+ *   failing with "database is locked".
+ * - Workers' claims and settles ({@link SqliteConnection.hotWrite}) also take a lock file beside
+ *   the database (see {@link HotLock}): they queue for each other in the kernel rather than retry.
+ * - Per-state job counters: a transaction sums its changes ({@link SqliteConnection.count}) and
+ *   writes each counter once before it commits.
+ */
+import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
+import { QueueError, StorageError } from "../../core/errors.ts";
+import type { JobState } from "../../core/job.ts";
+import { isFull, isLocked, storageError } from "./errors.ts";
+import { diagnose, ensureFile, readOnlyFallback, writeFailure } from "./file.ts";
+import { HotLock } from "./hot_lock.ts";
+import { MIGRATIONS } from "./migrations.ts";
+
+const BUSY_TIMEOUT_MS = 10_000;
+/**
+ * Workers' claim and settle transactions (after the lock file, see {@link HotLock}) first try to
+ * take the write lock without waiting, and while another process holds it (for a fraction of a
+ * millisecond: one claim or settle) try again on the next turn of the event loop, for up to this
+ * long; then they wait in SQLite's busy handler like any other write. That handler sleeps 1 ms,
+ * then 2, 5... at its first retry: with two busy workers about one transaction in ten met the
+ * other's lock and slept 1-3 ms, for a lock held ~0.1 ms.
+ */
+const LOCK_RETRY_MS = 3;
+/** The longest sleep between two tries of a write that met another writer's lock. */
+const MAX_LOCK_SLEEP_MS = 32;
+/** The automatic checkpoint's threshold (pages) once a write met a full disk (default 1000). */
+const SMALL_WAL_PAGES = 100;
+/** "QCTL": marks the file as a queuectl database. */
+const APPLICATION_ID = 0x5143544c;
+
+type Row = Record<string, SQLInputValue>;
+
+/** A file's device and inode: which file a path names. */
+interface FileIdentity {
+  dev: number;
+  ino: number;
+}
+
+/** The identity of the file at `path`; null when there is none (or no inodes, as on Windows). */
+function fileIdentity(path: string): FileIdentity | null {
+  try {
+    const st = Deno.statSync(path);
+    return st.ino === null ? null : { dev: st.dev, ino: st.ino };
+  } catch {
+    return null;
+  }
+}
+
+export interface SqliteOptions {
+  /** Create the database file if missing (default true). */
+  create?: boolean;
+}
+
+/** Opened with the path's database created (mode 0600) when missing, and migrated. */
+export class SqliteConnection {
+  readonly location: string;
+  readonly #db: DatabaseSync;
+  readonly #statements = new Map<string, StatementSync>();
+  #hotLock: HotLock | undefined;
+  /**
+   * busy_timeout is 0 (set once this connection took the lock file: a worker's): every call tries
+   * the database's lock without waiting and waits for it with timers, not in SQLite's busy
+   * handler (see {@link run}).
+   */
+  #failFast = false;
+  /** Counter changes of the open write transaction (see {@link count}). */
+  readonly #counts = new Map<JobState, number>();
+  /** The opened file's identity (null: not a file, or no inodes here); see {@link #checkFile}. */
+  #identity: FileIdentity | null = null;
+  /** The -wal and -shm files this connection uses, as they were once it was open. */
+  #journals: { file: string; id: FileIdentity | null }[] = [];
+  /** Set once the file at the path is not the one this connection opened. */
+  #gone: StorageError | null = null;
+
+  /** A private snapshot read instead of a database this user may not write (see file.ts). */
+  #snapshotDir: string | null = null;
+
+  constructor(path: string, options: SqliteOptions) {
+    this.location = path;
+    try {
+      if (path !== ":memory:" && options.create !== false) ensureFile(path);
+      this.#db = new DatabaseSync(path);
+    } catch (err) {
+      throw err instanceof StorageError
+        ? err
+        : diagnose(path, err, "open") ?? storageError(path, err);
+    }
+    try {
+      this.#db.exec(
+        `PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL; ` +
+          "PRAGMA synchronous = NORMAL;",
+      );
+      this.#migrate();
+      this.#identity = fileIdentity(path);
+      if (this.#identity !== null) {
+        this.#journals = [`${path}-wal`, `${path}-shm`].map((file) => ({
+          file,
+          id: fileIdentity(file),
+        }));
+      }
+    } catch (err) {
+      this.#db.close();
+      if (err instanceof StorageError) throw err;
+      // Not writable by this user: read-only, so that status, list, show... still work.
+      const fallback = readOnlyFallback(path, err);
+      if (!fallback) throw diagnose(path, err, "open") ?? storageError(path, err);
+      this.#snapshotDir = fallback.snapshotDir;
+      try {
+        this.#db = new DatabaseSync(fallback.path, { readOnly: true });
+        this.#db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+        const version = this.value("PRAGMA user_version") as number;
+        if (version !== MIGRATIONS.length) {
+          throw writeFailure(path) ?? storageError(path, err);
+        }
+      } catch (e) {
+        this.close();
+        throw e instanceof StorageError ? e : diagnose(path, e, "open") ?? storageError(path, e);
+      }
+    }
+  }
+
+  #migrate(): void {
+    const version = this.value("PRAGMA user_version") as number;
+    if (version === MIGRATIONS.length) return;
+    if (version > MIGRATIONS.length) {
+      throw new StorageError(
+        `The database ${this.location} has schema version ${version}, newer than this queuectl (${MIGRATIONS.length})`,
+        { hint: "upgrade queuectl to use this database" },
+      );
+    }
+    const appId = this.value("PRAGMA application_id") as number;
+    if (version === 0 && appId !== 0 && appId !== APPLICATION_ID) {
+      throw new StorageError(`${this.location} belongs to another application`, {
+        hint: "choose another path with --db",
+      });
+    }
+    if (version === 0 && appId === 0) {
+      const tables = this.value("SELECT count(*) FROM sqlite_schema") as number;
+      if (tables > 0) {
+        throw new StorageError(`${this.location} is an SQLite database of another application`, {
+          hint: "choose another path with --db",
+        });
+      }
+    }
+    this.transaction(() => {
+      // Re-read inside the write lock: another process may have migrated meanwhile.
+      const current = this.value("PRAGMA user_version") as number;
+      for (let v = current + 1; v <= MIGRATIONS.length; v++) {
+        this.#db.exec(MIGRATIONS[v - 1]);
+        this.stmt("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)").run(
+          v,
+          Date.now(),
+        );
+        this.#db.exec(`PRAGMA user_version = ${v}`);
+      }
+      this.#db.exec(`PRAGMA application_id = ${APPLICATION_ID}`);
+    });
+  }
+
+  /** The prepared statement of `sql`, kept for the connection's life. */
+  stmt(sql: string): StatementSync {
+    let s = this.#statements.get(sql);
+    if (!s) {
+      s = this.#db.prepare(sql);
+      this.#statements.set(sql, s);
+    }
+    return s;
+  }
+
+  /** The first column of the first row of `sql`, or undefined when there is no row. */
+  value(sql: string, ...params: SQLInputValue[]): unknown {
+    const row = this.stmt(sql).get(...params) as Row | undefined;
+    return row ? Object.values(row)[0] : undefined;
+  }
+
+  /** Runs `fn` in a write transaction (BEGIN IMMEDIATE takes the lock up front). */
+  transaction<T>(fn: () => T): T {
+    this.stmt("BEGIN IMMEDIATE").run();
+    try {
+      const result = fn();
+      this.#writeCounts();
+      this.stmt("COMMIT").run();
+      if (this.#afterFull) this.#checkpoint(200);
+      return result;
+    } catch (err) {
+      this.#counts.clear();
+      try {
+        // Also after a failed COMMIT (disk full, I/O error): a transaction left open would keep
+        // its snapshot, and no checkpoint could ever complete past it.
+        if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+      } catch {
+        // SQLite rolled it back itself
+      }
+      this.#afterFailure(err);
+      throw err;
+    }
+  }
+
+  /** A write failed for want of space, and no checkpoint has completed since. */
+  #afterFull = false;
+  /** When the last checkpoint attempt after a full disk was (performance.now()). */
+  #checkpointedAt = -Infinity;
+
+  /**
+   * After a write failed for want of space: give the WAL's space back as soon as a checkpoint can
+   * complete (see {@link #checkpoint}).
+   */
+  #afterFailure(err: unknown): void {
+    if (!isFull(err)) return;
+    if (!this.#afterFull) {
+      try {
+        // From now on keep the WAL small (checkpoint at ~400 KB instead of ~4 MB): a disk that
+        // was full once is tight, and a WAL that fills it cannot be checkpointed (the database
+        // file cannot grow), so every write would fail until someone frees space again.
+        this.#db.exec(`PRAGMA wal_autocheckpoint = ${SMALL_WAL_PAGES}`);
+      } catch {
+        // closed meanwhile
+      }
+    }
+    this.#afterFull = true;
+    this.#checkpoint(1000);
+  }
+
+  /**
+   * Tries a checkpoint that copies the whole WAL into the database file and truncates it, without
+   * waiting (busy_timeout 0: a reader or writer in the way makes it partial), at most once per
+   * `everyMs`; done once one completed. Why: the WAL only stops growing once a checkpoint has
+   * copied all of it, and the automatic checkpoint starts only once the WAL holds ~4 MB (1000
+   * pages). On a small disk that never comes: when space was freed after a full disk, the WAL
+   * (which grew until the disk was full) took it all again within seconds, and then the database
+   * file could not grow for the checkpoint either (issue 12, fault 5). So after a full disk, every
+   * successful commit tries, the first one right after space came back.
+   */
+  #checkpoint(everyMs: number): void {
+    const now = performance.now();
+    if (now - this.#checkpointedAt < everyMs) return;
+    this.#checkpointedAt = now;
+    try {
+      if (!this.#failFast) this.#db.exec("PRAGMA busy_timeout = 0");
+      const r = this.#db.prepare("PRAGMA wal_checkpoint(TRUNCATE)").get() as
+        | { busy: number }
+        | undefined;
+      if (r?.busy === 0) this.#afterFull = false;
+    } catch {
+      // still full: the next failure or commit tries again
+    } finally {
+      try {
+        if (!this.#failFast) this.#db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      } catch {
+        // closed meanwhile
+      }
+    }
+  }
+
+  /**
+   * A write transaction whose body awaits (a bulk enqueue reading its input): BEGIN IMMEDIATE
+   * takes the write lock up front, waiting for it as {@link run} does, and keeps it until `fn`
+   * settles.
+   * Any error of `fn` rolls back everything and passes through as it is (the caller maps driver
+   * errors); errors of BEGIN and COMMIT become StorageError.
+   */
+  async transactionAsync<T>(fn: () => Promise<T>): Promise<T> {
+    // run(): the wait for the lock every other call of this connection has.
+    await this.run(() => this.stmt("BEGIN IMMEDIATE").run());
+    let result: T;
+    try {
+      result = await fn();
+    } catch (err) {
+      this.#counts.clear();
+      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+      throw err;
+    }
+    try {
+      this.#writeCounts();
+      this.stmt("COMMIT").run();
+      return result;
+    } catch (err) {
+      this.#counts.clear();
+      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+      throw this.#mapError(err);
+    }
+  }
+
+  /**
+   * A write transaction of the workers' hot path: see {@link LOCK_RETRY_MS}. `fn` may run more
+   * than once (each failed attempt is rolled back), so it must have no effect outside the
+   * database. `serialized`: first take the lock file (see {@link HotLock}), as workers' claims and
+   * settles do, so that they wait for each other in the kernel instead of retrying.
+   *
+   * Never waits in SQLite's busy handler (it sleeps on the event loop's thread: no heartbeat, no
+   * timer, no signal handled meanwhile): after the first {@link LOCK_RETRY_MS} of tries on each
+   * turn of the event loop, it tries again after growing sleeps, for up to
+   * {@link BUSY_TIMEOUT_MS} in all, then fails with a transient "locked" error.
+   */
+  async hotWrite<T>(fn: () => T, serialized = false): Promise<T> {
+    this.#checkFile();
+    if (serialized) {
+      const done = await this.#lockedWrite(fn);
+      if (done) return done.value;
+    }
+    const started = performance.now();
+    let delay = 1;
+    for (;;) {
+      const done = this.#tryWrite(fn);
+      if (done) return done.value;
+      const waited = performance.now() - started;
+      if (waited >= BUSY_TIMEOUT_MS) throw this.#mapError(new Error("database is locked"));
+      if (waited < LOCK_RETRY_MS) await new Promise((next) => setImmediate(next));
+      else {
+        await new Promise((next) => setTimeout(next, delay));
+        delay = Math.min(delay * 2, MAX_LOCK_SLEEP_MS);
+      }
+    }
+  }
+
+  /** One attempt at the write transaction without waiting; undefined if the lock was held. */
+  #tryWrite<T>(fn: () => T): { value: T } | undefined {
+    const failFast = this.#failFast;
+    if (!failFast) this.stmt("PRAGMA busy_timeout = 0").get();
+    try {
+      return { value: this.transaction(fn) };
+    } catch (err) {
+      if (!isLocked(err)) throw this.#mapError(err);
+      return undefined;
+    } finally {
+      // Before any await: other calls (a heartbeat) may run meanwhile and must wait as usual
+      // (on a #failFast connection, they set the wait themselves).
+      if (!failFast) this.stmt(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`).get();
+    }
+  }
+
+  /**
+   * #tryWrite under the lock file, held only for that synchronous attempt (never across an await:
+   * another store of this process may want it). Undefined when there is no lock file, its holder
+   * looks frozen (see {@link HotLock}), or the database's lock was held by a writer that does not
+   * take it (CLI, dashboard, a heartbeat): the caller then retries like those writers do.
+   *
+   * A connection that takes the lock file does little else than these writes, so from then on
+   * it keeps busy_timeout at 0 (see #failFast) instead of setting it around each of them.
+   */
+  async #lockedWrite<T>(fn: () => T): Promise<{ value: T } | undefined> {
+    let lock = this.#hotLock;
+    if (lock === undefined) {
+      lock = this.#hotLock = HotLock.open(this.location);
+      if (lock.usable) {
+        this.stmt("PRAGMA busy_timeout = 0").get();
+        this.#failFast = true;
+      }
+    }
+    if (!(await lock.acquire())) return undefined;
+    try {
+      return this.#tryWrite(fn);
+    } finally {
+      lock.release();
+    }
+  }
+
+  /**
+   * Throws, from now on, once the file at the path is not the one this connection opened
+   * (deleted, or replaced: a backup restored with `mv`, another database copied over it). Work
+   * done on the old file would be seen by nobody, and would vanish with it (issue 12, fault 6):
+   * workers stop instead (a `gone` StorageError, see core/errors.ts). One stat(2) per call.
+   *
+   * The old file's -wal and -shm are left at the path when it was replaced; opened with the new
+   * file, SQLite would replay the old WAL into it and corrupt it. So they are deleted here when
+   * they are still the very files this connection uses (same device and inode).
+   */
+  #checkFile(): void {
+    if (this.#gone !== null) throw this.#gone;
+    const opened = this.#identity;
+    if (opened === null) return;
+    const now = fileIdentity(this.location);
+    if (now !== null && now.dev === opened.dev && now.ino === opened.ino) return;
+    const what = now === null
+      ? "was deleted (there is no file at that path now)"
+      : "was replaced by another file";
+    this.#gone = new StorageError(
+      `The database ${this.location} ${what} while this process was using it; stopping, so ` +
+        "that no job runs on a file nobody else sees",
+      { hint: "start the workers again to use the file now at that path", gone: true },
+    );
+    for (const { file, id } of this.#journals) {
+      const there = fileIdentity(file);
+      if (id === null || there === null || there.dev !== id.dev || there.ino !== id.ino) continue;
+      try {
+        Deno.removeSync(file);
+      } catch {
+        // gone meanwhile, or not ours to remove
+      }
+    }
+    throw this.#gone;
+  }
+
+  #mapError(err: unknown): Error {
+    if (err instanceof QueueError) return err;
+    return storageError(this.location, err);
+  }
+
+  /**
+   * Maps driver errors to StorageError; QueueErrors pass through. `fn` runs at once (before this
+   * returns). On a #failFast connection (a worker's) a lock held by another writer is waited for
+   * as in {@link hotWrite}, never in SQLite's busy handler, so `fn` may run more than once: each
+   * attempt that met the lock changed nothing (a statement outside a transaction either ran or
+   * not; a transaction is rolled back), and callers pass single statements, transactions, or
+   * repeatable updates. Elsewhere (CLI, dashboard, supervisor) `fn` waits in the busy handler.
+   */
+  run<T>(fn: () => T): Promise<T> {
+    try {
+      this.#checkFile();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (this.#failFast) return this.#runWaitingAsync(fn);
+    try {
+      return Promise.resolve(fn());
+    } catch (err) {
+      this.#afterFailure(err);
+      return Promise.reject(this.#mapError(err));
+    }
+  }
+
+  async #runWaitingAsync<T>(fn: () => T): Promise<T> {
+    const started = performance.now();
+    let delay = 1;
+    for (;;) {
+      try {
+        return fn();
+      } catch (err) {
+        if (!isLocked(err) || performance.now() - started >= BUSY_TIMEOUT_MS) {
+          this.#afterFailure(err);
+          throw this.#mapError(err);
+        }
+      }
+      await new Promise((next) => setTimeout(next, delay));
+      delay = Math.min(delay * 2, MAX_LOCK_SLEEP_MS);
+    }
+  }
+
+  /**
+   * Adjusts the per-state counter; callers are inside the write transaction, which writes the
+   * sum of its changes to each counter once, before it commits (a settle and the claim that
+   * follows it move one job out of processing and one in: no write for that counter at all).
+   */
+  count(state: JobState, delta: number): void {
+    this.#counts.set(state, (this.#counts.get(state) ?? 0) + delta);
+  }
+
+  #writeCounts(): void {
+    if (this.#counts.size === 0) return;
+    const update = this.stmt("UPDATE job_counts SET n = n + ? WHERE state = ?");
+    for (const [state, delta] of this.#counts) if (delta !== 0) update.run(delta, state);
+    this.#counts.clear();
+  }
+
+  /** An uncached statement, for SQL that varies with its input (e.g. the number of ids). */
+  prepare(sql: string): StatementSync {
+    return this.#db.prepare(sql);
+  }
+
+  close(): void {
+    this.#hotLock?.close();
+    try {
+      if (this.#db?.isOpen) this.#db.close();
+    } catch {
+      // closing twice is harmless
+    }
+    if (this.#snapshotDir !== null) {
+      try {
+        Deno.removeSync(this.#snapshotDir, { recursive: true });
+      } catch {
+        // already gone
+      }
+      this.#snapshotDir = null;
+    }
+  }
+}

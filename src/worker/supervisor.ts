@@ -1,0 +1,648 @@
+/**
+ * Worker supervision: `worker start` runs a supervisor that spawns N worker subprocesses
+ * (this same program, hidden `worker run` command), restarts the ones that die, and stops them
+ * on a signal, a stop request in the database, or (with --until-empty) when the queue is empty.
+ * It also runs a candidate of the maintenance service (maintenance.ts), which rescues the jobs of
+ * dead workers and prunes stale records while it leads.
+ *
+ * Control flows one way, supervisor → worker, over each worker's stdin pipe: a line `stop`
+ * (finish the job in hand, exit), a line `abort` (terminate the job, release it, exit). When the
+ * supervisor dies, even by SIGKILL, the kernel closes the pipes and the workers stop on their own
+ * (within one lease). On Unix each worker leads its own session, so Ctrl-C (SIGINT to the
+ * terminal's foreground process group) reaches the supervisor alone; elsewhere it reaches every
+ * process, and workers ignore SIGINT and wait for the supervisor's order. Either way one Ctrl-C is
+ * one graceful stop.
+ */
+import type { Clock } from "../core/clock.ts";
+import { formatDuration } from "../core/duration.ts";
+import { ExitCodes, formatError, InvalidInput, StorageError } from "../core/errors.ts";
+import type { JobState } from "../core/job.ts";
+import { storeCallLimitMs, SUPERVISOR_HEARTBEAT_MS } from "../core/liveness.ts";
+import type { Store } from "../store/store.ts";
+import { hostname, randomSuffix } from "./host.ts";
+import { FailureNotes } from "./failure_notes.ts";
+import { workerLabel } from "./describe.ts";
+import { Maintenance } from "./maintenance.ts";
+import {
+  currentSelfExec,
+  mallocTuningEnv,
+  selfArgv,
+  type SelfExec,
+  workerRunArgs,
+} from "./self_exec.ts";
+
+export interface SupervisorOptions {
+  store: Store;
+  clock: Clock;
+  dbUrl: string;
+  count: number;
+  queues: readonly string[] | null;
+  /** Exit once nothing is pending, processing or waiting for a retry. */
+  untilEmpty: boolean;
+  /**
+   * With untilEmpty: jobs due later than this many ms from now (delayed jobs, scheduled
+   * retries) do not count as left; null = wait for every job, however far off.
+   */
+  horizonMs?: number | null;
+  /** Workers append their lines to this file instead of the inherited stdout (--detach). */
+  logFile: string | null;
+  /** The supervisor's own lines. */
+  out: (line: string) => void;
+  self?: SelfExec;
+  /** Restart delay after the n-th quick crash in a row (n >= 1). Default 0.5s doubling, max 5s. */
+  restartDelayMs?: (crashes: number) => number;
+  /**
+   * How often --until-empty looks at the queue. Default 100 ms; sooner when the queue is about to
+   * run dry (see {@link nextLookMs}).
+   */
+  emptyCheckMs?: number;
+  /** Listen to SIGINT/SIGTERM (default true). */
+  handleSignals?: boolean;
+}
+
+export const MAX_WORKERS = 64;
+
+const encoder = new TextEncoder();
+
+interface Slot {
+  index: number;
+  child: Deno.ChildProcess | null;
+  writer: WritableStreamDefaultWriter<Uint8Array> | null;
+  startedAt: number;
+  quickCrashes: number;
+  restartTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Will not run again (stopped on its own, or supervisor stopping). */
+  done: boolean;
+  /** Its exit with a database error was followed by a look at the database (see #onExit). */
+  checked?: boolean;
+  /** Exited for want of the database: restarted once the supervisor reaches it again. */
+  waitingForDb: boolean;
+}
+
+/** A worker that lived at least this long before dying resets its restart backoff. */
+const STABLE_MS = 10_000;
+
+const EMPTY_CHECK_MS = 100;
+/** The shortest wait between two looks at the queue (--until-empty). */
+export const EMPTY_CHECK_MIN_MS = 10;
+
+export function defaultRestartDelayMs(crashes: number): number {
+  return Math.min(500 * 2 ** Math.max(0, crashes - 1), 5000);
+}
+
+export class Supervisor {
+  readonly id = `s-${randomSuffix()}`;
+  readonly #o: SupervisorOptions;
+  readonly #self: SelfExec;
+  readonly #slots: Slot[] = [];
+  #stopMode: "graceful" | "abort" | null = null;
+  #allDone!: () => void;
+  readonly #allDonePromise = new Promise<void>((resolve) => (this.#allDone = resolve));
+  readonly #maintenance: Maintenance;
+  #runStart = 0;
+  readonly #timers = new Set<ReturnType<typeof setTimeout>>();
+  #finished = false;
+  /** Store errors already reported by this process (its heartbeat and the maintenance service). */
+  readonly #notes = new FailureNotes();
+  /** Set when the database this supervisor opened was deleted or replaced: it stops. */
+  #gone: StorageError | null = null;
+  /** Gave up on an unreachable database (outage_limit): nothing more is written. */
+  #gaveUp = false;
+  /** Since when (performance time) heartbeats have failed; null while they succeed. */
+  #unreachableSince: number | null = null;
+  /** See Runner: the stops of everything recorded when this supervisor registered. */
+  #stopsSeen = 0;
+
+  constructor(opts: SupervisorOptions) {
+    if (!Number.isInteger(opts.count) || opts.count < 1 || opts.count > MAX_WORKERS) {
+      throw new InvalidInput(
+        `Invalid --count: expected a whole number from 1 to ${MAX_WORKERS}, got ${opts.count}`,
+      );
+    }
+    this.#o = opts;
+    this.#self = opts.self ?? currentSelfExec();
+    this.#maintenance = new Maintenance({
+      store: opts.store,
+      clock: opts.clock,
+      holder: this.id,
+      out: opts.out,
+      notes: this.#notes,
+    });
+  }
+
+  /**
+   * This supervisor's name in log lines, unique among the supervisors sharing a database: the
+   * random part of its id. Its workers are `<label>.<n>` (see {@link workerLabel}).
+   */
+  get label(): string {
+    return this.id.replace(/^s-/, "");
+  }
+
+  #say(text: string): void {
+    this.#o.out(`[supervisor ${this.label}] ${text}`);
+  }
+
+  #worker(slot: Slot): string {
+    return `worker ${workerLabel(this.id, slot.index)}`;
+  }
+
+  /** True once it gave up on an unreachable database (outage_limit). */
+  get gaveUp(): boolean {
+    return this.#gaveUp;
+  }
+
+  /** Pids of the running workers (for tests and `worker list`). */
+  get workerPids(): number[] {
+    return this.#slots.flatMap((s) => (s.child ? [s.child.pid] : []));
+  }
+
+  /** Runs until stopped; resolves to the exit code. */
+  async run(): Promise<number> {
+    const { store, clock } = this.#o;
+    this.#runStart = clock.now();
+    await this.#register(this.#runStart);
+    const detachSignals = this.#o.handleSignals === false ? () => {} : this.#listenToSignals();
+    try {
+      // The first maintenance step before the workers start: when this supervisor leads, jobs
+      // of dead workers are rescued first.
+      await this.#maintenance.start();
+      const queues = this.#o.queues?.length
+        ? ` on queue${this.#o.queues.length > 1 ? "s" : ""} ${this.#o.queues.join(", ")}`
+        : "";
+      this.#say(
+        `starting ${this.#o.count} worker${
+          this.#o.count === 1 ? "" : "s"
+        }${queues} (pid ${Deno.pid})`,
+      );
+      for (let i = 1; i <= this.#o.count; i++) {
+        const slot: Slot = {
+          index: i,
+          child: null,
+          writer: null,
+          startedAt: 0,
+          quickCrashes: 0,
+          restartTimer: undefined,
+          done: false,
+          waitingForDb: false,
+        };
+        this.#slots.push(slot);
+        this.#spawn(slot);
+      }
+      this.#every(SUPERVISOR_HEARTBEAT_MS, () => this.#heartbeat());
+      if (this.#o.untilEmpty) this.#checkEmptyIn(this.#o.emptyCheckMs ?? EMPTY_CHECK_MS);
+      await this.#allDonePromise;
+    } finally {
+      this.#finished = true;
+      for (const t of this.#timers) clearTimeout(t);
+      detachSignals();
+      if (this.#gaveUp) {
+        // Nothing more is written: the lead and the record run out on their own.
+        await this.#maintenance.stop(0);
+      } else {
+        // Resigns the lead: a candidate of another supervisor takes over at once.
+        await this.#maintenance.stop();
+        try {
+          await store.removeWorker({ id: this.id });
+        } catch {
+          // pruned later as stale
+        }
+      }
+    }
+    this.#say("all workers stopped");
+    if (this.#gone !== null || this.#gaveUp) return ExitCodes.storage;
+    if (this.#stopMode === "abort") return 130;
+    if (this.#o.untilEmpty) {
+      const dead = await deadSince(store, this.#runStart, this.#o.queues);
+      if (dead > 0) {
+        this.#say(`${dead} job${dead === 1 ? "" : "s"} moved to the DLQ during this run`);
+        return ExitCodes.jobsDead;
+      }
+    }
+    return ExitCodes.ok;
+  }
+
+  async #register(now: number): Promise<void> {
+    this.#stopsSeen = await this.#o.store.lastStopRequest();
+    await this.#o.store.registerWorker({
+      worker: {
+        id: this.id,
+        pid: Deno.pid,
+        host: hostname(),
+        queues: this.#o.queues && this.#o.queues.length ? [...this.#o.queues] : null,
+        started_at: this.#runStart,
+        heartbeat_at: now,
+        current_job: null,
+        stop_requested_at: null,
+        supervisor_id: null,
+      },
+    });
+  }
+
+  /** Graceful: workers finish their jobs and exit. Abort: jobs are terminated and released. */
+  stop(mode: "graceful" | "abort", reason: string): void {
+    if (this.#stopMode === "abort" || this.#stopMode === mode) return;
+    this.#stopMode = mode;
+    const running = this.#slots.filter((s) => s.child).length;
+    this.#say(
+      mode === "graceful"
+        ? `stopping (${reason}): ${
+          running === 1 ? "1 worker finishing its job" : `${running} workers finishing their jobs`
+        }`
+        : `stopping now (${reason}): terminating running jobs and returning them to pending`,
+    );
+    for (const slot of this.#slots) {
+      if (slot.restartTimer !== undefined) {
+        clearTimeout(slot.restartTimer);
+        slot.restartTimer = undefined;
+      }
+      slot.waitingForDb = false;
+      if (!slot.child) slot.done = true;
+      else this.#tell(slot, mode === "graceful" ? "stop" : "abort");
+    }
+    this.#checkAllDone();
+  }
+
+  #tell(slot: Slot, order: string): void {
+    slot.writer?.write(encoder.encode(order + "\n")).catch(() => {});
+  }
+
+  #spawn(slot: Slot): void {
+    slot.restartTimer = undefined;
+    slot.waitingForDb = false;
+    if (this.#stopMode !== null) {
+      slot.done = true;
+      this.#checkAllDone();
+      return;
+    }
+    const { args, env } = workerRunArgs({
+      dbUrl: this.#o.dbUrl,
+      supervisorId: this.id,
+      index: slot.index,
+      queues: this.#o.queues,
+      logFile: this.#o.logFile,
+    });
+    const argv = selfArgv(this.#self, args);
+    let child: Deno.ChildProcess;
+    try {
+      child = new Deno.Command(argv[0], {
+        args: argv.slice(1),
+        env: { ...mallocTuningEnv(), ...env },
+        stdin: "piped",
+        stdout: "inherit",
+        stderr: "inherit",
+        // Each worker leads a session of its own (setsid; a one-time fork per worker): a signal to
+        // the supervisor's process group (Ctrl-C, a closed terminal) reaches only the supervisor,
+        // which relays it, and a worker can spawn its jobs plainly, without a per-job setsid,
+        // because everything else in its session is its job (see executor.ts, "session").
+        // Not on Windows, where detached means a process without a console.
+        detached: Deno.build.os !== "windows",
+      }).spawn();
+    } catch (err) {
+      this.#say(`cannot start ${this.#worker(slot)}: ${formatError(err).replace(/^error: /, "")}`);
+      this.#scheduleRestart(slot);
+      return;
+    }
+    slot.child = child;
+    slot.writer = child.stdin.getWriter();
+    slot.startedAt = performance.now();
+    child.status.then((status) => this.#onExit(slot, child, status));
+  }
+
+  #onExit(slot: Slot, child: Deno.ChildProcess, status: Deno.CommandStatus): void {
+    slot.child = null;
+    slot.writer?.close().catch(() => {});
+    slot.writer = null;
+    if (this.#stopMode !== null) {
+      slot.done = true;
+      this.#checkAllDone();
+      return;
+    }
+    if (status.success) {
+      // A worker exits 0 on its own only when asked to (stop request in the database).
+      this.#say(`${this.#worker(slot)} (pid ${child.pid}) stopped`);
+      slot.done = true;
+      this.#checkAllDone();
+      return;
+    }
+    if (status.code === ExitCodes.storage && !slot.checked) {
+      // A database error ended it: when the database itself is gone (deleted or replaced), a
+      // restart would work on whatever is at the path now. Look first (the heartbeat stops this
+      // supervisor then), and restart only if still running.
+      slot.checked = true;
+      this.#heartbeat().finally(() => this.#onExit(slot, child, status));
+      return;
+    }
+    slot.checked = false;
+    if (status.code === ExitCodes.storage && this.#unreachableSince !== null) {
+      // It gave up on the database, which this supervisor cannot reach either: a new worker
+      // could not start now. Started again once the supervisor reaches the database.
+      this.#say(
+        `${
+          this.#worker(slot)
+        } (pid ${child.pid}) gave up on the database; restarting it once the database is reachable`,
+      );
+      slot.waitingForDb = true;
+      return;
+    }
+    const how = status.signal
+      ? `was killed by ${status.signal}`
+      : `exited with code ${status.code}`;
+    const lived = performance.now() - slot.startedAt;
+    slot.quickCrashes = lived >= STABLE_MS ? 1 : slot.quickCrashes + 1;
+    const delay = (this.#o.restartDelayMs ?? defaultRestartDelayMs)(slot.quickCrashes);
+    this.#say(
+      `${this.#worker(slot)} (pid ${child.pid}) ${how} unexpectedly; restarting in ${
+        formatDuration(delay)
+      }`,
+    );
+    this.#scheduleRestart(slot, delay);
+  }
+
+  #scheduleRestart(slot: Slot, delay = 1000): void {
+    slot.restartTimer = setTimeout(() => this.#spawn(slot), delay);
+  }
+
+  #checkAllDone(): void {
+    if (this.#slots.length > 0 && this.#slots.every((s) => s.done && !s.child)) this.#allDone();
+  }
+
+  /** Runs `fn` every `ms` (never two at once) until the supervisor finishes. */
+  #every(ms: number, fn: () => Promise<void>): void {
+    const tick = async () => {
+      this.#timers.delete(timer);
+      try {
+        await fn();
+      } catch {
+        // reported by the callee; try again next tick
+      }
+      if (!this.#finished) {
+        timer = setTimeout(tick, ms);
+        this.#timers.add(timer);
+      }
+    };
+    let timer = setTimeout(tick, ms);
+    this.#timers.add(timer);
+  }
+
+  #heartbeatFailing = false;
+
+  async #heartbeat(): Promise<void> {
+    if (this.#gaveUp) return;
+    const { store, clock } = this.#o;
+    const config = this.#maintenance.config;
+    store.setCallTimeout?.(storeCallLimitMs(config.lease));
+    const now = clock.now();
+    const startedAt = performance.now();
+    try {
+      const stop = await store.heartbeatWorker({ id: this.id, now, currentJob: null });
+      if (stop === undefined) {
+        if (await store.lastStopRequest() > this.#stopsSeen) {
+          // Removed by a `worker stop` issued while this host was away: honour it.
+          this.stop("graceful", "a stop was requested while this supervisor was away");
+        } else {
+          // Pruned as stale after a stall: `worker stop` never removes a live record.
+          this.#say("supervisor record was pruned as stale; registering again");
+          await this.#register(now);
+        }
+      } else if (stop !== null) this.stop("graceful", "stop requested");
+      if (this.#heartbeatFailing) this.#say("database reachable again");
+      this.#heartbeatFailing = false;
+      this.#unreachableSince = null;
+      for (const slot of this.#slots) if (slot.waitingForDb) this.#spawn(slot);
+    } catch (err) {
+      if (err instanceof StorageError && err.gone) {
+        if (this.#gone === null) {
+          this.#gone = err;
+          this.#say(`fatal: ${formatError(err).replace(/^error: /, "")}`);
+          this.stop("abort", "the database is gone");
+        }
+        return;
+      }
+      if (!this.#heartbeatFailing && this.#notes.fresh(err)) {
+        this.#say(`heartbeat failed: ${formatError(err).replace(/^error: /, "")}`);
+      }
+      this.#heartbeatFailing = true;
+      this.#unreachableSince ??= startedAt;
+      const outMs = performance.now() - this.#unreachableSince;
+      if (outMs >= config.outage_limit * 1000) this.#giveUp(outMs, config.outage_limit);
+    }
+  }
+
+  /**
+   * The database was unreachable for `outage_limit`: orders every worker to give up (terminate
+   * its job without writing anything) and exits with code 5, writing nothing more.
+   */
+  #giveUp(outMs: number, limitS: number): void {
+    if (this.#gaveUp) return;
+    this.#gaveUp = true;
+    const why = `could not reach the database for ${formatDuration(outMs)} (outage_limit ${
+      formatDuration(limitS * 1000)
+    })`;
+    this.#say(
+      `giving up: ${why}; terminating the workers' jobs without recording them: they run again once their leases expire`,
+    );
+    this.#stopMode = "abort";
+    for (const slot of this.#slots) {
+      if (slot.restartTimer !== undefined) clearTimeout(slot.restartTimer);
+      slot.restartTimer = undefined;
+      slot.waitingForDb = false;
+      if (!slot.child) slot.done = true;
+      else this.#tell(slot, `giveup ${why}`);
+    }
+    this.#checkAllDone();
+  }
+
+  /** The last look at the queue (--until-empty). */
+  #lastLook: QueueLook | null = null;
+
+  #checkEmptyIn(ms: number): void {
+    const timer = setTimeout(async () => {
+      this.#timers.delete(timer);
+      const next = await this.#checkEmpty();
+      if (next !== null && !this.#finished) this.#checkEmptyIn(next);
+    }, ms);
+    this.#timers.add(timer);
+  }
+
+  /**
+   * --until-empty: stops once nothing is left to run, else returns when to look again (see
+   * {@link nextLookMs}); null once stopping.
+   */
+  async #checkEmpty(): Promise<number | null> {
+    const maxMs = this.#o.emptyCheckMs ?? EMPTY_CHECK_MS;
+    if (this.#stopMode !== null) return null;
+    let left: number;
+    let waitMs = maxMs;
+    try {
+      const now = this.#o.clock.now();
+      const look = await lookAtQueue(this.#o.store, now, this.#o.queues);
+      left = look.left;
+      if (left > 0 && look.processing === 0 && look.nextRunAt !== null && look.nextRunAt > now) {
+        // Nothing runs and nothing is due: every job left waits for its run_at.
+        const horizon = this.#o.horizonMs ?? null;
+        if (horizon !== null && look.nextRunAt > now + horizon) {
+          this.stop(
+            "graceful",
+            `nothing is due within --horizon ${formatDuration(horizon)}: ${left} job${
+              left === 1 ? "" : "s"
+            } scheduled from ${new Date(look.nextRunAt).toISOString()} left in the queue`,
+          );
+          return null;
+        }
+        this.#noteWaiting(left, look.nextRunAt, now);
+        waitMs = Math.max(maxMs, Math.min(look.nextRunAt - now, 1000));
+      }
+    } catch {
+      return maxMs; // the database is unreachable: try again later
+    }
+    if (left === 0) {
+      this.stop("graceful", "the queue is empty");
+      return null;
+    }
+    if (waitMs > maxMs) return waitMs;
+    const look = { left, at: performance.now() };
+    const next = nextLookMs(this.#lastLook, look, maxMs);
+    this.#lastLook = look;
+    return next;
+  }
+
+  /** The last "waiting for scheduled jobs" line (--until-empty), to say it once per change. */
+  #waitingNote = "";
+
+  /** --until-empty: says what it waits for and until when, once per change. */
+  #noteWaiting(left: number, nextRunAt: number, now: number): void {
+    const key = `${left}@${nextRunAt}`;
+    if (key === this.#waitingNote) return;
+    this.#waitingNote = key;
+    this.#say(
+      `--until-empty: waiting for ${left} scheduled job${left === 1 ? "" : "s"} ` +
+        `(delayed, or retries waiting for their time); the next is due at ${
+          new Date(nextRunAt).toISOString()
+        } (in ${formatDuration(nextRunAt - now)}). --horizon DURATION stops at jobs due later`,
+    );
+  }
+
+  #listenToSignals(): () => void {
+    let count = 0;
+    const handler = (name: string) => () => {
+      count++;
+      if (count === 1) this.stop("graceful", `${name} received; ${abortHint(name)}`);
+      else this.stop("abort", `${name} received again`);
+    };
+    const removers: (() => void)[] = [];
+    const signals: Deno.Signal[] = Deno.build.os === "windows"
+      ? ["SIGINT", "SIGBREAK"]
+      : ["SIGINT", "SIGTERM", "SIGHUP"];
+    for (const sig of signals) {
+      const h = handler(sig);
+      try {
+        Deno.addSignalListener(sig, h);
+        removers.push(() => Deno.removeSignalListener(sig, h));
+      } catch {
+        // not supported here
+      }
+    }
+    return () => removers.forEach((r) => r());
+  }
+}
+
+/**
+ * How to turn the graceful stop a signal started into an abort. "Press Ctrl-C again" only where
+ * that means something: SIGINT with a terminal on stdin. A SIGTERM comes from `worker stop`, a
+ * service manager or kill, and a detached supervisor has no terminal.
+ */
+function abortHint(signal: string): string {
+  let terminal = false;
+  try {
+    terminal = Deno.stdin.isTerminal();
+  } catch {
+    // no stdin
+  }
+  return signal === "SIGINT" && terminal
+    ? "press Ctrl-C again to terminate running jobs"
+    : "`queuectl worker stop --force` terminates running jobs";
+}
+
+/** One look at the queue by --until-empty: jobs left, at a time in ms. */
+export interface QueueLook {
+  left: number;
+  at: number;
+}
+
+/**
+ * When --until-empty looks at the queue again: after `maxMs`, or sooner when the jobs left would
+ * be done by then at the pace seen since the previous look, so that the end of a run does not
+ * wait up to `maxMs` (half of it on average) for the last look. Never sooner than
+ * {@link EMPTY_CHECK_MIN_MS}.
+ */
+export function nextLookMs(prev: QueueLook | null, look: QueueLook, maxMs: number): number {
+  if (prev === null || look.left >= prev.left || look.at <= prev.at) return maxMs;
+  const msToEmpty = look.left * (look.at - prev.at) / (prev.left - look.left);
+  return Math.max(Math.min(EMPTY_CHECK_MIN_MS, maxMs), Math.min(maxMs, msToEmpty));
+}
+
+/**
+ * One look at the queue for --until-empty (in `queues`, or any): jobs left (pending, processing,
+ * failed awaiting a retry), how many run now, and the earliest run_at of the claimable ones.
+ */
+export async function lookAtQueue(
+  store: Store,
+  now: number,
+  queues: readonly string[] | null,
+): Promise<{ left: number; processing: number; nextRunAt: number | null }> {
+  let left = 0;
+  let processing = 0;
+  if (!queues || queues.length === 0) {
+    const { counts } = await store.stats({ now });
+    left = counts.pending + counts.processing + counts.failed;
+    processing = counts.processing;
+  } else {
+    for (const queue of queues) {
+      for (const state of ["pending", "failed"] as const) {
+        left += await store.countJobs({ state, queue });
+      }
+      const running = await store.countJobs({ state: "processing", queue });
+      left += running;
+      processing += running;
+    }
+  }
+  const nextRunAt = left > 0 && processing === 0 ? await store.nextRunAt({ queues }) : null;
+  return { left, processing, nextRunAt };
+}
+
+/** How many jobs (in `queues`, or any) are pending, processing or failed awaiting their retry. */
+export async function jobsLeft(
+  store: Store,
+  now: number,
+  queues: readonly string[] | null,
+): Promise<number> {
+  const busy: JobState[] = ["pending", "processing", "failed"];
+  if (!queues || queues.length === 0) {
+    const { counts } = await store.stats({ now });
+    return busy.reduce((n, s) => n + counts[s], 0);
+  }
+  let n = 0;
+  for (const queue of queues) {
+    for (const state of busy) n += await store.countJobs({ state, queue });
+  }
+  return n;
+}
+
+/** Dead jobs (in `queues`, or any) that reached the DLQ at or after `since`. */
+export async function deadSince(
+  store: Store,
+  since: number,
+  queues: readonly string[] | null,
+): Promise<number> {
+  let n = 0;
+  const page = 1000;
+  for (let offset = 0;; offset += page) {
+    const jobs = await store.listJobs({ state: "dead", limit: page, offset, order: "oldest" });
+    n += jobs.filter((j) =>
+      (j.finished_at ?? j.updated_at) >= since && (!queues?.length || queues.includes(j.queue))
+    ).length;
+    if (jobs.length < page) {
+      return n;
+    }
+  }
+}

@@ -1,0 +1,107 @@
+/** `enqueue --file` streams its input (issue 15.6): large files, both forms, the ids it prints. */
+import assert from "node:assert/strict";
+import { cliArgv, runCli, runCliJson } from "../helpers/run_cli.ts";
+import { waitFor } from "../helpers/wait_for.ts";
+import { tempDir } from "../helpers/temp.ts";
+
+Deno.test("enqueue --file: JSON Lines over several batches (CRLF, blank lines), ids in input order", async () => {
+  await using dir = await tempDir();
+  const db = dir.file("q.db");
+  const file = dir.file("jobs.jsonl");
+  const lines = Array.from({ length: 2345 }, (_, i) => JSON.stringify({ command: `echo ${i}` }));
+  lines[1000] = JSON.stringify({ id: "given", command: "echo given" });
+  await Deno.writeTextFile(file, lines.join("\r\n") + "\r\n\r\n  \n");
+  const ids = await runCliJson<string[]>(["enqueue", "--file", file], { db });
+  assert.equal(ids.length, 2345);
+  assert.equal(new Set(ids).size, 2345);
+  assert.equal(ids[1000], "given");
+  const generated = ids.filter((id) => id !== "given");
+  assert.deepEqual([...generated].sort(), generated, "generated ids sort in input order");
+  const job = await runCliJson<{ id: string; command: string }>(["show", ids[2344]], { db });
+  assert.equal(job.command, "echo 2344");
+  const status = await runCliJson<{ counts: { pending: number } }>(["status"], { db });
+  assert.equal(status.counts.pending, 2345);
+});
+
+Deno.test("enqueue --file -: a JSON array from stdin; a short file prints one id per line", async () => {
+  await using dir = await tempDir();
+  const db = dir.file("q.db");
+  const r = await runCli(["enqueue", "--file", "-"], {
+    db,
+    stdin: ' \n[{"id":"a","command":"x"},\n {"id":"b","command":"y"}]\n',
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, "a\nb\n");
+  const text = await runCli(["enqueue", "--file", "-"], {
+    db,
+    stdin: '{"id":"c","command":"x"}\n{"id":"d","command":"y"}',
+  });
+  assert.equal(text.stdout, "c\nd\n");
+});
+
+Deno.test("enqueue --file: ids wait in a temporary file until the insert commits, then print; a failed file leaves neither jobs nor the file", async () => {
+  await using dir = await tempDir();
+  const db = dir.file("q.db");
+  const tmp = dir.file("tmp");
+  await Deno.mkdir(tmp);
+  const env = { TMPDIR: tmp };
+  const file = dir.file("jobs.jsonl");
+  // 6,000 ids: more than one 64 KiB read of the spilled ids, so lines cross read boundaries.
+  const lines = Array.from({ length: 6000 }, (_, i) => JSON.stringify({ command: `echo ${i}` }));
+  await Deno.writeTextFile(file, lines.join("\n") + "\n");
+  const r = await runCli(["enqueue", "--file", file], { db, env });
+  assert.equal(r.code, 0, r.stderr);
+  const ids = r.stdout.split("\n");
+  assert.equal(ids.pop(), "");
+  assert.equal(ids.length, 6000);
+  assert.ok(ids.every((id) => /^[0-9A-Za-z]{20,30}$/.test(id)), "whole ids, one per line");
+  assert.equal(new Set(ids).size, 6000);
+  assert.deepEqual([...ids].sort(), ids, "in input order");
+  const last = await runCliJson<{ command: string }>(["show", ids[5999]], { db });
+  assert.equal(last.command, "echo 5999");
+  const json = await runCliJson<string[]>(["enqueue", "--file", file], { db, env });
+  assert.equal(json.length, 6000);
+  assert.equal(new Set([...ids, ...json]).size, 12000);
+  await Deno.writeTextFile(file, lines.join("\n") + "\n{not json}\n");
+  const bad = await runCli(["enqueue", "--file", file], { db, env });
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.equal(bad.stdout, "");
+  assert.match(bad.stderr, /line 6001: invalid JSON/);
+  const status = await runCliJson<{ counts: { pending: number } }>(["status"], { db });
+  assert.equal(status.counts.pending, 12000);
+  assert.deepEqual(await Array.fromAsync(Deno.readDir(tmp)), [], "temporary files removed");
+  // No temporary directory to write to: the ids are kept in memory instead.
+  await Deno.writeTextFile(file, '{"id":"m1","command":"x"}\n{"id":"m2","command":"y"}\n');
+  const noTmp = await runCli(["enqueue", "--file", file], { db, env: { TMPDIR: dir.file("no") } });
+  assert.equal(noTmp.code, 0, noTmp.stderr);
+  assert.equal(noTmp.stdout, "m1\nm2\n");
+});
+
+Deno.test("enqueue --file: the ids wait in a temporary file only its user can read, removed after", async () => {
+  await using dir = await tempDir();
+  const tmp = dir.file("tmp");
+  await Deno.mkdir(tmp);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: cliArgv(["enqueue", "--file", "-"]),
+    env: { NO_COLOR: "1", INIT_CWD: "", QUEUECTL_DB: dir.file("q.db"), TMPDIR: tmp },
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode('{"id":"a","command":"true"}\n'));
+  // While the input is still open, the spill file exists: mode 0600, whatever the umask.
+  const spill = await waitFor(async () => {
+    for await (const e of Deno.readDir(tmp)) {
+      if (e.name.startsWith("queuectl-ids-")) return `${tmp}/${e.name}`;
+    }
+    return undefined;
+  }, { what: "the ids' temporary file" });
+  if (Deno.build.os !== "windows") assert.equal((await Deno.stat(spill)).mode! & 0o777, 0o600);
+  await writer.write(new TextEncoder().encode('{"id":"b","command":"true"}\n'));
+  await writer.close();
+  const out = await child.output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  assert.equal(new TextDecoder().decode(out.stdout), "a\nb\n");
+  assert.deepEqual(await Array.fromAsync(Deno.readDir(tmp)), []);
+});

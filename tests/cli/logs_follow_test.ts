@@ -1,0 +1,71 @@
+/**
+ * `logs ID --follow` through the real CLI: the output of a running job streams while it runs
+ * (the job waits on a file the test creates only once the first line was seen), and the command
+ * ends with the job's outcome as exit code. SQLite here; PostgreSQL (another process's settles
+ * and output through LISTEN) in tests/app/follow_test.ts.
+ */
+import assert from "node:assert/strict";
+import { ExitCodes } from "../../src/core/errors.ts";
+import { cliArgv, runCli } from "../helpers/run_cli.ts";
+import { tempDir } from "../helpers/temp.ts";
+import { waitFor } from "../helpers/wait_for.ts";
+
+Deno.test("logs --follow streams a running job's output and exits with its outcome", async () => {
+  await using dir = await tempDir();
+  const db = dir.file("q.db");
+  const gate = dir.file("gate");
+  const command = `echo one; echo warn >&2; while [ ! -f '${gate}' ]; do sleep 0.05; done; ` +
+    `echo two; exit 3`;
+  const enq = await runCli(
+    ["enqueue", JSON.stringify({ id: "j", command, max_retries: 0 })],
+    { db },
+  );
+  assert.equal(enq.code, 0, enq.stderr);
+  const worker = new Deno.Command(Deno.execPath(), {
+    args: cliArgv(["worker", "start", "--until-empty"]),
+    env: { NO_COLOR: "1", QUEUECTL_DB: db },
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const follow = new Deno.Command(Deno.execPath(), {
+    args: cliArgv(["logs", "j", "--follow"]),
+    env: { NO_COLOR: "1", QUEUECTL_DB: db },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let stdout = "";
+  let stderr = "";
+  const decoder = new TextDecoder();
+  const reading = Promise.all([
+    (async () => {
+      for await (const c of follow.stdout) stdout += decoder.decode(c, { stream: true });
+    })(),
+    (async () => {
+      for await (const c of follow.stderr) stderr += decoder.decode(c, { stream: true });
+    })(),
+  ]);
+  try {
+    // Seen while the job still waits for the gate: live, not after the run.
+    await waitFor(() => stdout === "one\n" && stderr === "warn\n", {
+      timeoutMs: 30_000,
+      what: `the first line while the job runs (stdout ${JSON.stringify(stdout)})`,
+    });
+    const state = JSON.parse((await runCli(["show", "j", "--json"], { db })).stdout).state;
+    assert.equal(state, "processing");
+    await Deno.writeTextFile(gate, "");
+    const status = await follow.status;
+    await reading;
+    assert.equal(status.code, ExitCodes.jobsDead, stderr);
+    assert.equal(stdout, "one\ntwo\n");
+    assert.equal(stderr, "warn\n");
+  } finally {
+    await Deno.writeTextFile(gate, "").catch(() => {});
+    await worker.status;
+  }
+  const done = await runCli(["logs", "j", "--follow"], { db });
+  assert.deepEqual([done.code, done.stdout], [ExitCodes.jobsDead, "one\ntwo\n"]);
+  const bad = await runCli(["logs", "j", "--follow", "--attempt", "1"], { db });
+  assert.equal(bad.code, ExitCodes.invalidInput);
+  const missing = await runCli(["logs", "nope", "--follow"], { db });
+  assert.equal(missing.code, ExitCodes.notFound);
+});

@@ -1,0 +1,461 @@
+/**
+ * Flow control every Store backend must show (issue 16, docs/architecture.md "Flow control"): job
+ * dependencies (after), queue pause and queue-wide limits. Called by each backend's test file like
+ * the main conformance suite (tests/store/conformance.ts), whose conventions hold here too.
+ */
+import assert from "node:assert/strict";
+import { ManualClock } from "../../src/core/clock.ts";
+import { InvalidInput } from "../../src/core/errors.ts";
+import type { Job, JobToInsert } from "../../src/core/job.ts";
+import type { RetryPolicy } from "../../src/core/retry_policy.ts";
+import { complete, fail, restore, retryNow } from "../../src/core/transitions.ts";
+import type { ClaimParams, Store } from "../../src/store/store.ts";
+import { type ConformanceOptions, newJob } from "./conformance.ts";
+
+const T0 = Date.UTC(2026, 0, 1);
+const POLICY: RetryPolicy = { backoff_base: 2, backoff_max: 3600 };
+const LEASE = 30_000;
+
+/** A job that runs after `deps`. */
+function after(id: string, deps: string[], o: Partial<JobToInsert> = {}): JobToInsert {
+  return newJob(id, { depends_on: JSON.stringify(deps), ...o });
+}
+
+function claimOf(clock: ManualClock, o: Partial<ClaimParams> = {}): ClaimParams {
+  return { workerId: "w1", queues: null, now: clock.now(), leaseMs: LEASE, limit: 100, ...o };
+}
+
+function ids(jobs: readonly Pick<Job, "id">[]): string[] {
+  return jobs.map((j) => j.id).sort();
+}
+
+async function state(store: Store, id: string): Promise<[string, number, string | null]> {
+  const j = await store.getJob({ id });
+  assert.ok(j, `job ${id} exists`);
+  return [j.state, j.blocked_by, j.error];
+}
+
+async function completeAll(store: Store, clock: ManualClock, jobs: readonly Job[]) {
+  for (const j of jobs) {
+    assert.ok(
+      await store.applyChange({
+        change: complete(j, { now: clock.now(), workerId: j.lease_owner!, exit_code: 0 }),
+      }),
+    );
+  }
+}
+
+export function flowConformance(
+  name: string,
+  open: () => Promise<Store>,
+  opts: ConformanceOptions,
+): void {
+  function test(title: string, fn: (store: Store, clock: ManualClock) => Promise<void>): void {
+    Deno.test({
+      name: `${name}: flow: ${title}`,
+      ignore: opts.ignore ?? false,
+      fn: async () => {
+        const store = await open();
+        try {
+          await fn(store, new ManualClock(T0));
+        } finally {
+          await store.close();
+        }
+      },
+    });
+  }
+
+  // --- dependencies ---------------------------------------------------------------------------
+
+  test(
+    "a job with a unique key waits for its dependencies; a replaced one unlinks",
+    async (store, clock) => {
+      await store.insertJobs({ jobs: [newJob("a")], now: clock.now() });
+      await store.insertJobs({
+        jobs: [after("k1", ["a"], { unique_key: "key" }), after("k2", ["k1"])],
+        now: clock.now(),
+      });
+      assert.deepEqual(await state(store, "k1"), ["pending", 1, null]);
+      assert.deepEqual(await state(store, "k2"), ["pending", 1, null]);
+      // Replacing k1 (its key held while it waits) deletes it: k2 can never run after it.
+      await store.insertJobs({
+        jobs: [after("k1b", ["a"], { unique_key: "key" })],
+        now: clock.now(),
+        onDuplicate: "replace",
+      });
+      assert.equal(await store.getJob({ id: "k1" }), null);
+      assert.deepEqual(await state(store, "k1b"), ["pending", 1, null]);
+      const [k2, , error] = await state(store, "k2");
+      assert.equal(k2, "dead");
+      assert.match(error ?? "", /dependency k1 was deleted/);
+      // a completes: k1b is claimable.
+      const [a] = await store.claimJobs(claimOf(clock));
+      assert.equal(a.id, "a");
+      await completeAll(store, clock, [a]);
+      assert.deepEqual(ids(await store.claimJobs(claimOf(clock))), ["k1b"]);
+    },
+  );
+
+  test("a blocked job due later is counted blocked, not scheduled", async (store, clock) => {
+    await store.insertJobs({
+      jobs: [
+        newJob("a", { run_at: T0 + 60_000 }),
+        after("b", ["a"], { run_at: T0 + 60_000 }),
+        after("c", ["a"]),
+      ],
+      now: clock.now(),
+    });
+    const stats = await store.stats({ now: clock.now() });
+    assert.equal(stats.scheduled, 1, "only a: b waits for a");
+    assert.equal(stats.blocked, 2);
+    // A waiting job due before every free one is not the next run.
+    await store.insertJobs({
+      jobs: [after("d", ["a"], { run_at: T0 + 30_000 })],
+      now: clock.now(),
+    });
+    for (const queues of [null, ["default"]]) {
+      assert.equal(await store.nextRunAt({ queues, after: clock.now() }), T0 + 60_000);
+    }
+    assert.equal((await store.stats({ now: clock.now() })).scheduled, 1);
+  });
+
+  test("a job is claimable only once every job it runs after completed", async (store, clock) => {
+    await store.insertJobs({
+      jobs: [newJob("a"), newJob("b"), after("c", ["a", "b"], { priority: 9 })],
+      now: clock.now(),
+    });
+    assert.deepEqual(await state(store, "c"), ["pending", 2, null]);
+    assert.equal((await store.stats({ now: clock.now() })).blocked, 1);
+    // A waiting job is neither the oldest pending one nor scheduled.
+    await store.insertJobs({ jobs: [after("old", ["a"], { run_at: T0 + 5000 })], now: T0 - 9000 });
+    const s0 = await store.stats({ now: clock.now() });
+    assert.deepEqual([s0.oldest_pending_at, s0.scheduled, s0.blocked], [T0, 0, 2]);
+    assert.equal(await store.nextRunAt({ queues: null, after: clock.now() }), null);
+    assert.deepEqual(await store.deleteJobs({ states: ["pending"], ids: ["old"] }), ["old"]);
+    assert.deepEqual(await store.getBlockers({ ids: ["a", "c"] }), new Map([["c", ["a", "b"]]]));
+    const first = await store.claimJobs(claimOf(clock));
+    assert.deepEqual(ids(first), ["a", "b"], "c waits although it has the highest priority");
+    await completeAll(store, clock, first.filter((j) => j.id === "a"));
+    assert.deepEqual(await state(store, "c"), ["pending", 1, null]);
+    assert.deepEqual(await store.getBlockers({ ids: ["c"] }), new Map([["c", ["b"]]]));
+    assert.deepEqual(await store.claimJobs(claimOf(clock)), []);
+    assert.equal(await store.nextRunAt({ queues: null }), null, "a blocked job is not due");
+    await completeAll(store, clock, first.filter((j) => j.id === "b"));
+    assert.equal((await store.stats({ now: clock.now() })).blocked, 0);
+    assert.deepEqual(ids(await store.claimJobs(claimOf(clock))), ["c"]);
+    assert.deepEqual(await store.getDependencies({ id: "c", limit: 10 }), {
+      dependencies: [{ id: "a", state: "completed" }, { id: "b", state: "completed" }],
+      dependents: [],
+    });
+    assert.deepEqual(await store.getDependencies({ id: "a", limit: 10 }), {
+      dependencies: [],
+      dependents: [{ id: "c", state: "processing" }],
+    });
+    assert.equal(await store.getDependencies({ id: "nope", limit: 10 }), null);
+  });
+
+  test(
+    "a job after a completed one is claimable at once; retrying the dependency blocks it again",
+    async (store, clock) => {
+      await store.insertJobs({ jobs: [newJob("a")], now: clock.now() });
+      await completeAll(store, clock, await store.claimJobs(claimOf(clock)));
+      await store.insertJobs({ jobs: [after("b", ["a"])], now: clock.now() });
+      assert.deepEqual(await state(store, "b"), ["pending", 0, null]);
+      const a = (await store.getJob({ id: "a" }))!;
+      assert.ok(await store.applyChange({ change: retryNow(a, clock.now()) }));
+      assert.deepEqual(await state(store, "b"), ["pending", 1, null]);
+      assert.deepEqual(ids(await store.claimJobs(claimOf(clock))), ["a"]);
+    },
+  );
+
+  test("an unknown dependency, one later in the input, changes nothing", async (store, clock) => {
+    await store.insertJobs({ jobs: [newJob("a")], now: clock.now() });
+    await assert.rejects(
+      store.insertJobs({ jobs: [newJob("x"), after("y", ["a", "nope"])], now: clock.now() }),
+      (e) =>
+        e instanceof InvalidInput && /"y" runs after "nope", which does not exist/.test(e.message),
+    );
+    await assert.rejects(
+      store.insertJobs({ jobs: [after("x", ["y"]), newJob("y")], now: clock.now() }),
+      (e) => e instanceof InvalidInput && /which comes later in the input/.test(e.message),
+    );
+    async function* batches() {
+      yield [newJob("s1"), after("s2", ["s1", "a"])];
+      yield [after("s3", ["s2"]), after("s4", ["s5"])];
+      yield [newJob("s5")];
+    }
+    await assert.rejects(
+      store.insertJobStream({ batches: batches(), now: clock.now() }),
+      (e) => e instanceof InvalidInput && /"s4" runs after "s5"/.test(e.message),
+    );
+    assert.deepEqual((await store.listJobs({ limit: 10 })).map((j) => j.id), ["a"]);
+    assert.equal((await store.stats({ now: clock.now() })).counts.pending, 1);
+    assert.equal((await store.getDependencies({ id: "a", limit: 10 }))!.dependents.length, 0);
+  });
+
+  test(
+    "a dead dependency kills its dependents down the graph; restoring it brings them back",
+    async (store, clock) => {
+      await store.insertJobs({
+        jobs: [
+          newJob("a", { max_retries: 0 }),
+          newJob("other"),
+          after("b", ["a"]),
+          after("c", ["b", "other"]),
+          after("d", ["other"]),
+        ],
+        now: clock.now(),
+      });
+      const claimed = await store.claimJobs(claimOf(clock));
+      assert.deepEqual(ids(claimed), ["a", "other"]);
+      const a = claimed.find((j) => j.id === "a")!;
+      assert.ok(
+        await store.applyChange({
+          change: fail(a, { now: clock.now(), workerId: "w1", exit_code: 1 }, POLICY),
+        }),
+      );
+      assert.deepEqual(await state(store, "a"), ["dead", 0, null]);
+      assert.deepEqual(await state(store, "b"), ["dead", 1, "dependency a failed"]);
+      assert.deepEqual(await state(store, "c"), ["dead", 2, "dependency b failed"]);
+      assert.deepEqual(await state(store, "d"), ["pending", 1, null], "not after a");
+      let stats = await store.stats({ now: clock.now() });
+      assert.deepEqual([stats.counts.dead, stats.counts.pending, stats.blocked], [3, 1, 1]);
+      // A job enqueued after a dead one is dead at once.
+      await store.insertJobs({ jobs: [after("e", ["c"])], now: clock.now() });
+      assert.deepEqual(await state(store, "e"), ["dead", 1, "dependency c failed"]);
+
+      clock.advance(1000);
+      const dead = (await store.getJob({ id: "a" }))!;
+      assert.ok(await store.applyChange({ change: restore(dead, clock.now()) }));
+      for (const [id, blocked] of [["b", 1], ["c", 2], ["e", 1]] as const) {
+        assert.deepEqual(await state(store, id), ["pending", blocked, null], id);
+      }
+      stats = await store.stats({ now: clock.now() });
+      assert.deepEqual([stats.counts.dead, stats.counts.pending, stats.blocked], [0, 5, 4]);
+      // Now the graph runs to the end.
+      await completeAll(store, clock, claimed.filter((j) => j.id === "other"));
+      for (const id of ["a", "b", "c", "e"]) {
+        const next = await store.claimJobs(claimOf(clock));
+        assert.ok(next.some((j) => j.id === id), `${id} runs (got ${ids(next)})`);
+        await completeAll(store, clock, next);
+      }
+      assert.equal((await store.stats({ now: clock.now() })).counts.completed, 6);
+    },
+  );
+
+  test(
+    "deleting an unfinished dependency kills its dependents; a completed one frees them",
+    async (store, clock) => {
+      await store.insertJobs({
+        jobs: [newJob("a"), newJob("b"), after("c", ["a"]), after("d", ["b"]), after("e", ["d"])],
+        now: clock.now(),
+      });
+      assert.deepEqual(await store.deleteJobs({ states: ["pending"], ids: ["b"] }), ["b"]);
+      assert.deepEqual(await state(store, "d"), [
+        "dead",
+        0,
+        "dependency b was deleted before it completed",
+      ]);
+      assert.deepEqual(await state(store, "e"), ["dead", 1, "dependency d failed"]);
+      const [a] = await store.claimJobs(claimOf(clock, { limit: 1 }));
+      await completeAll(store, clock, [a]);
+      assert.deepEqual(await store.deleteJobs({ states: ["completed"], ids: ["a"] }), ["a"]);
+      assert.deepEqual(await state(store, "c"), ["pending", 0, null]);
+      assert.deepEqual(ids(await store.claimJobs(claimOf(clock))), ["c"]);
+      assert.deepEqual(await store.getDependencies({ id: "c", limit: 10 }), {
+        dependencies: [{ id: "a", state: null }],
+        dependents: [],
+      });
+      const stats = await store.stats({ now: clock.now() });
+      assert.deepEqual([stats.counts.dead, stats.counts.processing, stats.blocked], [2, 1, 0]);
+    },
+  );
+
+  test(
+    "enqueueing after a job while another connection completes it never leaves the new job blocked",
+    async (store, clock) => {
+      const other = await opts.reopen(store);
+      try {
+        for (let i = 0; i < 20; i++) {
+          await store.insertJobs({ jobs: [newJob(`d${i}`)], now: clock.now() });
+          const [dep] = await store.claimJobs(claimOf(clock, { limit: 1 }));
+          assert.equal(dep.id, `d${i}`);
+          const completion = other.applyChange({
+            change: complete(dep, { now: clock.now(), workerId: "w1", exit_code: 0 }),
+          });
+          const insert = store.insertJobs({ jobs: [after(`x${i}`, [`d${i}`])], now: clock.now() });
+          const [done] = await Promise.all([completion, insert]);
+          assert.ok(done);
+          assert.deepEqual(await state(store, `x${i}`), ["pending", 0, null], `x${i}`);
+          const [x] = await store.claimJobs(claimOf(clock, { limit: 1 }));
+          assert.equal(x?.id, `x${i}`);
+          await completeAll(store, clock, [x]);
+        }
+      } finally {
+        await other.close();
+      }
+    },
+  );
+
+  test("a chain of 1,000 jobs from one streamed input runs in order", async (store, clock) => {
+    const n = 1000;
+    async function* batches() {
+      for (let b = 0; b < n; b += 100) {
+        yield Array.from({ length: 100 }, (_, i) => {
+          const k = b + i;
+          return k === 0 ? newJob("k0") : after(`k${k}`, [`k${k - 1}`], { priority: k });
+        });
+      }
+    }
+    assert.equal(await store.insertJobStream({ batches: batches(), now: clock.now() }), n);
+    assert.equal((await store.stats({ now: clock.now() })).blocked, n - 1);
+    const order: string[] = [];
+    for (;;) {
+      const got = await store.claimJobs(claimOf(clock, { limit: 5 }));
+      if (got.length === 0) break;
+      assert.equal(got.length, 1, "only the head of the chain is ever claimable");
+      order.push(got[0].id);
+      await completeAll(store, clock, got);
+    }
+    assert.deepEqual(order, Array.from({ length: n }, (_, k) => `k${k}`));
+  });
+
+  test("a fan-in of 1,000 jobs into one runs the one last", async (store, clock) => {
+    const n = 1000;
+    const fan = Array.from({ length: n }, (_, k) => newJob(`f${k}`));
+    await store.insertJobs({
+      jobs: [...fan, after("sink", fan.map((j) => j.id), { priority: 5 })],
+      now: clock.now(),
+    });
+    let done = 0;
+    for (;;) {
+      const got = await store.claimJobs(claimOf(clock, { limit: 150 }));
+      if (got.length === 0) break;
+      if (got.some((j) => j.id === "sink")) {
+        assert.equal(done, n, "the sink runs after every other job completed");
+        assert.equal(got.length, 1);
+        break;
+      }
+      await completeAll(store, clock, got);
+      done += got.length;
+    }
+    assert.equal((await store.getJob({ id: "sink" }))!.state, "processing");
+  });
+
+  // --- queues ---------------------------------------------------------------------------------
+
+  test(
+    "a paused queue gives no job until resumed; its running jobs finish",
+    async (store, clock) => {
+      await store.insertJobs({
+        jobs: [newJob("g1", { queue: "gpu", priority: 5 }), newJob("g2", { queue: "gpu" })],
+        now: clock.now(),
+      });
+      await store.insertJobs({ jobs: [newJob("o1")], now: clock.now() });
+      const [g1] = await store.claimJobs(claimOf(clock, { limit: 1 }));
+      assert.equal(g1.id, "g1");
+      assert.deepEqual(
+        await store.setQueueControl({ name: "gpu", paused: true, now: clock.now() }),
+        {
+          name: "gpu",
+          paused: true,
+          max_running: 0,
+        },
+      );
+      assert.deepEqual(ids(await store.claimJobs(claimOf(clock))), ["o1"]);
+      assert.deepEqual(await store.claimJobs(claimOf(clock, { queues: ["gpu"] })), []);
+      await completeAll(store, clock, [g1]);
+      assert.deepEqual(await store.listQueueControls(), [
+        { name: "gpu", paused: true, max_running: 0 },
+      ]);
+      const queues = await store.listQueues();
+      assert.deepEqual(
+        queues.map((q) => [q.name, q.paused, q.counts.pending, q.counts.completed]),
+        [
+          ["default", false, 0, 0],
+          ["gpu", true, 1, 1],
+        ],
+      );
+      await store.setQueueControl({ name: "gpu", paused: false, now: clock.now() });
+      assert.deepEqual(await store.listQueueControls(), []);
+      assert.deepEqual(ids(await store.claimJobs(claimOf(clock))), ["g2"]);
+    },
+  );
+
+  test(
+    "a queue's limit caps its running jobs; other queues are not held back",
+    async (store, clock) => {
+      const gpu = Array.from(
+        { length: 5 },
+        (_, i) => newJob(`g${i}`, { queue: "gpu", priority: 9 }),
+      );
+      await store.insertJobs({ jobs: [...gpu, newJob("o1"), newJob("o2")], now: clock.now() });
+      assert.deepEqual(
+        await store.setQueueControl({ name: "gpu", maxRunning: 2, now: clock.now() }),
+        { name: "gpu", paused: false, max_running: 2 },
+      );
+      const first = await store.claimJobs(claimOf(clock, { limit: 10 }));
+      assert.deepEqual(ids(first), ["g0", "g1", "o1", "o2"]);
+      assert.deepEqual(await store.claimJobs(claimOf(clock, { queues: ["gpu"] })), []);
+      await completeAll(
+        store,
+        clock,
+        first.filter((j) => j.id === "g0"),
+      );
+      assert.deepEqual(ids(await store.claimJobs(claimOf(clock))), ["g2"]);
+      // Pausing keeps the limit; a limit of 0 removes it.
+      await store.setQueueControl({ name: "gpu", paused: true, now: clock.now() });
+      assert.deepEqual(await store.listQueueControls(), [{
+        name: "gpu",
+        paused: true,
+        max_running: 2,
+      }]);
+      await store.setQueueControl({ name: "gpu", paused: false, maxRunning: 0, now: clock.now() });
+      assert.deepEqual(ids(await store.claimJobs(claimOf(clock))), ["g3", "g4"]);
+      const [q] = (await store.listQueues()).filter((x) => x.name === "gpu");
+      assert.deepEqual([q.max_running, q.counts.processing, q.counts.completed], [0, 4, 1]);
+    },
+  );
+
+  test(
+    "8 claimers on their own connections never run more than a queue's limit",
+    async (store, clock) => {
+      const n = 40;
+      await store.insertJobs({
+        jobs: Array.from({ length: n }, (_, i) => newJob(`l${i}`, { queue: "api" })),
+        now: clock.now(),
+      });
+      await store.setQueueControl({ name: "api", maxRunning: 2, now: clock.now() });
+      const others = await Promise.all(Array.from({ length: 7 }, () => opts.reopen(store)));
+      const claimers = [store, ...others];
+      let running = 0;
+      let most = 0;
+      let done = 0;
+      try {
+        await Promise.all(claimers.map(async (s, w) => {
+          while (done < n) {
+            const got = await s.claimJobs(claimOf(clock, { workerId: `w${w}`, limit: 2 }));
+            if (got.length === 0) {
+              await new Promise((r) => setTimeout(r, 1));
+              continue;
+            }
+            running += got.length;
+            most = Math.max(most, running);
+            // What the database says too, while these jobs are held.
+            const held = await s.countJobs({ state: "processing", queue: "api" });
+            assert.ok(held <= 2, `${held} running`);
+            await new Promise((r) => setTimeout(r, 2));
+            running -= got.length;
+            await completeAll(s, clock, got);
+            done += got.length;
+          }
+        }));
+      } finally {
+        await Promise.all(others.map((s) => s.close()));
+      }
+      assert.equal(done, n);
+      assert.ok(most <= 2, `at most 2 at once, saw ${most}`);
+      assert.equal((await store.stats({ now: clock.now() })).counts.completed, n);
+    },
+  );
+}

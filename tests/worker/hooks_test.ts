@@ -1,0 +1,105 @@
+/**
+ * Completion hooks (issue 16.4) with a real worker: hook_completed, hook_dead and hook_drained run
+ * after the outcome is committed with the QUEUECTL_* variables and without queuectl's credentials;
+ * a failing or hanging hook is logged (and terminated after hook_timeout) and changes nothing.
+ */
+import assert from "node:assert/strict";
+import { runCli, runCliJson } from "../helpers/run_cli.ts";
+import { tempDir } from "../helpers/temp.ts";
+import { admin, PG_URL, postgresAvailability } from "../helpers/postgres.ts";
+
+const { ignore: noPg } = await postgresAvailability("hooks");
+
+Deno.test("hooks: completed, dead and drained run with the job's variables; failures change nothing", async () => {
+  await using dir = await tempDir();
+  await completedDeadDrained(dir.file("q.db"), dir);
+});
+
+Deno.test({
+  name:
+    "hooks on PostgreSQL: completed, dead and drained; the database URL is not in their environment",
+  ignore: noPg,
+  fn: async () => {
+    const schema = `qh_${crypto.randomUUID().replaceAll("-", "").slice(0, 20)}`;
+    await using dir = await tempDir();
+    const sql = admin();
+    try {
+      await completedDeadDrained(
+        `${PG_URL}${PG_URL.includes("?") ? "&" : "?"}schema=${schema}`,
+        dir,
+      );
+    } finally {
+      await sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await sql.end();
+    }
+  },
+});
+
+async function completedDeadDrained(db: string, dir: { file(name: string): string }) {
+  const log = dir.file("hooks.log");
+  const ok = async (args: string[]) => {
+    const r = await runCli(args, { db });
+    assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
+  };
+  const line = (what: string) =>
+    `echo "${what} $QUEUECTL_EVENT id=$QUEUECTL_JOB_ID q=$QUEUECTL_QUEUE state=$QUEUECTL_STATE ` +
+    `exit=$QUEUECTL_EXIT_CODE attempts=$QUEUECTL_ATTEMPTS ms=$QUEUECTL_DURATION_MS ` +
+    `cmd=$QUEUECTL_COMMAND db=\${QUEUECTL_DB:-hidden}" >> '${log}'`;
+  await ok(["config", "set", "hook_completed", line("hook")]);
+  await ok(["config", "set", "hook_dead", `${line("hook")}; echo boom >&2; exit 3`]);
+  await ok(["config", "set", "hook_drained", `echo "drained $QUEUECTL_QUEUE" >> '${log}'`]);
+  await ok(["enqueue", '{"id":"good","command":"echo hi","queue":"a"}']);
+  await ok(["enqueue", '{"id":"bad","command":"exit 7","queue":"b","max_retries":0}']);
+
+  const r = await runCli(["worker", "start", "--count", "1", "--until-empty"], { db });
+  assert.equal(r.code, 6, r.stderr); // a job went to the DLQ during the run
+  const output = r.stdout + r.stderr;
+  assert.match(output, /hook_dead for bad failed: exit code 3: boom \(the job's outcome stands\)/);
+
+  const lines = (await Deno.readTextFile(log)).trim().split("\n").sort();
+  assert.ok(
+    lines.includes(
+      "hook completed id=good q=a state=completed exit=0 attempts=1 " +
+        `ms=${
+          lines.find((l) => l.includes("id=good"))?.match(/ms=(\d+)/)?.[1]
+        } cmd=echo hi db=hidden`,
+    ),
+    lines.join("\n"),
+  );
+  assert.ok(
+    lines.some((l) =>
+      /^hook dead id=bad q=b state=dead exit=7 attempts=1 ms=\d+ cmd=exit 7 db=hidden$/.test(l)
+    ),
+    lines.join("\n"),
+  );
+  assert.ok(lines.includes("drained a"), lines.join("\n"));
+  assert.ok(lines.includes("drained b"), lines.join("\n"));
+  assert.equal(lines.length, 4, lines.join("\n"));
+  const states = await runCliJson<{ id: string; state: string }[]>(["list"], { db });
+  assert.deepEqual(states.map((j) => [j.id, j.state]).sort(), [
+    ["bad", "dead"],
+    ["good", "completed"],
+  ]);
+}
+
+Deno.test("hooks: a hook past hook_timeout is terminated and logged; the job stays completed", async () => {
+  await using dir = await tempDir();
+  const db = dir.file("q.db");
+  const ok = async (args: string[]) => {
+    const r = await runCli(args, { db });
+    assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
+  };
+  await ok(["config", "set", "hook_completed", "sleep 30"]);
+  await ok(["config", "set", "hook_timeout", "300ms"]);
+  await ok(["enqueue", '{"id":"j","command":"true"}']);
+  const started = performance.now();
+  const r = await runCli(["worker", "start", "--count", "1", "--until-empty"], { db });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout + r.stderr, /hook_completed for j failed: timed out after 300ms/);
+  assert.ok(performance.now() - started < 20_000, "the worker did not wait for the sleep");
+  const job = await runCliJson<{ state: string }>(["show", "j"], { db });
+  assert.equal(job.state, "completed");
+  const bad = await runCli(["config", "set", "hook_timeout", "0"], { db });
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /Cannot set 'hook_timeout'/);
+});

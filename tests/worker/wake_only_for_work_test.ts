@@ -1,0 +1,82 @@
+/**
+ * Idle workers wake up only for new work (issue 15.3): CLI reads (`status`, `list`, `show`) must not
+ * wake them, on SQLite (as root SQLite fchowns the -wal/-shm files whenever any process opens the
+ * database; workers watch the store's wake file instead) and on PostgreSQL (reads send no NOTIFY).
+ *
+ * Counted, not timed: the runner's claim attempts. An enqueue through the CLI costs a fixed number
+ * of them (the wake-up's claim, then the looks that end the busy spell); the same enqueue after a
+ * round of reads must cost the same number. A read that woke the worker would add a claim of its
+ * own before the enqueue, since inotify events and NOTIFYs arrive in order and the reads finished
+ * before the enqueue started.
+ */
+import assert from "node:assert/strict";
+import { openStore } from "../../src/store/mod.ts";
+import type { Store } from "../../src/store/store.ts";
+import { Runner } from "../../src/worker/runner.ts";
+import { admin, PG_URL, postgresAvailability } from "../helpers/postgres.ts";
+import { runCli } from "../helpers/run_cli.ts";
+import { tempDir } from "../helpers/temp.ts";
+import { waitFor } from "../helpers/wait_for.ts";
+
+const { ignore: noPg } = await postgresAvailability("wake-ups only for work");
+
+async function ok(args: string[], db: string): Promise<string> {
+  const r = await runCli(args, { db });
+  assert.equal(r.code, 0, `queuectl ${args.join(" ")}: ${r.stderr}`);
+  return r.stdout;
+}
+
+async function claimsPerEnqueueBeforeAndAfterReads(db: string): Promise<[number, number]> {
+  await ok(["config", "set", "poll_interval", "600"], db);
+  const store: Store = await openStore(db);
+  const lines: string[] = [];
+  const runner = new Runner({ store, log: (l) => lines.push(l), graceMs: 200 });
+  const exit = runner.run();
+  try {
+    const enqueueAndSettle = async (id: string): Promise<number> => {
+      await waitFor(() => runner.idle, { what: "the worker to be idle" });
+      const before = runner.claimAttempts;
+      await ok(["enqueue", JSON.stringify({ id, command: "true" })], db);
+      await waitFor(() => lines.some((l) => l.includes(`completed ${id}`)), {
+        what: `${id} to complete`,
+      });
+      await waitFor(() => runner.idle, { what: "the worker to be idle again" });
+      return runner.claimAttempts - before;
+    };
+    const plain = await enqueueAndSettle("first");
+    await ok(["status"], db);
+    await ok(["list"], db);
+    await ok(["show", "first"], db);
+    await ok(["status", "--json"], db);
+    const afterReads = await enqueueAndSettle("second");
+    return [plain, afterReads];
+  } finally {
+    runner.requestStop("graceful", "test");
+    await exit;
+    await store.close();
+  }
+}
+
+Deno.test("sqlite: CLI reads do not wake an idle worker; an enqueue does", async () => {
+  await using dir = await tempDir();
+  const [plain, afterReads] = await claimsPerEnqueueBeforeAndAfterReads(dir.file("q.db"));
+  assert.ok(plain >= 1, "the enqueue woke the worker");
+  assert.equal(afterReads, plain, "no extra claim: the reads woke nobody");
+});
+
+Deno.test({
+  name: "postgres: CLI reads do not wake an idle worker; an enqueue does",
+  ignore: noPg,
+  fn: async () => {
+    const schema = `qwake_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+    const url = `${PG_URL}${PG_URL.includes("?") ? "&" : "?"}schema=${schema}`;
+    try {
+      const [plain, afterReads] = await claimsPerEnqueueBeforeAndAfterReads(url);
+      assert.ok(plain >= 1, "the enqueue woke the worker");
+      assert.equal(afterReads, plain, "no extra claim: the reads woke nobody");
+    } finally {
+      const sql = admin();
+      await sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).finally(() => sql.end());
+    }
+  },
+});
