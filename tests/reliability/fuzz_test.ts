@@ -21,13 +21,10 @@ import { complete, fail } from "../../src/core/transitions.ts";
 import { appFor } from "../../src/cli/mod.ts";
 import { runInProcess } from "../helpers/in_process.ts";
 import { enqueue, parseJobArgument, parseJobFile } from "../../src/app/queue.ts";
+import { CONFIG_KEYS, type ConfigKey, parseValue, resolveKey } from "../../src/core/config.ts";
 import {
-  CONFIG_KEYS,
-  type ConfigKey,
   getConfigValue,
   loadConfig,
-  parseValue,
-  resolveKey,
   setConfigValue,
   unsetConfigValue,
 } from "../../src/app/config.ts";
@@ -74,6 +71,18 @@ const fieldValues: Record<typeof JOB_SPEC_FIELDS[number], fc.Arbitrary<unknown>>
     durationText,
     fc.jsonValue(),
   ),
+  cwd: fc.oneof(fc.constantFrom("/tmp", "/a/../b/", "sub/dir", ".."), fc.string(), fc.jsonValue()),
+  after: fc.oneof(
+    fc.array(fc.oneof(hotId, validId), { maxLength: 3 }),
+    fc.oneof(hotId, validId),
+    fc.jsonValue(),
+  ),
+  env: fc.oneof(
+    fc.dictionary(fc.stringMatching(/^[A-Za-z_][A-Za-z0-9_]{0,8}$/), fc.string()),
+    fc.dictionary(fc.string({ maxLength: 6 }), fc.jsonValue(), { maxKeys: 3 }),
+    fc.jsonValue(),
+  ),
+  unique_key: fc.oneof(fc.constantFrom("k1", "k2"), fc.string(), fc.constant(null), fc.jsonValue()),
 };
 
 /** An object with any subset of the job fields, now and then with an unknown one. */
@@ -185,12 +194,19 @@ function assertValidJob(job: NewJob, spec: Record<string, unknown>, now: number)
     Number.isSafeInteger(job.run_at) && Math.abs(job.run_at) <= MAX_DATE_MS,
     `run_at ${job.run_at} is not a representable time`,
   );
+  assert.ok(job.cwd === null || job.cwd.startsWith("/"), `cwd ${job.cwd} is not absolute`);
+  if (job.env !== null) {
+    const env: Record<string, unknown> = JSON.parse(job.env);
+    assert.deepEqual(env, spec.env);
+    for (const v of Object.values(env)) assert.ok(typeof v === "string" && !v.includes("\0"));
+  }
   assert.equal(job.command, spec.command);
   if (typeof spec.id === "string") assert.equal(job.id, spec.id);
   assert.equal(job.queue, spec.queue ?? "default");
   assert.equal(job.priority, spec.priority ?? 0);
   assert.equal(job.max_retries, spec.max_retries ?? DEFAULTS.max_retries);
   assert.equal(job.timeout, spec.timeout ?? null);
+  assert.equal(job.unique_key, spec.unique_key ?? null);
   if (spec.delay === undefined && spec.run_at === undefined) assert.equal(job.run_at, now);
   if (typeof spec.delay === "number") {
     assert.equal(job.run_at, now + Math.round(spec.delay * 1000));
@@ -271,7 +287,15 @@ Deno.test("fuzz: enqueue of any file is all or nothing, and nothing changes on e
         assert.ok(stored, `job ${id} is in the database`);
         assert.equal(stored.state, "pending");
         assert.equal(stored.attempts, 0);
-        assertValidJob(stored, specs[i].value as Record<string, unknown>, DEFAULTS.now);
+        const spec = specs[i].value as Record<string, unknown>;
+        if (typeof spec.unique_key === "string") {
+          // The job inserted, or the pending job that held its key already (printed instead).
+          assert.equal(stored.unique_key, spec.unique_key);
+          const own = stored.command === spec.command &&
+            (typeof spec.id !== "string" || stored.id === spec.id);
+          if (!own) continue;
+        }
+        assertValidJob(stored, spec, DEFAULTS.now);
       }
       enqueued++;
       jobs += ids.length;
@@ -302,7 +326,8 @@ Deno.test("fuzz: config set stores a value that reads back the same, or changes 
       const key: ConfigKey = resolveKey(keyInput);
       assert.equal(entry.key, key);
       assert.equal(entry.value, parseValue(key, text));
-      assert.ok(Number.isFinite(entry.value));
+      // Numbers, or the text of a hook command (hook_* keys).
+      assert.ok(typeof entry.value === "string" || Number.isFinite(entry.value));
       assert.equal(entry.is_default, false);
       // The stored text must read back as the same value (no silent fall-back to the default).
       assert.equal((await loadConfig(t.store))[key], entry.value, `${key} = ${text}`);
@@ -323,7 +348,7 @@ Deno.test("fuzz: config get and unset of any key give the entry or one clear err
         if (unset) assert.equal(typeof await unsetConfigValue(t.store, keyInput), "boolean");
         const entry = await getConfigValue(t.store, keyInput);
         assert.equal(entry.key, resolveKey(keyInput));
-        assert.ok(Number.isFinite(entry.value));
+        assert.ok(typeof entry.value === "string" || Number.isFinite(entry.value));
         assert.equal(entry.value, CONFIG_KEYS[entry.key].default);
       } catch (err) {
         assertClearError(err, [InvalidInput]);
@@ -401,7 +426,8 @@ Deno.test("fuzz (CLI): enqueue, enqueue --file and config set with generated inp
     fc.asyncProperty(argText(configKeyInput), argText(configValueText), async (key, value) => {
       count(
         await assertCliOutcome(t.dbPath, ["config", "set", key, value], (out) => {
-          assert.match(out, /^[a-z_]+ = \S+\n$/);
+          // One line; a hook's command may hold spaces, or be "" (no hook).
+          assert.match(out, /^[a-z_]+ = (\S([^\n]*\S)?)?\n$/);
         }),
       );
     }),
