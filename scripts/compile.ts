@@ -2,7 +2,9 @@
  * Builds one standalone queuectl binary for a target with `deno compile`.
  *
  * First `deno task build` bundles src/main.ts into dist/bundle/ (one module per chunk instead of
- * ~45 source modules: a shorter start for every command). The permission flags and entry point of
+ * ~45 source modules: a shorter start for every command; scripts/finish_bundle.ts hides the
+ * chunks loaded with import() from the start-up graph, so the compile task embeds the directory
+ * with `--include dist/bundle`). The permission flags and entry point of
  * `deno compile` come from the `compile` task in deno.json (the one source of truth); this script
  * only sets `--target` and `--output`. (`deno task compile --target ...` cannot do it: deno task
  * appends extra words after the entry point, where they would become arguments baked into the
@@ -54,15 +56,16 @@ export function compileArgs(task: string, target: string, output: string): strin
 }
 
 /**
- * The `deno bundle` arguments (without the leading `deno`) of the build task's last command,
- * writing to `outdir`, for `entry` (default: the task's own entry point). For bundles built
- * elsewhere than dist/bundle: the bundle smoke test, the start-up benchmark.
+ * The `deno bundle` arguments (without the leading `deno`) of the build task's `deno bundle`
+ * command, writing to `outdir`, for `entry` (default: the task's own entry point). For bundles
+ * built elsewhere than dist/bundle: the bundle smoke test, the start-up benchmark (both then run
+ * scripts/finish_bundle.ts on it, the task's last step).
  */
 export function bundleArgs(task: string, outdir: string, entry?: string): string[] {
-  const words = task.split("&&").at(-1)!.trim().split(/\s+/);
-  if (words[0] !== "deno" || words[1] !== "bundle") {
-    throw new Error(`the build task must end with "deno bundle": ${task}`);
-  }
+  const words = task.split("&&").map((c) => c.trim().split(/\s+/)).find((w) =>
+    w[0] === "deno" && w[1] === "bundle"
+  );
+  if (words === undefined) throw new Error(`the build task must run "deno bundle": ${task}`);
   const args = words.slice(1);
   const at = args.indexOf("--outdir");
   if (at < 0) throw new Error(`the build task must set --outdir: ${task}`);

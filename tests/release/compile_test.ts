@@ -29,11 +29,21 @@ Deno.test("compileArgs keeps the compile task's permissions, sets target and out
 });
 
 Deno.test("the binary is compiled from the bundle that the build task writes, after building it", () => {
-  const build = denoJson.tasks.build.split(/\s+/);
-  const outdir = build[build.indexOf("--outdir") + 1];
-  assert.equal(build.at(-1), "src/main.ts");
-  assert.equal(compileArgs(denoJson.tasks.compile.command, "t", "o").at(-1), `${outdir}/main.js`);
+  const bundle = bundleArgs(denoJson.tasks.build, "OUT");
+  const outdir = denoJson.tasks.build.split(/\s+/)[
+    denoJson.tasks.build.split(/\s+/).indexOf("--outdir") + 1
+  ];
+  assert.equal(bundle.at(-1), "src/main.ts");
+  const args = compileArgs(denoJson.tasks.compile.command, "t", "o");
+  assert.equal(args.at(-1), `${outdir}/main.js`);
   assert.deepEqual(denoJson.tasks.compile.dependencies, ["build"]);
+  // The chunks loaded with import() are hidden from the graph (scripts/finish_bundle.ts, the
+  // build's last step): the binary must embed the whole directory.
+  assert.ok(
+    denoJson.tasks.build.endsWith(`scripts/finish_bundle.ts ${outdir}`),
+    "the build ends with finish_bundle.ts on its --outdir",
+  );
+  assert.equal(args[args.indexOf("--include") + 1], outdir);
 });
 
 Deno.test("bundleArgs: the build task's deno bundle, another --outdir and entry point", () => {
@@ -43,6 +53,10 @@ Deno.test("bundleArgs: the build task's deno bundle, another --outdir and entry 
   assert.equal(args.at(-1), "src/main.ts");
   assert.equal(bundleArgs(denoJson.tasks.build, "/tmp/b", "x.ts").at(-1), "x.ts");
   assert.throws(() => bundleArgs("rm -rf d && deno run x.ts", "o"), /deno bundle/);
+  assert.deepEqual(
+    bundleArgs("rm -rf d && deno bundle --outdir d x.ts && deno run f.ts d", "o"),
+    ["bundle", "--outdir", "o", "x.ts"],
+  );
   assert.throws(() => bundleArgs("deno bundle x.ts", "o"), /--outdir/);
 });
 

@@ -9,6 +9,7 @@ import denoJson from "../../deno.json" with { type: "json" };
 import { cliArgv, PERMISSIONS } from "../helpers/run_cli.ts";
 import { tempDir } from "../helpers/temp.ts";
 import { bundleArgs } from "../../scripts/compile.ts";
+import { finishBundle } from "../../scripts/finish_bundle.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 const SMOKE = new URL("scripts/smoke.sh", ROOT);
@@ -68,6 +69,7 @@ Deno.test({
       stderr: "piped",
     }).output();
     assert.ok(built.success, decoder.decode(built.stderr));
+    assert.ok(await finishBundle(outdir) > 0, "dynamic imports hidden from the start-up graph");
     // The bundle stands alone: run it from another directory, with no deno.json in reach.
     await smoke(dir.path, [Deno.execPath(), "run", "--quiet", ...PERMISSIONS, `${outdir}/main.js`]);
   },
