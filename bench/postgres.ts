@@ -494,10 +494,19 @@ export async function benchPostgres(opts: { quick?: boolean } = {}): Promise<str
 
 if (import.meta.main) {
   const only = Deno.args.find((a) => a.startsWith("--part="))?.slice("--part=".length);
-  if (only === "cli") {
+  if (only === "cli" || only === "latency") {
     const dir = await Deno.makeTempDir({ prefix: "queuectl-bench-pg-" });
+    const quick = Deno.args.includes("--quick");
     try {
-      console.log(await cliCalls(dir, Deno.args.includes("--quick") ? 5 : 21));
+      if (only === "cli") console.log(await cliCalls(dir, quick ? 5 : 21));
+      else {
+        // --part=latency [--backend=sqlite|postgres]: the enqueue-to-start rows alone.
+        const backend = Deno.args.find((a) => a.startsWith("--backend="))?.slice(10);
+        const backends: Backend[] = backend === "sqlite" || backend === "postgres"
+          ? [backend]
+          : ["postgres", "sqlite"];
+        console.log(await latencies(dir, backends, quick ? 20 : 200));
+      }
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
