@@ -219,6 +219,17 @@ export function postgresStoreOn(c: Connected, opts: PostgresStoreOptions = {}): 
  * `INSERT INTO jobs (...) VALUES (...), ...` of `rows` new jobs, the constants in place and $n for
  * the bound values, row after row (kept for the full chunk size: the statement is prepared).
  */
+/** {@link insertSql} and `NOTIFY queuectl_jobs` as one statement (a single-row insert's SQL kept). */
+function insertAndNotifySql(rows: number): string {
+  if (rows === 1 && oneRowNotifySql !== undefined) return oneRowNotifySql;
+  const sql = `WITH ins AS (${insertSql(rows)} RETURNING 1) SELECT pg_notify(${
+    sqlLiteral(NOTIFY_CHANNEL)
+  }, current_schema()) FROM (SELECT 1 FROM ins LIMIT 1) AS inserted`;
+  if (rows === 1) oneRowNotifySql = sql;
+  return sql;
+}
+let oneRowNotifySql: string | undefined;
+
 function insertSql(rows: number): string {
   if (rows === INSERT_ROWS && fullInsertSql !== undefined) return fullInsertSql;
   let n = 0;
@@ -469,6 +480,27 @@ class PostgresStore implements Store {
       seen.add(job.id);
     }
     if (p.jobs.length === 0) return Promise.resolve(0);
+    if (
+      p.jobs.length <= INSERT_ROWS && p.jobs.every((j) => j.unique_key == null && !j.depends_on)
+    ) {
+      // One statement, one round trip (docs/architecture.md "Wake-ups"): the rows and the
+      // NOTIFY commit together in the statement's own transaction (the INSERT in a CTE runs
+      // whole), instead of BEGIN, INSERT, pg_notify and COMMIT: four round trips on the
+      // enqueue-to-start path.
+      return this.#run(async (sql) => {
+        const values: (string | number | null)[] = [];
+        for (const job of p.jobs) {
+          for (const b of INSERT_BOUND) values.push(b.now ? p.now : job[b.name] ?? null);
+        }
+        try {
+          await sql.unsafe(insertAndNotifySql(p.jobs.length), values, { prepare: true });
+        } catch (err) {
+          if (isUniqueViolation(err)) throw duplicate(duplicateKeyOf(err) ?? "?");
+          throw err;
+        }
+        return p.jobs.length;
+      });
+    }
     return this.#run(async (sql) => {
       try {
         return await sql.begin(async (tx) => {
