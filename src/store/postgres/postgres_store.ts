@@ -219,17 +219,6 @@ export function postgresStoreOn(c: Connected, opts: PostgresStoreOptions = {}): 
  * `INSERT INTO jobs (...) VALUES (...), ...` of `rows` new jobs, the constants in place and $n for
  * the bound values, row after row (kept for the full chunk size: the statement is prepared).
  */
-/** {@link insertSql} and `NOTIFY queuectl_jobs` as one statement (a single-row insert's SQL kept). */
-function insertAndNotifySql(rows: number): string {
-  if (rows === 1 && oneRowNotifySql !== undefined) return oneRowNotifySql;
-  const sql = `WITH ins AS (${insertSql(rows)} RETURNING 1) SELECT pg_notify(${
-    sqlLiteral(NOTIFY_CHANNEL)
-  }, current_schema()) FROM (SELECT 1 FROM ins LIMIT 1) AS inserted`;
-  if (rows === 1) oneRowNotifySql = sql;
-  return sql;
-}
-let oneRowNotifySql: string | undefined;
-
 function insertSql(rows: number): string {
   if (rows === INSERT_ROWS && fullInsertSql !== undefined) return fullInsertSql;
   let n = 0;
@@ -244,6 +233,17 @@ function insertSql(rows: number): string {
   if (rows === INSERT_ROWS) fullInsertSql = sql;
   return sql;
 }
+
+/** {@link insertSql} and `NOTIFY queuectl_jobs` as one statement (a single-row insert's SQL kept). */
+function insertAndNotifySql(rows: number): string {
+  if (rows === 1 && oneRowNotifySql !== undefined) return oneRowNotifySql;
+  const sql = `WITH ins AS (${insertSql(rows)} RETURNING 1) SELECT pg_notify(${
+    sqlLiteral(NOTIFY_CHANNEL)
+  }, current_schema()) FROM (SELECT 1 FROM ins LIMIT 1) AS inserted`;
+  if (rows === 1) oneRowNotifySql = sql;
+  return sql;
+}
+let oneRowNotifySql: string | undefined;
 let fullInsertSql: string | undefined;
 
 /** The states that hold a unique key, as the partial index jobs_unique_key says them. */
