@@ -13,7 +13,8 @@
  *     address space instead of using posix_spawn, and the extra exec of `setsid` costs ~1.5 ms of
  *     CPU per job, more than the whole plain spawn of `sh -c true`.
  *   - `"session"`: the caller already leads a session of its own (the supervisor starts each
- *     worker with `detached`, once) and runs one job at a time, so every other process in that
+ *     worker with `detached`, once, and tells it so: `worker run --session-leader`, so the
+ *     worker need not ask `ps` at start) and runs one job at a time, so every other process in that
  *     session is this job's, or a leftover of an earlier one. The job is spawned plainly (the
  *     posix_spawn fast path) and the session's members are found with one `ps` when they must be
  *     signalled: only on a timeout, an abort, or a leftover sweep. Trade-off: the job shares the

@@ -146,8 +146,12 @@ export class ProcessGroup implements JobProcesses {
   }
 }
 
-/** When session mode last looked for leftovers (performance.now()). */
-let lastSweep = -Infinity;
+/**
+ * When session mode last looked for leftovers (performance.now()). Starts at the process's start:
+ * a process that leads its own session has no leftovers before it ran a job, so the first sweep
+ * comes after the first {@link SWEEP_INTERVAL_MS}, not with the first job.
+ */
+let lastSweep = performance.now();
 
 /**
  * Session mode: the job is every process of the caller's session but the caller itself (and the

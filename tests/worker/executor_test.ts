@@ -663,7 +663,8 @@ Deno.test(
   },
   async () => {
     await using child = new SessionChild();
-    await child.exec({ command: "true" }); // the first job sweeps: the next one is within the interval
+    // The first sweep comes within SWEEP_INTERVAL_MS of the process start (never before).
+    await child.exec({ command: "true" });
     const r = await child.exec({ command: "sleep 100 >/dev/null 2>&1 & echo $!" });
     assert.equal(r.error, null);
     const [pid] = pidsIn(r.stdout);
