@@ -360,8 +360,9 @@ for (const yields of [true, false]) {
       yields ? "" : "never "
     }yielding to timers)`,
     async () => {
-      // Workers' connections turn SQLite's automatic checkpoint off and checkpoint themselves,
-      // outside the lock file when they can (see connection.ts #afterHotCommit).
+      // Workers' connections keep SQLite's automatic checkpoint only as a backstop (4000 pages)
+      // and checkpoint themselves, outside the lock file when they can (connection.ts
+      // #afterHotCommit): the WAL stays well below the backstop.
       const path = `${dir}/checkpoints-${yields}.db`;
       const stores = [await openSqliteStore(path), await openSqliteStore(path)];
       const walPages = () => {
@@ -399,7 +400,7 @@ for (const yields of [true, false]) {
         assert.equal(counts.counts.completed, jobs);
         // ~12 pages per settle and claim: without checkpoints the WAL would reach ~12 x jobs.
         assert.ok(largest > 0);
-        assert.ok(largest <= 3 * HOT_WAL_RESET_PAGES, `the WAL reached ${largest} pages`);
+        assert.ok(largest <= 2 * HOT_WAL_RESET_PAGES, `the WAL reached ${largest} pages`);
       } finally {
         for (const s of stores) await s.close();
       }

@@ -46,6 +46,12 @@ export const HOT_CHECKPOINT_COMMITS = 40;
  * and the next write starts the WAL over. Bounds the WAL at a few times this.
  */
 export const HOT_WAL_RESET_PAGES = 1500;
+/**
+ * SQLite's automatic checkpoint stays on for workers' connections as a backstop, at this many
+ * pages (16 MiB) instead of 1000: with many workers, each far from its own
+ * {@link HOT_CHECKPOINT_COMMITS}, the WAL still stops growing here.
+ */
+export const HOT_WAL_MAX_PAGES = 4000;
 /** "QCTL": marks the file as a queuectl database. */
 const APPLICATION_ID = 0x5143544c;
 
@@ -373,7 +379,7 @@ export class SqliteConnection {
         this.stmt("PRAGMA busy_timeout = 0").get();
         this.#failFast = true;
         // Checkpoints are this connection's own, outside the commit (see #afterHotCommit).
-        if (!this.#afterFull) this.#db.exec("PRAGMA wal_autocheckpoint = 0");
+        if (!this.#afterFull) this.#db.exec(`PRAGMA wal_autocheckpoint = ${HOT_WAL_MAX_PAGES}`);
       }
     }
     if (!(await lock.acquire())) return undefined;
@@ -388,7 +394,8 @@ export class SqliteConnection {
   }
 
   /**
-   * Workers' checkpoints (their connections turn SQLite's automatic checkpoint off). The automatic
+   * Workers' checkpoints (their connections keep SQLite's automatic checkpoint only as a backstop,
+   * at {@link HOT_WAL_MAX_PAGES}). The automatic
    * one runs inside the COMMIT that crosses 1000 pages, while the worker holds the lock file: the
    * other workers waited for its whole copy (10-20 ms every ~80 jobs) with nothing to do. Instead,
    * every {@link HOT_CHECKPOINT_COMMITS} commits, a passive checkpoint runs once this turn of the
@@ -403,7 +410,7 @@ export class SqliteConnection {
     if (this.#afterFull || !this.#failFast) return;
     if (++this.#hotCommits < HOT_CHECKPOINT_COMMITS) return;
     // Also when the scheduled one never got its turn (a caller that never yields to timers).
-    if (locked && (this.#checkpointLocked || this.#hotCommits >= 4 * HOT_CHECKPOINT_COMMITS)) {
+    if (locked && (this.#checkpointLocked || this.#hotCommits >= 2 * HOT_CHECKPOINT_COMMITS)) {
       this.#hotCommits = 0;
       this.#checkpointLocked = false;
       this.#passiveCheckpoint();
