@@ -13,7 +13,8 @@
  *     address space instead of using posix_spawn, and the extra exec of `setsid` costs ~1.5 ms of
  *     CPU per job, more than the whole plain spawn of `sh -c true`.
  *   - `"session"`: the caller already leads a session of its own (the supervisor starts each
- *     worker with `detached`, once) and runs one job at a time, so every other process in that
+ *     worker with `detached`, once, and tells it so: `worker run --session-leader`, so the
+ *     worker need not ask `ps` at start) and runs one job at a time, so every other process in that
  *     session is this job's, or a leftover of an earlier one. The job is spawned plainly (the
  *     posix_spawn fast path) and the session's members are found with one `ps` when they must be
  *     signalled: only on a timeout, an abort, or a leftover sweep. Trade-off: the job shares the
@@ -27,9 +28,10 @@
  *   worker by keeping the output pipes open (past {@link DRAIN_MS}: a process that left the group
  *   is not found, and is not waited for). Own group: checked after every job (one failing
  *   kill(2) when nothing is left). Session: checked at once when the pipes stay open after the
- *   shell exited, else at most once per {@link SWEEP_INTERVAL_MS} (a `ps` costs ~10 ms of CPU), so
- *   under a steady flow of jobs a leftover that holds no pipe is terminated after a later job,
- *   within about that interval, instead of right after its own. On Windows the process tree is
+ *   shell exited, else at most once per {@link SWEEP_INTERVAL_MS} (a `ps` costs ~10 ms of CPU;
+ *   up to {@link MAX_SWEEP_INTERVAL_MS} on a loaded machine, where a `ps` costs more: see
+ *   `sweepIntervalMs`), so under a steady flow of jobs a leftover that holds no pipe is terminated
+ *   after a later job, within about that interval, instead of right after its own. On Windows the process tree is
  *   killed with `taskkill /T /F /PID` (no grace: no SIGTERM for console programs there).
  * - stdout and stderr are streamed into tail buffers that keep only the last `outputLimit` bytes
  *   each, so memory stays bounded whatever the job prints.

@@ -13,9 +13,23 @@ const GROUP_RETRY_MS = 20;
 /**
  * Session mode: after a job whose pipes closed normally, look for leftovers in the session at most
  * this often. One `ps` costs ~10 ms of CPU with a hundred processes on the machine: once a second
- * is ~1% of a core, against ~2 ms per job for a no-op job.
+ * is ~1% of a core, against ~2 ms per job for a no-op job. On a loaded machine a `ps` takes
+ * longer (30-50 ms): the interval then grows to keep sweeping near 1% of the time, up to
+ * {@link MAX_SWEEP_INTERVAL_MS} (see {@link sweepIntervalMs}).
  */
 export const SWEEP_INTERVAL_MS = 1000;
+/** The longest interval between two sweeps (see {@link sweepIntervalMs}). */
+export const MAX_SWEEP_INTERVAL_MS = 5000;
+
+/**
+ * The interval before the next sweep: 100 times what the last one took (its `ps`, wall time: it
+ * grows when the CPU is scarce), within {@link SWEEP_INTERVAL_MS} and
+ * {@link MAX_SWEEP_INTERVAL_MS}. Busy workers with two-core machines spent 3-4% of all CPU in
+ * these `ps` at 1 s when loaded.
+ */
+export function sweepIntervalMs(lastSweepMs: number): number {
+  return Math.min(MAX_SWEEP_INTERVAL_MS, Math.max(SWEEP_INTERVAL_MS, 100 * lastSweepMs));
+}
 
 /** The processes of one job, terminated as a whole: SIGTERM now, SIGKILL after the grace period. */
 export interface JobProcesses {
@@ -146,8 +160,14 @@ export class ProcessGroup implements JobProcesses {
   }
 }
 
-/** When session mode last looked for leftovers (performance.now()). */
-let lastSweep = -Infinity;
+/**
+ * When session mode last looked for leftovers (performance.now()). Starts at the process's start:
+ * a process that leads its own session has no leftovers before it ran a job, so the first sweep
+ * comes after the first {@link SWEEP_INTERVAL_MS}, not with the first job.
+ */
+let lastSweep = performance.now();
+/** How long the last sweep's `ps` took (ms, wall). */
+let lastSweepMs = 0;
 
 /**
  * Session mode: the job is every process of the caller's session but the caller itself (and the
@@ -181,9 +201,10 @@ export class SessionMembers implements JobProcesses {
   }
 
   async terminateLeftovers(pipesHeld: boolean): Promise<void> {
-    if (!pipesHeld && performance.now() - lastSweep < SWEEP_INTERVAL_MS) return;
+    if (!pipesHeld && performance.now() - lastSweep < sweepIntervalMs(lastSweepMs)) return;
     lastSweep = performance.now();
     const members = await sessionMembers();
+    lastSweepMs = performance.now() - lastSweep;
     if (members === null || members.length === 0) return;
     this.terminating = true;
     signalEach(members, "SIGTERM");

@@ -4,6 +4,7 @@ import { DatabaseSync } from "node:sqlite";
 import { JOB_FIELDS } from "../../src/core/job.ts";
 import { openSqliteStore } from "../../src/store/sqlite/mod.ts";
 import { MIGRATIONS } from "../../src/store/sqlite/migrations.ts";
+import { HOT_CHECKPOINT_COMMITS, HOT_WAL_RESET_PAGES } from "../../src/store/sqlite/connection.ts";
 import {
   claimSelectSql,
   nextRunAtSql,
@@ -352,6 +353,60 @@ Deno.test("sqlite: claims and settles take a lock file beside the database (mode
     await store.close();
   }
 });
+
+for (const yields of [true, false]) {
+  Deno.test(
+    `sqlite: two busy workers keep the WAL bounded with their own checkpoints (${
+      yields ? "" : "never "
+    }yielding to timers)`,
+    async () => {
+      // Workers' connections keep SQLite's automatic checkpoint only as a backstop (4000 pages)
+      // and checkpoint themselves, outside the lock file when they can (connection.ts
+      // #afterHotCommit): the WAL stays well below the backstop.
+      const path = `${dir}/checkpoints-${yields}.db`;
+      const stores = [await openSqliteStore(path), await openSqliteStore(path)];
+      const walPages = () => {
+        try {
+          return Deno.statSync(`${path}-wal`).size / (4096 + 24);
+        } catch {
+          return 0;
+        }
+      };
+      try {
+        const jobs = 60 * HOT_CHECKPOINT_COMMITS;
+        const now = Date.now();
+        await stores[0].insertJobs(
+          insertPending(Array.from({ length: jobs }, (_, i) => `j${i}`), now),
+        );
+        const held = await Promise.all(stores.map(async (s, i) => {
+          return (await s.claimJobs({ ...claimOne(now), workerId: `w${i}` }))[0];
+        }));
+        let largest = 0;
+        for (let done = 0; held.some((j) => j !== undefined); done++) {
+          const i = done % 2;
+          const job = held[i];
+          if (job === undefined) continue;
+          const { applied, claimed } = await stores[i].settleAndClaim({
+            change: complete(job, { now, workerId: `w${i}`, exit_code: 0 }),
+            claim: { ...claimOne(now), workerId: `w${i}` },
+          });
+          assert.equal(applied, true);
+          held[i] = claimed[0];
+          // A worker yields while its job runs: the passive checkpoint gets its turn there.
+          if (yields && done % 10 === 0) await new Promise((r) => setTimeout(r, 0));
+          largest = Math.max(largest, walPages());
+        }
+        const counts = await stores[0].stats({ now });
+        assert.equal(counts.counts.completed, jobs);
+        // ~12 pages per settle and claim: without checkpoints the WAL would reach ~12 x jobs.
+        assert.ok(largest > 0);
+        assert.ok(largest <= 2 * HOT_WAL_RESET_PAGES, `the WAL reached ${largest} pages`);
+      } finally {
+        for (const s of stores) await s.close();
+      }
+    },
+  );
+}
 
 Deno.test("sqlite: a claim waits while another process holds the lock file", async () => {
   const path = `${dir}/lockwait.db`;

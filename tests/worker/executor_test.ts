@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { type ExecResult, execute, shellArgv } from "../../src/worker/executor.ts";
-import { SWEEP_INTERVAL_MS } from "../../src/worker/job_processes.ts";
+import {
+  MAX_SWEEP_INTERVAL_MS,
+  SWEEP_INTERVAL_MS,
+  sweepIntervalMs,
+} from "../../src/worker/job_processes.ts";
 import { tempDir } from "../helpers/temp.ts";
 
 const UNIX_ONLY = Deno.build.os === "windows";
@@ -656,6 +660,13 @@ Deno.test(
   },
 );
 
+Deno.test("the sweep interval is 100x the last sweep's ps, from SWEEP_INTERVAL_MS to the max", () => {
+  assert.equal(sweepIntervalMs(0), SWEEP_INTERVAL_MS);
+  assert.equal(sweepIntervalMs(5), SWEEP_INTERVAL_MS);
+  assert.equal(sweepIntervalMs(30), 3000);
+  assert.equal(sweepIntervalMs(400), MAX_SWEEP_INTERVAL_MS);
+});
+
 Deno.test(
   `session mode: leftovers that hold no pipe are terminated by a later job's sweep ${WHY_SESSION}`,
   {
@@ -663,15 +674,16 @@ Deno.test(
   },
   async () => {
     await using child = new SessionChild();
-    await child.exec({ command: "true" }); // the first job sweeps: the next one is within the interval
+    // The first sweep comes within SWEEP_INTERVAL_MS of the process start (never before).
+    await child.exec({ command: "true" });
     const r = await child.exec({ command: "sleep 100 >/dev/null 2>&1 & echo $!" });
     assert.equal(r.error, null);
     const [pid] = pidsIn(r.stdout);
     assert.ok(pid > 0);
-    // Jobs keep coming: one of them, at most SWEEP_INTERVAL_MS later, terminates the leftover.
+    // Jobs keep coming: one of them, at most one sweep interval later, terminates the leftover.
     await waitFor(`leftover ${pid} to be terminated by a sweep`, async () => {
       await child.exec({ command: "true" });
       return !(await isAlive(pid));
-    }, SWEEP_INTERVAL_MS + 5000);
+    }, MAX_SWEEP_INTERVAL_MS + 5000);
   },
 );

@@ -295,6 +295,25 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "a supervised worker runs its jobs in its own session, without a session of their own",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    // The supervisor tells its workers they lead their session (--session-leader): jobs are
+    // spawned plainly (session mode), so a job's session and group are its worker's pid.
+    await using dir = await tempDir();
+    const db = dir.file("q.db");
+    await ok(["enqueue", '{"id":"s","command":"echo $PPID $(ps -o sid=,pgid= -p $$)"}'], db);
+    const r = await runCli(["worker", "start", "--count", "1", "--until-empty"], { db });
+    assert.equal(r.code, 0, r.stderr);
+    const out = (await runCli(["logs", "s"], { db })).stdout.trim().split(/\s+/).map(Number);
+    assert.equal(out.length, 3, String(out));
+    const [worker, sid, pgid] = out;
+    assert.ok(worker > 0);
+    assert.deepEqual([sid, pgid], [worker, worker]);
+  },
+});
+
 Deno.test("worker start --detach returns at once; worker list shows the workers; worker stop stops them", async () => {
   await using dir = await tempDir();
   const db = dir.file("q.db");
