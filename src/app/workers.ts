@@ -171,11 +171,6 @@ export interface RunWorkerOptions {
   queues: readonly string[] | null;
   /** The supervisor that spawned this process (its stdin is the control pipe), or null. */
   supervisorId: string | null;
-  /**
-   * The supervisor started this process in a session of its own (`--session-leader`): its jobs
-   * are spawned in session mode without asking `ps` first (see Runner's `groupVia`).
-   */
-  sessionLeader?: boolean;
   /** Append lines to this file instead of stdout. */
   logFile: string | null;
 }
@@ -194,7 +189,6 @@ export async function runWorker(ctx: Ctx, opts: RunWorkerOptions): Promise<never
     queues: opts.queues?.length ? opts.queues : null,
     supervisorId: opts.supervisorId,
     log: opts.logFile ? fileLines(opts.logFile) : stdoutLines(),
-    groupVia: opts.sessionLeader ? "session" : undefined,
   });
   const detach = attachProcessControls(runner, { supervised: opts.supervisorId !== null });
   let code: number;

@@ -131,7 +131,6 @@ const startCommand = () =>
 
 interface RunFlags extends GlobalFlags {
   supervisor?: string;
-  sessionLeader: boolean;
   index: number;
   queue?: readonly string[];
   log?: string;
@@ -146,7 +145,6 @@ const runCommand = () =>
           index: flags.index,
           queues: flags.queue?.length ? flags.queue : null,
           supervisorId: flags.supervisor ?? null,
-          sessionLeader: flags.sessionLeader,
           logFile: flags.log ?? null,
         });
       }, { longRunning: true });
@@ -159,11 +157,6 @@ const runCommand = () =>
           parse: String,
           brief: "Id of the supervisor that spawned this worker (its stdin is the control pipe)",
           optional: true,
-        },
-        sessionLeader: {
-          kind: "boolean",
-          brief: "This process leads a session of its own (the supervisor started it with setsid)",
-          default: false,
         },
         index: {
           kind: "parsed",

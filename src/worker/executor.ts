@@ -13,8 +13,8 @@
  *     address space instead of using posix_spawn, and the extra exec of `setsid` costs ~1.5 ms of
  *     CPU per job, more than the whole plain spawn of `sh -c true`.
  *   - `"session"`: the caller already leads a session of its own (the supervisor starts each
- *     worker with `detached`, once, and tells it so: `worker run --session-leader`, so the
- *     worker need not ask `ps` at start) and runs one job at a time, so every other process in that
+ *     worker with `detached`, once; the worker reads its session id from /proc on Linux, without
+ *     starting `ps`) and runs one job at a time, so every other process in that
  *     session is this job's, or a leftover of an earlier one. The job is spawned plainly (the
  *     posix_spawn fast path) and the session's members are found with one `ps` when they must be
  *     signalled: only on a timeout, an abort, or a leftover sweep. Trade-off: the job shares the
@@ -190,11 +190,23 @@ function programPath(name: string): string | null {
 /**
  * True when this process leads its own session (pid = session id: it was started with setsid(2),
  * e.g. Deno's `detached`), so `groupVia: "session"` is safe: nothing but its own descendants can
- * be in that session. Asks `ps` once (Deno has no getsid); false on Windows or without a `ps` that
- * knows the `sid` column (macOS), which keeps the own-group default.
+ * be in that session. Deno has no getsid: reads /proc/self/stat on Linux, else asks `ps` once;
+ * false on Windows or without a `ps` that knows the `sid` column (macOS), which keeps the
+ * own-group default.
  */
 export async function leadsOwnSession(): Promise<boolean> {
   if (IS_WINDOWS) return false;
+  if (Deno.build.os === "linux") {
+    // Field 6 of /proc/self/stat is the session id (the fields after the command in parentheses,
+    // which may hold spaces and parentheses itself): no process started for the question.
+    try {
+      const stat = await Deno.readTextFile("/proc/self/stat");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      return Number(fields[3]) === Deno.pid;
+    } catch {
+      // no /proc: ask ps below
+    }
+  }
   try {
     const ps = await new Deno.Command("ps", {
       args: ["-o", "sid=", "-p", String(Deno.pid)],

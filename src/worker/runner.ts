@@ -76,11 +76,10 @@ export interface RunnerOptions {
   /** Working directory of jobs without a `cwd` of their own; default the worker's. */
   cwd?: string;
   /**
-   * How jobs' processes are kept together (see {@link ExecOptions.groupVia}). A supervised
-   * worker is given `"session"` (the supervisor starts it in a session of its own and says so
-   * with `--session-leader`), which spares every job an extra exec of `setsid`. Default: run()
-   * asks `ps` whether this process leads its own session, and picks `"session"` if so, else the
-   * executor's default.
+   * How jobs' processes are kept together (see {@link ExecOptions.groupVia}). Default: run()
+   * picks `"session"` when this process leads its own session (the supervisor starts workers
+   * that way; {@link leadsOwnSession} reads it from /proc on Linux, no `ps`), which spares every
+   * job an extra exec of `setsid`; else the executor's default.
    */
   groupVia?: ExecOptions["groupVia"];
 }

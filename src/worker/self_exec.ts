@@ -74,8 +74,6 @@ export interface WorkerRunSpec {
   index: number;
   queues: readonly string[] | null;
   logFile: string | null;
-  /** Started in a session of its own (Deno's `detached`: setsid): passes `--session-leader`. */
-  sessionLeader?: boolean;
 }
 
 /**
@@ -103,7 +101,6 @@ export function workerRunArgs(
   ];
   for (const q of spec.queues ?? []) args.push("--queue", q);
   if (spec.logFile) args.push("--log", spec.logFile);
-  if (spec.sessionLeader) args.push("--session-leader");
   return { args, env: db.env };
 }
 

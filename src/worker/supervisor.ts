@@ -280,8 +280,6 @@ export class Supervisor {
       index: slot.index,
       queues: this.#o.queues,
       logFile: this.#o.logFile,
-      // Spawned `detached` below (setsid): the worker need not ask `ps` whether it leads a session.
-      sessionLeader: Deno.build.os !== "windows",
     });
     const argv = selfArgv(this.#self, args);
     let child: Deno.ChildProcess;

@@ -137,13 +137,6 @@ Deno.test("workerRunArgs: --db for files, QUEUECTL_DB for URLs with a password",
   });
 });
 
-Deno.test("workerRunArgs: --session-leader only for a worker started in a session of its own", () => {
-  const spec = { dbUrl: "/data/q.db", supervisorId: "s-1", index: 1, queues: null, logFile: null };
-  assert.ok(!workerRunArgs(spec).args.includes("--session-leader"));
-  assert.ok(!workerRunArgs({ ...spec, sessionLeader: false }).args.includes("--session-leader"));
-  assert.equal(workerRunArgs({ ...spec, sessionLeader: true }).args.at(-1), "--session-leader");
-});
-
 Deno.test("defaultLogFile: beside an SQLite file, in the data dir for PostgreSQL", () => {
   assert.equal(defaultLogFile("/data/q.db"), "/data/q.db-worker.log");
   assert.equal(defaultLogFile("sqlite:/data/q.db"), "/data/q.db-worker.log");

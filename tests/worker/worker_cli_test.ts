@@ -299,8 +299,9 @@ Deno.test({
   name: "a supervised worker runs its jobs in its own session, without a session of their own",
   ignore: Deno.build.os !== "linux",
   fn: async () => {
-    // The supervisor tells its workers they lead their session (--session-leader): jobs are
-    // spawned plainly (session mode), so a job's session and group are its worker's pid.
+    // The supervisor starts its workers in sessions of their own, which each worker sees in
+    // /proc/self/stat: jobs are spawned plainly (session mode), so a job's session and group are
+    // its worker's pid.
     await using dir = await tempDir();
     const db = dir.file("q.db");
     await ok(["enqueue", '{"id":"s","command":"echo $PPID $(ps -o sid=,pgid= -p $$)"}'], db);
