@@ -211,7 +211,8 @@ export async function seedSqlite(path: string, n: number): Promise<void> {
   // bulk load does; the rows and indexes end up the same as inserted one by one).
   const saved = d.prepare(
     "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = 'jobs' AND ((type = 'trigger' " +
-      "AND name = 'jobs_search_insert') OR (type = 'index' AND sql IS NOT NULL))",
+      "AND name IN ('jobs_search_insert', 'jobs_disorder_insert')) OR (type = 'index' AND sql " +
+      "IS NOT NULL))",
   ).all() as { type: string; name: string; sql: string }[];
   for (const o of saved) d.exec(`DROP ${o.type.toUpperCase()} ${o.name}`);
   const COLS = "INSERT INTO jobs (id, command, queue, state, priority, attempts, max_retries, " +
@@ -234,6 +235,12 @@ export async function seedSqlite(path: string, n: number): Promise<void> {
   d.exec("COMMIT");
   for (const o of saved) d.exec(o.sql);
   d.exec("INSERT INTO jobs_search (jobs_search) VALUES ('rebuild')");
+  // As migration 14 finds them (none here: created_at grows with the rowid).
+  d.exec(
+    "INSERT INTO jobs_disorder (r) SELECT r FROM (SELECT rowid AS r, created_at, " +
+      "max(created_at) OVER (ORDER BY rowid ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) " +
+      "AS before FROM jobs) WHERE created_at < before",
+  );
   // Raw inserts bypass the store: bring its per-state counters up to date.
   d.exec(
     "UPDATE job_counts SET n = (SELECT count(*) FROM jobs WHERE jobs.state = job_counts.state)",
