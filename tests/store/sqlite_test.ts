@@ -459,6 +459,10 @@ Deno.test("sqlite: migration 12 seeds the run totals from the runs already recor
   }
 });
 
+async function* bulkBatches() {
+  yield Array.from({ length: 100 }, (_, i) => newJob(`bulk-${i}`, { command: `zz bulk ${i}` }));
+}
+
 Deno.test("sqlite: migration 14 finds the jobs already out of rowid order; a bulk enqueue leaves the search index complete", async () => {
   const path = `${dir}/disorder.db`;
   // A database at migration 13 with jobs whose created_at goes back twice.
@@ -487,10 +491,7 @@ Deno.test("sqlite: migration 14 finds the jobs already out of rowid order; a bul
     const ids = async (search: string) =>
       (await store.listJobs({ search, limit: 10 })).map((j) => j.id);
     assert.deepEqual(await ids("echo"), ["f", "d", "b", "c", "a", "e"]);
-    async function* batches() {
-      yield Array.from({ length: 100 }, (_, i) => newJob(`bulk-${i}`, { command: `zz bulk ${i}` }));
-    }
-    assert.equal(await store.insertJobStream({ batches: batches(), now: 50 }), 100);
+    assert.equal(await store.insertJobStream({ batches: bulkBatches(), now: 50 }), 100);
     await store.insertJobs({ jobs: [newJob("late", { command: "zz late" })], now: 60 });
     assert.deepEqual((await ids("zz ")).slice(0, 3), ["late", "bulk-99", "bulk-98"]);
     assert.equal(await store.countJobs({ search: "zz bulk" }), 100);
