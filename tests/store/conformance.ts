@@ -595,6 +595,82 @@ export function storeConformance(
   );
 
   test(
+    "search pages agree with the unsearched list when created_at is out of insertion order",
+    async (store) => {
+      // Batches enqueued with times that go back (a clock set back, writers racing), a bulk
+      // stream whose unique keys replace jobs of the same stream and of before, deletions.
+      const cmd = (i: number) =>
+        i % 7 === 0 ? `backup --Needle ${i}` : i % 3 === 0 ? `echo x${i}` : `echo job ${i}`;
+      const times = [50, 10, 60, 60, 5, 70, 20];
+      for (const [b, t] of times.entries()) {
+        const jobs = Array.from({ length: 30 }, (_, k) => {
+          const i = b * 30 + k;
+          return newJob(`o-${String(i).padStart(3, "0")}`, {
+            command: cmd(i),
+            queue: i % 2 ? "odd" : "even",
+          });
+        });
+        await store.insertJobs({ jobs, now: T0 + t });
+      }
+      const keyed = Array.from({ length: 40 }, (_, k) =>
+        newJob(`k-${String(k).padStart(2, "0")}`, {
+          command: cmd(k),
+          unique_key: `key-${k % 25}`,
+        }));
+      assert.equal(
+        await store.insertJobStream({
+          batches: streamOf(keyed, 16),
+          now: T0 + 30,
+          onDuplicate: "replace",
+        }),
+        40,
+      );
+      assert.equal(
+        await store.insertJobStream({
+          batches: streamOf(keyed, 16),
+          now: T0 + 40,
+          onDuplicate: "replace",
+        }),
+        40,
+      );
+      await store.deleteJobs({ states: ["pending"], ids: ["o-031", "o-100", "o-209"] });
+      for (const order of ["newest", "oldest"] as const) {
+        for (const filter of [{}, { queue: "odd" }, { state: "pending" as const }]) {
+          const all = await store.listJobs({ ...filter, order, limit: 10_000 });
+          for (const search of ["needle", "JOB 1", "o-0", "echo", "x", "e 1", "1", "k-", "zzz"]) {
+            const s = search.toLowerCase();
+            const want = ids(
+              all.filter((j) =>
+                j.id.toLowerCase().includes(s) || j.command.toLowerCase().includes(s)
+              ),
+            );
+            const what = `${order} ${JSON.stringify(filter)} ${search}`;
+            const q = { ...filter, order, search };
+            assert.deepEqual(ids(await store.listJobs({ ...q, limit: 10_000 })), want, what);
+            assert.equal(await store.countJobs({ ...filter, search }), want.length, what);
+            for (const offset of [0, 7, 25]) {
+              assert.deepEqual(
+                ids(await store.listJobs({ ...q, limit: 9, offset })),
+                want.slice(offset, offset + 9),
+                `${what} offset ${offset}`,
+              );
+            }
+            const paged: string[] = [];
+            let after: string | undefined;
+            for (let pages = 0; pages <= want.length / 8 + 1; pages++) {
+              const page = ids(await store.listJobs({ ...q, limit: 8, after }));
+              paged.push(...page);
+              if (page.length < 8) break;
+              after = page[7];
+            }
+            assert.deepEqual(paged, want, `${what} by cursor`);
+          }
+        }
+      }
+    },
+  );
+
+  test(
     "listJobs after a job id (keyset pages) agrees with offset pages, with filters",
     async (store, clock) => {
       // Two batches: jobs of one batch share created_at, so insertion order breaks the ties.

@@ -895,3 +895,43 @@ pgTest("migration 12 seeds the run totals from the runs already recorded", async
     await store.close();
   }
 });
+
+Deno.test({
+  name:
+    "postgres: a search with many old matches (LIKE before ILIKE) finds them in order, any case",
+  ignore,
+  fn: async () => {
+    const store = await openFresh();
+    try {
+      // 12,000 old matches in three cases, then 2,500 newer jobs that do not match: the newest
+      // jobs tested first hold none, and the planner expects 10,000+ matches (LOWER_FIRST_FROM).
+      const cases = ["echo Job", "ECHO JOB", "echo job"];
+      const old = Array.from(
+        { length: 12_000 },
+        (_, i) => newJob(`m-${String(i).padStart(5, "0")}`, { command: `${cases[i % 3]} ${i}` }),
+      );
+      await store.insertJobs({ jobs: old, now: T0 });
+      const newer = Array.from({ length: 2_500 }, (_, i) => newJob(`n-${i}`, { command: "true" }));
+      await store.insertJobs({ jobs: newer, now: T0 + 1 });
+      const sql = admin();
+      try {
+        await sql.unsafe(`ANALYZE "${schemas.get(store)}".jobs`);
+      } finally {
+        await sql.end();
+      }
+      const want = old.map((j) => j.id).reverse();
+      for (const search of ["job 1", "JOB 1", "Echo jOb"]) {
+        const s = search.toLowerCase();
+        const expected = want.filter((id) =>
+          old[Number(id.slice(2))].command.toLowerCase().includes(s)
+        );
+        const page = await store.listJobs({ search, limit: 50, offset: 7 });
+        assert.deepEqual(page.map((j) => j.id), expected.slice(7, 57), search);
+        const after = await store.listJobs({ search, limit: 5, after: expected[99] });
+        assert.deepEqual(after.map((j) => j.id), expected.slice(100, 105), search);
+      }
+    } finally {
+      await store.close();
+    }
+  },
+});

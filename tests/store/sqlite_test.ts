@@ -513,3 +513,57 @@ Deno.test("sqlite: migration 12 seeds the run totals from the runs already recor
     await store.close();
   }
 });
+
+async function* bulkBatches() {
+  yield Array.from({ length: 100 }, (_, i) => newJob(`bulk-${i}`, { command: `zz bulk ${i}` }));
+}
+
+Deno.test("sqlite: migration 14 finds the jobs already out of rowid order; a bulk enqueue leaves the search index complete", async () => {
+  const path = `${dir}/disorder.db`;
+  // A database at migration 13 with jobs whose created_at goes back twice.
+  const old = new DatabaseSync(path);
+  old.exec("PRAGMA journal_mode = WAL");
+  old.exec("BEGIN");
+  for (const [i, sql] of MIGRATIONS.slice(0, 13).entries()) {
+    old.exec(sql);
+    old.prepare("INSERT INTO schema_migrations (version, applied_at) VALUES (?, 0)").run(i + 1);
+  }
+  old.exec(`PRAGMA user_version = 13`);
+  const insert = old.prepare(
+    "INSERT INTO jobs (id, command, queue, state, priority, attempts, max_retries, run_at, " +
+      "created_at, updated_at) VALUES (?, ?, 'default', 'pending', 0, 0, 3, 0, ?, 0)",
+  );
+  for (
+    const [id, t] of [["a", 10], ["b", 30], ["c", 20], ["d", 40], ["e", 5], ["f", 40]] as const
+  ) {
+    insert.run(id, `echo ${id}`, t);
+  }
+  old.exec("UPDATE job_counts SET n = 6 WHERE state = 'pending'");
+  old.exec("COMMIT");
+  old.close();
+  const store = await openSqliteStore(path);
+  try {
+    const ids = async (search: string) =>
+      (await store.listJobs({ search, limit: 10 })).map((j) => j.id);
+    assert.deepEqual(await ids("echo"), ["f", "d", "b", "c", "a", "e"]);
+    assert.equal(await store.insertJobStream({ batches: bulkBatches(), now: 50 }), 100);
+    await store.insertJobs({ jobs: [newJob("late", { command: "zz late" })], now: 60 });
+    assert.deepEqual((await ids("zz ")).slice(0, 3), ["late", "bulk-99", "bulk-98"]);
+    assert.equal(await store.countJobs({ search: "zz bulk" }), 100);
+  } finally {
+    await store.close();
+  }
+  const db = new DatabaseSync(path);
+  try {
+    const all = (sql: string) => db.prepare(sql).all().map((r) => Object.values(r)[0]);
+    assert.deepEqual(
+      all("SELECT j.id FROM jobs_disorder d JOIN jobs j ON j.rowid = d.r ORDER BY d.r"),
+      ["c", "e"],
+    );
+    assert.deepEqual(all("SELECT count(*) FROM jobs_search_deferred"), [0]);
+    // The index holds every job: its integrity check against the jobs table passes.
+    db.exec("INSERT INTO jobs_search (jobs_search, rank) VALUES ('integrity-check', 1)");
+  } finally {
+    db.close();
+  }
+});

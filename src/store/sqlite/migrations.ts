@@ -260,4 +260,40 @@ export const MIGRATIONS: readonly string[] = [
   DROP INDEX jobs_waiting;
   CREATE INDEX jobs_waiting ON jobs (run_at) WHERE state IN ('pending', 'failed') AND blocked_by = 0;
   `,
+  // 14 (docs/architecture.md "Reads at a million jobs"):
+  // - searches walk the trigram index (or the table) in rowid order and stop at the page: a job
+  //   inserted while a job created later already existed (its created_at is out of rowid order:
+  //   writers racing, the clock set back) is recorded in jobs_disorder, and read apart. Found for
+  //   the jobs already there in one pass; a trigger (an index probe of jobs_created) for new ones.
+  // - a bulk enqueue fills the trigram index in one statement after its rows instead of a
+  //   statement per row: while jobs_search_deferred holds a row (only ever inside a bulk
+  //   enqueue's transaction, never committed), jobs with a rowid above its `after` are left to
+  //   that statement by the index's triggers (and, if deleted meanwhile, were never indexed).
+  `
+  CREATE TABLE jobs_disorder (r INTEGER PRIMARY KEY);
+  INSERT INTO jobs_disorder (r)
+    SELECT r FROM (SELECT rowid AS r, created_at, max(created_at) OVER (ORDER BY rowid
+      ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before FROM jobs)
+    WHERE created_at < before;
+  CREATE TRIGGER jobs_disorder_insert AFTER INSERT ON jobs
+    WHEN EXISTS (SELECT 1 FROM jobs WHERE created_at > new.created_at) BEGIN
+    INSERT OR IGNORE INTO jobs_disorder (r) VALUES (new.rowid);
+  END;
+  CREATE TRIGGER jobs_disorder_delete AFTER DELETE ON jobs
+    WHEN EXISTS (SELECT 1 FROM jobs_disorder WHERE r = old.rowid) BEGIN
+    DELETE FROM jobs_disorder WHERE r = old.rowid;
+  END;
+  CREATE TABLE jobs_search_deferred (after INTEGER NOT NULL);
+  DROP TRIGGER jobs_search_insert;
+  CREATE TRIGGER jobs_search_insert AFTER INSERT ON jobs
+    WHEN NOT EXISTS (SELECT 1 FROM jobs_search_deferred WHERE after < new.rowid) BEGIN
+    INSERT INTO jobs_search (rowid, id, command) VALUES (new.rowid, new.id, new.command);
+  END;
+  DROP TRIGGER jobs_search_delete;
+  CREATE TRIGGER jobs_search_delete AFTER DELETE ON jobs
+    WHEN NOT EXISTS (SELECT 1 FROM jobs_search_deferred WHERE after < old.rowid) BEGIN
+    INSERT INTO jobs_search (jobs_search, rowid, id, command)
+      VALUES ('delete', old.rowid, old.id, old.command);
+  END;
+  `,
 ];

@@ -108,10 +108,10 @@ const INSERT_BATCH_SQL = `INSERT INTO jobs (${JOB_COLUMN_LIST}) VALUES ${
 const UNIQUE_STATES_SQL = `state IN (${UNIQUE_KEY_STATES.map(sqlLiteral).join(", ")})`;
 
 /**
- * How many jobs, in list order, a search tests one by one before it asks the trigram index
- * (see listJobs).
+ * A search filtered by a state with at most this many jobs tests that state's jobs in list order
+ * (its index) instead of walking the text's matches (see listJobs).
  */
-const SEARCH_WINDOW = 2000;
+const SMALL_STATE = 10_000;
 
 /** completedPerBucket counts bucket by bucket up to this many buckets (see there). */
 const MAX_COUNTED_BUCKETS = 1000;
@@ -281,7 +281,15 @@ class SqliteStore implements Store {
     let n = 0;
     try {
       await this.#db.transactionAsync(async () => {
+        // The trigram index is filled after the rows, in one statement (migration 14).
+        const after = this.#db.value("SELECT coalesce(max(rowid), 0) FROM jobs") as number;
+        this.#db.stmt("INSERT INTO jobs_search_deferred (after) VALUES (?)").run(after);
         for await (const jobs of p.batches) n += this.#insertRows(jobs, p.now, p);
+        this.#db.stmt(
+          "INSERT INTO jobs_search (rowid, id, command) SELECT rowid, id, command FROM jobs " +
+            "WHERE rowid > ?",
+        ).run(after);
+        this.#db.stmt("DELETE FROM jobs_search_deferred").run();
       });
     } catch (err) {
       if (err instanceof QueueError) throw err;
@@ -544,104 +552,149 @@ class SqliteStore implements Store {
   }
 
   /** The filter terms of a list or count, but the search (see {@link #searchTerm}). */
-  #filters(p: CountJobsParams): [string[], SQLInputValue[]] {
+  #filters(p: CountJobsParams, table = ""): [string[], SQLInputValue[]] {
     const terms: string[] = [];
     const params: SQLInputValue[] = [];
     if (p.state) {
-      terms.push("state = ?");
+      terms.push(`${table}state = ?`);
       params.push(p.state);
     }
     if (p.queue) {
-      terms.push("queue = ?");
+      terms.push(`${table}queue = ?`);
       params.push(p.queue);
     }
     return [terms, params];
   }
 
-  /** The substring test on the row itself (the index only narrows the rows to test). */
+  /**
+   * The substring test on the row itself (the index only narrows the rows to test): LIKE, which
+   * folds ASCII case as lower() does, about three times cheaper per row than instr(lower(..)).
+   */
   #searchTerm(search: string, table = ""): [string, SQLInputValue[]] {
-    const s = search.toLowerCase();
-    return [`(instr(lower(${table}id), ?) > 0 OR instr(lower(${table}command), ?) > 0)`, [s, s]];
+    const pattern = `%${search.replace(/[\\%_]/g, (c) => "\\" + c)}%`;
+    return [
+      `(${table}id LIKE ? ESCAPE '\\' OR ${table}command LIKE ? ESCAPE '\\')`,
+      [pattern, pattern],
+    ];
   }
 
   /** `(created_at, rowid) < (..)` of the job `after` in `order`; NotFound when it is gone. */
-  #cursorTerm(after: string, order: "newest" | "oldest"): [string, SQLInputValue[]] {
-    const at = this.#db.stmt("SELECT created_at, rowid AS r FROM jobs WHERE id = ?").get(after) as
-      | { created_at: number; r: number }
+  #cursorTerm(
+    after: string,
+    order: "newest" | "oldest",
+    table = "",
+  ): [string, SQLInputValue[], { r: number; marked: boolean }] {
+    const at = this.#db.stmt(
+      "SELECT created_at, rowid AS r, EXISTS (SELECT 1 FROM jobs_disorder WHERE jobs_disorder.r = " +
+        "jobs.rowid) AS marked FROM jobs WHERE id = ?",
+    ).get(after) as
+      | { created_at: number; r: number; marked: number }
       | undefined;
     if (!at) throw cursorGone(after);
     return [
-      `(created_at, rowid) ${order === "newest" ? "<" : ">"} (?, ?)`,
+      `(${table}created_at, ${table}rowid) ${order === "newest" ? "<" : ">"} (?, ?)`,
       [at.created_at, at.r],
+      { r: at.r, marked: at.marked === 1 },
     ];
+  }
+
+  /**
+   * A search's page in list order (newest or oldest) from a walk in rowid order that stops at the
+   * page (docs/architecture.md, "Reads at a million jobs"). Jobs not in jobs_disorder have their
+   * created_at in rowid order (migration 14), so among them rowid order is list order; the few in
+   * jobs_disorder are read apart and merged in. `source`: the trigram index (3+ characters) or
+   * the table itself (shorter texts: every job tested, newest first, until the page is full).
+   */
+  #orderedSearch(
+    p: ListJobsParams,
+    order: "newest" | "oldest",
+    source: "index" | "table",
+  ): Job[] {
+    const [filterTerms, filterValues] = this.#filters(p, "jobs.");
+    const [match, matchValues] = this.#searchTerm(p.search!, "jobs.");
+    const desc = order === "newest";
+    const streamTerms = [...filterTerms, match, "jobs.rowid NOT IN (SELECT r FROM jobs_disorder)"];
+    const streamValues: SQLInputValue[] = [...filterValues, ...matchValues];
+    const apartTerms = [...filterTerms, match];
+    const apartValues: SQLInputValue[] = [...filterValues, ...matchValues];
+    if (p.after !== undefined) {
+      const [t, v, at] = this.#cursorTerm(p.after, order, "jobs.");
+      apartTerms.push(t);
+      apartValues.push(...v);
+      streamTerms.push(t);
+      streamValues.push(...v);
+      // Jobs not in jobs_disorder after the cursor in list order come after it in rowid order
+      // too (newest first always; oldest first when the cursor's job is not in jobs_disorder):
+      // the walk starts there.
+      if (desc || !at.marked) {
+        streamTerms.push(`jobs.rowid ${desc ? "<" : ">"} ?`);
+        streamValues.push(at.r);
+      }
+    }
+    const want = (p.offset ?? 0) + p.limit;
+    const cols = JOB_COLUMN_LIST.split(", ").map((c) => `jobs.${c}`).join(", ");
+    const dir = desc ? "DESC" : "ASC";
+    const stream = (source === "index"
+      ? this.#db.stmt(
+        `SELECT jobs.rowid AS _r, ${cols} FROM jobs_search CROSS JOIN jobs ` +
+          `ON jobs.rowid = jobs_search.rowid WHERE jobs_search MATCH ? AND ` +
+          `${streamTerms.join(" AND ")} ORDER BY jobs_search.rowid ${dir} LIMIT ?`,
+      ).all(ftsPhrase(p.search!), ...streamValues, want)
+      : this.#db.stmt(
+        `SELECT jobs.rowid AS _r, ${cols} FROM jobs ${where(streamTerms)} ` +
+          `ORDER BY jobs.rowid ${dir} LIMIT ?`,
+      ).all(...streamValues, want)) as unknown as (Job & { _r: number })[];
+    const apart = this.#db.stmt(
+      `SELECT jobs.rowid AS _r, ${cols} FROM jobs_disorder CROSS JOIN jobs ` +
+        `ON jobs.rowid = jobs_disorder.r ${where(apartTerms)}`,
+    ).all(...apartValues) as unknown as (Job & { _r: number })[];
+    let rows = stream;
+    if (apart.length > 0) {
+      const sign = desc ? -1 : 1;
+      rows = [...stream, ...apart].sort((a, b) =>
+        sign * (a.created_at - b.created_at || a._r - b._r)
+      );
+    }
+    return rows.slice(p.offset ?? 0, want).map(({ _r: _, ...job }) => job as Job);
   }
 
   listJobs(p: ListJobsParams): Promise<Job[]> {
     return this.#db.run(() => {
-      const [terms, params] = this.#filters(p);
       const order = p.order ?? "newest";
-      if (p.after !== undefined) {
-        if (order === "next") {
-          throw new InvalidInput("A cursor (after) pages newest or oldest first");
+      if (p.after !== undefined && order === "next") {
+        throw new InvalidInput("A cursor (after) pages newest or oldest first");
+      }
+      if (p.search && order !== "next") {
+        // 3+ characters: the trigram index, in rowid order. Shorter: the table in rowid order
+        // (a sequential read). A small state (or, for short texts, any filter): its index, in
+        // list order, each job tested.
+        const small = p.state !== undefined &&
+          (this.#db.value("SELECT n FROM job_counts WHERE state = ?", p.state) as number) <=
+            SMALL_STATE;
+        if (!small && p.search.length >= SEARCH_INDEX_MIN_CHARS) {
+          return this.#orderedSearch(p, order, "index");
         }
-        const [t, v] = this.#cursorTerm(p.after, order);
+        if (!p.state && !p.queue) return this.#orderedSearch(p, order, "table");
+      }
+      const [terms, params] = this.#filters(p);
+      if (p.after !== undefined) {
+        const [t, v] = this.#cursorTerm(p.after, order as "newest" | "oldest");
         terms.push(t);
         params.push(...v);
+      }
+      if (p.search) {
+        const [match, matchValues] = this.#searchTerm(p.search);
+        terms.push(match);
+        params.push(...matchValues);
       }
       const orderBy = order === "oldest"
         ? "created_at ASC, rowid ASC"
         : order === "next"
         ? CLAIM_ORDER
         : "created_at DESC, rowid DESC";
-      const offset = p.offset ?? 0;
-      const page = (sql: string, ...values: SQLInputValue[]) =>
-        this.#db.stmt(sql).all(...values) as unknown as Job[];
-      if (!p.search) {
-        return page(
-          `SELECT ${JOB_COLUMN_LIST} FROM jobs ${
-            where(terms)
-          } ORDER BY ${orderBy} LIMIT ? OFFSET ?`,
-          ...params,
-          p.limit,
-          offset,
-        );
-      }
-      const [match, matchValues] = this.#searchTerm(p.search);
-      if (p.search.length >= SEARCH_INDEX_MIN_CHARS && order !== "next") {
-        // 1. The newest (or oldest) SEARCH_WINDOW jobs in order, tested one by one: a frequent
-        //    text fills the page from there, and an index of its matches would be huge to sort.
-        const windowed = page(
-          `SELECT ${JOB_COLUMN_LIST} FROM (SELECT jobs.rowid AS rowid, * FROM jobs ${
-            where(terms)
-          } ` +
-            `ORDER BY ${orderBy} ` +
-            `LIMIT ${SEARCH_WINDOW}) WHERE ${match} ORDER BY ${orderBy} LIMIT ? OFFSET ?`,
-          ...params,
-          ...matchValues,
-          p.limit,
-          offset,
-        );
-        if (windowed.length === p.limit) return windowed;
-        // 2. A rarer text: its matches from the trigram index, then sorted.
-        return page(
-          `WITH hits AS MATERIALIZED (SELECT rowid AS r FROM jobs_search WHERE jobs_search MATCH ?) ` +
-            `SELECT ${JOB_COLUMN_LIST} FROM hits CROSS JOIN jobs ON jobs.rowid = hits.r ` +
-            `${where([...terms, match])} ORDER BY ${orderBy} LIMIT ? OFFSET ?`,
-          ftsPhrase(p.search),
-          ...params,
-          ...matchValues,
-          p.limit,
-          offset,
-        );
-      }
-      return page(
-        `SELECT ${JOB_COLUMN_LIST} FROM jobs ${where([...terms, match])} ORDER BY ${orderBy} ` +
-          "LIMIT ? OFFSET ?",
-        ...params,
-        ...matchValues,
-        p.limit,
-        offset,
-      );
+      return this.#db.stmt(
+        `SELECT ${JOB_COLUMN_LIST} FROM jobs ${where(terms)} ORDER BY ${orderBy} LIMIT ? OFFSET ?`,
+      ).all(...params, p.limit, p.offset ?? 0) as unknown as Job[];
     });
   }
 
