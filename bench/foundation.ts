@@ -212,9 +212,10 @@ async function seedLarge(path: string, n: number): Promise<void> {
     );
   }
   d.exec("COMMIT");
-  // Raw inserts bypass the store: bring its per-state counters up to date.
+  // Raw inserts bypass the store: bring its per-queue, per-state counters up to date.
   d.exec(
-    "UPDATE job_counts SET n = (SELECT count(*) FROM jobs WHERE jobs.state = job_counts.state)",
+    "DELETE FROM job_counts; INSERT INTO job_counts (queue, state, n) " +
+      "SELECT queue, state, count(*) FROM jobs GROUP BY queue, state",
   );
   d.close();
 }

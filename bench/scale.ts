@@ -275,9 +275,10 @@ export async function seedSqlite(path: string, n: number): Promise<void> {
       "max(created_at) OVER (ORDER BY rowid ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) " +
       "AS before FROM jobs) WHERE created_at < before",
   );
-  // Raw inserts bypass the store: bring its per-state counters up to date.
+  // Raw inserts bypass the store: bring its per-queue, per-state counters up to date.
   d.exec(
-    "UPDATE job_counts SET n = (SELECT count(*) FROM jobs WHERE jobs.state = job_counts.state)",
+    "DELETE FROM job_counts; INSERT INTO job_counts (queue, state, n) " +
+      "SELECT queue, state, count(*) FROM jobs GROUP BY queue, state",
   );
   d.exec("ANALYZE");
   d.close();
@@ -351,6 +352,7 @@ async function readsAt(
 ): Promise<{ name: string; ms: number[]; target: number }[]> {
   const { openStore } = await import("../src/store/mod.ts");
   const { handleApi } = await import("../src/dashboard/api.ts");
+  const { prometheusMetrics } = await import("../src/app/metrics.ts");
   const store = await openStore(db);
   // "Now" is just after the newest seeded job, as if the jobs had just run: the chart's last 10
   // minutes then hold ~39,000 completions and the last hour's failed jobs wait for their retry.
@@ -403,6 +405,12 @@ async function readsAt(
     await api("/api/dlq?search=needle", 50);
     await api("/api/workers");
     await api("/api/schedules");
+    await api("/api/queues");
+    rows.push({
+      name: "/metrics (Prometheus text, in process)",
+      ms: await timed(() => prometheusMetrics(ctx), rounds),
+      target: 20,
+    });
     await api("/api/jobs?search=needle", 50);
     await api("/api/jobs?search=echo%20job", 50);
     await api("/api/jobs?search=job%20123", 50);

@@ -15,7 +15,7 @@ const status = buildCommand({
     const { DatabaseSync } = await import("node:sqlite");
     const db = new DatabaseSync(flags.db ?? Deno.env.get("QUEUECTL_DB") ?? "queuectl.db");
     db.exec("PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL;");
-    const rows = db.prepare("SELECT state, n FROM job_counts").all();
+    const rows = db.prepare("SELECT state, sum(n) AS n FROM job_counts GROUP BY state").all();
     stdout.write(rows.map((r) => `${r.state} ${r.n}\n`).join(""));
     db.close();
   },

@@ -39,7 +39,10 @@ function assertCountersAgree(db: string): void {
       .map((r) => [r.state, r.n]),
   );
   for (
-    const { state, n } of query<{ state: string; n: number }>(db, "SELECT state, n FROM job_counts")
+    const { state, n } of query<{ state: string; n: number }>(
+      db,
+      "SELECT state, sum(n) AS n FROM job_counts GROUP BY state",
+    )
   ) {
     assert.equal(n, counted[state] ?? 0, `job_counts for ${state}`);
   }

@@ -153,7 +153,10 @@ Deno.test({
     );
     assert.deepEqual(states, { completed: JOBS }, "every job completed, none left processing");
     const counters = Object.fromEntries(
-      query<{ state: string; n: number }>(db, "SELECT state, n FROM job_counts")
+      query<{ state: string; n: number }>(
+        db,
+        "SELECT state, sum(n) AS n FROM job_counts GROUP BY state",
+      )
         .filter((r) => r.n !== 0).map((r) => [r.state, r.n]),
     );
     assert.deepEqual(counters, { completed: JOBS }, "per-state counters");

@@ -458,4 +458,79 @@ export function flowConformance(
       assert.equal((await store.stats({ now: clock.now() })).counts.completed, n);
     },
   );
+
+  test(
+    "per-queue counts follow every move: claims, settles, deaths down the graph, restores, deletes",
+    async (store, clock) => {
+      /** What listQueues and countJobs say must be what the jobs themselves say. */
+      const check = async (when: string) => {
+        const jobs = await store.listJobs({ limit: 1000 });
+        const truth = new Map<string, Record<string, number>>();
+        for (const j of jobs) {
+          const q = truth.get(j.queue) ?? {};
+          q[j.state] = (q[j.state] ?? 0) + 1;
+          truth.set(j.queue, q);
+        }
+        for (const q of await store.listQueues()) {
+          const want = truth.get(q.name) ?? {};
+          for (const [state, n] of Object.entries(q.counts)) {
+            assert.equal(n, want[state] ?? 0, `${when}: ${q.name} ${state}`);
+            assert.equal(
+              await store.countJobs({ queue: q.name, state: state as Job["state"] }),
+              want[state] ?? 0,
+              `${when}: countJobs ${q.name} ${state}`,
+            );
+          }
+          truth.delete(q.name);
+        }
+        assert.deepEqual([...truth.keys()], [], `${when}: queues missing from listQueues`);
+        assert.equal(
+          await store.countJobs({ queue: "b" }),
+          jobs.filter((j) => j.queue === "b").length,
+        );
+      };
+      await store.insertJobs({
+        jobs: [
+          newJob("a1", { queue: "a", max_retries: 0, priority: 9 }),
+          newJob("a2", { queue: "a", priority: 8 }),
+          newJob("a3", { queue: "a", unique_key: "k" }),
+          after("b1", ["a1"], { queue: "b" }),
+          after("b2", ["b1"], { queue: "b" }),
+          newJob("b3", { queue: "b" }),
+        ],
+        now: clock.now(),
+      });
+      await check("inserted");
+      const [a1] = await store.claimJobs(claimOf(clock, { limit: 1 }));
+      await check("claimed");
+      // a1 dies: b1 and b2 (queue b) die with it.
+      const { applied, claimed } = await store.settleAndClaim({
+        change: fail(a1, { now: clock.now(), workerId: "w1", exit_code: 1 }, POLICY),
+        claim: claimOf(clock, { limit: 1 }),
+      });
+      assert.ok(applied);
+      assert.deepEqual(ids(claimed), ["a2"]);
+      assert.equal((await store.getJob({ id: "b2" }))!.state, "dead");
+      await check("died down the graph");
+      await completeAll(store, clock, claimed);
+      // A replaced unique job, then a restore bringing the dependents back.
+      await store.insertJobs({
+        jobs: [newJob("a4", { queue: "b", unique_key: "k" })],
+        now: clock.now(),
+        onDuplicate: "replace",
+      });
+      await check("replaced");
+      clock.advance(1000);
+      assert.ok(
+        await store.applyChange({
+          change: restore((await store.getJob({ id: "a1" }))!, clock.now()),
+        }),
+      );
+      await check("restored");
+      await store.deleteJobs({ states: ["pending"], ids: ["b3"] });
+      await check("deleted by id");
+      await store.deleteJobs({ states: ["completed", "pending"], limit: 2 });
+      await check("deleted oldest");
+    },
+  );
 }

@@ -411,4 +411,47 @@ export const MIGRATIONS: readonly string[] = [
   END
   $do$;
   `,
+  // 15: the counters are kept per queue and state (still 16 shards each), so `queue list`, the
+  // dashboard's Queues view and /metrics read them instead of a GROUP BY over every job; status
+  // sums them (docs/architecture.md "Reads at a million jobs"). The trigger function keeps its
+  // name (the triggers of 2 call it); rows are upserted in (queue, state) order: no deadlock.
+  `
+  LOCK TABLE jobs IN SHARE ROW EXCLUSIVE MODE;
+  CREATE TABLE job_counts_by_queue (
+    queue text COLLATE "C" NOT NULL,
+    state text NOT NULL,
+    shard integer NOT NULL,
+    n bigint NOT NULL,
+    PRIMARY KEY (queue, state, shard)
+  );
+  INSERT INTO job_counts_by_queue (queue, state, shard, n)
+    SELECT queue, state, 0, count(*) FROM jobs GROUP BY queue, state;
+  DROP TABLE job_counts;
+  ALTER TABLE job_counts_by_queue RENAME TO job_counts;
+  ALTER INDEX job_counts_by_queue_pkey RENAME TO job_counts_pkey;
+
+  CREATE OR REPLACE FUNCTION queuectl_count_jobs() RETURNS trigger LANGUAGE plpgsql
+  SET search_path FROM CURRENT AS $fn$
+  BEGIN
+    IF TG_OP = 'INSERT' THEN
+      INSERT INTO job_counts AS c (queue, state, shard, n)
+        SELECT queue, state, pg_backend_pid() % 16, count(*) FROM new_rows
+        GROUP BY queue, state ORDER BY queue, state
+        ON CONFLICT (queue, state, shard) DO UPDATE SET n = c.n + EXCLUDED.n;
+    ELSIF TG_OP = 'DELETE' THEN
+      INSERT INTO job_counts AS c (queue, state, shard, n)
+        SELECT queue, state, pg_backend_pid() % 16, -count(*) FROM old_rows
+        GROUP BY queue, state ORDER BY queue, state
+        ON CONFLICT (queue, state, shard) DO UPDATE SET n = c.n + EXCLUDED.n;
+    ELSE
+      INSERT INTO job_counts AS c (queue, state, shard, n)
+        SELECT queue, state, pg_backend_pid() % 16, sum(d) FROM (
+          SELECT queue, state, 1 AS d FROM new_rows UNION ALL SELECT queue, state, -1 FROM old_rows
+        ) moves GROUP BY queue, state HAVING sum(d) <> 0 ORDER BY queue, state
+        ON CONFLICT (queue, state, shard) DO UPDATE SET n = c.n + EXCLUDED.n;
+    END IF;
+    RETURN NULL;
+  END
+  $fn$;
+  `,
 ];

@@ -844,10 +844,18 @@ class PostgresStore implements Store {
 
   countJobs(p: CountJobsParams): Promise<number> {
     return this.#run(async (sql) => {
-      if (!p.queue && !p.search) {
-        // Whole table or one state: the trigger-kept counters answer without a scan.
-        const [{ n }] = await sql`SELECT coalesce(sum(n), 0)::bigint AS n FROM job_counts
-          ${p.state ? sql`WHERE state = ${p.state}` : sql``}`;
+      if (!p.search) {
+        // The trigger-kept counters per queue and state answer without a scan.
+        const terms = [
+          ...(p.state ? [sql`state = ${p.state}`] : []),
+          ...(p.queue ? [sql`queue = ${p.queue}`] : []),
+        ];
+        const where = terms.length === 0
+          ? sql``
+          : terms.length === 1
+          ? sql`WHERE ${terms[0]}`
+          : sql`WHERE ${terms[0]} AND ${terms[1]}`;
+        const [{ n }] = await sql`SELECT coalesce(sum(n), 0)::bigint AS n FROM job_counts ${where}`;
         return p.cap === undefined ? n as number : Math.min(n as number, p.cap);
       }
       const cap = p.cap === undefined ? sql`` : sql`LIMIT ${Math.max(0, Math.floor(p.cap))}`;
@@ -884,12 +892,22 @@ class PostgresStore implements Store {
 
   queueMetrics(p: { now: number }): Promise<QueueMetrics[]> {
     return this.#run(async (sql) => {
-      const rows = await sql`SELECT queue, state, count(*) AS n,
-          min(CASE WHEN state IN ('pending', 'failed') AND run_at <= ${p.now} THEN run_at END) AS due
-        FROM jobs GROUP BY queue, state`;
-      return collectQueueMetrics(
-        rows as unknown as { queue: string; state: JobState; n: number; due: number | null }[],
-      );
+      // Counts from the counters. The oldest due job of each queue that has waiting jobs: the
+      // next-due index (jobs_run_at) walked in run_at order up to the queue's first job, not a
+      // GROUP BY of every job.
+      const rows = await sql`SELECT c.queue, c.state, c.n,
+          CASE WHEN c.state IN ('pending', 'failed') THEN (
+            SELECT run_at FROM jobs WHERE state IN ('pending', 'failed') AND blocked_by = 0
+              AND queue = c.queue AND run_at <= ${p.now} ORDER BY run_at LIMIT 1
+          ) END AS due
+        FROM (SELECT queue, state, sum(n)::bigint AS n FROM job_counts
+          GROUP BY queue, state HAVING sum(n) <> 0) AS c`;
+      return collectQueueMetrics(rows.map((r) => ({
+        queue: r.queue as string,
+        state: r.state as JobState,
+        n: Number(r.n),
+        due: r.due === null ? null : Number(r.due),
+      })));
     });
   }
 
@@ -1341,7 +1359,8 @@ class PostgresStore implements Store {
   listQueues(): Promise<QueueSummary[]> {
     return this.#run(async (sql) => {
       const [byState, blocked, controls] = await Promise.all([
-        sql`SELECT queue, state, count(*)::bigint AS n FROM jobs GROUP BY queue, state`,
+        sql`SELECT queue, state, sum(n)::bigint AS n FROM job_counts
+          GROUP BY queue, state HAVING sum(n) <> 0`,
         sql`SELECT queue, count(*)::bigint AS n FROM jobs WHERE ${sql.unsafe(BLOCKED_SQL)}
           GROUP BY queue`,
         sql`SELECT name, paused, max_running FROM queues`,

@@ -97,7 +97,7 @@ export class SqliteConnection {
   /** A passive checkpoint is scheduled (see {@link #scheduleCheckpoint}). */
   #checkpointTimer: ReturnType<typeof setTimeout> | undefined;
   /** Counter changes of the open write transaction (see {@link count}). */
-  readonly #counts = new Map<JobState, number>();
+  readonly #counts = new Map<string, number>();
   /** The opened file's identity (null: not a file, or no inodes here); see {@link #checkFile}. */
   #identity: FileIdentity | null = null;
   /** The -wal and -shm files this connection uses, as they were once it was open. */
@@ -518,18 +518,27 @@ export class SqliteConnection {
   }
 
   /**
-   * Adjusts the per-state counter; callers are inside the write transaction, which writes the
-   * sum of its changes to each counter once, before it commits (a settle and the claim that
-   * follows it move one job out of processing and one in: no write for that counter at all).
+   * Adjusts the counter of `queue` and `state` (table job_counts, docs/architecture.md "Reads at
+   * a million jobs"); callers are inside the write transaction, which writes the sum of its
+   * changes to each counter once, before it commits (a settle and the claim that follows it move
+   * one job out of processing and one in: no write for that counter at all).
    */
-  count(state: JobState, delta: number): void {
-    this.#counts.set(state, (this.#counts.get(state) ?? 0) + delta);
+  count(queue: string, state: JobState, delta: number): void {
+    const key = `${queue}\0${state}`;
+    this.#counts.set(key, (this.#counts.get(key) ?? 0) + delta);
   }
 
   #writeCounts(): void {
     if (this.#counts.size === 0) return;
-    const update = this.stmt("UPDATE job_counts SET n = n + ? WHERE state = ?");
-    for (const [state, delta] of this.#counts) if (delta !== 0) update.run(delta, state);
+    const update = this.stmt(
+      "INSERT INTO job_counts (queue, state, n) VALUES (?, ?, ?) " +
+        "ON CONFLICT (queue, state) DO UPDATE SET n = n + excluded.n",
+    );
+    for (const [key, delta] of this.#counts) {
+      if (delta === 0) continue;
+      const cut = key.lastIndexOf("\0");
+      update.run(key.slice(0, cut), key.slice(cut + 1), delta);
+    }
     this.#counts.clear();
   }
 

@@ -327,8 +327,10 @@ class SqliteStore implements Store {
       }
     }
     this.#insertEach(i === 0 ? jobs : jobs.slice(i), now);
-    this.#db.count(NEW_JOB_STATE, jobs.length);
-    for (const job of jobs) if (job.depends_on) this.#linkDependencies(job, now);
+    for (const job of jobs) {
+      this.#db.count(job.queue, NEW_JOB_STATE, 1);
+      if (job.depends_on) this.#linkDependencies(job, now);
+    }
     return jobs.length;
   }
 
@@ -339,13 +341,13 @@ class SqliteStore implements Store {
    */
   #insertKeyed(jobs: readonly JobToInsert[], now: number, unique: UniqueKeyOptions): number {
     const find = this.#db.stmt(
-      `SELECT id, state FROM jobs WHERE unique_key = ? AND ${UNIQUE_STATES_SQL}`,
+      `SELECT id, state, queue FROM jobs WHERE unique_key = ? AND ${UNIQUE_STATES_SQL}`,
     );
     let n = 0;
     for (const job of jobs) {
       const key = job.unique_key;
       if (key != null) {
-        const held = find.get(key) as { id: string; state: JobState } | undefined;
+        const held = find.get(key) as { id: string; state: JobState; queue: string } | undefined;
         if (held) {
           const mode = unique.onDuplicate ?? "existing";
           if (mode === "existing") {
@@ -357,12 +359,12 @@ class SqliteStore implements Store {
           }
           this.#db.stmt("DELETE FROM jobs WHERE id = ?").run(held.id);
           this.#db.stmt("DELETE FROM job_runs WHERE job_id = ?").run(held.id);
-          this.#db.count(held.state, -1);
+          this.#db.count(held.queue, held.state, -1);
           this.#unlinkDeleted([held], now);
         }
       }
       this.#insertEach([job], now);
-      this.#db.count(NEW_JOB_STATE, 1);
+      this.#db.count(job.queue, NEW_JOB_STATE, 1);
       if (job.depends_on) this.#linkDependencies(job, now);
       n++;
     }
@@ -403,8 +405,8 @@ class SqliteStore implements Store {
     this.#db.stmt(
       "UPDATE jobs SET blocked_by = ?, state = 'dead', error = ?, finished_at = ? WHERE id = ?",
     ).run(blocked, dependencyFailedError(deadDep), now, job.id);
-    this.#db.count(NEW_JOB_STATE, -1);
-    this.#db.count("dead", 1);
+    this.#db.count(job.queue, NEW_JOB_STATE, -1);
+    this.#db.count(job.queue, "dead", 1);
   }
 
   /** Inserts `jobs` one statement each; callers are inside the write transaction. */
@@ -702,18 +704,13 @@ class SqliteStore implements Store {
     return this.#db.run(() => {
       const [terms, params] = this.#filters(p);
       const cap = p.cap === undefined ? "" : ` LIMIT ${Math.max(0, Math.floor(p.cap))}`;
-      if (!p.search && !p.queue) {
-        // The per-state counters kept with every write answer without a scan.
-        const n = p.state
-          ? this.#db.value("SELECT n FROM job_counts WHERE state = ?", p.state) as number
-          : this.#db.value("SELECT sum(n) FROM job_counts") as number;
-        return p.cap === undefined ? n ?? 0 : Math.min(n ?? 0, p.cap);
-      }
       if (!p.search) {
-        return this.#db.value(
-          `SELECT count(*) FROM (SELECT 1 FROM jobs ${where(terms)}${cap})`,
+        // The per-queue, per-state counters kept with every write answer without a scan.
+        const n = this.#db.value(
+          `SELECT sum(n) FROM job_counts${terms.length ? ` WHERE ${terms.join(" AND ")}` : ""}`,
           ...params,
-        ) as number;
+        ) as number | null;
+        return p.cap === undefined ? n ?? 0 : Math.min(n ?? 0, p.cap);
       }
       const [match, matchValues] = this.#searchTerm(p.search);
       if (p.search.length >= SEARCH_INDEX_MIN_CHARS) {
@@ -742,10 +739,11 @@ class SqliteStore implements Store {
         number
       >;
       for (
-        const row of this.#db.stmt("SELECT state, n FROM job_counts").all() as {
-          state: JobState;
-          n: number;
-        }[]
+        const row of this.#db.stmt("SELECT state, sum(n) AS n FROM job_counts GROUP BY state")
+          .all() as {
+            state: JobState;
+            n: number;
+          }[]
       ) counts[row.state] = row.n;
       const oldest = this.#db.value(
         "SELECT min(created_at) FROM jobs WHERE state = 'pending' AND run_at <= ? AND blocked_by = 0",
@@ -761,11 +759,30 @@ class SqliteStore implements Store {
 
   queueMetrics(p: { now: number }): Promise<QueueMetrics[]> {
     return this.#db.run(() => {
-      const rows = this.#db.stmt(
-        "SELECT queue, state, count(*) AS n, min(CASE WHEN state IN ('pending', 'failed') " +
-          "AND run_at <= ? THEN run_at END) AS due FROM jobs GROUP BY queue, state",
-      ).all(p.now) as { queue: string; state: JobState; n: number; due: number | null }[];
-      return collectQueueMetrics(rows);
+      // Counts from the counters. The oldest due job of each queue that has waiting jobs: the
+      // next-due index walked in run_at order up to the queue's first job (a few steps unless the
+      // queue is rare among the due jobs), not a GROUP BY of every job.
+      const oldest = this.#db.stmt(
+        "SELECT run_at FROM jobs INDEXED BY jobs_waiting WHERE state IN ('pending', 'failed') " +
+          "AND blocked_by = 0 AND queue = ? AND run_at <= ? ORDER BY run_at LIMIT 1",
+      );
+      const rows = this.#db.stmt("SELECT queue, state, n FROM job_counts WHERE n <> 0").all() as {
+        queue: string;
+        state: JobState;
+        n: number;
+      }[];
+      const due = new Map<string, number | null>();
+      for (const r of rows) {
+        if ((r.state !== "pending" && r.state !== "failed") || due.has(r.queue)) continue;
+        due.set(
+          r.queue,
+          (oldest.get(r.queue, p.now) as { run_at: number } | undefined)?.run_at ?? null,
+        );
+      }
+      return collectQueueMetrics(rows.map((r) => ({
+        ...r,
+        due: r.state === "pending" || r.state === "failed" ? due.get(r.queue) ?? null : null,
+      })));
     });
   }
 
@@ -877,17 +894,19 @@ class SqliteStore implements Store {
       guard += " AND lease_expires_at <= ?";
       params.push(c.leaseExpiredBy);
     }
-    const update = this.#db.stmt(`UPDATE jobs SET ${sets.join(", ")} WHERE ${guard}`);
-    let changes: number;
+    const update = this.#db.stmt(
+      `UPDATE jobs SET ${sets.join(", ")} WHERE ${guard} RETURNING queue`,
+    );
+    let moved: { queue: string } | undefined;
     try {
-      changes = Number(update.run(...params).changes);
+      moved = update.get(...params) as { queue: string } | undefined;
     } catch (err) {
       if (isUniqueViolation(err)) throw this.#heldKeyConflict(c);
       throw err;
     }
-    if (changes !== 1) return false;
-    this.#db.count(c.from, -1);
-    this.#db.count(c.to, 1);
+    if (!moved) return false;
+    this.#db.count(moved.queue, c.from, -1);
+    this.#db.count(moved.queue, c.to, 1);
     if (c.run) this.#recordRun(c.id, c.run, output);
     this.#afterMove(c);
     return true;
@@ -909,8 +928,8 @@ class SqliteStore implements Store {
    */
   #settleLost(c: StateChange, output: JobOutput | undefined): boolean {
     const lost = c.lostRun!;
-    const job = this.#db.stmt("SELECT state, attempts FROM jobs WHERE id = ?").get(c.id) as
-      | { state: JobState; attempts: number }
+    const job = this.#db.stmt("SELECT state, attempts, queue FROM jobs WHERE id = ?").get(c.id) as
+      | { state: JobState; attempts: number; queue: string }
       | undefined;
     if (!job || !LOST_RUN_STATES.includes(job.state) || job.attempts !== lost.attempt) {
       return false;
@@ -932,8 +951,8 @@ class SqliteStore implements Store {
       `UPDATE jobs SET ${sets.join(", ")} WHERE id = ? AND state = ? AND attempts = ?`,
     );
     if (Number(update.run(...params).changes) !== 1) return false;
-    this.#db.count(job.state, -1);
-    this.#db.count(c.to, 1);
+    this.#db.count(job.queue, job.state, -1);
+    this.#db.count(job.queue, c.to, 1);
     if (c.run) {
       const runSets = RUN_COLUMNS.map((col) => `${col} = ?`);
       const runParams: SQLInputValue[] = RUN_COLUMNS.map((col) => c.run![col]);
@@ -986,7 +1005,7 @@ class SqliteStore implements Store {
    */
   #killDependents(root: string, rootError: string, now: number): void {
     const waiting = this.#db.stmt(
-      "SELECT j.id, j.state FROM job_deps d JOIN jobs j ON j.id = d.job_id " +
+      "SELECT j.id, j.state, j.queue FROM job_deps d JOIN jobs j ON j.id = d.job_id " +
         "WHERE d.dep_id = ? AND j.state IN ('pending', 'failed')",
     );
     const kill = this.#db.stmt(
@@ -997,10 +1016,10 @@ class SqliteStore implements Store {
     while (level.length > 0) {
       const next: [string, string][] = [];
       for (const [dep, error] of level) {
-        for (const row of waiting.all(dep) as { id: string; state: JobState }[]) {
+        for (const row of waiting.all(dep) as { id: string; state: JobState; queue: string }[]) {
           if (Number(kill.run(error, now, now, row.id, row.state).changes) !== 1) continue;
-          this.#db.count(row.state, -1);
-          this.#db.count("dead", 1);
+          this.#db.count(row.queue, row.state, -1);
+          this.#db.count(row.queue, "dead", 1);
           next.push([row.id, dependencyFailedError(row.id)]);
         }
       }
@@ -1011,7 +1030,7 @@ class SqliteStore implements Store {
   /** The jobs `root`'s death killed (error "dependency <root> failed") wait again, and theirs. */
   #restoreDependents(root: string, now: number): void {
     const killed = this.#db.stmt(
-      "SELECT j.id FROM job_deps d JOIN jobs j ON j.id = d.job_id " +
+      "SELECT j.id, j.queue FROM job_deps d JOIN jobs j ON j.id = d.job_id " +
         "WHERE d.dep_id = ? AND j.state = 'dead' AND j.error = ?",
     );
     const back = this.#db.stmt(
@@ -1022,10 +1041,15 @@ class SqliteStore implements Store {
     while (level.length > 0) {
       const next: string[] = [];
       for (const dep of level) {
-        for (const row of killed.all(dep, dependencyFailedError(dep)) as { id: string }[]) {
+        for (
+          const row of killed.all(dep, dependencyFailedError(dep)) as {
+            id: string;
+            queue: string;
+          }[]
+        ) {
           if (Number(back.run(now, now, row.id).changes) !== 1) continue;
-          this.#db.count("dead", -1);
-          this.#db.count("pending", 1);
+          this.#db.count(row.queue, "dead", -1);
+          this.#db.count(row.queue, "pending", 1);
           next.push(row.id);
         }
       }
@@ -1108,8 +1132,8 @@ class SqliteStore implements Store {
       if (!job) continue;
       if (left !== undefined) room!.set(c.queue, left - 1);
       claimed.push(job);
-      this.#db.count(c.state, -1);
-      this.#db.count(CLAIM_RULE.to, 1);
+      this.#db.count(c.queue, c.state, -1);
+      this.#db.count(c.queue, CLAIM_RULE.to, 1);
     }
     return claimed;
   }
@@ -1188,15 +1212,10 @@ class SqliteStore implements Store {
       const del = (extra: string, extraParams: SQLInputValue[]): string[] => {
         const rows = this.#db.prepare(
           `DELETE FROM jobs WHERE ${[...terms, ...(extra ? [extra] : [])].join(" AND ")} ` +
-            "RETURNING id, state",
-        ).all(...params, ...extraParams) as { id: string; state: JobState }[];
+            "RETURNING id, state, queue",
+        ).all(...params, ...extraParams) as { id: string; state: JobState; queue: string }[];
         const ids = rows.map((r) => r.id);
-        for (const state of JOB_STATES) {
-          this.#db.count(
-            state,
-            -rows.filter((r) => r.state === state).length,
-          );
-        }
+        for (const r of rows) this.#db.count(r.queue, r.state, -1);
         const delRuns = this.#db.stmt("DELETE FROM job_runs WHERE job_id = ?");
         for (const id of ids) delRuns.run(id);
         this.#unlinkDeleted(rows, Date.now());
@@ -1313,7 +1332,7 @@ class SqliteStore implements Store {
   listQueues(): Promise<QueueSummary[]> {
     return this.#db.run(() =>
       summariseQueues(
-        this.#db.stmt("SELECT queue, state, count(*) AS n FROM jobs GROUP BY queue, state")
+        this.#db.stmt("SELECT queue, state, n FROM job_counts WHERE n <> 0")
           .all() as { queue: string; state: JobState; n: number }[],
         this.#db.stmt(
           `SELECT queue, count(*) AS n FROM jobs INDEXED BY jobs_blocked WHERE ${BLOCKED_SQL} ` +
@@ -1449,9 +1468,12 @@ class SqliteStore implements Store {
           const rows = this.#db.stmt(
             `DELETE FROM jobs WHERE rowid IN (SELECT rowid FROM jobs WHERE state = ${
               sqlLiteral(state)
-            } AND updated_at < ? ORDER BY updated_at LIMIT ?) RETURNING id`,
-          ).all(p.updatedBefore ?? Number.MAX_SAFE_INTEGER, left) as { id: string }[];
-          this.#db.count(state, -rows.length);
+            } AND updated_at < ? ORDER BY updated_at LIMIT ?) RETURNING id, queue`,
+          ).all(p.updatedBefore ?? Number.MAX_SAFE_INTEGER, left) as {
+            id: string;
+            queue: string;
+          }[];
+          for (const r of rows) this.#db.count(r.queue, state, -1);
           this.#unlinkDeleted(rows.map((r) => ({ id: r.id, state })), Date.now());
           const delRuns = this.#db.stmt("DELETE FROM job_runs WHERE job_id = ?");
           for (const r of rows) {
