@@ -548,7 +548,9 @@ export class SqliteConnection {
   }
 
   close(): void {
-    clearTimeout(this.#checkpointTimer);
+    // Only when one was set: the first call of clearTimeout in a process loads Deno's timers
+    // (~20M instructions, +20% on a `status` call that never set a timer).
+    if (this.#checkpointTimer !== undefined) clearTimeout(this.#checkpointTimer);
     this.#hotLock?.close();
     try {
       if (this.#db?.isOpen) this.#db.close();
