@@ -10,7 +10,7 @@ import { openSqliteStore } from "../src/store/sqlite/mod.ts";
 import { bundleArgs } from "../scripts/compile.ts";
 import { finishBundle } from "../scripts/finish_bundle.ts";
 import denoJson from "../deno.json" with { type: "json" };
-import { fmt, MAIN, median, PERMISSIONS, ROOT, timeCommand } from "./util.ts";
+import { fmt, loadAverage, MAIN, median, PERMISSIONS, ROOT, timeCommand } from "./util.ts";
 
 const deno = Deno.execPath();
 
@@ -67,7 +67,7 @@ async function startup(dir: string, rounds: number): Promise<string> {
     const r = times[k].map((t, i) => t / times[1][i]).sort((a, b) => a - b);
     return `${fmt(median(r), 2)} (${fmt(r[0], 2)}-${fmt(r.at(-1)!, 2)})`;
   };
-  const load = (await Deno.readTextFile("/proc/loadavg").catch(() => "")).split(" ")[0] || "?";
+  const load = await loadAverage(); // Deno reads /proc only under --allow-all
   return [
     "### Start-up: `queuectl status` (small database) vs `deno run empty.ts`",
     "",
