@@ -659,7 +659,8 @@ pgTest("migrating a version-1 schema with jobs seeds the per-state counts", asyn
     await sql.unsafe("INSERT INTO schema_migrations VALUES (1, 0)");
     await sql.unsafe(`INSERT INTO jobs (id, command, queue, state, priority, max_retries, run_at,
         created_at, updated_at)
-      SELECT 'v1-' || i, 'true', 'default', CASE WHEN i % 3 = 0 THEN 'completed' ELSE 'pending' END,
+      SELECT 'v1-' || i, 'true', CASE WHEN i % 5 = 0 THEN 'mail' ELSE 'default' END,
+        CASE WHEN i % 3 = 0 THEN 'completed' ELSE 'pending' END,
         0, 3, 0, i, i FROM generate_series(1, 30) i`);
   } finally {
     await sql.end();
@@ -675,8 +676,14 @@ pgTest("migrating a version-1 schema with jobs seeds the per-state counts", asyn
       failed: 0,
       dead: 0,
     });
+    // Migration 15 seeds the counters per queue from the jobs already there.
+    assert.deepEqual(
+      (await store.listQueues()).map((q) => [q.name, q.counts.pending, q.counts.completed]),
+      [["default", 16, 8], ["mail", 4, 2]],
+    );
     await store.insertJobs({ jobs: [newJob("after")], now: T0 });
     assert.equal(await store.countJobs({ state: "pending" }), 21);
+    assert.equal(await store.countJobs({ state: "pending", queue: "mail" }), 4);
   } finally {
     await store.close();
   }

@@ -514,6 +514,43 @@ Deno.test("sqlite: migration 12 seeds the run totals from the runs already recor
   }
 });
 
+Deno.test("sqlite: migration 15 seeds the counters per queue and state from the jobs there", async () => {
+  const path = `${dir}/seed-queue-counts.db`;
+  const db = new DatabaseSync(path);
+  try {
+    for (const [i, sql] of MIGRATIONS.slice(0, 14).entries()) {
+      db.exec(sql);
+      db.prepare("INSERT INTO schema_migrations (version, applied_at) VALUES (?, 0)").run(i + 1);
+    }
+    db.exec("PRAGMA user_version = 14");
+    const insert = db.prepare(
+      "INSERT INTO jobs (id, command, queue, state, priority, attempts, max_retries, run_at, " +
+        "created_at, updated_at) VALUES (?, 'true', ?, ?, 0, 0, 3, 0, ?, 0)",
+    );
+    for (let i = 1; i <= 30; i++) {
+      insert.run(
+        `j${i}`,
+        i % 5 === 0 ? "mail" : "default",
+        i % 3 === 0 ? "completed" : "pending",
+        i,
+      );
+    }
+  } finally {
+    db.close();
+  }
+  const store = await openSqliteStore(path);
+  try {
+    assert.deepEqual(
+      (await store.listQueues()).map((q) => [q.name, q.counts.pending, q.counts.completed]),
+      [["default", 16, 8], ["mail", 4, 2]],
+    );
+    assert.equal((await store.stats({ now: 0 })).counts.pending, 20);
+    assert.equal(await store.countJobs({ state: "completed", queue: "mail" }), 2);
+  } finally {
+    await store.close();
+  }
+});
+
 async function* bulkBatches() {
   yield Array.from({ length: 100 }, (_, i) => newJob(`bulk-${i}`, { command: `zz bulk ${i}` }));
 }

@@ -846,16 +846,9 @@ class PostgresStore implements Store {
     return this.#run(async (sql) => {
       if (!p.search) {
         // The trigger-kept counters per queue and state answer without a scan.
-        const terms = [
-          ...(p.state ? [sql`state = ${p.state}`] : []),
-          ...(p.queue ? [sql`queue = ${p.queue}`] : []),
-        ];
-        const where = terms.length === 0
-          ? sql``
-          : terms.length === 1
-          ? sql`WHERE ${terms[0]}`
-          : sql`WHERE ${terms[0]} AND ${terms[1]}`;
-        const [{ n }] = await sql`SELECT coalesce(sum(n), 0)::bigint AS n FROM job_counts ${where}`;
+        const [{ n }] = await sql`SELECT coalesce(sum(n), 0)::bigint AS n FROM job_counts
+          WHERE ${p.state ? sql`state = ${p.state}` : sql`true`}
+            AND ${p.queue ? sql`queue = ${p.queue}` : sql`true`}`;
         return p.cap === undefined ? n as number : Math.min(n as number, p.cap);
       }
       const cap = p.cap === undefined ? sql`` : sql`LIMIT ${Math.max(0, Math.floor(p.cap))}`;
