@@ -86,9 +86,12 @@ Deno.test({
     const command = [Deno.execPath(), ...cliArgv(["status", "--watch"])]
       .map(quotePosixWord).join(" ");
     // script: the command on a pseudo-terminal; what we write to its stdin is typed there.
+    // script runs it through $SHELL -c; `exec` leaves no shell between the terminal and the
+    // command: dash (CI's /bin/sh) does not exec a lone command itself, and Ctrl-C would kill
+    // that shell (exit 130) while the command ends cleanly.
     const child = new Deno.Command("script", {
-      args: ["-qfec", command, "/dev/null"],
-      env: { QUEUECTL_DB: db, NO_COLOR: "1", TERM: "xterm" },
+      args: ["-qfec", `exec ${command}`, "/dev/null"],
+      env: { QUEUECTL_DB: db, NO_COLOR: "1", TERM: "xterm", SHELL: "/bin/sh" },
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",
