@@ -34,6 +34,7 @@ import type {
   Store,
   WorkerRecord,
 } from "../store/store.ts";
+import { SEARCH_INDEX_MIN_CHARS, SHORT_SEARCH_SCAN } from "../store/store.ts";
 import { loadConfig } from "./config.ts";
 
 export interface Ctx {
@@ -309,7 +310,51 @@ function validateList(p: ListParams): ListParams & { limit: number; offset: numb
 }
 
 export async function listJobs(ctx: Ctx, p: ListParams): Promise<Job[]> {
-  return await ctx.store.listJobs(validateList(p));
+  return (await listJobsSearched(ctx, p)).jobs;
+}
+
+/** Whether a search is too short for the substring index: it is bounded (SHORT_SEARCH_SCAN). */
+export function isShortSearch(search: string | undefined): boolean {
+  return search !== undefined && search !== "" && search.length < SEARCH_INDEX_MIN_CHARS;
+}
+
+/** A page of a list, and where a bounded search stopped when it left jobs untested. */
+export interface SearchedJobs {
+  jobs: Job[];
+  /**
+   * Set when the search (a text shorter than SEARCH_INDEX_MIN_CHARS) stopped before the page was
+   * full with jobs left untested: it tested `scanned` jobs of the filter (after the cursor, newest
+   * first) up to and including the job `through`; `jobs` are the matches among them. The next page
+   * continues with `after: through`. Null: every job the page could hold was looked at.
+   */
+  incomplete: { scanned: number; through: string } | null;
+}
+
+/**
+ * A page of jobs (newest first). A text too short for the substring index (no index can serve it)
+ * tests at most `scan` jobs of the filter from the page's start instead of every job, and says
+ * where it stopped (docs/architecture.md, "Short searches").
+ */
+export async function listJobsSearched(
+  ctx: Ctx,
+  p: ListParams,
+  scan = SHORT_SEARCH_SCAN,
+): Promise<SearchedJobs> {
+  const q = validateList(p);
+  if (!isShortSearch(q.search)) return { jobs: await ctx.store.listJobs(q), incomplete: null };
+  const filter = { state: q.state, queue: q.queue, after: q.after };
+  // The last job to test: the scan-th of the filter after the cursor, or (fewer left) the filter's
+  // last; the search then tests the jobs up to it, found by id, so a job written or deleted
+  // meanwhile cannot shift the bound past a job left untested.
+  const [edge] = await ctx.store.listJobs({ ...filter, limit: 1, offset: scan - 1 });
+  const last = edge ??
+    (await ctx.store.listJobs({ state: q.state, queue: q.queue, limit: 1, order: "oldest" }))[0];
+  if (!last) return { jobs: [], incomplete: null };
+  const jobs = await ctx.store.listJobs({ ...q, through: last.id });
+  return {
+    jobs,
+    incomplete: edge && jobs.length < q.limit ? { scanned: scan, through: edge.id } : null,
+  };
 }
 
 export interface StatusReport extends QueueStats {
@@ -523,12 +568,20 @@ export interface JobPage {
   jobs: Job[];
   /** Jobs matching the filter, over all pages, counted up to {@link TOTAL_CAP}. */
   total: number;
-  /** True when counting stopped at TOTAL_CAP: there are at least `total` jobs. */
+  /**
+   * True when counting stopped at TOTAL_CAP, or when a short search counted among the newest
+   * SHORT_SEARCH_SCAN jobs of the filter only: there are at least `total` jobs.
+   */
   total_capped: boolean;
   limit: number;
   offset: number;
-  /** The cursor of the next page (`after`): the last job's id, or null on the last page. */
+  /**
+   * The cursor of the next page (`after`): the last job's id, or null on the last page; after an
+   * incomplete search, the last job it tested.
+   */
   next: string | null;
+  /** A short search that left jobs untested (see SearchedJobs.incomplete). */
+  incomplete: SearchedJobs["incomplete"];
 }
 
 /**
@@ -538,24 +591,38 @@ export interface JobPage {
 export const TOTAL_CAP = 1_000;
 
 /** A page of jobs (newest first) plus how many match the filter in all. */
-export async function listJobsPage(ctx: Ctx, p: ListParams): Promise<JobPage> {
+export async function listJobsPage(
+  ctx: Ctx,
+  p: ListParams,
+  scan = SHORT_SEARCH_SCAN,
+): Promise<JobPage> {
   const { limit, offset } = validateList(p);
   // One more than the page: whether a next page exists, without counting.
-  const rows = await ctx.store.listJobs({ ...p, limit: limit + 1, offset });
+  const { jobs: rows, incomplete } = await listJobsSearched(
+    ctx,
+    { ...p, limit: limit + 1, offset },
+    scan,
+  );
   const jobs = rows.slice(0, limit);
+  const short = isShortSearch(p.search);
   const counted = await ctx.store.countJobs({
     state: p.state,
     queue: p.queue,
     search: p.search,
     cap: TOTAL_CAP + 1,
+    ...(short ? { scan } : {}),
   });
+  // A short search counts among the newest `scan` jobs of the filter only: with more jobs than
+  // that, there are at least `total` matches.
+  const untested = short && await ctx.store.countJobs({ state: p.state, queue: p.queue }) > scan;
   return {
     jobs,
     total: Math.min(counted, TOTAL_CAP),
-    total_capped: counted > TOTAL_CAP,
+    total_capped: counted > TOTAL_CAP || untested,
     limit,
     offset,
-    next: rows.length > limit ? jobs[jobs.length - 1].id : null,
+    next: rows.length > limit ? jobs[jobs.length - 1].id : incomplete?.through ?? null,
+    incomplete,
   };
 }
 

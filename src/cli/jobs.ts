@@ -13,7 +13,7 @@ import {
   getAttemptOutput,
   getJobDetail,
   getJobWithOutput,
-  listJobs,
+  listJobsSearched,
   purgeJobs,
   retryJob,
   status,
@@ -28,6 +28,7 @@ import {
 } from "./context.ts";
 import { iso, type Output, relative, safe, safeLines } from "./render.ts";
 import { jsonSafe, quote } from "../core/text.ts";
+import { SEARCH_INDEX_MIN_CHARS } from "../store/store.ts";
 
 const idArg = {
   kind: "tuple",
@@ -56,7 +57,7 @@ export const listCommand = () =>
     func: async function (this: CliContext, flags: ListFlags) {
       await withStore(this, flags, async (app, out) => {
         const state = flags.state === undefined ? undefined : parseJobState(flags.state);
-        const jobs = await listJobs(app, {
+        const { jobs, incomplete } = await listJobsSearched(app, {
           state,
           queue: flags.queue,
           search: flags.search,
@@ -64,7 +65,19 @@ export const listCommand = () =>
           offset: flags.offset,
           after: flags.after,
         });
-        out.jobs(jobs, app.clock.now(), out.json ? undefined : await blockersOf(app, jobs));
+        // An incomplete search that found nothing does not say "no jobs": older ones are untested.
+        if (out.json || jobs.length > 0 || !incomplete) {
+          out.jobs(jobs, app.clock.now(), out.json ? undefined : await blockersOf(app, jobs));
+        }
+        if (incomplete) {
+          // docs/architecture.md, "Short searches": said on stderr, so --json output stays a list.
+          out.note(
+            `search incomplete: a text shorter than ${SEARCH_INDEX_MIN_CHARS} characters has no ` +
+              `index, so it tests at most ${incomplete.scanned.toLocaleString("en")} jobs per ` +
+              `call; found ${jobs.length} among them, older jobs not searched. Continue with ` +
+              `--after ${incomplete.through}`,
+          );
+        }
       });
     },
     parameters: {

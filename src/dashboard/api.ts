@@ -126,6 +126,7 @@ async function jobList(ctx: Ctx, p: ListParams): Promise<Response> {
     limit: page.limit,
     offset: page.offset,
     next: page.next,
+    incomplete: page.incomplete,
   });
 }
 
@@ -237,6 +238,7 @@ const ROUTES: Route[] = [
         limit: page.limit,
         offset: page.offset,
         next: page.next,
+        incomplete: page.incomplete,
         stderr_tail_chars: STDERR_TAIL_CHARS,
       });
     },

@@ -40,6 +40,13 @@ export interface ListJobsParams {
   after?: string;
   /** newest: created_at desc (default); oldest: created_at asc; next: claim order. */
   order?: JobOrder;
+  /**
+   * Newest or oldest order: only jobs up to and including the job with this id in the list's
+   * order (after the cursor, if any); NotFound when it no longer exists. With a search, the jobs in
+   * between are walked in list order, each tested, whatever the text: the bounded search of texts
+   * too short for the substring index (see {@link SHORT_SEARCH_SCAN}).
+   */
+  through?: string;
 }
 
 /**
@@ -48,11 +55,20 @@ export interface ListJobsParams {
  */
 export const SEARCH_INDEX_MIN_CHARS = 3;
 
+/**
+ * A search shorter than {@link SEARCH_INDEX_MIN_CHARS} (no index serves it) tests at most this
+ * many jobs per page, newest first, and says so when jobs were left untested (docs/architecture.md,
+ * "Short searches").
+ */
+export const SHORT_SEARCH_SCAN = 10_000;
+
 export interface CountJobsParams {
   state?: ListJobsParams["state"];
   queue?: string;
   search?: string;
   cap?: number;
+  /** With a search: count the matches among the newest `scan` jobs of the filter only. */
+  scan?: number;
 }
 
 export interface QueueStats {

@@ -664,9 +664,55 @@ export function storeConformance(
               after = page[7];
             }
             assert.deepEqual(paged, want, `${what} by cursor`);
+            // The bounded search (through: the last job to test): the matches among the jobs up
+            // to it, from the start or from a cursor, with offsets.
+            for (const [from, to] of [[0, 0], [0, 9], [0, 100], [5, 60], [40, all.length - 1]]) {
+              if (to >= all.length) continue;
+              const after = from === 0 ? undefined : all[from - 1].id;
+              const tested = all.slice(from, to + 1);
+              const hits = ids(
+                tested.filter((j) =>
+                  j.id.toLowerCase().includes(s) || j.command.toLowerCase().includes(s)
+                ),
+              );
+              for (const offset of [0, 3]) {
+                assert.deepEqual(
+                  ids(await store.listJobs({ ...q, limit: 6, offset, after, through: all[to].id })),
+                  hits.slice(offset, offset + 6),
+                  `${what} through ${from}-${to} offset ${offset}`,
+                );
+              }
+            }
+            if (order === "newest") {
+              for (const scan of [1, 17, 10_000]) {
+                const newest = all.slice(0, scan);
+                assert.equal(
+                  await store.countJobs({ ...filter, search, scan }),
+                  newest.filter((j) =>
+                    j.id.toLowerCase().includes(s) || j.command.toLowerCase().includes(s)
+                  ).length,
+                  `${what} count scan ${scan}`,
+                );
+              }
+            }
+          }
+          // Without a search, through bounds the list too.
+          if (all.length > 20) {
+            assert.deepEqual(
+              ids(await store.listJobs({ ...filter, order, limit: 100, through: all[20].id })),
+              ids(all.slice(0, 21)),
+            );
           }
         }
       }
+      await assert.rejects(
+        store.listJobs({ search: "x", limit: 5, through: "no-such-job" }),
+        NotFound,
+      );
+      await assert.rejects(
+        store.listJobs({ search: "x", limit: 5, order: "next", through: "o-001" }),
+        InvalidInput,
+      );
     },
   );
 

@@ -445,11 +445,32 @@ function pageParams(params, page, data, p) {
   return out;
 }
 
+/**
+ * A search too short for the substring index tests a bounded number of jobs per page (see
+ * docs/architecture.md, "Short searches"): said above the pager, never a silently short page.
+ */
+function incompleteNote(data) {
+  if (!data.incomplete) return null;
+  return el(
+    "span",
+    { class: "incomplete", role: "status" },
+    `Search incomplete: a text shorter than 3 characters has no index, so each page tests ` +
+      `${fmtInt.format(data.incomplete.scanned)} jobs; older jobs were not searched. ` +
+      `“Older →” searches the next ${fmtInt.format(data.incomplete.scanned)}.`,
+  );
+}
+
+/** The empty-table text: "no match" is not said of a search that left jobs untested. */
+function emptyText(data, text) {
+  return data.incomplete ? "No match among the jobs searched on this page." : text;
+}
+
 function pager(container, data, page, onPage) {
   const total = data.total;
-  const first = total === 0 ? 0 : (page - 1) * PAGE_SIZE + 1;
+  const first = data.jobs.length === 0 ? 0 : (page - 1) * PAGE_SIZE + 1;
   const last = (page - 1) * PAGE_SIZE + data.jobs.length;
   container.replaceChildren(
+    incompleteNote(data) ?? "",
     el(
       "button",
       { type: "button", disabled: page <= 1, onclick: () => onPage(page - 1) },
@@ -458,8 +479,10 @@ function pager(container, data, page, onPage) {
     el(
       "span",
       { class: "range" },
-      total === 0
+      total === 0 && !data.incomplete
         ? "no jobs"
+        : data.jobs.length === 0
+        ? `none of ${fmtInt.format(total)}${data.total_capped ? "+" : ""}`
         : `${fmtInt.format(first)}–${fmtInt.format(last)} of ${fmtInt.format(total)}${
           data.total_capped ? "+" : ""
         }`,
@@ -522,7 +545,7 @@ async function showJobs(params) {
     )
   );
   $("jobs-table").tBodies[0].replaceChildren(
-    ...(rows.length ? rows : [emptyRow(6, "No jobs match.")]),
+    ...(rows.length ? rows : [emptyRow(6, emptyText(data, "No jobs match."))]),
   );
   pager(
     $("jobs-pager"),
@@ -584,7 +607,7 @@ async function showDlq(params) {
     );
   });
   $("dlq-table").tBodies[0].replaceChildren(
-    ...(rows.length ? rows : [emptyRow(6, "The dead letter queue is empty.")]),
+    ...(rows.length ? rows : [emptyRow(6, emptyText(data, "The dead letter queue is empty."))]),
   );
   $("restore-all").disabled = data.total === 0;
   $("purge").disabled = data.total === 0;

@@ -794,6 +794,16 @@ class PostgresStore implements Store {
           ? sql`${filter} AND (created_at, seq) < (${at.created_at}, ${at.seq})`
           : sql`${filter} AND (created_at, seq) > (${at.created_at}, ${at.seq})`;
       }
+      if (p.through !== undefined) {
+        if (order === "next") {
+          throw new InvalidInput("A bound (through) pages newest or oldest first");
+        }
+        const [at] = await sql`SELECT created_at, seq FROM jobs WHERE id = ${p.through}`;
+        if (!at) throw cursorGone(p.through);
+        filter = order === "newest"
+          ? sql`${filter} AND (created_at, seq) >= (${at.created_at}, ${at.seq})`
+          : sql`${filter} AND (created_at, seq) <= (${at.created_at}, ${at.seq})`;
+      }
       const offset = p.offset ?? 0;
       const by = sql.unsafe(orderBy);
       if (!p.search) {
@@ -802,6 +812,16 @@ class PostgresStore implements Store {
         return rows.map(toJob);
       }
       const match = this.#searchTerm(p.search);
+      if (p.through !== undefined) {
+        // The bounded search: the jobs up to `through` in list order (an index walk), each
+        // tested (docs/architecture.md, "Short searches").
+        const rows = await sql`SELECT ${this.#cols} FROM jobs WHERE id IN (
+            SELECT id FROM (SELECT id, command, created_at, seq FROM jobs WHERE ${filter}
+              ORDER BY ${by} OFFSET 0) AS tested
+            WHERE ${match} ORDER BY ${by} LIMIT ${p.limit} OFFSET ${offset})
+          ORDER BY ${by}`;
+        return rows.map(toJob);
+      }
       if (order !== "next") {
         // As on SQLite (docs/architecture.md, "Reads at a million jobs"); left to itself the
         // planner walks jobs_created testing each row: seconds when the matches are old.
@@ -849,6 +869,14 @@ class PostgresStore implements Store {
         const [{ n }] = await sql`SELECT coalesce(sum(n), 0)::bigint AS n FROM job_counts
           WHERE ${p.state ? sql`state = ${p.state}` : sql`true`}
             AND ${p.queue ? sql`queue = ${p.queue}` : sql`true`}`;
+        return p.cap === undefined ? n as number : Math.min(n as number, p.cap);
+      }
+      if (p.scan !== undefined) {
+        // Among the newest `scan` jobs of the filter only (see CountJobsParams.scan).
+        const [{ n }] = await sql`SELECT count(*) AS n FROM (SELECT id, command FROM jobs
+          WHERE ${this.#where({ ...p, search: undefined })}
+          ORDER BY created_at DESC, seq DESC LIMIT ${Math.max(0, Math.floor(p.scan))}) AS tested
+          WHERE ${this.#searchTerm(p.search)}`;
         return p.cap === undefined ? n as number : Math.min(n as number, p.cap);
       }
       const cap = p.cap === undefined ? sql`` : sql`LIMIT ${Math.max(0, Math.floor(p.cap))}`;

@@ -580,11 +580,15 @@ class SqliteStore implements Store {
     ];
   }
 
-  /** `(created_at, rowid) < (..)` of the job `after` in `order`; NotFound when it is gone. */
+  /**
+   * `(created_at, rowid) < (..)` of the job `after` in `order` (`through`: up to and including
+   * it, `>=`); NotFound when it is gone.
+   */
   #cursorTerm(
     after: string,
     order: "newest" | "oldest",
     table = "",
+    through = false,
   ): [string, SQLInputValue[], { r: number; marked: boolean }] {
     const at = this.#db.stmt(
       "SELECT created_at, rowid AS r, EXISTS (SELECT 1 FROM jobs_disorder WHERE jobs_disorder.r = " +
@@ -594,7 +598,9 @@ class SqliteStore implements Store {
       | undefined;
     if (!at) throw cursorGone(after);
     return [
-      `(${table}created_at, ${table}rowid) ${order === "newest" ? "<" : ">"} (?, ?)`,
+      `(${table}created_at, ${table}rowid) ${
+        through ? (order === "newest" ? ">=" : "<=") : order === "newest" ? "<" : ">"
+      } (?, ?)`,
       [at.created_at, at.r],
       { r: at.r, marked: at.marked === 1 },
     ];
@@ -666,6 +672,31 @@ class SqliteStore implements Store {
       if (p.after !== undefined && order === "next") {
         throw new InvalidInput("A cursor (after) pages newest or oldest first");
       }
+      if (p.through !== undefined && order === "next") {
+        throw new InvalidInput("A bound (through) pages newest or oldest first");
+      }
+      if (p.search && p.through !== undefined) {
+        // The bounded search: the jobs up to `through` in list order (an index walk), each
+        // tested (docs/architecture.md, "Short searches").
+        const [terms, params] = this.#filters(p);
+        const bounds = [p.after, p.through].map((id, i) =>
+          id === undefined
+            ? undefined
+            : this.#cursorTerm(id, order as "newest" | "oldest", "", i === 1)
+        );
+        for (const b of bounds) {
+          if (!b) continue;
+          terms.push(b[0]);
+          params.push(...b[1]);
+        }
+        const [match, matchValues] = this.#searchTerm(p.search);
+        const by = order === "oldest" ? "created_at ASC, _r ASC" : "created_at DESC, _r DESC";
+        return this.#db.stmt(
+          `SELECT ${JOB_COLUMN_LIST} FROM (SELECT rowid AS _r, ${JOB_COLUMN_LIST} FROM jobs ` +
+            `${where(terms)} ORDER BY ${by.replaceAll("_r", "rowid")}) ` +
+            `WHERE ${match} ORDER BY ${by} LIMIT ? OFFSET ?`,
+        ).all(...params, ...matchValues, p.limit, p.offset ?? 0) as unknown as Job[];
+      }
       if (p.search && order !== "next") {
         // 3+ characters: the trigram index, in rowid order. Shorter: the table in rowid order
         // (a sequential read). A small state (or, for short texts, any filter): its index, in
@@ -681,6 +712,11 @@ class SqliteStore implements Store {
       const [terms, params] = this.#filters(p);
       if (p.after !== undefined) {
         const [t, v] = this.#cursorTerm(p.after, order as "newest" | "oldest");
+        terms.push(t);
+        params.push(...v);
+      }
+      if (p.through !== undefined) {
+        const [t, v] = this.#cursorTerm(p.through, order as "newest" | "oldest", "", true);
         terms.push(t);
         params.push(...v);
       }
@@ -713,6 +749,17 @@ class SqliteStore implements Store {
         return p.cap === undefined ? n ?? 0 : Math.min(n ?? 0, p.cap);
       }
       const [match, matchValues] = this.#searchTerm(p.search);
+      if (p.scan !== undefined) {
+        // Among the newest `scan` jobs of the filter only (see CountJobsParams.scan).
+        const n = this.#db.value(
+          `SELECT count(*) FROM (SELECT id, command FROM jobs ${where(terms)} ` +
+            `ORDER BY created_at DESC, rowid DESC LIMIT ?) WHERE ${match}`,
+          ...params,
+          Math.max(0, Math.floor(p.scan)),
+          ...matchValues,
+        ) as number;
+        return p.cap === undefined ? n : Math.min(n, p.cap);
+      }
       if (p.search.length >= SEARCH_INDEX_MIN_CHARS) {
         return this.#db.value(
           // Streamed (no sort): with a cap, counting stops early.
