@@ -16,6 +16,8 @@ import { waitFor } from "../helpers/wait_for.ts";
 import { skipAllowedBecause } from "../helpers/services.ts";
 import { chromiumMissing, launchChromium } from "./browser.ts";
 import { add, claim, deadJob } from "./seed.ts";
+import { newJob } from "../store/conformance.ts";
+import { SHORT_SEARCH_SCAN } from "../../src/store/store.ts";
 
 const XSS = "<img src=x onerror=alert(1)>";
 const missing = chromiumMissing();
@@ -387,6 +389,33 @@ Deno.test({
         assert.ok(overflow <= 0, `page is ${overflow}px wider than the window`);
         assert.equal(await page.locator("#jobs-table th.opt").first().isHidden(), true);
       });
+
+      await t.step(
+        "says when a short search stopped before the old jobs, and goes on",
+        async () => {
+          await page.setViewportSize({ width: 1200, height: 900 });
+          // The only match is older than the newest SHORT_SEARCH_SCAN jobs (docs/architecture.md,
+          // "Short searches").
+          const now = Date.now();
+          await store.insertJobs({
+            jobs: [{ ...newJob("old-qz", { command: "echo qz" }) }],
+            now: now - 60_000,
+          });
+          await store.insertJobs({
+            jobs: Array.from({ length: SHORT_SEARCH_SCAN }, (_, i) => newJob(`n-${i}`)),
+            now,
+          });
+          await page.goto(`${dashboard.url}#jobs?search=qz`);
+          const note = page.locator("#jobs-pager .incomplete");
+          await note.waitFor();
+          assert.match(await note.textContent() ?? "", /Search incomplete.*10,000 jobs/);
+          assert.match(await text("#jobs-table tbody tr.empty") ?? "", /No match among the jobs/);
+          await page.locator("#jobs-pager button", { hasText: "Older" }).click();
+          await page.locator("#jobs-table tbody tr[data-id='old-qz']").waitFor();
+          assert.equal(await page.locator("#jobs-pager .incomplete").count(), 0);
+          assert.equal(await text("#jobs-pager .range"), "1 on this page");
+        },
+      );
 
       assert.deepEqual(dialogs, []);
       assert.deepEqual(pageErrors, []);

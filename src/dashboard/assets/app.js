@@ -460,12 +460,22 @@ function incompleteNote(data) {
   );
 }
 
+/** Whether the view's search is shorter than 3 characters: no index serves it, pages are bounded. */
+function shortSearch(params) {
+  const text = params.get("search") ?? "";
+  return text.length > 0 && text.length < 3;
+}
+
 /** The empty-table text: "no match" is not said of a search that left jobs untested. */
 function emptyText(data, text) {
   return data.incomplete ? "No match among the jobs searched on this page." : text;
 }
 
-function pager(container, data, page, onPage) {
+/**
+ * `short`: a search shorter than 3 characters, whose pages are bounded (see incompleteNote): they
+ * hold no fixed number of jobs, so the range says what this page holds, not a position.
+ */
+function pager(container, data, page, onPage, short = false) {
   const total = data.total;
   const first = data.jobs.length === 0 ? 0 : (page - 1) * PAGE_SIZE + 1;
   const last = (page - 1) * PAGE_SIZE + data.jobs.length;
@@ -479,10 +489,10 @@ function pager(container, data, page, onPage) {
     el(
       "span",
       { class: "range" },
-      total === 0 && !data.incomplete
+      (short ? data.jobs.length === 0 : total === 0) && !data.incomplete
         ? "no jobs"
-        : data.jobs.length === 0
-        ? `none of ${fmtInt.format(total)}${data.total_capped ? "+" : ""}`
+        : short
+        ? `${fmtInt.format(data.jobs.length)} on this page`
         : `${fmtInt.format(first)}–${fmtInt.format(last)} of ${fmtInt.format(total)}${
           data.total_capped ? "+" : ""
         }`,
@@ -552,6 +562,7 @@ async function showJobs(params) {
     data,
     page,
     (p) => setHashParams("jobs", pageParams(params, page, data, p)),
+    shortSearch(params),
   );
 }
 
@@ -616,6 +627,7 @@ async function showDlq(params) {
     data,
     page,
     (p) => setHashParams("dlq", pageParams(params, page, data, p)),
+    shortSearch(params),
   );
 }
 
