@@ -445,6 +445,11 @@ async function readsAt(
     target: NaN,
   });
   rows.push({
+    name: "`queuectl list --search 'e '` (CLI, wall; incomplete after 10,000 jobs)",
+    ms: await timed(cliList("e "), rounds),
+    target: NaN,
+  });
+  rows.push({
     name: "`deno run empty.ts` (start-up, same rounds)",
     ms: await timed(bare, rounds),
     target: NaN,
@@ -502,8 +507,10 @@ export async function reads(
     "`echo job` matches nearly every job, `job 123` 1,111 at 1M, `needle` a few; `job 19` " +
     "(11,111 at 1M) and `job 1` (111,111) match none of the newest 2,000 jobs: on PostgreSQL " +
     "the worst case (every match read, then sorted), on SQLite, whose index gives matches in " +
-    "list order, no worse than a recent text; `e ` (2 characters, 10 matches) is too short for a " +
-    "trigram index: every job is tested. The deep page is at " +
+    "list order, no worse than a recent text; `e ` (2 characters, 10 matches, none recent) is " +
+    "too short for a trigram index: it tests the newest 10,000 jobs of the page and answers " +
+    "'incomplete' with the cursor of the next 10,000 (docs/architecture.md, \"Short searches\"). " +
+    "The deep page is at " +
     `90% (${
       Math.floor(n * 0.9).toLocaleString("en")
     } jobs in), by cursor (\`after\`) and by offset. ` +

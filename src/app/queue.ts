@@ -605,13 +605,17 @@ export async function listJobsPage(
   );
   const jobs = rows.slice(0, limit);
   const short = isShortSearch(p.search);
-  const counted = await ctx.store.countJobs({
-    state: p.state,
-    queue: p.queue,
-    search: p.search,
-    cap: TOTAL_CAP + 1,
-    ...(short ? { scan } : {}),
-  });
+  // A short search's first page that is not full tested the same jobs the count would: its
+  // matches are the count.
+  const counted = short && p.after === undefined && offset === 0 && rows.length <= limit
+    ? rows.length
+    : await ctx.store.countJobs({
+      state: p.state,
+      queue: p.queue,
+      search: p.search,
+      cap: TOTAL_CAP + 1,
+      ...(short ? { scan } : {}),
+    });
   // A short search counts among the newest `scan` jobs of the filter only: with more jobs than
   // that, there are at least `total` matches.
   const untested = short && await ctx.store.countJobs({ state: p.state, queue: p.queue }) > scan;

@@ -84,6 +84,11 @@ async function checks(store: Store): Promise<void> {
   const full = await listJobsPage(ctx, { search: "ru", limit: 3 }, 4);
   assert.deepEqual(full.jobs.map((j) => j.id), ["s-099", "s-098", "s-097"]);
   assert.equal(full.next, "s-097");
+  assert.deepEqual([full.total, full.total_capped], [4, true]);
+  // A later page: the total still counts the newest jobs of the filter (s-099..s-090: 1 match).
+  const later = await listJobsPage(ctx, { search: "zq", limit: 5, after: "s-090" }, 10);
+  assert.deepEqual([later.jobs, later.total, later.total_capped], [[], 1, true]);
+  assert.equal(later.next, "s-080");
 }
 
 Deno.test("short search: bounded, says where it stopped, pages find every match (SQLite)", async () => {
