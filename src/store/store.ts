@@ -51,7 +51,8 @@ export interface ListJobsParams {
 
 /**
  * Searches of at least this many characters use the substring index (SQLite FTS5 trigram,
- * PostgreSQL pg_trgm); shorter ones scan the jobs in list order.
+ * PostgreSQL pg_trgm); shorter ones scan the jobs in list order (the app bounds that scan: see
+ * {@link SHORT_SEARCH_SCAN}).
  */
 export const SEARCH_INDEX_MIN_CHARS = 3;
 
