@@ -346,14 +346,15 @@ export async function listJobsSearched(
   // The last job to test: the scan-th of the filter after the cursor, or (fewer left) the filter's
   // last; the search then tests the jobs up to it, found by id, so a job written or deleted
   // meanwhile cannot shift the bound past a job left untested.
-  const [edge] = await ctx.store.listJobs({ ...filter, limit: 1, offset: scan - 1 });
+  // (And the job after it: whether any job is left untested.)
+  const [edge, beyond] = await ctx.store.listJobs({ ...filter, limit: 2, offset: scan - 1 });
   const last = edge ??
     (await ctx.store.listJobs({ state: q.state, queue: q.queue, limit: 1, order: "oldest" }))[0];
   if (!last) return { jobs: [], incomplete: null };
   const jobs = await ctx.store.listJobs({ ...q, through: last.id });
   return {
     jobs,
-    incomplete: edge && jobs.length < q.limit ? { scanned: scan, through: edge.id } : null,
+    incomplete: beyond && jobs.length < q.limit ? { scanned: scan, through: edge.id } : null,
   };
 }
 

@@ -62,6 +62,10 @@ async function checks(store: Store): Promise<void> {
   r = await listJobsSearched(ctx, { search: "zq", queue: "odd", limit: 5 }, 10);
   assert.deepEqual(r.jobs.map((j) => j.id), ["s-095"]);
   assert.deepEqual(r.incomplete, { scanned: 10, through: "s-081" });
+  // Exactly as many jobs left as the bound (s-009..s-000): every one tested, complete.
+  r = await listJobsSearched(ctx, { search: "zq", limit: 5, after: "s-010" }, 10);
+  assert.deepEqual(r.jobs.map((j) => j.id), ["s-003"]);
+  assert.equal(r.incomplete, null);
   // Fewer jobs left than the bound: every one tested, complete.
   r = await listJobsSearched(ctx, { search: "zq", limit: 5, after: newest[60] }, 50);
   assert.deepEqual(r.jobs.map((j) => j.id), ["s-003"]);
