@@ -11,7 +11,9 @@
  * the baseline, copy DIR/large-1000000.db before this checkout opens it.
  *
  * Usage: deno run -A bench/search_before.ts --baseline DIR [--sqlite-before F --sqlite-now F]
- *   [--pg-schema S] [--rounds R]
+ *   [--pg-schema S] [--rounds R] [--only PATH] [--now-only]
+ * `--only PATH`: that call only; `--now-only`: this checkout's code alone (the baseline's calls are
+ * skipped, e.g. to time a call without the baseline's work just before it in the same process).
  */
 import { fmt, loadAverage, median } from "./util.ts";
 
@@ -57,20 +59,23 @@ async function open(root: string, db: string): Promise<Handle> {
   };
 }
 
+const only = arg("--only");
+const nowOnly = Deno.args.includes("--now-only");
+
 async function compare(label: string, before: Handle, now: Handle): Promise<string[]> {
   const lines = [
     `| ${label} call | before | now | now / before |`,
     "|---|---|---|---|",
   ];
-  for (const path of SEARCHES) {
-    await before.get(path);
+  for (const path of only ? [only] : SEARCHES) {
+    if (!nowOnly) await before.get(path);
     await now.get(path);
     const xs: number[] = [];
     const ys: number[] = [];
     for (let r = 0; r < rounds; r++) {
       let t0 = performance.now();
-      await before.get(path);
-      xs.push(performance.now() - t0);
+      if (!nowOnly) await before.get(path);
+      xs.push(nowOnly ? NaN : performance.now() - t0);
       t0 = performance.now();
       await now.get(path);
       ys.push(performance.now() - t0);
