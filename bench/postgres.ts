@@ -269,135 +269,214 @@ async function commitPolicy(dir: string, jobs: number, rounds: number) {
 
 // --- 3. enqueue-to-start latency ----------------------------------------------------------------------
 
-type Via = "in-process" | "cli";
+/**
+ * How the sampled job is enqueued: by an insert in this process, by a `queuectl enqueue` process,
+ * or ("burst") by an insert in this process 2 ms after another job's (the sample is the second
+ * job: the worker that lost the race for the first one must start it).
+ */
+type Via = "in-process" | "cli" | "burst";
+
+/** The job's first act, the same command as the floor's: it prints the time it started, in ns. */
+const FIRST_ACT = "date +%s%N";
 
 /**
- * One sample per job, enqueued once both workers are idle again. In process: the time just before
- * the insert (sub-millisecond). Through the CLI: the job's created_at, the CLI's clock just before
- * its insert (whole milliseconds, rounded down: the sample may read up to 1 ms long, never short).
+ * Two idle workers (`worker start --count 2`) on a fresh database, run from `main` (this tree's
+ * src/main.ts, or another checkout's for a before/after comparison in the same run). `sample`
+ * enqueues one job and returns its latency; call it only once the previous sample returned.
  */
-async function latency(dir: string, backend: Backend, samples: number, via: Via) {
+async function latencySession(dir: string, backend: Backend, main: string) {
   const db = freshDb(backend, dir);
-  const starts = `${dir}/starts-${serial++}.txt`;
-  await Deno.writeTextFile(starts, "");
   const store = await open(db.url);
   const env = { QUEUECTL_DB: db.url, NO_COLOR: "1" };
+  const run = (args: string[]) => ["run", ...PERMISSIONS, main, ...args];
   const child = new Deno.Command(deno, {
-    args: cli(["worker", "start", "--count", "2"]),
+    args: run(["worker", "start", "--count", "2"]),
     env,
     stdin: "null",
     stdout: "null",
     stderr: "inherit",
   }).spawn();
-  const lats: number[] = [];
+  let serialJob = 0;
+  const stop = async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // already gone
+    }
+    await child.status;
+    await store.close();
+    await db.drop();
+  };
   try {
     await until(async () =>
       (await store.listWorkers()).filter((w) => w.supervisor_id).length === 2
     );
-    const poll = (await store.getConfig()).poll_interval ?? "default";
-    for (let i = -3; i < samples; i++) {
-      const id = `lat${i + 3}`;
-      const job: JobToInsert = {
-        id,
-        command: `echo "$(date +%s%N)" >> '${starts}'`,
-        queue: "default",
-        priority: 0,
-        max_retries: 0,
-        timeout: null,
-        run_at: 0,
-      };
-      let t0: number;
-      if (via === "in-process") {
-        t0 = performance.timeOrigin + performance.now();
-        await store.insertJobs({ jobs: [job], now: Date.now() });
-      } else {
-        const spec = { id, command: job.command, max_retries: 0 };
-        await timeCommand(deno, cli(["enqueue", JSON.stringify(spec)]), { env });
-        t0 = (await store.getJob({ id }))!.created_at;
-      }
-      await until(async () => (await store.getJob({ id }))?.state === "completed");
-      const lines = (await Deno.readTextFile(starts)).trim().split("\n");
-      const startedNs = BigInt(lines[lines.length - 1]);
-      // The first three warm the workers up (LISTEN connections, code paths) and are not counted.
-      if (i >= 0) lats.push(Number(startedNs / 1000n) / 1000 - t0);
-      // Let both workers go back to waiting for a wake-up.
-      await new Promise((r) => setTimeout(r, 30));
-    }
-    return { lats, poll };
-  } finally {
-    child.kill("SIGTERM");
-    await child.status;
-    await store.close();
-    await db.drop();
+  } catch (err) {
+    await stop();
+    throw err;
   }
+  /**
+   * One job, enqueued once both workers are idle: the time just before the insert (in process:
+   * read here; through the CLI: the job's created_at, the CLI's clock just before its insert)
+   * against the time the job printed. Every t0 is truncated to the whole ms, as created_at is, so
+   * that every row (and the floor) reads the same up to 1 ms long.
+   */
+  const sample = async (via: Via): Promise<number> => {
+    const id = `lat${serialJob++}`;
+    const insert = (id: string) =>
+      store.insertJobs({
+        jobs: [{
+          id,
+          command: FIRST_ACT,
+          queue: "default",
+          priority: 0,
+          max_retries: 0,
+          timeout: null,
+          run_at: 0,
+        }],
+        now: Date.now(),
+      });
+    let t0: number;
+    if (via === "burst") {
+      await insert(`${id}-first`);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    if (via !== "cli") {
+      t0 = performance.timeOrigin + performance.now();
+      await insert(id);
+    } else {
+      const spec = { id, command: FIRST_ACT, max_retries: 0 };
+      await timeCommand(deno, run(["enqueue", JSON.stringify(spec)]), { env });
+      t0 = (await store.getJob({ id }))!.created_at;
+    }
+    // Polled slowly: the sample is the job's own clock reading, and a fast poll would only take
+    // CPU from the workers while they claim and spawn.
+    for (const done of via === "burst" ? [`${id}-first`, id] : [id]) {
+      await until(
+        async () => (await store.getJob({ id: done }))?.state === "completed",
+        30_000,
+        10,
+      );
+    }
+    const out = (await store.getJobOutput({ id }))?.stdout.trim() ?? "";
+    // Let both workers go back to waiting for a wake-up.
+    await new Promise((r) => setTimeout(r, 30));
+    return Number(BigInt(out) / 1000n) / 1000 - Math.floor(t0);
+  };
+  return { sample, stop };
 }
 
 /**
  * The floor of a sample: a process that is already running spawns `sh -c 'date +%s%N'` (the
- * job's first act) and reads it; no queue involved. Same pacing as {@link latency}.
+ * job's first act, the same command) and reads it; no queue involved. Same pacing and rounding
+ * as {@link latencySession}.
  */
-async function spawnFloor(samples: number): Promise<number[]> {
-  const lats: number[] = [];
-  for (let i = 0; i < samples; i++) {
-    const t0 = performance.timeOrigin + performance.now();
-    const out = await new Deno.Command("sh", { args: ["-c", "date +%s%N"], stdout: "piped" })
-      .output();
-    lats.push(Number(BigInt(new TextDecoder().decode(out.stdout).trim()) / 1000n) / 1000 - t0);
-    await new Promise((r) => setTimeout(r, 30));
-  }
-  return lats;
+async function spawnFloor(): Promise<number> {
+  const t0 = performance.timeOrigin + performance.now();
+  const out = await new Deno.Command("sh", { args: ["-c", FIRST_ACT], stdout: "piped" }).output();
+  await new Promise((r) => setTimeout(r, 30));
+  return Number(BigInt(new TextDecoder().decode(out.stdout).trim()) / 1000n) / 1000 -
+    Math.floor(t0);
 }
 
-async function until(cond: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+async function until(
+  cond: () => Promise<boolean>,
+  timeoutMs = 30_000,
+  everyMs = 2,
+): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   while (!await cond()) {
     if (performance.now() > deadline) throw new Error("benchmark: timed out waiting");
-    await new Promise((r) => setTimeout(r, 2));
+    await new Promise((r) => setTimeout(r, everyMs));
   }
 }
 
-export async function latencies(dir: string, backends: Backend[], samples: number) {
-  const rows: string[] = [];
-  const floor = await spawnFloor(samples);
-  rows.push(
-    `| (floor: no queue) | - | \`sh -c date\` spawned by a running process | ${floor.length} | ${
-      fmt(percentile(floor, 50))
-    } | ${fmt(percentile(floor, 99))} | ${fmt(Math.max(...floor))} |`,
-  );
-  for (const via of ["in-process", "cli"] as const) {
-    for (const backend of backends) {
-      const n = via === "cli" ? Math.ceil(samples / 2) : samples;
-      const { lats } = await latency(dir, backend, n, via);
-      rows.push(
-        `| ${backend === "postgres" ? "PostgreSQL" : "SQLite"} | ${
-          backend === "postgres" ? "LISTEN/NOTIFY" : "wake file watch"
-        } | ${
-          via === "cli" ? "`queuectl enqueue` process" : "in-process insert"
-        } | ${lats.length} | **${fmt(percentile(lats, 50))}** | **${
-          fmt(percentile(lats, 99))
-        }** | ${fmt(Math.max(...lats))} |`,
-      );
+/**
+ * The enqueue-to-start rows: the floor, then each backend by in-process insert and by CLI, all
+ * sampled round-robin (one sample of each row per round), so load from elsewhere hits every row
+ * alike. `mains` (label -> entry): more than one compares checkouts side by side (e.g. before and
+ * after a change), each with its own workers and database.
+ */
+export async function latencies(
+  dir: string,
+  backends: Backend[],
+  samples: number,
+  mains: [string, string][] = [["", MAIN]],
+) {
+  const warmUp = 3;
+  type Row = { label: string; backend: Backend | null; via: Via | null; lats: number[] };
+  const rows: Row[] = [{ label: "", backend: null, via: null, lats: [] }];
+  const sessions: {
+    backend: Backend;
+    label: string;
+    s: Awaited<ReturnType<typeof latencySession>>;
+  }[] = [];
+  const load = [await loadAverage()];
+  try {
+    for (const [label, main] of mains) {
+      for (const backend of backends) {
+        sessions.push({ backend, label, s: await latencySession(dir, backend, main) });
+      }
     }
+    for (const via of ["in-process", "cli", "burst"] as const) {
+      for (const { backend, label } of sessions) rows.push({ label, backend, via, lats: [] });
+    }
+    // The first rounds warm the workers up (LISTEN connections, code paths): not counted.
+    for (let i = -warmUp; i < samples; i++) {
+      for (const row of rows) {
+        if (row.via !== null && row.via !== "in-process" && i >= Math.ceil(samples / 2)) continue;
+        const session = sessions.find((s) => s.backend === row.backend && s.label === row.label);
+        const lat = session ? await session.s.sample(row.via!) : await spawnFloor();
+        if (i >= 0) row.lats.push(lat);
+      }
+    }
+  } finally {
+    for (const { s } of sessions) await s.stop();
   }
+  load.push(await loadAverage());
+  const lines = rows.map((r) => {
+    const [p50, p99, max] = [percentile(r.lats, 50), percentile(r.lats, 99), Math.max(...r.lats)];
+    if (r.backend === null) {
+      return `| (floor: no queue) | - | \`sh -c date\` spawned by a running process | ${r.lats.length} | ${
+        fmt(p50)
+      } | ${fmt(p99)} | ${fmt(max)} |`;
+    }
+    const name = (r.backend === "postgres" ? "PostgreSQL" : "SQLite") +
+      (r.label ? ` (${r.label})` : "");
+    return `| ${name} | ${r.backend === "postgres" ? "LISTEN/NOTIFY" : "wake file watch"} | ${
+      r.via === "cli"
+        ? "`queuectl enqueue` process"
+        : r.via === "burst"
+        ? "in-process insert, 2 ms after another job's"
+        : "in-process insert"
+    } | ${r.lats.length} | **${fmt(p50)}** | **${fmt(p99)}** | ${fmt(max)} |`;
+  });
   return [
     "### Enqueue-to-start latency, idle workers",
     "",
     "Two idle workers (`worker start --count 2`); one job enqueued at a time, by an in-process " +
-    "insert or by a `queuectl enqueue` process (the CLI); the job's first act is `date +%s%N`, " +
-    "compared with the time just before the insert (CLI: the job's created_at, the CLI's clock " +
-    "just before its insert, whole ms rounded down, so a sample reads up to 1 ms long). " +
+    "insert or by a `queuectl enqueue` process (the CLI); the job is `date +%s%N`, whose output " +
+    "(read from the job's stored stdout) is compared with the time just before the insert (CLI: " +
+    "the job's created_at, the CLI's clock just before its insert). Every start time, the floor's " +
+    "included, is truncated to the whole ms as created_at is, so every row reads up to 1 ms long " +
+    "(0.5 ms on average) and the rows compare directly. " +
     "So each sample covers the enqueue commit, the wake-up, the claim and the start of `sh`. " +
-    "The next job is enqueued once the previous one completed and the workers are idle again. " +
+    "The burst rows enqueue two jobs 2 ms apart and sample the second: the worker that lost the " +
+    "race for the first one (its claim found nothing) must start it. " +
+    "The next job is enqueued once the previous one completed (polled every 10 ms) and the " +
+    "workers are idle again; the rows are sampled round-robin (one sample of each per round, " +
+    `after ${warmUp} warm-up rounds), so load from elsewhere hits them alike. ` +
     "Without a wake-up a worker would notice the job only at its next poll (`poll_interval`). " +
-    `Run as ${
-      Deno.uid?.() === 0 ? "root" : "a non-root user"
-    }. Target (CLI): p50 <= 3 ms, p99 <= 10 ms. ` +
-    "The floor row is the spawn alone, measured the same way in the same run: on a loaded " +
-    "machine it dominates every row, and the queue's share is the difference.",
+    `Run as ${Deno.uid?.() === 0 ? "root" : "a non-root user"}. ` +
+    `Load average (1 min) before and after: ${load.join(", ")}. ` +
+    "Target (CLI): p50 <= 3 ms, p99 <= 10 ms. " +
+    "The floor row is the spawn alone (`sh -c 'date +%s%N'` from a running process), measured " +
+    "the same way in the same run: on a loaded machine it dominates every row, and the queue's " +
+    "share is the difference.",
     "",
     "| backend | wake-up | enqueue by | samples | p50 (ms) | p99 (ms) | max (ms) |",
     "|---|---|---|---:|---:|---:|---:|",
-    ...rows,
+    ...lines,
     "",
   ].join("\n");
 }
@@ -500,12 +579,21 @@ if (import.meta.main) {
     try {
       if (only === "cli") console.log(await cliCalls(dir, quick ? 5 : 21));
       else {
-        // --part=latency [--backend=sqlite|postgres]: the enqueue-to-start rows alone.
-        const backend = Deno.args.find((a) => a.startsWith("--backend="))?.slice(10);
+        // --part=latency [--backend=sqlite|postgres] [--samples=N] [--main=label=path,...]: the
+        // enqueue-to-start rows alone; --main compares checkouts side by side (e.g.
+        // --main=before=/tmp/base/src/main.ts,after=src/main.ts).
+        const arg = (name: string) =>
+          Deno.args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+        const backend = arg("backend");
         const backends: Backend[] = backend === "sqlite" || backend === "postgres"
           ? [backend]
           : ["postgres", "sqlite"];
-        console.log(await latencies(dir, backends, quick ? 20 : 200));
+        const samples = Number(arg("samples") ?? (quick ? 20 : 200));
+        const mains = arg("main")?.split(",").map((m) => {
+          const at = m.indexOf("=");
+          return [m.slice(0, at), m.slice(at + 1)] as [string, string];
+        });
+        console.log(await latencies(dir, backends, samples, mains));
       }
     } finally {
       await Deno.remove(dir, { recursive: true });

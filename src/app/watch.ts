@@ -48,7 +48,9 @@ export async function watchChanges(ctx: Ctx): Promise<ChangeWatch> {
   return throttled({
     // The waker forgets its hints when a wait returns: a commit during the caller's next look
     // makes the wait after it return at once.
-    wait: (ms, signal) => waker.wait(ms, signal),
+    wait: async (ms, signal) => {
+      await waker.wait(ms, signal);
+    },
     close: () => waker.close(),
   });
 }

@@ -522,8 +522,11 @@ export interface Store {
    */
   watchKillRequests?(onHint: () => void): () => void;
 
-  /** Waits up to `timeoutMs` for a hint that jobs were enqueued (LISTEN/NOTIFY, file watch...). */
-  waitForJobs?(p: { timeoutMs: number; signal?: AbortSignal }): Promise<void>;
+  /**
+   * Waits up to `timeoutMs` for a hint that jobs were enqueued (LISTEN/NOTIFY, file watch...).
+   * True when a hint ended the wait, false on the timeout or the signal.
+   */
+  waitForJobs?(p: { timeoutMs: number; signal?: AbortSignal }): Promise<boolean>;
   /**
    * Waits up to `timeoutMs` for a hint that a job was settled (or its output grew), for `wait`
    * and `logs --follow` (docs/architecture.md "Watching jobs"). PostgreSQL: the first call

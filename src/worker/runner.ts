@@ -86,8 +86,18 @@ export interface RunnerOptions {
 
 /** How often config is re-read while working. */
 const CONFIG_RELOAD_MS = 5000;
-/** At most one idle claim attempt per this many ms when hints arrive in a burst. */
+/**
+ * At most one idle claim attempt per this many ms after waits that no hint ended (a due job this
+ * worker cannot claim, e.g. in a paused queue, would otherwise spin the idle loop).
+ */
 const MIN_IDLE_GAP_MS = 10;
+/**
+ * Claims on hints allowed per {@link MIN_IDLE_GAP_MS} before the gap paces them too: a burst of
+ * enqueues wakes every idle worker for each job, and all but one find nothing each time, yet the
+ * next job must not wait for the gap; a storm of hints that bring nothing claimable (enqueues
+ * into a paused queue) costs each idle worker at most this many claims per gap.
+ */
+const HINT_CLAIMS_PER_GAP = 4;
 /** Longest command text shown in a `started` line. */
 const COMMAND_SHOWN = 200;
 
@@ -186,6 +196,17 @@ export class Runner {
     return this.#claimAttempts;
   }
   #claimAttempts = 0;
+
+  /**
+   * How many idle waits were followed by the idle gap (a sleep before the next claim): a debug
+   * counter, e.g. to check that a wake-up by a hint is never delayed by it.
+   */
+  get idleGaps(): number {
+    return this.#idleGaps;
+  }
+  #idleGaps = 0;
+  /** When the latest claims on hints were (performance.now()), within the last gap. */
+  #hintClaims: number[] = [];
 
   /** True once the worker gave up on an unreachable database (see {@link giveUp}). */
   get gaveUp(): boolean {
@@ -742,14 +763,31 @@ export class Runner {
     if (next !== null && next !== undefined) waitMs = Math.min(waitMs, Math.max(0, next - now));
     this.#lastIdleClaim = performance.now();
     this.#waiting = true;
+    let hinted: boolean;
     try {
-      await (this.#waker ?? wakerFor(this.store)).wait(waitMs, this.#stopCtl.signal);
+      hinted = await (this.#waker ?? wakerFor(this.store)).wait(waitMs, this.#stopCtl.signal);
     } finally {
       this.#waiting = false;
     }
-    // Hints come in bursts while other workers are busy: claim at most once per gap.
-    const gap = MIN_IDLE_GAP_MS - (performance.now() - this.#lastIdleClaim);
-    if (gap > 0) await sleep(gap, this.#stopCtl.signal);
+    // A hint comes only from a commit that made a job claimable (docs/architecture.md "Wake-ups"):
+    // claim at once, even right after a claim that found nothing (another worker took the job a
+    // previous hint was for), up to HINT_CLAIMS_PER_GAP per gap. A wait its timer ended is paced:
+    // claim at most once per gap (a due job this worker cannot claim would spin the loop).
+    let gap: number;
+    if (hinted) {
+      const now = performance.now();
+      this.#hintClaims = this.#hintClaims.filter((t) => now - t < MIN_IDLE_GAP_MS);
+      gap = this.#hintClaims.length < HINT_CLAIMS_PER_GAP
+        ? 0
+        : MIN_IDLE_GAP_MS - (now - this.#hintClaims[0]);
+    } else {
+      gap = MIN_IDLE_GAP_MS - (performance.now() - this.#lastIdleClaim);
+    }
+    if (gap > 0) {
+      this.#idleGaps++;
+      await sleep(gap, this.#stopCtl.signal);
+    }
+    if (hinted) this.#hintClaims.push(performance.now());
   }
 
   /**

@@ -28,8 +28,11 @@ export interface Waker {
    * at once, so no wake-up is lost.
    */
   arm(): void;
-  /** Resolves on a hint since the last arm(), after `timeoutMs`, or when `signal` aborts. */
-  wait(timeoutMs: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * Resolves on a hint since the last arm() (to true), after `timeoutMs` or when `signal` aborts
+   * (to false).
+   */
+  wait(timeoutMs: number, signal?: AbortSignal): Promise<boolean>;
   close(): void;
 }
 
@@ -40,8 +43,9 @@ export class TimerWaker implements Waker {
   }
   busy(): void {}
   arm(): void {}
-  wait(timeoutMs: number, signal?: AbortSignal): Promise<void> {
-    return sleep(timeoutMs, signal);
+  async wait(timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    await sleep(timeoutMs, signal);
+    return false;
   }
   close(): void {}
 }
@@ -56,12 +60,13 @@ export class StoreWaker implements Waker {
   }
   busy(): void {}
   arm(): void {}
-  async wait(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  async wait(timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
     try {
-      await this.store.waitForJobs({ timeoutMs, signal });
+      return await this.store.waitForJobs({ timeoutMs, signal });
     } catch {
       // A broken notification channel must not break the worker: fall back to the timer.
       await sleep(timeoutMs, signal);
+      return false;
     }
   }
   close(): void {}
@@ -86,7 +91,7 @@ export class FileWaker implements Waker {
   readonly #path: string;
   #watcher: Deno.FsWatcher | null = null;
   #dirty = false;
-  #wake: (() => void) | null = null;
+  #wake: ((hinted: boolean) => void) | null = null;
   #closed = false;
 
   constructor(path: string) {
@@ -130,7 +135,7 @@ export class FileWaker implements Waker {
       for await (const event of watcher) {
         if (!WAKING_KINDS.has(event.kind)) continue;
         this.#dirty = true;
-        this.#wake?.();
+        this.#wake?.(true);
       }
     } catch {
       // closed or broken: waits fall back to the timer
@@ -141,21 +146,23 @@ export class FileWaker implements Waker {
     this.#dirty = false;
   }
 
-  wait(timeoutMs: number, signal?: AbortSignal): Promise<void> {
-    if (this.#dirty || signal?.aborted) {
+  wait(timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    if (signal?.aborted) return Promise.resolve(false);
+    if (this.#dirty) {
       this.#dirty = false;
-      return Promise.resolve();
+      return Promise.resolve(true);
     }
     return new Promise((resolve) => {
-      const done = () => {
+      const done = (hinted = false) => {
         clearTimeout(timer);
-        signal?.removeEventListener("abort", done);
+        signal?.removeEventListener("abort", onAbort);
         this.#wake = null;
         this.#dirty = false;
-        resolve();
+        resolve(hinted);
       };
-      const timer = setTimeout(done, Math.max(0, timeoutMs));
-      signal?.addEventListener("abort", done, { once: true });
+      const onAbort = () => done(false);
+      const timer = setTimeout(done, Math.max(0, timeoutMs), false);
+      signal?.addEventListener("abort", onAbort, { once: true });
       this.#wake = done;
     });
   }
@@ -163,7 +170,7 @@ export class FileWaker implements Waker {
   close(): void {
     this.#closed = true;
     this.busy();
-    this.#wake?.();
+    this.#wake?.(false);
   }
 }
 

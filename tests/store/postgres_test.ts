@@ -417,7 +417,7 @@ pgTest("waitForJobs wakes on NOTIFY from another connection, for its schema only
       const guard = setTimeout(() => controller.abort(), 10_000);
       const waiting = waiter.waitForJobs!({ timeoutMs: 60_000, signal: controller.signal });
       await action();
-      await waiting;
+      assert.equal(await waiting, true, "the wait reports the hint");
       clearTimeout(guard);
       assert.ok(!controller.signal.aborted, "woken by NOTIFY, not by the 10 s guard");
     };
@@ -445,7 +445,7 @@ pgTest("waitForJobs wakes on NOTIFY from another connection, for its schema only
     // Jobs in another schema do not wake it: this wait runs to its timeout.
     await stranger.insertJobs({ jobs: [newJob("elsewhere")], now: T0 });
     const start = performance.now();
-    await waiter.waitForJobs!({ timeoutMs: 300 });
+    assert.equal(await waiter.waitForJobs!({ timeoutMs: 300 }), false, "no hint for this schema");
     assert.ok(performance.now() - start >= 250, "woken by another schema's NOTIFY");
   } finally {
     await closeAll([producer, waiter, stranger]);

@@ -24,7 +24,7 @@ Deno.test("FileWaker: a write to the watched file ends an idle wait at once", as
     const started = performance.now();
     const waiting = waker.wait(60_000);
     await append(wal, "commit");
-    await waiting;
+    assert.equal(await waiting, true, "ended by a hint");
     assert.ok(performance.now() - started < 30_000, "woken by the write, not the 60 s timeout");
   } finally {
     waker.close();
@@ -42,7 +42,7 @@ Deno.test("FileWaker: a hint that arrived after arm() and before wait() is not l
     await append(wal, "commit");
     const started = performance.now();
     // The event may still be in flight: the wait must end on it either way.
-    await waker.wait(60_000);
+    assert.equal(await waker.wait(60_000), true);
     assert.ok(performance.now() - started < 30_000);
   } finally {
     waker.close();
@@ -63,7 +63,7 @@ Deno.test("FileWaker: busy() stops watching; writes then do not end a wait", asy
     const started = performance.now();
     const waiting = waker.wait(300);
     await append(wal, "commit by a busy worker");
-    await waiting;
+    assert.equal(await waiting, false, "the timer ended it: no hint");
     assert.ok(performance.now() - started >= 290, "only the timeout ended the wait");
     assert.equal(waker.idle(), true, "the next idle period starts a new watch");
   } finally {
@@ -92,12 +92,27 @@ Deno.test("FileWaker on a file it cannot create falls back to the timer; TimerWa
   for (const waker of [new FileWaker(dir.file("no-such-dir/q.db-wake")), new TimerWaker()]) {
     assert.equal(waker.idle(), false);
     const started = performance.now();
-    await waker.wait(100);
+    assert.equal(await waker.wait(100), false, "no hint");
     assert.ok(performance.now() - started >= 90);
     const abort = new AbortController();
     const waiting = waker.wait(60_000, abort.signal);
     abort.abort();
-    await waiting; // ends on abort, not after 60 s
+    assert.equal(await waiting, false); // ends on abort, not after 60 s
+    waker.close();
+  }
+});
+
+Deno.test("FileWaker: a wait ended by its timer or by close() reports no hint", async () => {
+  await using dir = await tempDir();
+  const waker = new FileWaker(dir.file("q.db-wake"));
+  try {
+    assert.equal(waker.idle(), true);
+    waker.arm();
+    assert.equal(await waker.wait(0), false);
+    const waiting = waker.wait(60_000);
+    waker.close();
+    assert.equal(await waiting, false, "ended by close(), not by a hint");
+  } finally {
     waker.close();
   }
 });

@@ -25,7 +25,7 @@ export class JobsListener {
   #listening: Promise<boolean> | null = null;
   /** When LISTEN last failed: wait a while before trying again (meanwhile: plain polling). */
   #listenFailedAt = -Infinity;
-  readonly #waiters = new Set<() => void>();
+  readonly #waiters = new Set<(hinted?: boolean) => void>();
   /** A hint arrived while nobody waited: the next wait returns at once. */
   #hinted = false;
   #closed = false;
@@ -39,10 +39,11 @@ export class JobsListener {
   /**
    * Waits up to `timeoutMs` for a NOTIFY saying jobs were enqueued or became runnable. The first
    * call opens the LISTEN connection (and waits until it listens); when that fails the call
-   * degrades to a plain timer, so the caller's polling goes on.
+   * degrades to a plain timer, so the caller's polling goes on. True when a NOTIFY (one that came
+   * while nobody waited included) ended the wait.
    */
-  async wait(p: { timeoutMs: number; signal?: AbortSignal }): Promise<void> {
-    if (this.#closed || p.signal?.aborted) return;
+  async wait(p: { timeoutMs: number; signal?: AbortSignal }): Promise<boolean> {
+    if (this.#closed || p.signal?.aborted) return false;
     const listening = await this.#listen();
     if (listening && this.#killHints.size > 0 && !this.#killListening) {
       // The kill LISTEN failed earlier (or its connection was replaced): set it up again.
@@ -51,18 +52,19 @@ export class JobsListener {
     }
     if (this.#hinted && listening) {
       this.#hinted = false;
-      return;
+      return true;
     }
-    if (this.#closed || p.signal?.aborted) return;
-    await new Promise<void>((resolve) => {
-      const done = () => {
+    if (this.#closed || p.signal?.aborted) return false;
+    return await new Promise<boolean>((resolve) => {
+      const done = (hinted = false) => {
         clearTimeout(timer);
-        p.signal?.removeEventListener("abort", done);
+        p.signal?.removeEventListener("abort", onAbort);
         this.#waiters.delete(done);
-        resolve();
+        resolve(hinted);
       };
-      const timer = setTimeout(done, Math.max(0, p.timeoutMs));
-      p.signal?.addEventListener("abort", done, { once: true });
+      const onAbort = () => done(false);
+      const timer = setTimeout(done, Math.max(0, p.timeoutMs), false);
+      p.signal?.addEventListener("abort", onAbort, { once: true });
       this.#waiters.add(done);
     });
   }
@@ -135,7 +137,7 @@ export class JobsListener {
       this.#hinted = true;
       return;
     }
-    for (const done of [...this.#waiters]) done();
+    for (const done of [...this.#waiters]) done(true);
   }
 
   /** Ends every wait now; later waits return at once. */

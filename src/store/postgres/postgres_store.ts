@@ -1606,7 +1606,7 @@ class PostgresStore implements Store {
   // --- wake-ups -----------------------------------------------------------------------------
 
   /** See {@link JobsListener.wait}. */
-  waitForJobs(p: { timeoutMs: number; signal?: AbortSignal }): Promise<void> {
+  waitForJobs(p: { timeoutMs: number; signal?: AbortSignal }): Promise<boolean> {
     return this.#listener.wait(p);
   }
 

@@ -1,0 +1,65 @@
+/**
+ * The idle gap of the runner (worker/runner.ts): a wait ended by a hint (a commit that made a job
+ * claimable) is followed by a claim at once, even right after a claim that found nothing, up to
+ * a few per gap; waits their timer ended, and hints beyond those few, are paced by the gap.
+ * Counted, not timed: `Runner.idleGaps`.
+ */
+import assert from "node:assert/strict";
+import type { Waker } from "../../src/worker/wake.ts";
+import { Runner } from "../../src/worker/runner.ts";
+import { tempStore } from "../helpers/temp.ts";
+import { waitFor } from "../helpers/wait_for.ts";
+
+/**
+ * The first `count` waits return at once, as if ended by a hint (`hinted`) or by their timer;
+ * later waits last until the runner stops.
+ */
+class ScriptedWaker implements Waker {
+  waits = 0;
+  constructor(readonly hinted: boolean, readonly count: number) {}
+  idle(): boolean {
+    return false;
+  }
+  busy(): void {}
+  arm(): void {}
+  wait(_timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    if (++this.waits <= this.count) return Promise.resolve(this.hinted);
+    return new Promise((resolve) => {
+      if (signal?.aborted) resolve(false);
+      signal?.addEventListener("abort", () => resolve(false), { once: true });
+    });
+  }
+  close(): void {}
+}
+
+async function runIdle(hinted: boolean, count: number): Promise<Runner> {
+  await using t = await tempStore();
+  const waker = new ScriptedWaker(hinted, count);
+  const runner = new Runner({ store: t.store, log: () => {}, graceMs: 200, waker });
+  const exit = runner.run();
+  try {
+    await waitFor(() => waker.waits > count, { what: `${count} idle waits` });
+  } finally {
+    runner.requestStop("graceful", "test");
+    assert.equal(await exit, 0);
+  }
+  return runner;
+}
+
+Deno.test("a few hints in quick succession are each followed by a claim at once, without the idle gap", async () => {
+  // Four: a worker that lost the race for three jobs of a burst still starts the fourth at once.
+  const runner = await runIdle(true, 4);
+  assert.equal(runner.idleGaps, 0, "no gap after a hint");
+  assert.ok(runner.claimAttempts >= 5, `a claim after each hint (${runner.claimAttempts})`);
+});
+
+Deno.test("a storm of hints that bring nothing claimable is paced by the idle gap", async () => {
+  const runner = await runIdle(true, 40);
+  assert.ok(runner.idleGaps > 0, "the gap paced the claims");
+});
+
+Deno.test("idle waits ended by their timer in quick succession are paced by the idle gap", async () => {
+  // As a due job this worker cannot claim (a paused queue) would make them: waitMs 0.
+  const runner = await runIdle(false, 5);
+  assert.ok(runner.idleGaps > 0, "the gap paced the loop");
+});
