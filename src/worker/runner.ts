@@ -783,7 +783,8 @@ export class Runner {
     } else {
       gap = MIN_IDLE_GAP_MS - (performance.now() - this.#lastIdleClaim);
     }
-    if (gap > 0) {
+    // Stopping: no claim follows, so no gap either (and none counted).
+    if (gap > 0 && !this.#stopCtl.signal.aborted) {
       this.#idleGaps++;
       await sleep(gap, this.#stopCtl.signal);
     }
