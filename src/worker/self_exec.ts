@@ -127,13 +127,14 @@ export const MALLOC_TUNING: Readonly<Record<string, string>> = { MALLOC_MMAP_THR
 /**
  * V8 flags for worker processes only, given through DENO_V8_FLAGS (which `deno run` and a
  * compiled binary both read, before their own `--v8-flags`): no optimizing compilers (Maglev,
- * TurboFan), which keeps a busy worker's RSS ~8 MiB lower at no measured throughput cost
- * (docs/architecture.md, "Worker processes: how jobs are spawned, and memory"). A DENO_V8_FLAGS
- * the user set is appended after these, so the user's flags win where both name the same one.
+ * TurboFan), which keeps a busy worker's RSS ~8 MiB lower with CPU per job unchanged within the
+ * noise (docs/architecture.md, "Worker processes: how jobs are spawned, and memory"). A
+ * DENO_V8_FLAGS the user set is appended after these, so the user's flags win where both name the
+ * same one.
  */
 export const WORKER_V8_FLAGS = "--no-opt,--no-maglev";
 
-/** Names the variables the supervisor added or changed for a worker (so the worker undoes only those). */
+/** Names the variables the supervisor added or changed for a worker (it undoes only those). */
 export const WORKER_TUNED_MARKER = "QUEUECTL_WORKER_TUNED";
 
 /**
