@@ -17,7 +17,7 @@ import {
   currentSelfExec,
   dbArgs,
   defaultLogFile,
-  forgetMallocTuning,
+  forgetWorkerTuning,
   selfArgv,
 } from "../worker/self_exec.ts";
 import { Supervisor } from "../worker/supervisor.ts";
@@ -180,8 +180,8 @@ export interface RunWorkerOptions {
  * its supervisor's pipe, until it stops. Resolves to the exit code.
  */
 export async function runWorker(ctx: Ctx, opts: RunWorkerOptions): Promise<never> {
-  // Before any job starts: jobs inherit this environment (see self_exec.ts MALLOC_TUNING).
-  forgetMallocTuning();
+  // Before any job starts: jobs inherit this environment (see self_exec.ts, workerTuningEnv).
+  forgetWorkerTuning();
   const runner = new Runner({
     store: ctx.store,
     clock: ctx.clock,

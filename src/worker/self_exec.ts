@@ -120,37 +120,65 @@ export function defaultLogFile(
  * glibc's malloc tuning a worker process is started with (Linux), unless the user set it: a fixed
  * mmap threshold of 64 KiB. Without it glibc raises the threshold each time a large block is
  * freed, and a worker that spawns jobs all day keeps ~15 MiB more RSS in fragmented heap
- * (BENCHMARKS.md, "Worker memory"). glibc reads it once at start; the worker removes it (and the
- * marker) from its environment at once (see {@link forgetMallocTuning}), so its jobs start with
- * the user's environment as it was.
+ * (BENCHMARKS.md, "Worker memory"). glibc reads it once at start.
  */
 export const MALLOC_TUNING: Readonly<Record<string, string>> = { MALLOC_MMAP_THRESHOLD_: "65536" };
-/** Names the variables the supervisor added for a worker (so the worker removes only those). */
-export const MALLOC_TUNED_MARKER = "QUEUECTL_MALLOC_TUNED";
 
-/** The variables to add to a worker's environment: {@link MALLOC_TUNING} that the user left unset. */
-export function mallocTuningEnv(
+/**
+ * V8 flags for worker processes only, given through DENO_V8_FLAGS (which `deno run` and a
+ * compiled binary both read, before their own `--v8-flags`): no optimizing compilers (Maglev,
+ * TurboFan), which keeps a busy worker's RSS ~8 MiB lower with CPU per job unchanged within the
+ * noise (docs/architecture.md, "Worker processes: how jobs are spawned, and memory"). A
+ * DENO_V8_FLAGS the user set is appended after these, so the user's flags win where both name the
+ * same one.
+ */
+export const WORKER_V8_FLAGS = "--no-opt,--no-maglev";
+
+/** Names the variables the supervisor added or changed for a worker (it undoes only those). */
+export const WORKER_TUNED_MARKER = "QUEUECTL_WORKER_TUNED";
+
+/**
+ * The variables to add to a worker's environment: {@link MALLOC_TUNING} that the user left unset
+ * (Linux), DENO_V8_FLAGS with {@link WORKER_V8_FLAGS} in front of the user's, and the marker that
+ * names them. The worker undoes them at once (see {@link forgetWorkerTuning}), so its jobs start
+ * with the user's environment as it was.
+ */
+export function workerTuningEnv(
   env: (name: string) => string | undefined = (n) => Deno.env.get(n),
   os: typeof Deno.build.os = Deno.build.os,
 ): Record<string, string> {
-  if (os !== "linux") return {};
-  const added = Object.entries(MALLOC_TUNING).filter(([name]) => env(name) === undefined);
-  if (added.length === 0) return {};
-  return {
-    ...Object.fromEntries(added),
-    [MALLOC_TUNED_MARKER]: added.map(([name]) => name).join(","),
-  };
+  const added: Record<string, string> = {};
+  if (os === "linux") {
+    for (const [name, value] of Object.entries(MALLOC_TUNING)) {
+      if (env(name) === undefined) added[name] = value;
+    }
+  }
+  // An empty DENO_V8_FLAGS makes deno itself fail ("V8 did not recognize flag ''"): as unset.
+  const user = env("DENO_V8_FLAGS");
+  added.DENO_V8_FLAGS = user ? `${WORKER_V8_FLAGS},${user}` : WORKER_V8_FLAGS;
+  return { ...added, [WORKER_TUNED_MARKER]: Object.keys(added).join(",") };
 }
 
-/** In a worker: removes the variables its supervisor added (glibc has read them already). */
-export function forgetMallocTuning(): void {
+/**
+ * In a worker, before its first job: undoes what its supervisor added (glibc and V8 have read it
+ * already): removes the malloc variables, and gives DENO_V8_FLAGS back the user's value (or
+ * removes it), so a job that runs deno does not get the worker's V8 flags.
+ */
+export function forgetWorkerTuning(): void {
   try {
-    const added = Deno.env.get(MALLOC_TUNED_MARKER);
+    const added = Deno.env.get(WORKER_TUNED_MARKER);
     if (added === undefined) return;
     for (const name of added.split(",")) {
       if (name in MALLOC_TUNING) Deno.env.delete(name);
+      if (name !== "DENO_V8_FLAGS") continue;
+      const flags = Deno.env.get(name);
+      if (flags?.startsWith(`${WORKER_V8_FLAGS},`)) {
+        Deno.env.set(name, flags.slice(WORKER_V8_FLAGS.length + 1));
+      } else if (flags === WORKER_V8_FLAGS) {
+        Deno.env.delete(name);
+      }
     }
-    Deno.env.delete(MALLOC_TUNED_MARKER);
+    Deno.env.delete(WORKER_TUNED_MARKER);
   } catch {
     // no permission to the environment: nothing was added that we could see
   }

@@ -25,10 +25,10 @@ import { workerLabel } from "./describe.ts";
 import { Maintenance } from "./maintenance.ts";
 import {
   currentSelfExec,
-  mallocTuningEnv,
   selfArgv,
   type SelfExec,
   workerRunArgs,
+  workerTuningEnv,
 } from "./self_exec.ts";
 
 export interface SupervisorOptions {
@@ -286,7 +286,7 @@ export class Supervisor {
     try {
       child = new Deno.Command(argv[0], {
         args: argv.slice(1),
-        env: { ...mallocTuningEnv(), ...env },
+        env: { ...workerTuningEnv(), ...env },
         stdin: "piped",
         stdout: "inherit",
         stderr: "inherit",

@@ -5,11 +5,12 @@ import {
   currentSelfExec,
   dbArgs,
   defaultLogFile,
-  mallocTuningEnv,
   permissionFlagsFromTask,
   selfArgv,
   type SelfExec,
+  WORKER_V8_FLAGS,
   workerRunArgs,
+  workerTuningEnv,
 } from "../../src/worker/self_exec.ts";
 import { PERMISSIONS, runCli } from "../helpers/run_cli.ts";
 import { tempDir } from "../helpers/temp.ts";
@@ -148,21 +149,31 @@ Deno.test("defaultLogFile: beside an SQLite file, in the data dir for PostgreSQL
   }
 });
 
-Deno.test("mallocTuningEnv: the mmap threshold for workers on Linux, unless the user set it", () => {
+Deno.test("workerTuningEnv: the mmap threshold on Linux unless the user set it, V8 flags before the user's", () => {
   const none = () => undefined;
-  assert.deepEqual(mallocTuningEnv(none, "linux"), {
+  assert.deepEqual(workerTuningEnv(none, "linux"), {
     MALLOC_MMAP_THRESHOLD_: "65536",
-    QUEUECTL_MALLOC_TUNED: "MALLOC_MMAP_THRESHOLD_",
+    DENO_V8_FLAGS: WORKER_V8_FLAGS,
+    QUEUECTL_WORKER_TUNED: "MALLOC_MMAP_THRESHOLD_,DENO_V8_FLAGS",
   });
-  assert.deepEqual(
-    mallocTuningEnv((n) => (n === "MALLOC_MMAP_THRESHOLD_" ? "1048576" : undefined), "linux"),
-    {},
-  );
-  assert.deepEqual(mallocTuningEnv(none, "darwin"), {});
+  const user: Record<string, string> = {
+    MALLOC_MMAP_THRESHOLD_: "1048576",
+    DENO_V8_FLAGS: "--max-old-space-size=512",
+  };
+  assert.deepEqual(workerTuningEnv((n) => user[n], "linux"), {
+    DENO_V8_FLAGS: `${WORKER_V8_FLAGS},--max-old-space-size=512`,
+    QUEUECTL_WORKER_TUNED: "DENO_V8_FLAGS",
+  });
+  // An empty DENO_V8_FLAGS would make deno fail ("flag ''"): treated as unset.
+  assert.deepEqual(workerTuningEnv((n) => (n === "DENO_V8_FLAGS" ? "" : undefined), "darwin"), {
+    DENO_V8_FLAGS: WORKER_V8_FLAGS,
+    QUEUECTL_WORKER_TUNED: "DENO_V8_FLAGS",
+  });
 });
 
 Deno.test({
-  name: "a supervised worker starts with the malloc tuning, its jobs see the environment as it was",
+  name:
+    "a supervised worker starts with the malloc tuning and V8 flags, its jobs see the environment as it was",
   ignore: Deno.build.os !== "linux",
   fn: async () => {
     await using dir = await tempDir();
@@ -185,15 +196,25 @@ Deno.test({
     const env = await out("env");
     assert.match(env, /^PATH=/m);
     assert.doesNotMatch(env, /^MALLOC_MMAP_THRESHOLD_=/m);
-    assert.doesNotMatch(env, /^QUEUECTL_MALLOC_TUNED=/m);
-    assert.match(await out("parent"), /^MALLOC_MMAP_THRESHOLD_=65536$/m);
+    assert.doesNotMatch(env, /^DENO_V8_FLAGS=/m);
+    assert.doesNotMatch(env, /^QUEUECTL_WORKER_TUNED=/m);
+    const parent = await out("parent");
+    assert.match(parent, /^MALLOC_MMAP_THRESHOLD_=65536$/m);
+    assert.match(parent, new RegExp(`^DENO_V8_FLAGS=${WORKER_V8_FLAGS}$`, "m"));
     // A value the user set is theirs: kept for the jobs, never replaced.
     await enq("user", "env");
+    await enq("user-parent", "tr '\\0' '\\n' < /proc/$PPID/environ");
     const w2 = await runCli(["worker", "start", "--until-empty"], {
       db,
-      env: { MALLOC_MMAP_THRESHOLD_: "131072" },
+      env: { MALLOC_MMAP_THRESHOLD_: "131072", DENO_V8_FLAGS: "--max-old-space-size=512" },
     });
     assert.equal(w2.code, 0, w2.stderr);
-    assert.match(await out("user"), /^MALLOC_MMAP_THRESHOLD_=131072$/m);
+    const user = await out("user");
+    assert.match(user, /^MALLOC_MMAP_THRESHOLD_=131072$/m);
+    assert.match(user, /^DENO_V8_FLAGS=--max-old-space-size=512$/m);
+    assert.match(
+      await out("user-parent"),
+      new RegExp(`^DENO_V8_FLAGS=${WORKER_V8_FLAGS},--max-old-space-size=512$`, "m"),
+    );
   },
 });
