@@ -82,7 +82,7 @@ function freshDb(backend: Backend, dir: string): Db {
   };
 }
 
-const cli = (args: string[]) => ["run", ...PERMISSIONS, MAIN, ...args];
+const cli = (args: string[], main = MAIN) => ["run", ...PERMISSIONS, main, ...args];
 
 function noopJobs(n: number, prefix: string): JobToInsert[] {
   const now = Date.now();
@@ -99,17 +99,23 @@ function noopJobs(n: number, prefix: string): JobToInsert[] {
 
 // --- 1. throughput ----------------------------------------------------------------------------------
 
-async function drainOnce(backend: Backend, dir: string, workers: number, jobs: number) {
+async function drainOnce(
+  backend: Backend,
+  dir: string,
+  workers: number,
+  jobs: number,
+  main = MAIN,
+) {
   const db = freshDb(backend, dir);
   try {
     const file = `${dir}/jobs.jsonl`;
     await Deno.writeTextFile(file, '{"command":"true"}\n'.repeat(jobs));
     const env = { QUEUECTL_DB: db.url, NO_COLOR: "1" };
     // (`status` on an empty queue: the database is created either way before the timed run.)
-    await timeCommand(deno, cli(jobs ? ["enqueue", "--file", file] : ["status"]), { env });
+    await timeCommand(deno, cli(jobs ? ["enqueue", "--file", file] : ["status"], main), { env });
     const ms = await timeCommand(
       deno,
-      cli(["worker", "start", "--count", String(workers), "--until-empty"]),
+      cli(["worker", "start", "--count", String(workers), "--until-empty"], main),
       { env },
     );
     // Every job really ran.
@@ -168,6 +174,63 @@ async function throughput(dir: string, backends: Backend[], jobs: number, rounds
     "",
     "| backend | workers | wall (s) | jobs/s | fixed (s) | net jobs/s |",
     "|---|---:|---:|---:|---:|---:|",
+    ...rows,
+    "",
+  ].join("\n");
+}
+
+/**
+ * The PostgreSQL / SQLite throughput ratio of checkouts side by side (`--part=throughput`): each
+ * round runs every checkout's workers on PostgreSQL and then SQLite, in an order rotated from
+ * round to round; a ratio is taken within its round (the same load), then medians and ranges.
+ */
+async function throughputRatios(
+  dir: string,
+  mains: [string, string][],
+  workers: number,
+  jobs: number,
+  rounds: number,
+): Promise<string> {
+  const load = [await loadAverage()];
+  const runs: { label: string; backend: Backend }[] = mains.flatMap(([label]) =>
+    (["postgres", "sqlite"] as Backend[]).map((backend) => ({ label, backend }))
+  );
+  const wall = new Map<string, number[]>();
+  const ratios = new Map<string, number[]>();
+  for (let r = 0; r < rounds; r++) {
+    const ms = new Map<string, number>();
+    for (let i = 0; i < runs.length; i++) {
+      const { label, backend } = runs[(i + r) % runs.length];
+      const main = mains.find(([l]) => l === label)![1];
+      const t = await drainOnce(backend, dir, workers, jobs, main);
+      ms.set(`${label} ${backend}`, t);
+      const k = `${label} ${backend}`;
+      wall.set(k, [...(wall.get(k) ?? []), t]);
+    }
+    for (const [label] of mains) {
+      const ratio = ms.get(`${label} sqlite`)! / ms.get(`${label} postgres`)!;
+      ratios.set(label, [...(ratios.get(label) ?? []), ratio]);
+    }
+  }
+  load.push(await loadAverage());
+  const range = (xs: number[], f: (x: number) => string) =>
+    `${f(median(xs))} (${f(Math.min(...xs))}-${f(Math.max(...xs))})`;
+  const rows = mains.map(([label]) =>
+    `| ${label} | ${
+      range(wall.get(`${label} postgres`)!.map((x) => jobs / (x / 1000)), (x) => fmt(x, 0))
+    } | ${
+      range(wall.get(`${label} sqlite`)!.map((x) => jobs / (x / 1000)), (x) => fmt(x, 0))
+    } | **${range(ratios.get(label)!, (x) => fmt(x, 2))}** |`
+  );
+  return [
+    `${
+      jobs.toLocaleString("en-US")
+    } jobs \`true\`, \`worker start --count ${workers} --until-empty\`, ` +
+    `${rounds} rounds; jobs/s median (min-max); the ratio PostgreSQL / SQLite taken within each ` +
+    `round. Load average (1 min) before and after: ${load.join(", ")}.`,
+    "",
+    "| checkout | PostgreSQL jobs/s | SQLite jobs/s | PostgreSQL / SQLite |",
+    "|---|---|---|---|",
     ...rows,
     "",
   ].join("\n");
@@ -573,7 +636,31 @@ export async function benchPostgres(opts: { quick?: boolean } = {}): Promise<str
 
 if (import.meta.main) {
   const only = Deno.args.find((a) => a.startsWith("--part="))?.slice("--part=".length);
-  if (only === "cli" || only === "latency") {
+  if (only === "throughput") {
+    // --part=throughput [--workers=2] [--jobs=2000] [--rounds=5] [--main=label=path,...]: the
+    // PostgreSQL / SQLite ratio alone, checkouts side by side (e.g.
+    // --main=before=/tmp/base/src/main.ts,after=src/main.ts).
+    const arg = (name: string) =>
+      Deno.args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+    const mains = (arg("main") ?? `this=${MAIN}`).split(",").map((m) => {
+      const at = m.indexOf("=");
+      return [m.slice(0, at), m.slice(at + 1)] as [string, string];
+    });
+    const dir = await Deno.makeTempDir({ prefix: "queuectl-bench-pg-" });
+    try {
+      console.log(
+        await throughputRatios(
+          dir,
+          mains,
+          Number(arg("workers") ?? 2),
+          Number(arg("jobs") ?? 2000),
+          Number(arg("rounds") ?? 5),
+        ),
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  } else if (only === "cli" || only === "latency") {
     const dir = await Deno.makeTempDir({ prefix: "queuectl-bench-pg-" });
     const quick = Deno.args.includes("--quick");
     try {

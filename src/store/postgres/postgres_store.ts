@@ -310,6 +310,26 @@ async function linkDependencies(
 }
 
 /** A row's job columns (not seq, stdout, stderr). */
+/** The columns a state change writes, with their values (NUL bytes out of the error). */
+function changeValues(c: StateChange): Record<string, string | number | null> {
+  const values: Record<string, string | number | null> = { state: c.to, updated_at: c.updated_at };
+  for (const col of CHANGE_COLUMNS) {
+    if (col in c.set) values[col] = c.set[col] ?? null;
+  }
+  if (typeof values.error === "string") values.error = noNul(values.error);
+  return values;
+}
+
+/** Claimed rows in the claim order (CLAIM_RULE), then insertion order, as jobs. */
+function sortClaimed(rows: readonly Row[]): Job[] {
+  return [...rows]
+    .sort((a, b) =>
+      compareClaimOrder(a as unknown as Job, b as unknown as Job) ||
+      (a.seq as number) - (b.seq as number)
+    )
+    .map(toJob);
+}
+
 function toJob(r: Row): Job {
   const job: Record<string, unknown> = {};
   for (const c of JOB_COLUMNS) job[c] = r[c];
@@ -953,38 +973,20 @@ class PostgresStore implements Store {
 
   applyChange(p: { change: StateChange; output?: JobOutput }): Promise<boolean> {
     const c = p.change;
-    const values: Record<string, string | number | null> = {
-      state: c.to,
-      updated_at: c.updated_at,
-    };
-    for (const col of CHANGE_COLUMNS) {
-      if (col in c.set) values[col] = c.set[col] ?? null;
-    }
-    if (typeof values.error === "string") values.error = noNul(values.error);
+    const values = changeValues(c);
     // Only a job that may now be claimed (or rescheduled) is worth waking workers for.
     const wake = CLAIMABLE_STATES.includes(c.to);
     // A worker's settle or a rescue (lease-guarded): losing it only means running the job again.
     const relaxed = c.leaseOwner !== undefined || c.leaseExpiredBy !== undefined;
     if (c.lostRun) return this.#settleLost(c, values, p.output);
     return this.#run(async (sql) => {
-      const guard = sql`id = ${c.id} AND state = ${c.from}
-        ${c.leaseOwner !== undefined ? sql`AND lease_owner = ${c.leaseOwner}` : sql``}
-        ${
-        c.leaseExpiredBy !== undefined
-          ? sql`AND lease_expires_at <= ${this.#leaseNow(sql, c.leaseExpiredBy)}`
-          : sql``
-      }`;
-      const set = sql(values, Object.keys(values));
-      const update = relaxed
-        ? sql`UPDATE jobs SET ${set} FROM relaxed WHERE ${guard}`
-        : sql`UPDATE jobs SET ${set} WHERE ${guard}`;
       const ctes = relaxed ? sql`${this.#relaxed},` : sql``;
-      const run = c.run ? sql`, ${this.#runCtes(sql, c.id, c.run, p.output)}` : sql``;
+      const changed = this.#changeCtes(sql, c, values, relaxed, p.output);
       // Workers' hint when the job may be claimed; watchers' hint (wait, logs --follow) only
       // while one is recorded: one look at the small watchers table, no NOTIFY otherwise.
       let rows;
       try {
-        rows = await sql`WITH ${ctes} changed AS (${update} RETURNING jobs.id) ${run}
+        rows = await sql`WITH ${ctes} ${changed}
         SELECT ${wake ? sql`pg_notify(${NOTIFY_CHANNEL}, current_schema()),` : sql``}
           (SELECT pg_notify(${CHANGES_CHANNEL}, current_schema()) FROM watchers
             WHERE expires_at > ${c.updated_at} LIMIT 1) AS watched
@@ -1004,6 +1006,33 @@ class PostgresStore implements Store {
       }
       return rows.length === 1;
     });
+  }
+
+  /**
+   * `changed AS (...)`: the guarded UPDATE of one state change (see core/transitions.ts), returning
+   * the job's id when it was applied, followed by the run's CTEs (see {@link #runCtes}) if any.
+   * `relaxed`: the UPDATE joins the `relaxed` CTE, which the statement must define.
+   */
+  #changeCtes(
+    sql: Sql,
+    c: StateChange,
+    values: Record<string, string | number | null>,
+    relaxed: boolean,
+    output: JobOutput | undefined,
+  ): Fragment {
+    const guard = sql`id = ${c.id} AND state = ${c.from}
+        ${c.leaseOwner !== undefined ? sql`AND lease_owner = ${c.leaseOwner}` : sql``}
+        ${
+      c.leaseExpiredBy !== undefined
+        ? sql`AND lease_expires_at <= ${this.#leaseNow(sql, c.leaseExpiredBy)}`
+        : sql``
+    }`;
+    const set = sql(values, Object.keys(values));
+    const update = relaxed
+      ? sql`UPDATE jobs SET ${set} FROM relaxed WHERE ${guard}`
+      : sql`UPDATE jobs SET ${set} WHERE ${guard}`;
+    const run = c.run ? sql`, ${this.#runCtes(sql, c.id, c.run, output)}` : sql``;
+    return sql`changed AS (${update} RETURNING jobs.id) ${run}`;
   }
 
   /**
@@ -1107,12 +1136,7 @@ class PostgresStore implements Store {
       const served = p.queues && p.queues.length
         ? sql`AND name IN ${sql(p.queues as string[])}`
         : sql``;
-      const claimed = await this.#claimStatement(
-        sql,
-        p,
-        p.limit,
-        sql`AND NOT EXISTS (SELECT 1 FROM queues WHERE (paused OR max_running > 0) ${served})`,
-      );
+      const claimed = await this.#claimStatement(sql, p, p.limit, this.#uncontrolled(sql, p));
       if (claimed.length > 0) return claimed;
       const [controlled] = await sql`SELECT 1 AS one FROM queues
         WHERE (paused OR max_running > 0) ${served} LIMIT 1`;
@@ -1153,29 +1177,47 @@ class PostgresStore implements Store {
 
   /** The claim statement (CLAIM_RULE) of up to `limit` jobs, with `filter` on the candidates. */
   async #claimStatement(sql: Sql, p: ClaimParams, limit: number, filter: Fragment): Promise<Job[]> {
+    const { picked, update } = this.#claimCtes(sql, p, limit, filter);
+    const rows = await sql`WITH ${this.#relaxed}, ${picked} ${update}`;
+    return sortClaimed(rows);
+  }
+
+  /**
+   * The claim's two parts: `picked AS (...)` (the candidates, locked, SKIP LOCKED) and the UPDATE
+   * of them (joins `relaxed`, returns the insertion order and every job column).
+   */
+  #claimCtes(
+    sql: Sql,
+    p: ClaimParams,
+    limit: number,
+    filter: Fragment,
+  ): { picked: Fragment; update: Fragment } {
     const queueFilter = p.queues && p.queues.length
       ? sql`AND queue IN ${sql(p.queues as string[])}`
       : sql``;
     const c = this.#claimParts;
-    const rows = await sql`
-      WITH ${this.#relaxed}, picked AS (
+    return {
+      picked: sql`picked AS (
         SELECT id FROM jobs
         WHERE ${c.due} ${p.now} ${queueFilter} ${filter}
         ORDER BY ${c.order}
         LIMIT ${limit}
         FOR UPDATE SKIP LOCKED
-      )
-      UPDATE jobs SET ${sql(CLAIM_RULE.set(p), PostgresStore.#claimSetColumns)},
+      )`,
+      update: sql`UPDATE jobs SET ${sql(CLAIM_RULE.set(p), PostgresStore.#claimSetColumns)},
         lease_expires_at = ${this.#leaseNow(sql, p.now)} + ${p.leaseMs}::bigint, ${c.moves},
         updated_at = ${p.now}
       FROM picked, relaxed WHERE jobs.id = picked.id
-      RETURNING ${c.returning}`;
-    return rows
-      .sort((a, b) =>
-        compareClaimOrder(a as unknown as Job, b as unknown as Job) ||
-        (a.seq as number) - (b.seq as number)
-      )
-      .map(toJob);
+      RETURNING ${c.returning}`,
+    };
+  }
+
+  /** The fast path's filter: no queue the worker serves is paused or limited (see claimJobs). */
+  #uncontrolled(sql: Sql, p: ClaimParams): Fragment {
+    const served = p.queues && p.queues.length
+      ? sql`AND name IN ${sql(p.queues as string[])}`
+      : sql``;
+    return sql`AND NOT EXISTS (SELECT 1 FROM queues WHERE (paused OR max_running > 0) ${served})`;
   }
 
   async settleAndClaim(
@@ -1185,11 +1227,69 @@ class PostgresStore implements Store {
       claim: ClaimParams;
     },
   ): Promise<{ applied: boolean; claimed: Job[] }> {
-    // Two statements, as the worker made them before settleAndClaim existed. A claim that fails
-    // after the settle is written is the caller's next claimJobs' business, not an error here.
+    const c = p.change;
+    // A worker's lease-guarded settle and the fast-path claim in one statement, one round trip
+    // (docs/architecture.md "Settle and claim").
+    if (!c.lostRun && c.leaseOwner !== undefined && p.claim.limit > 0) {
+      let one: { applied: boolean; claimed: Job[] } | null = null;
+      try {
+        one = await this.#settleAndClaimOne(p);
+      } catch (err) {
+        // Lost connection or timeout: whether it was written is unknown, as for applyChange, and
+        // the caller retries the settle alone. Any other error rolled the whole statement back
+        // (nothing was written): the two statements below do it as before.
+        if (err instanceof StorageError && err.transient) throw err;
+      }
+      if (one) {
+        // Nothing claimed: the statement saw the queue as it was before the settle (one
+        // snapshot) and took the fast path only; a claim of its own sees what the settle made
+        // due and takes the flow-controlled path when needed.
+        if (one.claimed.length > 0) return one;
+        return { applied: one.applied, claimed: await this.claimJobs(p.claim).catch(() => []) };
+      }
+    }
+    // Two statements. A claim that fails after the settle is written is the caller's next
+    // claimJobs' business, not an error here.
     const applied = await this.applyChange({ change: p.change, output: p.output });
     const claimed = await this.claimJobs(p.claim).catch(() => [] as Job[]);
     return { applied, claimed };
+  }
+
+  /**
+   * settleAndClaim as one statement: `changed` (the lease-guarded settle, with its run) and the
+   * fast-path claim (`picked`, `claimed`) are data-modifying CTEs of one statement, so one
+   * implicit transaction, committed asynchronously (worker bookkeeping). They update different
+   * rows (the settled job is processing, never a candidate). The settle's result does not depend
+   * on the claim; the statement either writes both or nothing.
+   */
+  #settleAndClaimOne(
+    p: { change: StateChange; output?: JobOutput; claim: ClaimParams },
+  ): Promise<{ applied: boolean; claimed: Job[] }> {
+    const c = p.change;
+    const values = changeValues(c);
+    const wake = CLAIMABLE_STATES.includes(c.to);
+    return this.#run(async (sql) => {
+      const changed = this.#changeCtes(sql, c, values, true, p.output);
+      const { picked, update } = this.#claimCtes(
+        sql,
+        p.claim,
+        p.claim.limit,
+        this.#uncontrolled(sql, p.claim),
+      );
+      // The hints of applyChange, sent only when the settle was applied.
+      const woke = wake
+        ? sql`(SELECT pg_notify(${NOTIFY_CHANNEL}, current_schema()) FROM changed)`
+        : sql`NULL`;
+      const rows = await sql`WITH ${this.#relaxed}, ${changed}, ${picked}, claimed AS (${update}),
+        settled AS (SELECT count(*) AS applied, ${woke} AS woke,
+          (SELECT pg_notify(${CHANGES_CHANNEL}, current_schema()) FROM watchers
+            WHERE expires_at > ${c.updated_at} AND EXISTS (SELECT 1 FROM changed) LIMIT 1)
+            AS watched
+          FROM changed)
+        SELECT settled.applied AS settle_applied, claimed.* FROM settled LEFT JOIN claimed ON true`;
+      const applied = rows.length > 0 && Number(rows[0].settle_applied) === 1;
+      return { applied, claimed: sortClaimed(rows.filter((r) => r.id !== null)) };
+    });
   }
 
   renewLeases(
