@@ -16,6 +16,7 @@ import {
   listJobsSearched,
   purgeJobs,
   retryJob,
+  SEARCH_INDEX_MIN_CHARS,
   status,
   type StatusReport,
 } from "../app/queue.ts";
@@ -28,7 +29,6 @@ import {
 } from "./context.ts";
 import { iso, type Output, relative, safe, safeLines } from "./render.ts";
 import { jsonSafe, quote } from "../core/text.ts";
-import { SEARCH_INDEX_MIN_CHARS } from "../store/store.ts";
 
 const idArg = {
   kind: "tuple",
