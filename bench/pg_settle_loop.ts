@@ -13,6 +13,7 @@
 import postgres from "postgres";
 import type { Job } from "../src/core/job.ts";
 import type { Store } from "../src/store/store.ts";
+import { noopJobs } from "./postgres.ts";
 import { fmt, loadAverage, median } from "./util.ts";
 
 const PG_URL = Deno.env.get("QUEUECTL_BENCH_PG_URL") ?? "postgres://postgres@127.0.0.1:5432/test";
@@ -50,18 +51,7 @@ async function once(t: Tree, backend: "postgres" | "sqlite", dir: string): Promi
   try {
     for (let i = 0; i < LOOPS; i++) stores.push(await t.open(url));
     const now = Date.now();
-    await stores[0].insertJobs({
-      jobs: Array.from({ length: JOBS }, (_, i) => ({
-        id: `j${i}`,
-        command: "true",
-        queue: "default",
-        priority: 0,
-        max_retries: 0,
-        timeout: null,
-        run_at: now,
-      })) as never,
-      now,
-    });
+    await stores[0].insertJobs({ jobs: noopJobs(JOBS, "j"), now });
     const started = performance.now();
     let done = 0;
     await Promise.all(stores.map(async (store, i) => {

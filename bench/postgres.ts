@@ -84,7 +84,8 @@ function freshDb(backend: Backend, dir: string): Db {
 
 const cli = (args: string[], main = MAIN) => ["run", ...PERMISSIONS, main, ...args];
 
-function noopJobs(n: number, prefix: string): JobToInsert[] {
+/** `n` no-op jobs (`true`) due now, ids `prefix0`...; also bench/pg_settle_loop.ts's queue. */
+export function noopJobs(n: number, prefix: string): JobToInsert[] {
   const now = Date.now();
   return Array.from({ length: n }, (_, i) => ({
     id: `${prefix}${i}`,

@@ -805,24 +805,10 @@ class PostgresStore implements Store {
     return this.#run(async (sql) => {
       let filter = this.#where({ ...p, search: undefined });
       if (p.after !== undefined) {
-        if (order === "next") {
-          throw new InvalidInput("A cursor (after) pages newest or oldest first");
-        }
-        const [at] = await sql`SELECT created_at, seq FROM jobs WHERE id = ${p.after}`;
-        if (!at) throw cursorGone(p.after);
-        filter = order === "newest"
-          ? sql`${filter} AND (created_at, seq) < (${at.created_at}, ${at.seq})`
-          : sql`${filter} AND (created_at, seq) > (${at.created_at}, ${at.seq})`;
+        filter = sql`${filter} AND ${(await this.#cursorTerm(sql, p.after, order, false)).term}`;
       }
       if (p.through !== undefined) {
-        if (order === "next") {
-          throw new InvalidInput("A bound (through) pages newest or oldest first");
-        }
-        const [at] = await sql`SELECT created_at, seq FROM jobs WHERE id = ${p.through}`;
-        if (!at) throw cursorGone(p.through);
-        filter = order === "newest"
-          ? sql`${filter} AND (created_at, seq) >= (${at.created_at}, ${at.seq})`
-          : sql`${filter} AND (created_at, seq) <= (${at.created_at}, ${at.seq})`;
+        filter = sql`${filter} AND ${(await this.#cursorTerm(sql, p.through, order, true)).term}`;
       }
       const offset = p.offset ?? 0;
       const by = sql.unsafe(orderBy);
@@ -969,6 +955,30 @@ class PostgresStore implements Store {
       for (const r of rows) buckets[r.b as number] = r.n as number;
       return buckets;
     });
+  }
+
+  /**
+   * `(created_at, seq) < (...)` of the job `id` in list `order`: the jobs after a cursor, or with
+   * `through`, those up to and including a bound (as the SQLite store's #cursorTerm). Wrapped in
+   * an object: a fragment is thenable, and an async function would run it as a query.
+   */
+  async #cursorTerm(
+    sql: Sql,
+    id: string,
+    order: "newest" | "oldest" | "next",
+    through: boolean,
+  ): Promise<{ term: Fragment }> {
+    if (order === "next") {
+      throw new InvalidInput(
+        through
+          ? "A bound (through) pages newest or oldest first"
+          : "A cursor (after) pages newest or oldest first",
+      );
+    }
+    const [at] = await sql`SELECT created_at, seq FROM jobs WHERE id = ${id}`;
+    if (!at) throw cursorGone(id);
+    const op = through ? (order === "newest" ? ">=" : "<=") : order === "newest" ? "<" : ">";
+    return { term: sql`(created_at, seq) ${sql.unsafe(op)} (${at.created_at}, ${at.seq})` };
   }
 
   applyChange(p: { change: StateChange; output?: JobOutput }): Promise<boolean> {
