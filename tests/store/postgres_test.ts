@@ -862,6 +862,83 @@ async function waitForTrue(fn: () => Promise<boolean>, what: string): Promise<vo
   }
 }
 
+pgTest("triggers write their own schema's tables whatever the session's search_path", async (
+  schema,
+) => {
+  // Migration 16 names the tables in the trigger functions instead of fixing their search_path:
+  // a session on another schema (which has tables of the same names) or on none must still keep
+  // this schema's counters, totals and dependencies, and leave the other schema's alone.
+  const other = freshSchema();
+  const store = await openPostgresStore(PG_URL, { schema });
+  const otherStore = await openPostgresStore(PG_URL, { schema: other });
+  try {
+    await store.insertJobs({
+      jobs: [
+        newJob("root"),
+        newJob("child", { depends_on: '["root"]' }),
+        newJob("grandchild", { depends_on: '["child"]' }),
+        newJob("gone"),
+      ],
+      now: T0,
+    });
+    for (const path of [`"${other}"`, "pg_catalog"]) {
+      const sql = postgres(PG_URL, {
+        max: 1,
+        onnotice: () => {},
+        fetch_types: false,
+        connection: { search_path: path },
+      });
+      try {
+        const q = `"${schema}"`;
+        const totals = [...(await store.runTotals())];
+        await sql.unsafe(`INSERT INTO ${q}.job_runs (job_id, attempt, outcome, started_at)
+          VALUES ('root', 1, 'running', 0)`);
+        // A run that is still running counts nowhere; its end counts once.
+        assert.deepEqual([...(await store.runTotals())], totals, path);
+        await sql.unsafe(`UPDATE ${q}.job_runs SET outcome = 'failed', duration_ms = 20
+          WHERE job_id = 'root' AND outcome = 'running'`);
+        await sql.unsafe(
+          `UPDATE ${q}.jobs SET state = 'dead', error = 'x', updated_at = 1 WHERE id = 'root'`,
+        );
+        assert.equal((await store.getJob({ id: "grandchild" }))?.state, "dead", path);
+        // A restore brings the dependents back (the trigger's recursive walk up).
+        await sql.unsafe(`UPDATE ${q}.jobs SET state = 'pending', error = NULL, updated_at = 2
+          WHERE id = 'root'`);
+        assert.equal((await store.getJob({ id: "grandchild" }))?.state, "pending", path);
+        await sql.unsafe(
+          `UPDATE ${q}.jobs SET state = 'completed', updated_at = 3 WHERE id = 'root'`,
+        );
+        assert.equal((await store.getJob({ id: "child" }))?.blocked_by, 0, path);
+        await sql.unsafe(`DELETE FROM ${q}.jobs WHERE id = 'gone'`);
+        await sql.unsafe(`INSERT INTO ${q}.jobs (id, command, queue, state, priority,
+          max_retries, run_at, created_at, updated_at)
+          VALUES ('gone', 'true', 'default', 'pending', 0, 3, 0, 0, 0)`);
+        // Back for the next search_path.
+        await sql.unsafe(
+          `UPDATE ${q}.jobs SET state = 'pending', updated_at = 4 WHERE id = 'root'`,
+        );
+        await sql.unsafe(`DELETE FROM ${q}.job_runs`);
+      } finally {
+        await sql.end();
+      }
+      assert.deepEqual((await store.stats({ now: T0 })).counts, await scannedCounts(schema), path);
+    }
+    assert.deepEqual([...(await store.runTotals())].sort(), [
+      ["duration_le:0.1", 2],
+      ["duration_sum_ms", 40],
+      ["outcome:failed", 2],
+    ]);
+    assert.deepEqual([...(await otherStore.runTotals())], []);
+    assert.deepEqual(
+      (await otherStore.stats({ now: T0 })).counts,
+      { pending: 0, processing: 0, completed: 0, failed: 0, dead: 0 },
+    );
+  } finally {
+    await Promise.all([store.close(), otherStore.close()]);
+    await dropSchema(other);
+  }
+});
+
 pgTest("migration 12 seeds the run totals from the runs already recorded", async (schema) => {
   const sql = postgres(PG_URL, {
     max: 1,

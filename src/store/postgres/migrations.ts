@@ -454,4 +454,144 @@ export const MIGRATIONS: readonly string[] = [
   END
   $fn$;
   `,
+  // 16: the trigger functions without `SET search_path FROM CURRENT` (2, 10, 12, 15), which made
+  // each call save, set and restore the setting: four calls per settle-and-claim of a worker, ~9%
+  // of the server's CPU per job (bench/pg_settle_loop.ts). Their tables, and the functions they
+  // call, are named with the schema instead (written in here at migration time), so a trigger
+  // fired by a session whose search_path differs (psql on another schema) still writes this
+  // schema's tables; built-ins (count, pg_notify) come from pg_catalog, searched first. The
+  // schema's name is a literal where the function used current_schema() (the workers' hint).
+  // The run totals trigger skips runs still running by its WHEN clause, without a call.
+  `
+  DO $do$
+  DECLARE
+    s text := quote_ident(current_schema());
+    lit text := quote_literal(current_schema());
+  BEGIN
+    EXECUTE replace(replace($sql$
+  CREATE OR REPLACE FUNCTION QSCHEMA.queuectl_count_jobs() RETURNS trigger LANGUAGE plpgsql AS $fn$
+  BEGIN
+    IF TG_OP = 'INSERT' THEN
+      INSERT INTO QSCHEMA.job_counts AS c (queue, state, shard, n)
+        SELECT queue, state, pg_backend_pid() % 16, count(*) FROM new_rows
+        GROUP BY queue, state ORDER BY queue, state
+        ON CONFLICT (queue, state, shard) DO UPDATE SET n = c.n + EXCLUDED.n;
+    ELSIF TG_OP = 'DELETE' THEN
+      INSERT INTO QSCHEMA.job_counts AS c (queue, state, shard, n)
+        SELECT queue, state, pg_backend_pid() % 16, -count(*) FROM old_rows
+        GROUP BY queue, state ORDER BY queue, state
+        ON CONFLICT (queue, state, shard) DO UPDATE SET n = c.n + EXCLUDED.n;
+    ELSE
+      INSERT INTO QSCHEMA.job_counts AS c (queue, state, shard, n)
+        SELECT queue, state, pg_backend_pid() % 16, sum(d) FROM (
+          SELECT queue, state, 1 AS d FROM new_rows UNION ALL SELECT queue, state, -1 FROM old_rows
+        ) moves GROUP BY queue, state HAVING sum(d) <> 0 ORDER BY queue, state
+        ON CONFLICT (queue, state, shard) DO UPDATE SET n = c.n + EXCLUDED.n;
+    END IF;
+    RETURN NULL;
+  END
+  $fn$;
+
+  CREATE OR REPLACE FUNCTION QSCHEMA.queuectl_kill_dependents(root text, root_error text, at bigint)
+  RETURNS void LANGUAGE plpgsql AS $fn$
+  BEGIN
+    WITH RECURSIVE down(id, cause) AS (
+      SELECT d.job_id, root_error FROM QSCHEMA.job_deps d JOIN QSCHEMA.jobs j ON j.id = d.job_id
+        WHERE d.dep_id = root AND j.state IN ('pending', 'failed')
+      UNION
+      SELECT d.job_id, 'dependency ' || down.id || ' failed' FROM down
+        JOIN QSCHEMA.job_deps d ON d.dep_id = down.id JOIN QSCHEMA.jobs j ON j.id = d.job_id
+        WHERE j.state IN ('pending', 'failed')
+    ), first AS (SELECT DISTINCT ON (id) id, cause FROM down ORDER BY id, cause)
+    UPDATE QSCHEMA.jobs SET state = 'dead', error = first.cause, finished_at = at, updated_at = at
+      FROM first WHERE jobs.id = first.id AND jobs.state IN ('pending', 'failed');
+  END
+  $fn$;
+
+  CREATE OR REPLACE FUNCTION QSCHEMA.queuectl_job_deps() RETURNS trigger LANGUAGE plpgsql AS $fn$
+  BEGIN
+    -- The cascades below are whole (recursive); their own updates need nothing more.
+    IF pg_trigger_depth() > 1 THEN RETURN NULL; END IF;
+    -- No job runs after it: the common case, one index lookup.
+    IF NOT EXISTS (SELECT 1 FROM QSCHEMA.job_deps WHERE dep_id = NEW.id) THEN RETURN NULL; END IF;
+    IF NEW.state = 'completed' THEN
+      UPDATE QSCHEMA.jobs SET blocked_by = blocked_by - 1
+        WHERE id IN (SELECT job_id FROM QSCHEMA.job_deps WHERE dep_id = NEW.id);
+      -- Workers' hint when a dependent became claimable.
+      IF FOUND AND EXISTS (SELECT 1 FROM QSCHEMA.job_deps d JOIN QSCHEMA.jobs j ON j.id = d.job_id
+          WHERE d.dep_id = NEW.id AND j.blocked_by = 0 AND j.state IN ('pending', 'failed')) THEN
+        PERFORM pg_notify('queuectl_jobs', QLITERAL);
+      END IF;
+    ELSIF OLD.state = 'completed' THEN
+      UPDATE QSCHEMA.jobs SET blocked_by = blocked_by + 1
+        WHERE id IN (SELECT job_id FROM QSCHEMA.job_deps WHERE dep_id = NEW.id);
+    END IF;
+    IF NEW.state = 'dead' THEN
+      PERFORM QSCHEMA.queuectl_kill_dependents(NEW.id, 'dependency ' || NEW.id || ' failed',
+        NEW.updated_at);
+    ELSIF OLD.state = 'dead' THEN
+      WITH RECURSIVE up(id) AS (
+        SELECT d.job_id FROM QSCHEMA.job_deps d JOIN QSCHEMA.jobs j ON j.id = d.job_id
+          WHERE d.dep_id = NEW.id AND j.state = 'dead'
+            AND j.error = 'dependency ' || NEW.id || ' failed'
+        UNION
+        SELECT d.job_id FROM up JOIN QSCHEMA.job_deps d ON d.dep_id = up.id
+          JOIN QSCHEMA.jobs j ON j.id = d.job_id
+          WHERE j.state = 'dead' AND j.error = 'dependency ' || up.id || ' failed'
+      )
+      UPDATE QSCHEMA.jobs SET state = 'pending', error = NULL, finished_at = NULL, attempts = 0,
+          run_at = NEW.updated_at, updated_at = NEW.updated_at
+        WHERE id IN (SELECT id FROM up) AND state = 'dead';
+    END IF;
+    RETURN NULL;
+  END
+  $fn$;
+
+  CREATE OR REPLACE FUNCTION QSCHEMA.queuectl_job_deps_deleted() RETURNS trigger
+  LANGUAGE plpgsql AS $fn$
+  DECLARE
+    r record;
+    at bigint := (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
+  BEGIN
+    FOR r IN SELECT o.id FROM old_rows o WHERE o.state <> 'completed'
+        AND EXISTS (SELECT 1 FROM QSCHEMA.job_deps d WHERE d.dep_id = o.id) LOOP
+      PERFORM QSCHEMA.queuectl_kill_dependents(r.id,
+        'dependency ' || r.id || ' was deleted before it completed', at);
+    END LOOP;
+    UPDATE QSCHEMA.jobs SET blocked_by = jobs.blocked_by - gone.n FROM (
+      SELECT d.job_id, count(*) AS n FROM QSCHEMA.job_deps d JOIN old_rows o ON o.id = d.dep_id
+        WHERE o.state <> 'completed' GROUP BY d.job_id
+    ) gone WHERE jobs.id = gone.job_id;
+    DELETE FROM QSCHEMA.job_deps d USING old_rows o WHERE d.dep_id = o.id;
+    RETURN NULL;
+  END
+  $fn$;
+
+  CREATE OR REPLACE FUNCTION QSCHEMA.queuectl_run_totals() RETURNS trigger LANGUAGE plpgsql AS $fn$
+  DECLARE
+    s integer := pg_backend_pid() % 16;
+  BEGIN
+    -- Called only for a run that ends (the trigger's WHEN clause); one statement, its rows in
+    -- one order: outcome, bucket, sum.
+    INSERT INTO QSCHEMA.run_totals AS t (name, shard, n)
+      SELECT v.name, s, v.n FROM (VALUES
+        (1, 'outcome:' || NEW.outcome, 1::bigint),
+        (2, 'duration_le:' || CASE WHEN NEW.duration_ms <= 100 THEN '0.1' WHEN NEW.duration_ms <= 500 THEN '0.5' WHEN NEW.duration_ms <= 1000 THEN '1' WHEN NEW.duration_ms <= 5000 THEN '5' WHEN NEW.duration_ms <= 10000 THEN '10' WHEN NEW.duration_ms <= 30000 THEN '30' WHEN NEW.duration_ms <= 60000 THEN '60' WHEN NEW.duration_ms <= 300000 THEN '300' WHEN NEW.duration_ms <= 1800000 THEN '1800' WHEN NEW.duration_ms <= 3600000 THEN '3600' ELSE '+Inf' END, 1::bigint),
+        (3, 'duration_sum_ms', NEW.duration_ms)) AS v(k, name, n)
+      WHERE v.k = 1 OR NEW.duration_ms IS NOT NULL ORDER BY v.k
+      ON CONFLICT (name, shard) DO UPDATE SET n = t.n + EXCLUDED.n;
+    RETURN NULL;
+  END
+  $fn$;
+
+  DROP TRIGGER job_runs_totals ON QSCHEMA.job_runs;
+  CREATE TRIGGER job_runs_totals_insert AFTER INSERT ON QSCHEMA.job_runs FOR EACH ROW
+    WHEN (NEW.outcome <> 'running') EXECUTE FUNCTION QSCHEMA.queuectl_run_totals();
+  CREATE TRIGGER job_runs_totals_update AFTER UPDATE OF outcome ON QSCHEMA.job_runs FOR EACH ROW
+    WHEN (OLD.outcome = 'running' AND NEW.outcome <> 'running')
+    EXECUTE FUNCTION QSCHEMA.queuectl_run_totals();
+    $sql$, 'QSCHEMA.', s || '.'), 'QLITERAL', lit);
+  END
+  $do$;
+  `,
 ];
