@@ -148,6 +148,32 @@ const CLAIM_ORDER = claimOrderSql("seq");
 type Fragment = ReturnType<Sql["unsafe"]> | postgres.PendingQuery<postgres.Row[]>;
 type Row = Record<string, unknown>;
 
+/**
+ * A statement's text and its parameters, built as a plain string: the hot statements of a
+ * worker (settle, claim, settle-and-claim) are written this way and sent with
+ * `sql.unsafe(text, params, { prepare: true })` (still prepared once per connection and text),
+ * because postgres.js's nested tagged fragments cost a Promise-based object per piece and a walk
+ * of them per call, about a quarter of the client's CPU per job (docs/architecture.md "Settle and
+ * claim").
+ */
+class Statement {
+  readonly params: (string | number | null)[] = [];
+  /** `$n`, the placeholder of a new parameter (postgres.js infers its type as for `${x}`). */
+  p(value: string | number | null): string {
+    this.params.push(value);
+    return `$${this.params.length}`;
+  }
+  /** `($a, $b, ...)` for `IN`. */
+  list(values: readonly string[]): string {
+    return `(${values.map((v) => this.p(v)).join(", ")})`;
+  }
+  run(sql: Sql, text: string): Promise<postgres.RowList<Row[]>> {
+    return sql.unsafe(text, this.params, { prepare: true }) as unknown as Promise<
+      postgres.RowList<Row[]>
+    >;
+  }
+}
+
 export interface PostgresStoreOptions {
   /** Keep queuectl's tables in this schema (created if missing); also `?schema=` in the URL. */
   schema?: string;
@@ -378,8 +404,10 @@ class PostgresStore implements Store {
   readonly #cols: Fragment;
   /** `relaxed AS (...)`: see {@link RELAXED_CTE}. */
   readonly #relaxed: Fragment;
+  /** The same, as text (see {@link Statement}). */
+  readonly #relaxedText: string;
   /** The fixed parts of the claim statement, built once from core's claim rule (CLAIM_RULE). */
-  readonly #claimParts: { due: Fragment; order: Fragment; moves: Fragment; returning: Fragment };
+  readonly #claimParts: { due: string; order: string; moves: string; returning: string };
   /** The wake-ups of {@link waitForJobs}. */
   readonly #listener: JobsListener;
   /** The wake-ups of {@link waitForChanges}, and this store's row in `watchers` (once recorded). */
@@ -417,24 +445,29 @@ class PostgresStore implements Store {
     this.#listener = new JobsListener(o.connect, o.schema);
     this.#changes = new JobsListener(o.connect, o.schema, CHANGES_CHANNEL);
     this.#cols = sql.unsafe(JOB_COLUMN_LIST);
-    this.#relaxed = sql.unsafe(o.relaxedCommits ? RELAXED_CTE : DURABLE_CTE);
+    this.#relaxedText = o.relaxedCommits ? RELAXED_CTE : DURABLE_CTE;
+    this.#relaxed = sql.unsafe(this.#relaxedText);
     this.#leadership = new PgLeadership(o.connect, o.schema, o.ctx);
     this.#claimParts = {
       // `state IN (...) AND run_at <=`, followed by now.
-      due: sql.unsafe(`${CLAIMABLE_SQL} AND ${CLAIM_DUE_COLUMN} <=`),
-      order: sql.unsafe(CLAIM_ORDER),
+      due: `${CLAIMABLE_SQL} AND ${CLAIM_DUE_COLUMN} <=`,
+      order: CLAIM_ORDER,
       // `state = 'processing', attempts = jobs.attempts + 1`
-      moves: sql.unsafe(
+      moves:
         `state = ${CLAIM_TO_SQL}, ${CLAIM_INCREMENT_COLUMN} = jobs.${CLAIM_INCREMENT_COLUMN} + 1`,
-      ),
       // The insertion order (to sort by) and every job column.
-      returning: sql.unsafe(["seq", ...JOB_COLUMNS].map((c) => `jobs.${c}`).join(", ")),
+      returning: ["seq", ...JOB_COLUMNS].map((c) => `jobs.${c}`).join(", "),
     };
   }
 
   /** Now on the lease clock: the server's (SQL) or the caller's `now`. */
   #leaseNow(sql: Sql, now: number): Fragment {
     return this.#serverLeases ? sql.unsafe(SERVER_MS) : sql`${now}::bigint`;
+  }
+
+  /** {@link #leaseNow} as text. */
+  #leaseNowText(st: Statement, now: number): string {
+    return this.#serverLeases ? SERVER_MS : `${st.p(now)}::bigint`;
   }
 
   /** See {@link Store.setCallTimeout}. */
@@ -990,17 +1023,21 @@ class PostgresStore implements Store {
     const relaxed = c.leaseOwner !== undefined || c.leaseExpiredBy !== undefined;
     if (c.lostRun) return this.#settleLost(c, values, p.output);
     return this.#run(async (sql) => {
-      const ctes = relaxed ? sql`${this.#relaxed},` : sql``;
-      const changed = this.#changeCtes(sql, c, values, relaxed, p.output);
+      const st = new Statement();
+      const ctes = relaxed ? `${this.#relaxedText},` : "";
+      const changed = this.#changeCtes(st, c, values, relaxed, p.output);
       // Workers' hint when the job may be claimed; watchers' hint (wait, logs --follow) only
       // while one is recorded: one look at the small watchers table, no NOTIFY otherwise.
       let rows;
       try {
-        rows = await sql`WITH ${ctes} ${changed}
-        SELECT ${wake ? sql`pg_notify(${NOTIFY_CHANNEL}, current_schema()),` : sql``}
-          (SELECT pg_notify(${CHANGES_CHANNEL}, current_schema()) FROM watchers
-            WHERE expires_at > ${c.updated_at} LIMIT 1) AS watched
-        FROM changed`;
+        rows = await st.run(
+          sql,
+          `WITH ${ctes} ${changed}
+        SELECT ${wake ? `pg_notify('${NOTIFY_CHANNEL}', current_schema()),` : ""}
+          (SELECT pg_notify('${CHANGES_CHANNEL}', current_schema()) FROM watchers
+            WHERE expires_at > ${st.p(c.updated_at)} LIMIT 1) AS watched
+        FROM changed`,
+        );
       } catch (err) {
         // Back to an active state while another job holds the unique key (retry, restore).
         if (!isUniqueViolation(err)) throw err;
@@ -1024,25 +1061,23 @@ class PostgresStore implements Store {
    * `relaxed`: the UPDATE joins the `relaxed` CTE, which the statement must define.
    */
   #changeCtes(
-    sql: Sql,
+    st: Statement,
     c: StateChange,
     values: Record<string, string | number | null>,
     relaxed: boolean,
     output: JobOutput | undefined,
-  ): Fragment {
-    const guard = sql`id = ${c.id} AND state = ${c.from}
-        ${c.leaseOwner !== undefined ? sql`AND lease_owner = ${c.leaseOwner}` : sql``}
-        ${
-      c.leaseExpiredBy !== undefined
-        ? sql`AND lease_expires_at <= ${this.#leaseNow(sql, c.leaseExpiredBy)}`
-        : sql``
-    }`;
-    const set = sql(values, Object.keys(values));
+  ): string {
+    const guard = `id = ${st.p(c.id)} AND state = ${st.p(c.from)}` +
+      (c.leaseOwner !== undefined ? ` AND lease_owner = ${st.p(c.leaseOwner)}` : "") +
+      (c.leaseExpiredBy !== undefined
+        ? ` AND lease_expires_at <= ${this.#leaseNowText(st, c.leaseExpiredBy)}`
+        : "");
+    const set = Object.keys(values).map((k) => `"${k}" = ${st.p(values[k])}`).join(", ");
     const update = relaxed
-      ? sql`UPDATE jobs SET ${set} FROM relaxed WHERE ${guard}`
-      : sql`UPDATE jobs SET ${set} WHERE ${guard}`;
-    const run = c.run ? sql`, ${this.#runCtes(sql, c.id, c.run, output)}` : sql``;
-    return sql`changed AS (${update} RETURNING jobs.id) ${run}`;
+      ? `UPDATE jobs SET ${set} FROM relaxed WHERE ${guard}`
+      : `UPDATE jobs SET ${set} WHERE ${guard}`;
+    const run = c.run ? `, ${this.#runCtes(st, c.id, c.run, output)}` : "";
+    return `changed AS (${update} RETURNING jobs.id) ${run}`;
   }
 
   /**
@@ -1114,27 +1149,25 @@ class PostgresStore implements Store {
    * `closed AS (...), added AS (...)`: the run a settle ends (see Store.applyChange), written only
    * when `changed` (the guarded UPDATE of the job) has its row.
    */
-  #runCtes(sql: Sql, jobId: string, run: JobRun, output: JobOutput | undefined): Fragment {
-    const v = (c: typeof RUN_COLUMNS[number]) => {
+  #runCtes(st: Statement, jobId: string, run: JobRun, output: JobOutput | undefined): string {
+    // Each column's value once, cast (the UPDATE and the INSERT use the same parameter).
+    const values = RUN_COLUMNS.map((c) => {
       const value = run[c];
-      const cast = RUN_COLUMN_TYPES[c];
-      return sql`${typeof value === "string" ? noNul(value) : value}::${sql.unsafe(cast)}`;
-    };
-    const list = (parts: Fragment[]) => parts.reduce((a, b) => sql`${a}, ${b}`);
-    const sets = RUN_COLUMNS.map((c) => sql`${sql.unsafe(c)} = ${v(c)}`);
-    const out = output
-      ? { stdout: noNul(output.stdout), stderr: noNul(output.stderr) }
-      : { stdout: "", stderr: "" };
-    if (output) sets.push(sql`stdout = ${out.stdout}`, sql`stderr = ${out.stderr}`);
-    return sql`closed AS (
-        UPDATE job_runs SET ${list(sets)}
-        WHERE job_id = ${jobId} AND attempt = ${run.attempt}
-          AND worker IS NOT DISTINCT FROM ${run.worker}::text AND outcome = 'running'
+      return `${st.p(typeof value === "string" ? noNul(value) : value)}::${RUN_COLUMN_TYPES[c]}`;
+    });
+    const sets = RUN_COLUMNS.map((c, i) => `${c} = ${values[i]}`);
+    const stdout = st.p(output ? noNul(output.stdout) : "");
+    const stderr = st.p(output ? noNul(output.stderr) : "");
+    if (output) sets.push(`stdout = ${stdout}::text`, `stderr = ${stderr}::text`);
+    return `closed AS (
+        UPDATE job_runs SET ${sets.join(", ")}
+        WHERE job_id = ${st.p(jobId)} AND attempt = ${st.p(run.attempt)}
+          AND worker IS NOT DISTINCT FROM ${st.p(run.worker)}::text AND outcome = 'running'
           AND EXISTS (SELECT 1 FROM changed)
         RETURNING job_runs.id),
       added AS (
-        INSERT INTO job_runs (job_id, ${sql.unsafe(RUN_COLUMN_LIST)}, stdout, stderr)
-        SELECT changed.id, ${list(RUN_COLUMNS.map(v))}, ${out.stdout}::text, ${out.stderr}::text
+        INSERT INTO job_runs (job_id, ${RUN_COLUMN_LIST}, stdout, stderr)
+        SELECT changed.id, ${values.join(", ")}, ${stdout}::text, ${stderr}::text
         FROM changed WHERE NOT EXISTS (SELECT 1 FROM closed))`;
   }
 
@@ -1143,11 +1176,16 @@ class PostgresStore implements Store {
     return this.#run(async (sql) => {
       // Fast path: one statement, taken only while no queue (of the worker's) is paused or
       // limited, a test on the small queues table evaluated once per statement.
+      const claimed = await this.#claimStatement(
+        sql,
+        p,
+        p.limit,
+        (st) => this.#uncontrolled(st, p),
+      );
+      if (claimed.length > 0) return claimed;
       const served = p.queues && p.queues.length
         ? sql`AND name IN ${sql(p.queues as string[])}`
         : sql``;
-      const claimed = await this.#claimStatement(sql, p, p.limit, this.#uncontrolled(sql, p));
-      if (claimed.length > 0) return claimed;
       const [controlled] = await sql`SELECT 1 AS one FROM queues
         WHERE (paused OR max_running > 0) ${served} LIMIT 1`;
       if (!controlled) return claimed;
@@ -1174,7 +1212,8 @@ class PostgresStore implements Store {
           q,
           p,
           1,
-          q`AND queue NOT IN (SELECT c.name FROM queues c WHERE c.paused OR (c.max_running > 0
+          () =>
+            `AND queue NOT IN (SELECT c.name FROM queues c WHERE c.paused OR (c.max_running > 0
             AND c.max_running <= (SELECT count(*) FROM jobs r
               WHERE r.state = 'processing' AND r.queue = c.name)))`,
         );
@@ -1186,9 +1225,15 @@ class PostgresStore implements Store {
   }
 
   /** The claim statement (CLAIM_RULE) of up to `limit` jobs, with `filter` on the candidates. */
-  async #claimStatement(sql: Sql, p: ClaimParams, limit: number, filter: Fragment): Promise<Job[]> {
-    const { picked, update } = this.#claimCtes(sql, p, limit, filter);
-    const rows = await sql`WITH ${this.#relaxed}, ${picked} ${update}`;
+  async #claimStatement(
+    sql: Sql,
+    p: ClaimParams,
+    limit: number,
+    filter: (st: Statement) => string,
+  ): Promise<Job[]> {
+    const st = new Statement();
+    const { picked, update } = this.#claimCtes(st, p, limit, filter(st));
+    const rows = await st.run(sql, `WITH ${this.#relaxedText}, ${picked} ${update}`);
     return sortClaimed(rows);
   }
 
@@ -1197,37 +1242,36 @@ class PostgresStore implements Store {
    * of them (joins `relaxed`, returns the insertion order and every job column).
    */
   #claimCtes(
-    sql: Sql,
+    st: Statement,
     p: ClaimParams,
     limit: number,
-    filter: Fragment,
-  ): { picked: Fragment; update: Fragment } {
-    const queueFilter = p.queues && p.queues.length
-      ? sql`AND queue IN ${sql(p.queues as string[])}`
-      : sql``;
+    filter: string,
+  ): { picked: string; update: string } {
+    const queueFilter = p.queues && p.queues.length ? `AND queue IN ${st.list(p.queues)}` : "";
     const c = this.#claimParts;
+    const values = CLAIM_RULE.set(p) as Record<string, string | number | null>;
+    const set = PostgresStore.#claimSetColumns.map((k) => `"${k}" = ${st.p(values[k])}`)
+      .join(", ");
     return {
-      picked: sql`picked AS (
+      picked: `picked AS (
         SELECT id FROM jobs
-        WHERE ${c.due} ${p.now} ${queueFilter} ${filter}
+        WHERE ${c.due} ${st.p(p.now)} ${queueFilter} ${filter}
         ORDER BY ${c.order}
-        LIMIT ${limit}
+        LIMIT ${st.p(limit)}
         FOR UPDATE SKIP LOCKED
       )`,
-      update: sql`UPDATE jobs SET ${sql(CLAIM_RULE.set(p), PostgresStore.#claimSetColumns)},
-        lease_expires_at = ${this.#leaseNow(sql, p.now)} + ${p.leaseMs}::bigint, ${c.moves},
-        updated_at = ${p.now}
+      update: `UPDATE jobs SET ${set},
+        lease_expires_at = ${this.#leaseNowText(st, p.now)} + ${st.p(p.leaseMs)}::bigint,
+        ${c.moves}, updated_at = ${st.p(p.now)}
       FROM picked, relaxed WHERE jobs.id = picked.id
       RETURNING ${c.returning}`,
     };
   }
 
   /** The fast path's filter: no queue the worker serves is paused or limited (see claimJobs). */
-  #uncontrolled(sql: Sql, p: ClaimParams): Fragment {
-    const served = p.queues && p.queues.length
-      ? sql`AND name IN ${sql(p.queues as string[])}`
-      : sql``;
-    return sql`AND NOT EXISTS (SELECT 1 FROM queues WHERE (paused OR max_running > 0) ${served})`;
+  #uncontrolled(st: Statement, p: ClaimParams): string {
+    const served = p.queues && p.queues.length ? `AND name IN ${st.list(p.queues)}` : "";
+    return `AND NOT EXISTS (SELECT 1 FROM queues WHERE (paused OR max_running > 0) ${served})`;
   }
 
   async settleAndClaim(
@@ -1279,24 +1323,28 @@ class PostgresStore implements Store {
     const values = changeValues(c);
     const wake = CLAIMABLE_STATES.includes(c.to);
     return this.#run(async (sql) => {
-      const changed = this.#changeCtes(sql, c, values, true, p.output);
+      const st = new Statement();
+      const changed = this.#changeCtes(st, c, values, true, p.output);
       const { picked, update } = this.#claimCtes(
-        sql,
+        st,
         p.claim,
         p.claim.limit,
-        this.#uncontrolled(sql, p.claim),
+        this.#uncontrolled(st, p.claim),
       );
       // The hints of applyChange, sent only when the settle was applied.
       const woke = wake
-        ? sql`(SELECT pg_notify(${NOTIFY_CHANNEL}, current_schema()) FROM changed)`
-        : sql`NULL`;
-      const rows = await sql`WITH ${this.#relaxed}, ${changed}, ${picked}, claimed AS (${update}),
+        ? `(SELECT pg_notify('${NOTIFY_CHANNEL}', current_schema()) FROM changed)`
+        : "NULL";
+      const rows = await st.run(
+        sql,
+        `WITH ${this.#relaxedText}, ${changed}, ${picked}, claimed AS (${update}),
         settled AS (SELECT count(*) AS applied, ${woke} AS woke,
-          (SELECT pg_notify(${CHANGES_CHANNEL}, current_schema()) FROM watchers
-            WHERE expires_at > ${c.updated_at} AND EXISTS (SELECT 1 FROM changed) LIMIT 1)
+          (SELECT pg_notify('${CHANGES_CHANNEL}', current_schema()) FROM watchers
+            WHERE expires_at > ${st.p(c.updated_at)} AND EXISTS (SELECT 1 FROM changed) LIMIT 1)
             AS watched
           FROM changed)
-        SELECT settled.applied AS settle_applied, claimed.* FROM settled LEFT JOIN claimed ON true`;
+        SELECT settled.applied AS settle_applied, claimed.* FROM settled LEFT JOIN claimed ON true`,
+      );
       const applied = rows.length > 0 && Number(rows[0].settle_applied) === 1;
       return { applied, claimed: sortClaimed(rows.filter((r) => r.id !== null)) };
     });
