@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { StorageError } from "../../src/core/errors.ts";
-import { JOB_FIELDS } from "../../src/core/job.ts";
+import { type Job, JOB_FIELDS } from "../../src/core/job.ts";
 import { complete, fail, loseLease, retryNow } from "../../src/core/transitions.ts";
 import { openPostgresStore } from "../../src/store/postgres/mod.ts";
 import { MIGRATIONS } from "../../src/store/postgres/migrations.ts";
@@ -401,6 +401,253 @@ pgTest("a connection lost mid-statement is a transient StorageError, then works 
     await locker.end();
   }
 });
+
+// --- settleAndClaim: its one statement, and what happens when that fails ------------------------
+// (docs/architecture.md "Settle and claim")
+
+/**
+ * Installs in `schema` a fault that only settleAndClaim's one statement meets: a BEFORE UPDATE
+ * trigger on jobs raises (SQLSTATE P0001, not transient) when one transaction both settles a job
+ * (processing -> another state) and claims one (-> processing). applyChange and claimJobs run
+ * in transactions of their own and pass. Before raising, the trigger takes a value from the
+ * sequence fault_hits, which the rollback does not give back: its count (faultHits) is the number
+ * of statements the fault failed.
+ */
+async function injectSettleAndClaimFault(schema: string): Promise<void> {
+  const sql = admin();
+  try {
+    await sql.unsafe(`
+      CREATE SEQUENCE "${schema}".fault_hits;
+      CREATE FUNCTION "${schema}".fault_settle_and_claim() RETURNS trigger LANGUAGE plpgsql AS $fn$
+      DECLARE
+        kind text := CASE
+          WHEN OLD.state = 'processing' AND NEW.state <> 'processing' THEN 'settle'
+          WHEN OLD.state <> 'processing' AND NEW.state = 'processing' THEN 'claim' END;
+        seen text := coalesce(current_setting('queuectl_test.seen', true), '');
+      BEGIN
+        IF kind IS NULL THEN RETURN NEW; END IF;
+        IF seen <> '' AND seen <> kind THEN
+          PERFORM nextval('"${schema}".fault_hits');
+          RAISE EXCEPTION 'injected fault: a settle and a claim in one transaction';
+        END IF;
+        PERFORM set_config('queuectl_test.seen', kind, true);
+        RETURN NEW;
+      END
+      $fn$;
+      CREATE TRIGGER fault_settle_and_claim BEFORE UPDATE OF state ON "${schema}".jobs
+        FOR EACH ROW EXECUTE FUNCTION "${schema}".fault_settle_and_claim();`);
+  } finally {
+    await sql.end();
+  }
+}
+
+/** How many statements the fault of injectSettleAndClaimFault failed. */
+async function faultHits(schema: string): Promise<number> {
+  const sql = admin();
+  try {
+    const [{ n }] = await sql.unsafe(
+      `SELECT CASE WHEN is_called THEN last_value ELSE 0 END::int AS n FROM "${schema}".fault_hits`,
+    );
+    return n;
+  } finally {
+    await sql.end();
+  }
+}
+
+/**
+ * Every job as [id, state, attempts, lease_owner] and every run as [job, attempt, outcome,
+ * worker, stdout], read by the admin connection; and checks that the trigger-kept counters
+ * (job_counts per queue and state, run_totals per outcome) agree with a scan of the rows.
+ */
+async function storedRows(
+  schema: string,
+): Promise<{ jobs: unknown[][]; runs: unknown[][] }> {
+  const sql = admin();
+  try {
+    const jobs = await sql.unsafe(
+      `SELECT id, state, attempts, lease_owner FROM "${schema}".jobs ORDER BY id`,
+    );
+    const runs = await sql.unsafe(`SELECT job_id, attempt, outcome, worker, stdout
+      FROM "${schema}".job_runs ORDER BY job_id, id`);
+    const pairs = (rows: postgres.RowList<postgres.Row[]>) => rows.map((r) => [r.k1, r.k2, r.n]);
+    assert.deepEqual(
+      pairs(
+        await sql.unsafe(`SELECT queue AS k1, state AS k2, sum(n)::int AS n
+          FROM "${schema}".job_counts GROUP BY 1, 2 HAVING sum(n) <> 0 ORDER BY 1, 2`),
+      ),
+      pairs(
+        await sql.unsafe(`SELECT queue AS k1, state AS k2, count(*)::int AS n
+          FROM "${schema}".jobs GROUP BY 1, 2 ORDER BY 1, 2`),
+      ),
+      "job_counts agrees with the jobs",
+    );
+    assert.deepEqual(
+      pairs(
+        await sql.unsafe(`SELECT name AS k1, '' AS k2, sum(n)::int AS n FROM "${schema}".run_totals
+          WHERE starts_with(name, 'outcome:') GROUP BY 1 HAVING sum(n) <> 0 ORDER BY 1`),
+      ),
+      pairs(
+        await sql.unsafe(`SELECT 'outcome:' || outcome AS k1, '' AS k2, count(*)::int AS n
+          FROM "${schema}".job_runs WHERE outcome <> 'running' GROUP BY 1 ORDER BY 1`),
+      ),
+      "run_totals agrees with the runs",
+    );
+    return {
+      jobs: jobs.map((r) => [r.id, r.state, r.attempts, r.lease_owner]),
+      runs: runs.map((r) => [r.job_id, r.attempt, r.outcome, r.worker, r.stdout]),
+    };
+  } finally {
+    await sql.end();
+  }
+}
+
+/** Jobs a, b, c (claimed in that order); a claimed by w1, with a live run; returns a. */
+async function settleAndClaimSetup(store: Store): Promise<Job> {
+  for (const id of ["a", "b", "c"]) await store.insertJobs({ jobs: [newJob(id)], now: T0 });
+  const [a] = await store.claimJobs({
+    workerId: "w1",
+    queues: null,
+    now: T0,
+    leaseMs: 30_000,
+    limit: 1,
+  });
+  assert.equal(a?.id, "a");
+  // Live output, as a running job's: the settle closes this run.
+  assert.ok(
+    await store.appendRunOutput({
+      jobId: "a",
+      attempt: a.attempts,
+      worker: "w1",
+      host: "h1",
+      startedAt: a.started_at!,
+      stdout: "so far",
+      stderr: "",
+      limit: 1000,
+      now: T0 + 5,
+    }),
+  );
+  return a;
+}
+
+for (const outcome of ["completed", "failed"] as const) {
+  pgTest(
+    `settleAndClaim: its one statement failing (not transient), settle and claim are done apart, each once (${outcome})`,
+    async (schema) => {
+      const store = await openPostgresStore(PG_URL, { schema });
+      try {
+        const a = await settleAndClaimSetup(store);
+        await injectSettleAndClaimFault(schema);
+        const r = { now: T0 + 10, workerId: "w1", exit_code: outcome === "completed" ? 0 : 1 };
+        // A failure with retries left waits 2 s (backoff): not due again at T0 + 10.
+        const change = outcome === "completed"
+          ? complete(a, r)
+          : fail(a, r, { backoff_base: 2, backoff_max: 10 });
+        const output = { stdout: "all of it", stderr: "" };
+        const claim = { workerId: "w1", queues: null, now: T0 + 10, leaseMs: 30_000, limit: 1 };
+        const result = await store.settleAndClaim({ change, output, claim });
+        assert.equal(await faultHits(schema), 1, "the one statement ran, and failed once");
+        assert.equal(result.applied, true);
+        assert.deepEqual(result.claimed.map((j) => [j.id, j.state, j.lease_owner]), [
+          ["b", "processing", "w1"],
+        ]);
+        const settled = {
+          jobs: [["a", outcome, 1, null], ["b", "processing", 1, "w1"], ["c", "pending", 0, null]],
+          runs: [["a", 1, outcome, "w1", "all of it"]],
+        };
+        assert.deepEqual(await storedRows(schema), settled);
+        // Applied once: the same settle again is refused (its lease is gone) and writes nothing.
+        assert.equal(await store.applyChange({ change, output }), false);
+        assert.deepEqual(await storedRows(schema), settled);
+        // Only c is left to claim, once; nothing was lost or taken twice.
+        const rest = { ...claim, workerId: "w2", limit: 5 };
+        assert.deepEqual((await store.claimJobs(rest)).map((j) => j.id), ["c"]);
+        assert.deepEqual(await store.claimJobs(rest), []);
+        assert.equal(await faultHits(schema), 1, "the two statements never met the fault");
+      } finally {
+        await store.close();
+      }
+    },
+  );
+}
+
+pgTest(
+  "settleAndClaim: a connection lost in its one statement is rethrown as transient, and the settle retried alone applies once",
+  async (schema) => {
+    const appName = `qt_sac_${schema.slice(3, 15)}`;
+    const store = await openPostgresStore(`${PG_URL}?application_name=${appName}`, { schema });
+    const sql = admin();
+    const locker = admin();
+    try {
+      const a = await settleAndClaimSetup(store);
+      const change = complete(a, { now: T0 + 10, workerId: "w1", exit_code: 0 });
+      const output = { stdout: "all of it", stderr: "" };
+      const claim = { workerId: "w1", queues: null, now: T0 + 10, leaseMs: 30_000, limit: 1 };
+      const before = await storedRows(schema);
+      const waiting = [["b", "pending", 0, null], ["c", "pending", 0, null]];
+      assert.deepEqual(before, {
+        jobs: [["a", "processing", 1, "w1"], ...waiting],
+        runs: [["a", 1, "running", "w1", "so far"]],
+      });
+      // Hold the queues table, which the one statement reads (the claim's flow-control test) and
+      // applyChange does not, so that statement blocks there; then kill the store's connections.
+      let release!: () => void;
+      const released = new Promise<void>((r) => release = r);
+      let locked!: () => void;
+      const isLocked = new Promise<void>((r) => locked = r);
+      const holding = locker.begin(async (tx) => {
+        await tx.unsafe(`LOCK TABLE "${schema}".queues IN ACCESS EXCLUSIVE MODE`);
+        locked();
+        await released;
+      });
+      await isLocked;
+      try {
+        const settling = store.settleAndClaim({ change, output, claim }).then(
+          () => null,
+          (e: unknown) => e,
+        );
+        const deadline = Date.now() + 10_000;
+        for (;;) {
+          const [{ n }] = await sql`SELECT count(*)::int AS n FROM pg_locks l
+            JOIN pg_stat_activity a USING (pid)
+            WHERE a.application_name = ${appName} AND NOT l.granted
+              AND l.relation = ${`"${schema}".queues`}::regclass`;
+          if (n > 0) break;
+          assert.ok(Date.now() < deadline, "the one statement never waited for the queues table");
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        await sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE application_name = ${appName}`;
+        // Let go before waiting for the answer: a store that went on to the two statements
+        // would write now (and be caught below) instead of waiting for the lock forever.
+        release();
+        await holding;
+        const err = await settling;
+        assert.ok(err instanceof StorageError, `expected a StorageError, got ${err}`);
+        assert.equal(err.transient, true, err.message);
+      } finally {
+        release();
+        await holding;
+      }
+      // The store rethrew without trying the two statements: nothing written, b not claimed.
+      assert.deepEqual(await storedRows(schema), before);
+      // The worker retries the settle alone (worker/runner.ts): it applies, and only once.
+      assert.equal(await retryTransient(() => store.applyChange({ change, output })), true);
+      assert.equal(await store.applyChange({ change, output }), false);
+      assert.deepEqual(await storedRows(schema), {
+        jobs: [["a", "completed", 1, null], ...waiting],
+        runs: [["a", 1, "completed", "w1", "all of it"]],
+      });
+      // b and c are still there to claim, each once.
+      const rest = { ...claim, workerId: "w2", limit: 5 };
+      assert.deepEqual((await store.claimJobs(rest)).map((j) => j.id), ["b", "c"]);
+      assert.deepEqual(await store.claimJobs(rest), []);
+    } finally {
+      await store.close();
+      await sql.end();
+      await locker.end();
+    }
+  },
+);
 
 pgTest("waitForJobs wakes on NOTIFY from another connection, for its schema only", async (
   schema,
