@@ -114,6 +114,16 @@ async function retryTransient<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/** One connection whose search_path is `path` (a schema, or a list). */
+function onSearchPath(path: string) {
+  return postgres(PG_URL, {
+    max: 1,
+    onnotice: () => {},
+    fetch_types: false,
+    connection: { search_path: path },
+  });
+}
+
 async function closeAll(stores: Store[]): Promise<void> {
   await Promise.all(stores.map((s) => s.close()));
 }
@@ -891,12 +901,7 @@ pgTest("status counts stay exact under concurrent claims, settles and deletes", 
 });
 
 pgTest("migrating a version-1 schema with jobs seeds the per-state counts", async (schema) => {
-  const sql = postgres(PG_URL, {
-    max: 1,
-    onnotice: () => {},
-    fetch_types: false,
-    connection: { search_path: schema },
-  });
+  const sql = onSearchPath(schema);
   try {
     await sql.unsafe(`CREATE SCHEMA "${schema}"`);
     await sql.unsafe(
@@ -1129,12 +1134,7 @@ pgTest("triggers write their own schema's tables whatever the session's search_p
       now: T0,
     });
     for (const path of [`"${other}"`, "pg_catalog"]) {
-      const sql = postgres(PG_URL, {
-        max: 1,
-        onnotice: () => {},
-        fetch_types: false,
-        connection: { search_path: path },
-      });
+      const sql = onSearchPath(path);
       try {
         const q = `"${schema}"`;
         const totals = [...(await store.runTotals())];
@@ -1187,12 +1187,7 @@ pgTest("triggers write their own schema's tables whatever the session's search_p
 });
 
 pgTest("migration 12 seeds the run totals from the runs already recorded", async (schema) => {
-  const sql = postgres(PG_URL, {
-    max: 1,
-    onnotice: () => {},
-    fetch_types: false,
-    connection: { search_path: schema },
-  });
+  const sql = onSearchPath(schema);
   try {
     await sql.unsafe(`CREATE SCHEMA "${schema}"`);
     await sql.unsafe(
