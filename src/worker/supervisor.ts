@@ -87,8 +87,8 @@ const EMPTY_CHECK_MS = 100;
 /**
  * The longest gap between two looks at the queue (--until-empty, default cadence) while the jobs
  * left would take far longer than that to run at the pace seen: each look is a few reads (about
- * 1 ms of the supervisor's CPU on a busy 2-core machine, every worker's commit having emptied its
- * page cache), and every 100 ms that was about half the supervisor's CPU per job.
+ * 0.7 ms of the supervisor's CPU on a busy 2-core machine, every worker's commit having emptied
+ * its page cache), and every 100 ms that was about 60% of the supervisor's CPU per job.
  */
 export const EMPTY_CHECK_FAR_MS = 1000;
 /** The shortest wait between two looks at the queue (--until-empty). */
