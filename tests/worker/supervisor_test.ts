@@ -34,6 +34,20 @@ Deno.test("--until-empty looks again sooner only when the jobs left would be don
   assert.equal(nextLookMs({ left: 101, at: 0 }, { left: 1, at: 100 }, 5), 5);
 });
 
+Deno.test("--until-empty looks less often while the end is far, closer as it nears", () => {
+  // 100 jobs in 100 ms, 1000 left (~1 s to go): a quarter of that, 250 ms, within farMs 1000.
+  assert.equal(nextLookMs({ left: 1100, at: 0 }, { left: 1000, at: 100 }, 100, 1000), 250);
+  // 10 s to go: no more than farMs.
+  assert.equal(nextLookMs({ left: 10100, at: 0 }, { left: 10000, at: 100 }, 100, 1000), 1000);
+  // 300 ms to go: never less than the regular interval while the end is beyond it...
+  assert.equal(nextLookMs({ left: 400, at: 0 }, { left: 300, at: 100 }, 100, 1000), 100);
+  // ...and within it, as before.
+  assert.equal(nextLookMs({ left: 130, at: 0 }, { left: 30, at: 100 }, 100, 1000), 30);
+  // No progress (long jobs, or new jobs came): the regular interval.
+  assert.equal(nextLookMs({ left: 5, at: 900 }, { left: 5, at: 1000 }, 100, 1000), 100);
+  assert.equal(nextLookMs({ left: 5, at: 900 }, { left: 9, at: 1000 }, 100, 1000), 100);
+});
+
 Deno.test("jobsLeft counts pending, processing and failed jobs, in the queues asked for", async () => {
   await using t = await tempStore();
   const { store } = t;
