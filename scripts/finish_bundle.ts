@@ -12,6 +12,13 @@
  * since the compiler's graph no longer sees these chunks either. docs/architecture.md, "Import
  * rules", has the measure.
  *
+ * It also writes each top-level function declaration as a parenthesized function expression
+ * (`var f = (function f(...) {...});`, at the top of its chunk, so that it exists before any other
+ * statement runs, as a declaration would). V8 compiles a parenthesized function with the script
+ * and puts it in the code cache that `deno run` keeps; a plain declaration is compiled on its first
+ * call, again on every run. What a command calls at start-up (stricli's parser, the store's open)
+ * is then read from the cache, not compiled (docs/architecture.md has the measure).
+ *
  * Usage: deno run --allow-read=DIR --allow-write=DIR scripts/finish_bundle.ts DIR
  */
 
@@ -28,17 +35,87 @@ export async function finishBundle(outdir: string): Promise<number> {
     if (e.isFile && e.name.endsWith(".js")) files.add(e.name);
   }
   let n = 0;
+  const texts = new Map<string, string>();
   for (const name of files) {
-    const path = `${outdir}/${name}`;
-    const text = await Deno.readTextFile(path);
-    const out = text.replace(DYNAMIC_IMPORT, (whole, spec: string) => {
+    const text = await Deno.readTextFile(`${outdir}/${name}`);
+    texts.set(name, text);
+  }
+  checkAcyclic(texts);
+  for (const [name, text] of texts) {
+    const out = eagerFunctions(text.replace(DYNAMIC_IMPORT, (whole, spec: string) => {
       if (!files.has(spec.slice(2))) return whole;
       n++;
       return `import(String("${spec}"))`;
-    });
-    if (out !== text) await Deno.writeTextFile(path, out);
+    }));
+    if (out !== text) await Deno.writeTextFile(`${outdir}/${name}`, out);
   }
   return n;
+}
+
+/** A top-level function declaration as esbuild writes one, its body on the following lines. */
+const FUNCTION_START = /^(async )?function(\*?) ?([A-Za-z_$][\w$]*)\((.*[^}])$/;
+
+/**
+ * The chunk with each top-level function declaration rewritten as a parenthesized function
+ * expression assigned to a `var` of the same name, all of them moved to just after the imports
+ * (before any other statement, where a declaration is hoisted to). A declaration is rewritten only
+ * when its shape is unambiguous in esbuild's output: it ends at the first line that is `}` alone,
+ * every line between is indented or empty (no multi-line string starts or ends inside) and it
+ * holds an even number of backticks; any other is left as it is.
+ */
+export function eagerFunctions(text: string): string {
+  const lines = text.split("\n");
+  let start = 0; // first line after the leading import statements
+  while (start < lines.length) {
+    const line = lines[start];
+    if (line.startsWith("import ")) {
+      while (start < lines.length && !lines[start].endsWith(";")) start++;
+      start++;
+    } else break;
+  }
+  const moved: string[] = [];
+  const rest: string[] = [];
+  for (let i = start; i < lines.length; i++) {
+    const m = FUNCTION_START.exec(lines[i]);
+    const end = m ? lines.indexOf("}", i + 1) : -1;
+    if (m && end > i) {
+      const body = lines.slice(i + 1, end);
+      const backticks = body.join("\n").match(/`/g)?.length ?? 0;
+      if (body.every((l) => l === "" || l[0] === " ") && backticks % 2 === 0) {
+        const [, async = "", star, name, tail] = m;
+        moved.push(`var ${name} = (${async}function${star} ${name}(${tail}`, ...body, "});");
+        i = end;
+        continue;
+      }
+    }
+    rest.push(lines[i]);
+  }
+  if (moved.length === 0) return text;
+  return [...lines.slice(0, start), ...moved, ...rest].join("\n");
+}
+
+/**
+ * Throws if the chunks import each other in a cycle: a function moved to the top of its chunk
+ * exists once that chunk runs, where a declaration exists as soon as the chunk is linked, which
+ * differs only when a chunk can run code of another that has not run yet (a cycle). esbuild writes
+ * none; this keeps it so.
+ */
+function checkAcyclic(texts: Map<string, string>): void {
+  const IMPORT = /^import (?:[^;]*? from )?"\.\/([\w.-]+\.js)";/gms;
+  const deps = new Map(
+    [...texts].map(([name, text]) => [name, [...text.matchAll(IMPORT)].map((m) => m[1])]),
+  );
+  const state = new Map<string, "open" | "done">();
+  const visit = (name: string, path: string[]) => {
+    if (state.get(name) === "done") return;
+    if (state.get(name) === "open") {
+      throw new Error(`chunks import each other: ${[...path, name].join(" -> ")}`);
+    }
+    state.set(name, "open");
+    for (const d of deps.get(name) ?? []) visit(d, [...path, name]);
+    state.set(name, "done");
+  };
+  for (const name of texts.keys()) visit(name, []);
 }
 
 if (import.meta.main) {
