@@ -57,18 +57,80 @@ Deno.test("eagerFunctions: declarations become parenthesized functions, after th
   );
 });
 
+Deno.test("eagerFunctions reads strings, templates and regular expressions to find the end", () => {
+  const chunk = [
+    "function script(name) {",
+    "  return `${name}() {",
+    "  echo '}'",
+    "}",
+    '${name.replace(/[}\\/]/g, "")}`;',
+    "}",
+    "function quoted() {",
+    '  const s = "}";',
+    "  return /[\"{]/.test(s) ? `}` : '{'; // }",
+    "}",
+  ].join("\n");
+  const out = eagerFunctions(chunk);
+  assert.equal(
+    out,
+    [
+      "var script = (function script(name) {",
+      ...chunk.split("\n").slice(1, 5),
+      "});",
+      "var quoted = (function quoted() {",
+      ...chunk.split("\n").slice(7, 9),
+      "});",
+    ].join("\n"),
+  );
+  const run = new Function(`${out}; return [script("f"), quoted()];`);
+  assert.deepEqual(run(), ["f() {\n  echo '}'\n}\nf", "{"]);
+});
+
 Deno.test("eagerFunctions leaves a declaration whose end is not certain as it is", () => {
   const chunks = [
-    // A multi-line template holds a line that is `}` alone: the body does not end there.
-    ["function script() {", "  return `f() {", "  echo", "}", "`;", "}"],
-    // A line of the body at column 0 (inside a multi-line string).
-    ["function t() {", "  const s = `a", "b`;", "  return s;", "}"],
     // On one line.
     ["function one() { return 1; }"],
-    // Never closed at column 0.
+    // Never closed.
     ["function open() {", "  return 1;", "  }"],
+    // The body closes on a line with more than the brace.
+    ["function f(a = () => {", "}) {", "  return a;", "}) ;"],
+    // A string continued on the next line.
+    ["function g() {", '  return "a\\', 'b";', "}"],
   ].map((lines) => lines.join("\n"));
   for (const chunk of chunks) assert.equal(eagerFunctions(chunk), chunk);
+});
+
+Deno.test("eagerFunctions takes no text inside a template literal for a declaration", () => {
+  const chunk = [
+    "var s = `",
+    "function fake() {",
+    "  x",
+    "}",
+    "`;",
+    "function real() {",
+    "  return s;",
+    "}",
+  ].join("\n");
+  assert.equal(
+    eagerFunctions(chunk),
+    ["var real = (function real() {", "  return s;", "});", ...chunk.split("\n").slice(0, 5)]
+      .join("\n"),
+  );
+});
+
+Deno.test("eagerFunctions keeps the chunk as it is when the result would not parse", () => {
+  // A regular expression after `)` is read as a division: its backtick seems to close the
+  // template literal it opens, and the text inside is taken for a declaration. Moved, it would
+  // not parse: the chunk stays as it was.
+  const chunk = [
+    'var ok = true, s = "", t;',
+    "if (ok) /`/.test(s), t = `",
+    "function fake() {",
+    "  not javascript",
+    "}",
+    "`;",
+  ].join("\n");
+  assert.equal(eagerFunctions(chunk), chunk);
 });
 
 Deno.test("finishBundle: a rewritten bundle runs as before, calls before the definition included", async () => {
