@@ -1,6 +1,7 @@
 /**
  * The last step of `deno task build`: hides the bundle's dynamic imports from the module graph
- * that `deno run` builds before it starts.
+ * that `deno run` builds before it starts, and has V8 compile the top-level functions with their
+ * chunk, so that they are kept in its code cache.
  *
  * `deno run main.js` first walks the module graph from the entry, and it follows every dynamic
  * `import("./chunk.js")` whose specifier is a plain string, reading and analysing each chunk, even
@@ -27,7 +28,8 @@ const DYNAMIC_IMPORT = /\bimport\("(\.\/[\w.-]+\.js)"\)/g;
 
 /**
  * Rewrites, in every `.js` file of `outdir`, each dynamic import of a chunk that exists in
- * `outdir` so that `deno run`'s graph does not follow it; returns how many were rewritten.
+ * `outdir` so that `deno run`'s graph does not follow it, and the top-level function declarations
+ * (`eagerFunctions`); returns how many dynamic imports were rewritten.
  */
 export async function finishBundle(outdir: string): Promise<number> {
   const files = new Set<string>();
