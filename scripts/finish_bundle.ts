@@ -23,6 +23,8 @@
  * Usage: deno run --allow-read=DIR --allow-write=DIR scripts/finish_bundle.ts DIR
  */
 
+import * as acorn from "acorn";
+
 /** `import("./x.js")` as esbuild writes a dynamic import of one of the bundle's own chunks. */
 const DYNAMIC_IMPORT = /\bimport\("(\.\/[\w.-]+\.js)"\)/g;
 
@@ -54,158 +56,62 @@ export async function finishBundle(outdir: string): Promise<number> {
   return n;
 }
 
-/** A top-level function declaration as esbuild writes one: its body on the following lines. */
-const FUNCTION_START = /^(async )?function(\*?) ?([A-Za-z_$][\w$]*)\((.*[^}])$/;
+/** The chunk's top-level statements, as acorn reads them (null if it does not parse). */
+function statements(text: string): acorn.Program["body"] | null {
+  try {
+    return acorn.parse(text, { ecmaVersion: "latest", sourceType: "module" })
+      .body;
+  } catch {
+    return null;
+  }
+}
 
 /**
  * The chunk with each top-level function declaration rewritten as a parenthesized function
  * expression assigned to a `var` of the same name, all of them moved to just after the imports
- * (before any other statement, where a declaration is hoisted to). The chunk is read as code
- * (strings, template literals, comments, regular expressions, braces): only a declaration that
- * starts at top level and whose closing brace is a line of its own is rewritten; from a line that
- * cannot be read with certainty on, the chunk is left as it is, and the whole chunk when the result
- * does not parse as the chunk did.
+ * (before any other statement, where a declaration is hoisted to). The chunk is read by acorn; a
+ * declaration is moved only when it has whole lines to itself (as esbuild writes them), and a
+ * chunk that does not parse is left as it is.
  */
 export function eagerFunctions(text: string): string {
+  const body = statements(text);
+  if (body === null) return text;
   const lines = text.split("\n");
-  let start = 0; // first line after the leading import statements
-  while (start < lines.length && lines[start].startsWith("import ")) {
-    while (start < lines.length && !lines[start].endsWith(";")) start++;
-    start++;
+  const lineStarts = [0];
+  for (const line of lines) lineStarts.push(lineStarts[lineStarts.length - 1] + line.length + 1);
+  const lineOf = (offset: number) => {
+    let lo = 0, hi = lines.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (lineStarts[mid] <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  };
+  // First line after the leading imports: the moved functions go there.
+  let start = 0;
+  for (const node of body) {
+    if (node.type !== "ImportDeclaration") break;
+    start = lineOf(node.end - 1) + 1;
   }
-  const reader = new CodeReader();
   const moved: string[] = [];
-  const rest: string[] = [];
-  for (let i = start; i < lines.length; i++) {
-    const m = reader.atTop ? FUNCTION_START.exec(lines[i]) : null;
-    if (m === null) {
-      reader.read(lines[i]);
-      rest.push(lines[i]);
-      continue;
-    }
-    let end = i;
-    reader.read(lines[end]);
-    while (!reader.atTop && !reader.lost && end + 1 < lines.length) reader.read(lines[++end]);
-    if (reader.atTop && end > i && lines[end] === "}") {
-      const [, async = "", star, name, tail] = m;
-      moved.push(`var ${name} = (${async}function${star} ${name}(${tail}`);
-      moved.push(...lines.slice(i + 1, end), "});");
-    } else {
-      rest.push(...lines.slice(i, end + 1));
-    }
-    i = end;
+  const movedLines = new Set<number>();
+  for (const node of body) {
+    if (node.type !== "FunctionDeclaration" || node.id === null) continue;
+    const first = lineOf(node.start);
+    const last = lineOf(node.end - 1);
+    // Whole lines of its own, after the imports.
+    if (first < start || node.start !== lineStarts[first]) continue;
+    if (node.end !== lineStarts[last] + lines[last].length) continue;
+    const source = text.slice(node.start, node.end);
+    moved.push(`var ${node.id.name} = (${source});`);
+    for (let i = first; i <= last; i++) movedLines.add(i);
   }
   if (moved.length === 0) return text;
+  const rest = lines.slice(start).filter((_, i) => !movedLines.has(start + i));
   const out = [...lines.slice(0, start), ...moved, ...rest].join("\n");
-  return parses(out, start) || !parses(text, start) ? out : text;
-}
-
-/** Characters after which a `/` starts a regular expression, not a division. */
-const BEFORE_REGEX = new Set("(,=:[!&|?{};+-*%<>~^".split(""));
-const WORDS_BEFORE_REGEX =
-  /(?:^|[^\w$])(?:return|typeof|case|do|else|in|of|new|delete|void|throw|yield|await)$/;
-
-/**
- * Reads JavaScript line by line as far as finding where a top-level declaration ends needs:
- * strings, template literals (with `${...}`), comments, regular expressions, braces. `lost` once a
- * line is not read with certainty (a string or regular expression continued on the next line, a
- * brace closing nothing); nothing read after that counts.
- */
-class CodeReader {
-  /** Code (with its open braces) at top level or inside `${...}`, and template literals. */
-  #stack: ({ kind: "code"; depth: number } | { kind: "template" })[] = [{ kind: "code", depth: 0 }];
-  #comment = false; // inside /* */
-  lost = false;
-
-  /** At top level: outside any brace, string, template literal or comment. */
-  get atTop(): boolean {
-    const top = this.#stack[0];
-    return !this.lost && !this.#comment && this.#stack.length === 1 && top.kind === "code" &&
-      top.depth === 0;
-  }
-
-  read(line: string): void {
-    let prev = ""; // code read so far on this line (to tell a regex from a division)
-    for (let i = 0; i < line.length && !this.lost; i++) {
-      const c = line[i];
-      const top = this.#stack[this.#stack.length - 1];
-      if (this.#comment) {
-        if (c === "*" && line[i + 1] === "/") this.#comment = false, i++;
-      } else if (top.kind === "template") {
-        if (c === "\\") i++;
-        else if (c === "`") this.#stack.pop();
-        else if (c === "$" && line[i + 1] === "{") {
-          this.#stack.push({ kind: "code", depth: 0 }), i++;
-        }
-      } else if (c === "'" || c === '"') {
-        i = stringEnd(line, i, c);
-        prev += "a";
-      } else if (c === "`") {
-        this.#stack.push({ kind: "template" });
-      } else if (c === "/" && line[i + 1] === "/") {
-        break;
-      } else if (c === "/" && line[i + 1] === "*") {
-        this.#comment = true;
-        i++;
-      } else if (c === "/" && regexMayStart(prev)) {
-        i = regexEnd(line, i);
-        prev += "a";
-      } else if (c === "{") {
-        top.depth++;
-        prev += c;
-      } else if (c === "}") {
-        if (top.depth > 0) top.depth--;
-        else if (this.#stack.length > 1) this.#stack.pop(); // the end of a ${...}
-        else this.lost = true;
-        prev += c;
-      } else if (c !== " " && c !== "\t") {
-        prev += c;
-      }
-      if (i < 0) this.lost = true;
-    }
-  }
-}
-
-function stringEnd(line: string, from: number, quote: string): number {
-  for (let i = from + 1; i < line.length; i++) {
-    if (line[i] === "\\") i++;
-    else if (line[i] === quote) return i;
-  }
-  return -1;
-}
-
-function regexMayStart(before: string): boolean {
-  const last = before.at(-1);
-  return last === undefined || BEFORE_REGEX.has(last) || WORDS_BEFORE_REGEX.test(before);
-}
-
-function regexEnd(line: string, from: number): number {
-  let inClass = false;
-  for (let i = from + 1; i < line.length; i++) {
-    const c = line[i];
-    if (c === "\\") i++;
-    else if (c === "[") inClass = true;
-    else if (c === "]") inClass = false;
-    else if (c === "/" && !inClass) return i;
-  }
-  return -1;
-}
-
-/**
- * Whether a chunk's code parses, without running it: its imports (the first `start` lines) and its
- * closing `export { ... };` left out, the rest compiled as the body of an async function.
- */
-function parses(text: string, start: number): boolean {
-  const lines = text.split("\n").slice(start);
-  const exportAt = lines.findLastIndex((l) => l.startsWith("export {"));
-  const body = (exportAt < 0 ? lines : lines.slice(0, exportAt)).join("\n");
-  const AsyncFunction = Object.getPrototypeOf(async function () {}).constructor;
-  try {
-    new AsyncFunction(`"use strict";\n${body.replaceAll("import.meta", "({})")}`);
-    return true;
-  } catch {
-    return false;
-  }
+  // What acorn wrote back must parse, with the same imports and exports.
+  return statements(out) === null ? text : out;
 }
 
 /**
@@ -215,10 +121,19 @@ function parses(text: string, start: number): boolean {
  * none; this keeps it so.
  */
 function checkAcyclic(texts: Map<string, string>): void {
-  const IMPORT = /^import (?:[^;]*? from )?"\.\/([\w.-]+\.js)";/gms;
-  const deps = new Map(
-    [...texts].map(([name, text]) => [name, [...text.matchAll(IMPORT)].map((m) => m[1])]),
-  );
+  const deps = new Map([...texts].map(([name, text]) => {
+    const body = statements(text);
+    if (body === null) throw new Error(`${name} does not parse`);
+    return [
+      name,
+      body.flatMap((n) =>
+        n.type === "ImportDeclaration" && typeof n.source.value === "string" &&
+          n.source.value.startsWith("./")
+          ? [n.source.value.slice(2)]
+          : []
+      ),
+    ];
+  }));
   const state = new Map<string, "open" | "done">();
   const visit = (name: string, path: string[]) => {
     if (state.get(name) === "done") return;

@@ -86,18 +86,24 @@ Deno.test("eagerFunctions reads strings, templates and regular expressions to fi
   assert.deepEqual(run(), ["f() {\n  echo '}'\n}\nf", "{"]);
 });
 
-Deno.test("eagerFunctions leaves a declaration whose end is not certain as it is", () => {
+Deno.test("eagerFunctions leaves a declaration that shares a line, and a chunk that does not parse", () => {
   const chunks = [
-    // On one line.
-    ["function one() { return 1; }"],
-    // Never closed.
-    ["function open() {", "  return 1;", "  }"],
-    // The body closes on a line with more than the brace.
+    // Other code on its lines.
+    ["function one() { return 1; } var x = one();"],
+    ["var y = 2; function two() {", "  return y;", "}"],
+    // Never closed: does not parse.
+    ["function open() {", "  return 1;"],
+    // A brace too many: does not parse.
     ["function f(a = () => {", "}) {", "  return a;", "}) ;"],
-    // A string continued on the next line.
-    ["function g() {", '  return "a\\', 'b";', "}"],
   ].map((lines) => lines.join("\n"));
   for (const chunk of chunks) assert.equal(eagerFunctions(chunk), chunk);
+});
+
+Deno.test("eagerFunctions moves a declaration whose string goes on past a line end", () => {
+  const chunk = ["function g() {", '  return "a\\', 'b";', "}"].join("\n");
+  const out = eagerFunctions(chunk);
+  assert.equal(out, ["var g = (function g() {", '  return "a\\', 'b";', "});"].join("\n"));
+  assert.equal(new Function(`${out}; return g();`)(), "ab");
 });
 
 Deno.test("eagerFunctions takes no text inside a template literal for a declaration", () => {
@@ -118,10 +124,8 @@ Deno.test("eagerFunctions takes no text inside a template literal for a declarat
   );
 });
 
-Deno.test("eagerFunctions keeps the chunk as it is when the result would not parse", () => {
-  // A regular expression after `)` is read as a division: its backtick seems to close the
-  // template literal it opens, and the text inside is taken for a declaration. Moved, it would
-  // not parse: the chunk stays as it was.
+Deno.test("eagerFunctions takes no template literal after a regular expression for code", () => {
+  // A regular expression after `)`, holding a backtick: the template literal after it is text.
   const chunk = [
     'var ok = true, s = "", t;',
     "if (ok) /`/.test(s), t = `",
