@@ -1,6 +1,7 @@
 /**
  * The last step of `deno task build`: hides the bundle's dynamic imports from the module graph
- * that `deno run` builds before it starts.
+ * that `deno run` builds before it starts, and has V8 compile the top-level functions with their
+ * chunk, so that they are kept in its code cache.
  *
  * `deno run main.js` first walks the module graph from the entry, and it follows every dynamic
  * `import("./chunk.js")` whose specifier is a plain string, reading and analysing each chunk, even
@@ -12,15 +13,25 @@
  * since the compiler's graph no longer sees these chunks either. docs/architecture.md, "Import
  * rules", has the measure.
  *
+ * It also writes each top-level function declaration as a parenthesized function expression
+ * (`var f = (function f(...) {...});`, at the top of its chunk, so that it exists before any other
+ * statement runs, as a declaration would). V8 compiles a parenthesized function with the script
+ * and puts it in the code cache that `deno run` keeps; a plain declaration is compiled on its first
+ * call, again on every run. What a command calls at start-up (stricli's parser, the store's open)
+ * is then read from the cache, not compiled (docs/architecture.md has the measure).
+ *
  * Usage: deno run --allow-read=DIR --allow-write=DIR scripts/finish_bundle.ts DIR
  */
+
+import * as acorn from "acorn";
 
 /** `import("./x.js")` as esbuild writes a dynamic import of one of the bundle's own chunks. */
 const DYNAMIC_IMPORT = /\bimport\("(\.\/[\w.-]+\.js)"\)/g;
 
 /**
  * Rewrites, in every `.js` file of `outdir`, each dynamic import of a chunk that exists in
- * `outdir` so that `deno run`'s graph does not follow it; returns how many were rewritten.
+ * `outdir` so that `deno run`'s graph does not follow it, and the top-level function declarations
+ * (`eagerFunctions`); returns how many dynamic imports were rewritten.
  */
 export async function finishBundle(outdir: string): Promise<number> {
   const files = new Set<string>();
@@ -28,17 +39,112 @@ export async function finishBundle(outdir: string): Promise<number> {
     if (e.isFile && e.name.endsWith(".js")) files.add(e.name);
   }
   let n = 0;
+  const texts = new Map<string, string>();
   for (const name of files) {
-    const path = `${outdir}/${name}`;
-    const text = await Deno.readTextFile(path);
-    const out = text.replace(DYNAMIC_IMPORT, (whole, spec: string) => {
+    const text = await Deno.readTextFile(`${outdir}/${name}`);
+    texts.set(name, text);
+  }
+  checkAcyclic(texts);
+  for (const [name, text] of texts) {
+    const out = eagerFunctions(text.replace(DYNAMIC_IMPORT, (whole, spec: string) => {
       if (!files.has(spec.slice(2))) return whole;
       n++;
       return `import(String("${spec}"))`;
-    });
-    if (out !== text) await Deno.writeTextFile(path, out);
+    }));
+    if (out !== text) await Deno.writeTextFile(`${outdir}/${name}`, out);
   }
   return n;
+}
+
+/** The chunk's top-level statements, as acorn reads them (null if it does not parse). */
+function statements(text: string): acorn.Program["body"] | null {
+  try {
+    return acorn.parse(text, { ecmaVersion: "latest", sourceType: "module" })
+      .body;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The chunk with each top-level function declaration rewritten as a parenthesized function
+ * expression assigned to a `var` of the same name, all of them moved to just after the imports
+ * (before any other statement, where a declaration is hoisted to). The chunk is read by acorn; a
+ * declaration is moved only when it has whole lines to itself (as esbuild writes them), and a
+ * chunk that does not parse is left as it is.
+ */
+export function eagerFunctions(text: string): string {
+  const body = statements(text);
+  if (body === null) return text;
+  const lines = text.split("\n");
+  const lineStarts = [0];
+  for (const line of lines) lineStarts.push(lineStarts[lineStarts.length - 1] + line.length + 1);
+  const lineOf = (offset: number) => {
+    let lo = 0, hi = lines.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (lineStarts[mid] <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  };
+  // First line after the leading imports: the moved functions go there.
+  let start = 0;
+  for (const node of body) {
+    if (node.type !== "ImportDeclaration") break;
+    start = lineOf(node.end - 1) + 1;
+  }
+  const moved: string[] = [];
+  const movedLines = new Set<number>();
+  for (const node of body) {
+    if (node.type !== "FunctionDeclaration" || node.id === null) continue;
+    const first = lineOf(node.start);
+    const last = lineOf(node.end - 1);
+    // Whole lines of its own, after the imports.
+    if (first < start || node.start !== lineStarts[first]) continue;
+    if (node.end !== lineStarts[last] + lines[last].length) continue;
+    const source = text.slice(node.start, node.end);
+    moved.push(`var ${node.id.name} = (${source});`);
+    for (let i = first; i <= last; i++) movedLines.add(i);
+  }
+  if (moved.length === 0) return text;
+  const rest = lines.slice(start).filter((_, i) => !movedLines.has(start + i));
+  const out = [...lines.slice(0, start), ...moved, ...rest].join("\n");
+  // What acorn wrote back must parse, with the same imports and exports.
+  return statements(out) === null ? text : out;
+}
+
+/**
+ * Throws if the chunks import each other in a cycle: a function moved to the top of its chunk
+ * exists once that chunk runs, where a declaration exists as soon as the chunk is linked, which
+ * differs only when a chunk can run code of another that has not run yet (a cycle). esbuild writes
+ * none; this keeps it so.
+ */
+function checkAcyclic(texts: Map<string, string>): void {
+  const deps = new Map([...texts].map(([name, text]) => {
+    const body = statements(text);
+    if (body === null) throw new Error(`${name} does not parse`);
+    return [
+      name,
+      body.flatMap((n) =>
+        n.type === "ImportDeclaration" && typeof n.source.value === "string" &&
+          n.source.value.startsWith("./")
+          ? [n.source.value.slice(2)]
+          : []
+      ),
+    ];
+  }));
+  const state = new Map<string, "open" | "done">();
+  const visit = (name: string, path: string[]) => {
+    if (state.get(name) === "done") return;
+    if (state.get(name) === "open") {
+      throw new Error(`chunks import each other: ${[...path, name].join(" -> ")}`);
+    }
+    state.set(name, "open");
+    for (const d of deps.get(name) ?? []) visit(d, [...path, name]);
+    state.set(name, "done");
+  };
+  for (const name of texts.keys()) visit(name, []);
 }
 
 if (import.meta.main) {

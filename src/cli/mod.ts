@@ -131,11 +131,22 @@ export function fullApp(): Application<CliContext> {
 }
 
 /**
+ * `--version` (or `-v`) alone: stricli prints the version at the root before it looks at any
+ * route, so one cheap route stands in for the tree (building all of them is most of what
+ * `--version` cost; docs/architecture.md, "Import rules").
+ */
+const VERSION_ONLY_ROUTE: RouteName = "kill";
+
+/**
  * The application for one command line: when the first argument names a top-level route (or an
- * alias of one), an application with that route only; otherwise the whole tree.
+ * alias of one), an application with that route only; `--version` or `-v` alone, an application
+ * with one route; otherwise the whole tree.
  */
 export function appFor(args: readonly string[]): Application<CliContext> {
   const first = args[0] ?? "";
+  if (args.length === 1 && (first === "--version" || first === "-v")) {
+    return buildApp([VERSION_ONLY_ROUTE]);
+  }
   const name = Object.hasOwn(ALIASES, first) ? ALIASES[first as keyof typeof ALIASES] : first;
   return isRouteName(name) ? buildApp([name]) : fullApp();
 }

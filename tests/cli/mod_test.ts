@@ -49,6 +49,10 @@ const CASES: string[][] = [
   ["show"],
   ["enqueue", "--max-retries", "--help"],
   ["completions", "tcsh"],
+  ["--version"],
+  ["-v"],
+  ["--version", "status"],
+  ["-v", "--help"],
 ];
 
 for (const args of CASES) {
@@ -61,8 +65,13 @@ for (const args of CASES) {
 }
 
 Deno.test("appFor builds one route for a route name, the whole tree otherwise", () => {
-  for (const args of [[], ["--help"], ["--version"], ["stauts"], ["constructor"], ["toString"]]) {
+  for (
+    const args of [[], ["--help"], ["--version", "x"], ["stauts"], ["constructor"], ["toString"]]
+  ) {
     assert.equal(appFor(args), fullApp(), `queuectl ${args.join(" ")}`);
   }
   assert.notEqual(appFor(["status"]), fullApp());
+  // --version alone needs no route: stricli answers it at the root.
+  assert.notEqual(appFor(["--version"]), fullApp());
+  assert.notEqual(appFor(["-v"]), fullApp());
 });
