@@ -468,7 +468,8 @@ export const statusCommand = () =>
         if (flags.watch) return await watchStatus(app, out);
         const report = await status(app);
         if (out.json) return out.printJson(statusJson(report));
-        for (const line of statusLines(out, report, app.clock.now())) out.line(line);
+        // One write (the same text): each line of its own was an encode and a write(2).
+        out.line(statusLines(out, report, app.clock.now()).join("\n"));
       });
     },
     parameters: {

@@ -120,8 +120,8 @@ export class Output {
     const fmt = (cells: string[]) =>
       cells.map((c, i) => i === cells.length - 1 ? c : c + " ".repeat(widths[i] - plain(c).length))
         .join("  ").trimEnd();
-    this.line(this.bold(fmt(headers)));
-    for (const r of rows) this.line(fmt(r));
+    // One write for the whole table (the same text): a line each was an encode and a write(2).
+    this.line([this.bold(fmt(headers)), ...rows.map(fmt)].join("\n"));
   }
 
   /** `blockers`: for jobs waiting for dependencies, those not completed yet (app blockersOf). */

@@ -201,3 +201,30 @@ for (const how of ["deleted", "replaced"] as const) {
     },
   });
 }
+
+Deno.test({
+  name: "sqlite: calls started together share one look at the file; the next call sees it replaced",
+  ignore: Deno.build.os === "windows",
+  fn: async () => {
+    await using dir = await tempDir();
+    const db = dir.file("q.db");
+    const other = await openSqliteStore(dir.file("restored.db"));
+    await other.close();
+    const store = await openSqliteStore(db);
+    try {
+      // One synchronous run (as `status` starts its reads): the file is looked at by the first
+      // call; the replacement after it is seen from the next run of code on, not later.
+      const first = store.getConfig();
+      Deno.renameSync(dir.file("restored.db"), db);
+      const second = store.getConfig();
+      assert.deepEqual(await first, {});
+      assert.deepEqual(await second, {});
+      await assert.rejects(
+        () => store.getConfig(),
+        (err: unknown) => err instanceof StorageError && err.gone === true,
+      );
+    } finally {
+      await store.close();
+    }
+  },
+});

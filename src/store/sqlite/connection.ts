@@ -66,10 +66,144 @@ interface FileIdentity {
 /** The identity of the file at `path`; null when there is none (or no inodes, as on Windows). */
 function fileIdentity(path: string): FileIdentity | null {
   try {
-    const st = Deno.statSync(path);
-    return st.ino === null ? null : { dev: st.dev, ino: st.ino };
+    return identityOf(Deno.statSync(path));
   } catch {
     return null;
+  }
+}
+
+function identityOf(st: Deno.FileInfo): FileIdentity | null {
+  return st.ino === null ? null : { dev: st.dev, ino: st.ino };
+}
+
+/** The value of the first column of the first row of `sql`. */
+function firstValue(db: DatabaseSync, sql: string): unknown {
+  const row = db.prepare(sql).get() as Row | undefined;
+  return row ? Object.values(row)[0] : undefined;
+}
+
+/** A database just opened, with what {@link SqliteConnection} keeps of it. */
+interface OpenedDatabase {
+  db: DatabaseSync;
+  identity: FileIdentity | null;
+  journals: { file: string; id: FileIdentity | null }[];
+  snapshotDir: string | null;
+}
+
+/**
+ * Opens the database at `path` for {@link SqliteConnection} (created when missing, migrated when
+ * behind; read-only when this user may not write it). A top-level function rather than the
+ * constructor's body: the build compiles top-level functions with their chunk, kept in the code
+ * cache, where a method is compiled again on every run (docs/architecture.md, start-up).
+ */
+function openDatabase(path: string, options: SqliteOptions): OpenedDatabase {
+  // What was at the path before SQLite opened it (see identity below).
+  let found: Deno.FileInfo | null = null;
+  let db: DatabaseSync;
+  try {
+    if (path !== ":memory:" && options.create !== false) found = ensureFile(path);
+    db = new DatabaseSync(path);
+  } catch (err) {
+    throw err instanceof StorageError
+      ? err
+      : diagnose(path, err, "open") ?? storageError(path, err);
+  }
+  try {
+    db.exec(
+      `PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL; ` +
+        "PRAGMA synchronous = NORMAL;",
+    );
+    migrate(db, path);
+    // The file ensureFile saw, when there was one (one stat(2) fewer per open): a file replaced
+    // between that stat and the open is then reported as replaced by the first call, where a stat
+    // taken after the open would have missed it.
+    const identity = found !== null ? identityOf(found) : fileIdentity(path);
+    const journals = identity === null ? [] : [`${path}-wal`, `${path}-shm`].map((file) => ({
+      file,
+      id: fileIdentity(file),
+    }));
+    return { db, identity, journals, snapshotDir: null };
+  } catch (err) {
+    db.close();
+    if (err instanceof StorageError) throw err;
+    // Not writable by this user: read-only, so that status, list, show... still work.
+    const fallback = readOnlyFallback(path, err);
+    if (!fallback) throw diagnose(path, err, "open") ?? storageError(path, err);
+    let readOnly: DatabaseSync | undefined;
+    try {
+      readOnly = new DatabaseSync(fallback.path, { readOnly: true });
+      readOnly.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      const version = firstValue(readOnly, "PRAGMA user_version") as number;
+      if (version !== MIGRATIONS.length) {
+        throw writeFailure(path) ?? storageError(path, err);
+      }
+      return { db: readOnly, identity: null, journals: [], snapshotDir: fallback.snapshotDir };
+    } catch (e) {
+      try {
+        if (readOnly?.isOpen) readOnly.close();
+      } catch {
+        // closing twice is harmless
+      }
+      if (fallback.snapshotDir !== null) {
+        try {
+          Deno.removeSync(fallback.snapshotDir, { recursive: true });
+        } catch {
+          // already gone
+        }
+      }
+      throw e instanceof StorageError ? e : diagnose(path, e, "open") ?? storageError(path, e);
+    }
+  }
+}
+
+/** Brings the schema of `db` (at `location`) to {@link MIGRATIONS}' version. */
+function migrate(db: DatabaseSync, location: string): void {
+  const version = firstValue(db, "PRAGMA user_version") as number;
+  if (version === MIGRATIONS.length) return;
+  if (version > MIGRATIONS.length) {
+    throw new StorageError(
+      `The database ${location} has schema version ${version}, newer than this queuectl (${MIGRATIONS.length})`,
+      { hint: "upgrade queuectl to use this database" },
+    );
+  }
+  const appId = firstValue(db, "PRAGMA application_id") as number;
+  if (version === 0 && appId !== 0 && appId !== APPLICATION_ID) {
+    throw new StorageError(`${location} belongs to another application`, {
+      hint: "choose another path with --db",
+    });
+  }
+  if (version === 0 && appId === 0) {
+    const tables = firstValue(db, "SELECT count(*) FROM sqlite_schema") as number;
+    if (tables > 0) {
+      throw new StorageError(`${location} is an SQLite database of another application`, {
+        hint: "choose another path with --db",
+      });
+    }
+  }
+  // BEGIN IMMEDIATE takes the write lock up front (waiting in the busy handler, as any write of
+  // the CLI does); the connection's own transaction() adds nothing before it is in use.
+  db.exec("BEGIN IMMEDIATE");
+  try {
+    // Re-read inside the write lock: another process may have migrated meanwhile.
+    const current = firstValue(db, "PRAGMA user_version") as number;
+    // Prepared after the first migration ran (on a new database it creates the table).
+    let record: StatementSync | undefined;
+    for (let v = current + 1; v <= MIGRATIONS.length; v++) {
+      db.exec(MIGRATIONS[v - 1]);
+      record ??= db.prepare("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)");
+      record.run(v, Date.now());
+      db.exec(`PRAGMA user_version = ${v}`);
+    }
+    db.exec(`PRAGMA application_id = ${APPLICATION_ID}`);
+    db.exec("COMMIT");
+  } catch (err) {
+    try {
+      // Also after a failed COMMIT: a transaction left open would keep its snapshot.
+      if (db.isTransaction) db.exec("ROLLBACK");
+    } catch {
+      // SQLite rolled it back itself
+    }
+    throw err;
   }
 }
 
@@ -104,90 +238,22 @@ export class SqliteConnection {
   #journals: { file: string; id: FileIdentity | null }[] = [];
   /** Set once the file at the path is not the one this connection opened. */
   #gone: StorageError | null = null;
+  /**
+   * #checkFile found the file in place during this synchronous run of code (cleared by a
+   * microtask): the calls a command starts together (`status`: four of them) share one stat(2).
+   */
+  #checkedNow = false;
 
   /** A private snapshot read instead of a database this user may not write (see file.ts). */
   #snapshotDir: string | null = null;
 
   constructor(path: string, options: SqliteOptions) {
     this.location = path;
-    try {
-      if (path !== ":memory:" && options.create !== false) ensureFile(path);
-      this.#db = new DatabaseSync(path);
-    } catch (err) {
-      throw err instanceof StorageError
-        ? err
-        : diagnose(path, err, "open") ?? storageError(path, err);
-    }
-    try {
-      this.#db.exec(
-        `PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL; ` +
-          "PRAGMA synchronous = NORMAL;",
-      );
-      this.#migrate();
-      this.#identity = fileIdentity(path);
-      if (this.#identity !== null) {
-        this.#journals = [`${path}-wal`, `${path}-shm`].map((file) => ({
-          file,
-          id: fileIdentity(file),
-        }));
-      }
-    } catch (err) {
-      this.#db.close();
-      if (err instanceof StorageError) throw err;
-      // Not writable by this user: read-only, so that status, list, show... still work.
-      const fallback = readOnlyFallback(path, err);
-      if (!fallback) throw diagnose(path, err, "open") ?? storageError(path, err);
-      this.#snapshotDir = fallback.snapshotDir;
-      try {
-        this.#db = new DatabaseSync(fallback.path, { readOnly: true });
-        this.#db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
-        const version = this.value("PRAGMA user_version") as number;
-        if (version !== MIGRATIONS.length) {
-          throw writeFailure(path) ?? storageError(path, err);
-        }
-      } catch (e) {
-        this.close();
-        throw e instanceof StorageError ? e : diagnose(path, e, "open") ?? storageError(path, e);
-      }
-    }
-  }
-
-  #migrate(): void {
-    const version = this.value("PRAGMA user_version") as number;
-    if (version === MIGRATIONS.length) return;
-    if (version > MIGRATIONS.length) {
-      throw new StorageError(
-        `The database ${this.location} has schema version ${version}, newer than this queuectl (${MIGRATIONS.length})`,
-        { hint: "upgrade queuectl to use this database" },
-      );
-    }
-    const appId = this.value("PRAGMA application_id") as number;
-    if (version === 0 && appId !== 0 && appId !== APPLICATION_ID) {
-      throw new StorageError(`${this.location} belongs to another application`, {
-        hint: "choose another path with --db",
-      });
-    }
-    if (version === 0 && appId === 0) {
-      const tables = this.value("SELECT count(*) FROM sqlite_schema") as number;
-      if (tables > 0) {
-        throw new StorageError(`${this.location} is an SQLite database of another application`, {
-          hint: "choose another path with --db",
-        });
-      }
-    }
-    this.transaction(() => {
-      // Re-read inside the write lock: another process may have migrated meanwhile.
-      const current = this.value("PRAGMA user_version") as number;
-      for (let v = current + 1; v <= MIGRATIONS.length; v++) {
-        this.#db.exec(MIGRATIONS[v - 1]);
-        this.stmt("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)").run(
-          v,
-          Date.now(),
-        );
-        this.#db.exec(`PRAGMA user_version = ${v}`);
-      }
-      this.#db.exec(`PRAGMA application_id = ${APPLICATION_ID}`);
-    });
+    const opened = openDatabase(path, options);
+    this.#db = opened.db;
+    this.#identity = opened.identity;
+    this.#journals = opened.journals;
+    this.#snapshotDir = opened.snapshotDir;
   }
 
   /** The prepared statement of `sql`, kept for the connection's life. */
@@ -440,7 +506,9 @@ export class SqliteConnection {
    * Throws, from now on, once the file at the path is not the one this connection opened
    * (deleted, or replaced: a backup restored with `mv`, another database copied over it). Work
    * done on the old file would be seen by nobody, and would vanish with it (issue 12, fault 6):
-   * workers stop instead (a `gone` StorageError, see core/errors.ts). One stat(2) per call.
+   * workers stop instead (a `gone` StorageError, see core/errors.ts). One stat(2) per call, or
+   * per batch of calls started in the same synchronous run of code (no await between them: the
+   * file is looked at once, right before the first of them runs).
    *
    * The old file's -wal and -shm are left at the path when it was replaced; opened with the new
    * file, SQLite would replay the old WAL into it and corrupt it. So they are deleted here when
@@ -449,9 +517,13 @@ export class SqliteConnection {
   #checkFile(): void {
     if (this.#gone !== null) throw this.#gone;
     const opened = this.#identity;
-    if (opened === null) return;
+    if (opened === null || this.#checkedNow) return;
     const now = fileIdentity(this.location);
-    if (now !== null && now.dev === opened.dev && now.ino === opened.ino) return;
+    if (now !== null && now.dev === opened.dev && now.ino === opened.ino) {
+      this.#checkedNow = true;
+      queueMicrotask(() => this.#checkedNow = false);
+      return;
+    }
     const what = now === null
       ? "was deleted (there is no file at that path now)"
       : "was replaced by another file";

@@ -69,23 +69,28 @@ function checkKind(path: string, info: Deno.FileInfo | null): void {
  * Creates the database file with mode 0600 when missing (SQLite copies it to -wal and -shm). An
  * existing empty file (`touch q.db`, `mktemp`) gets mode 0600 too: queuectl is about to write its
  * schema and jobs into it, so it must be as private as a file queuectl created.
+ *
+ * Returns what stat(2) said of the file that was there (the caller takes its identity from it
+ * rather than stat the file again); null when there was none (created here) or it cannot be read.
  */
-export function ensureFile(path: string): void {
+export function ensureFile(path: string): Deno.FileInfo | null {
   let info: Deno.FileInfo;
   try {
     info = Deno.statSync(path);
   } catch (err) {
     checkKind(path, null);
-    if (!(err instanceof Deno.errors.NotFound)) return; // opening it reports the real cause
+    if (!(err instanceof Deno.errors.NotFound)) return null; // opening it reports the real cause
     try {
-      if (Deno.lstatSync(path).isSymlink) return; // a dangling link: opening it reports that
+      if (Deno.lstatSync(path).isSymlink) return null; // a dangling link: opening it reports that
     } catch {
       // missing: created below
     }
-    return create(path);
+    create(path);
+    return null;
   }
   checkKind(path, info);
   if (info.size === 0) makePrivate(path, info);
+  return info;
 }
 
 /** chmod 0600 an empty file queuectl is about to fill; refused when another user owns it. */

@@ -242,6 +242,57 @@ function changeAssignments(c: StateChange): { sets: string[]; params: SQLInputVa
   }
   return { sets, params };
 }
+// The reads of a one-shot `status` are top-level functions rather than method bodies: the build
+// compiles top-level functions with their chunk, kept in the code cache, where a method is
+// compiled again on every run (docs/architecture.md, start-up).
+
+function statsOn(db: SqliteConnection, now: number): QueueStats {
+  const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
+  for (
+    const row of db.stmt("SELECT state, sum(n) AS n FROM job_counts GROUP BY state").all() as {
+      state: JobState;
+      n: number;
+    }[]
+  ) counts[row.state] = row.n;
+  const oldest = db.value(
+    "SELECT min(created_at) FROM jobs WHERE state = 'pending' AND run_at <= ? AND blocked_by = 0",
+    now,
+  ) as number | null;
+  const scheduled = db.value(SCHEDULED_COUNT_SQL, now) as number;
+  const blocked = db.value(
+    `SELECT count(*) FROM jobs INDEXED BY jobs_blocked WHERE ${BLOCKED_SQL}`,
+  ) as number;
+  return { counts, oldest_pending_at: oldest ?? null, scheduled, blocked };
+}
+
+function queueControlsOn(db: SqliteConnection): QueueControl[] {
+  return (db.stmt(
+    "SELECT name, paused, max_running FROM queues WHERE paused <> 0 OR max_running > 0 " +
+      "ORDER BY name",
+  ).all() as { name: string; paused: number; max_running: number }[]).map((r) => ({
+    name: r.name,
+    paused: r.paused !== 0,
+    max_running: r.max_running,
+  }));
+}
+
+function configOn(db: SqliteConnection): Record<string, string> {
+  return Object.fromEntries(
+    (db.stmt("SELECT key, value FROM config").all() as { key: string; value: string }[])
+      .map((r) => [r.key, r.value]),
+  );
+}
+
+function workersOn(db: SqliteConnection): WorkerRecord[] {
+  return (db.stmt(
+    "SELECT id, pid, host, queues, started_at, heartbeat_at, current_job, stop_requested_at, " +
+      "supervisor_id FROM workers ORDER BY started_at, id",
+  ).all() as (Omit<WorkerRecord, "queues"> & { queues: string | null })[]).map((r) => ({
+    ...r,
+    queues: r.queues ? JSON.parse(r.queues) as string[] : null,
+  }));
+}
+
 class SqliteStore implements Store {
   readonly kind = "sqlite" as const;
   readonly location: string;
@@ -780,28 +831,7 @@ class SqliteStore implements Store {
   }
 
   stats(p: { now: number }): Promise<QueueStats> {
-    return this.#db.run(() => {
-      const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<
-        JobState,
-        number
-      >;
-      for (
-        const row of this.#db.stmt("SELECT state, sum(n) AS n FROM job_counts GROUP BY state")
-          .all() as {
-            state: JobState;
-            n: number;
-          }[]
-      ) counts[row.state] = row.n;
-      const oldest = this.#db.value(
-        "SELECT min(created_at) FROM jobs WHERE state = 'pending' AND run_at <= ? AND blocked_by = 0",
-        p.now,
-      ) as number | null;
-      const scheduled = this.#db.value(SCHEDULED_COUNT_SQL, p.now) as number;
-      const blocked = this.#db.value(
-        `SELECT count(*) FROM jobs INDEXED BY jobs_blocked WHERE ${BLOCKED_SQL}`,
-      ) as number;
-      return { counts, oldest_pending_at: oldest ?? null, scheduled, blocked };
-    });
+    return this.#db.run(() => statsOn(this.#db, p.now));
   }
 
   queueMetrics(p: { now: number }): Promise<QueueMetrics[]> {
@@ -1364,16 +1394,7 @@ class SqliteStore implements Store {
   }
 
   listQueueControls(): Promise<QueueControl[]> {
-    return this.#db.run(() =>
-      (this.#db.stmt(
-        "SELECT name, paused, max_running FROM queues WHERE paused <> 0 OR max_running > 0 " +
-          "ORDER BY name",
-      ).all() as { name: string; paused: number; max_running: number }[]).map((r) => ({
-        name: r.name,
-        paused: r.paused !== 0,
-        max_running: r.max_running,
-      }))
-    );
+    return this.#db.run(() => queueControlsOn(this.#db));
   }
 
   listQueues(): Promise<QueueSummary[]> {
@@ -1534,12 +1555,7 @@ class SqliteStore implements Store {
   }
 
   getConfig(): Promise<Record<string, string>> {
-    return this.#db.run(() =>
-      Object.fromEntries(
-        (this.#db.stmt("SELECT key, value FROM config").all() as { key: string; value: string }[])
-          .map((r) => [r.key, r.value]),
-      )
-    );
+    return this.#db.run(() => configOn(this.#db));
   }
 
   setConfig(p: { key: string; value: string }): Promise<void> {
@@ -1598,15 +1614,7 @@ class SqliteStore implements Store {
   }
 
   listWorkers(): Promise<WorkerRecord[]> {
-    return this.#db.run(() =>
-      (this.#db.stmt(
-        "SELECT id, pid, host, queues, started_at, heartbeat_at, current_job, stop_requested_at, " +
-          "supervisor_id FROM workers ORDER BY started_at, id",
-      ).all() as (Omit<WorkerRecord, "queues"> & { queues: string | null })[]).map((r) => ({
-        ...r,
-        queues: r.queues ? JSON.parse(r.queues) as string[] : null,
-      }))
-    );
+    return this.#db.run(() => workersOn(this.#db));
   }
 
   requestStop(p: { ids?: readonly string[]; now: number }): Promise<number> {
