@@ -8,7 +8,16 @@
  * `--cmd='sleep 0.01' --count=4 --n=1000` is the sleep comparison. `--base=<dir>` also runs the
  * queuectl of another checkout (e.g. /work/main) in the same rounds, for an A/B comparison.
  */
-import { fmt, loadAverage, MAIN, median, PERMISSIONS, runTimed, timeCommand } from "./util.ts";
+import {
+  fmt,
+  loadAverage,
+  MAIN,
+  median,
+  PERMISSIONS,
+  runTimed,
+  timeCommand,
+  untilEmptyArgs,
+} from "./util.ts";
 
 const arg = (name: string, def: string) =>
   Deno.args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
@@ -52,14 +61,7 @@ try {
     const t = await timed(
       [
         deno,
-        "run",
-        ...PERMISSIONS,
-        main,
-        "worker",
-        "start",
-        "--count",
-        String(count),
-        "--until-empty",
+        ...untilEmptyArgs(main, count),
       ],
       { env: { QUEUECTL_DB: db, NO_COLOR: "1" } },
     );

@@ -7,6 +7,20 @@ export const MAIN = `${ROOT}src/main.ts`;
 /** The explicit permission flags of the `queuectl` task in deno.json (one source of truth). */
 export const PERMISSIONS: readonly string[] = permissionFlagsFromTask(denoJson.tasks.queuectl);
 
+/** `deno` arguments of `queuectl worker start --count N --until-empty` from the source at `main`. */
+export function untilEmptyArgs(main: string, count: number): string[] {
+  return [
+    "run",
+    ...PERMISSIONS,
+    main,
+    "worker",
+    "start",
+    "--count",
+    String(count),
+    "--until-empty",
+  ];
+}
+
 /**
  * Runs a command to completion, feeding it `opts.stdin` if given; returns its output and wall time
  * in ms. Throws on a non-zero exit.

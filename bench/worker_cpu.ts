@@ -15,7 +15,7 @@
  * from the shell's `times` around the supervisor (exact). Per job = (run with N jobs - run with
  * none) / N, so start-up is not spread over the jobs. -A: Deno lets only --allow-all read /proc.
  */
-import { fmt, loadAverage, MAIN, median, PERMISSIONS, runTimed } from "./util.ts";
+import { fmt, loadAverage, MAIN, median, PERMISSIONS, runTimed, untilEmptyArgs } from "./util.ts";
 
 const arg = (name: string, def: string) =>
   Deno.args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
@@ -73,14 +73,7 @@ async function runOnce(main: string, db: string): Promise<Sample> {
       '"$@" >/dev/null 2>&1 || exit; times',
       "sh",
       Deno.execPath(),
-      "run",
-      ...PERMISSIONS,
-      main,
-      "worker",
-      "start",
-      "--count",
-      String(count),
-      "--until-empty",
+      ...untilEmptyArgs(main, count),
     ],
     env: { QUEUECTL_DB: db, NO_COLOR: "1" },
     stdout: "piped",

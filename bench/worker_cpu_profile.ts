@@ -12,7 +12,7 @@
  * is higher than bench/worker_cpu.ts's), so read it as shares. Categories are ordered: a sample
  * of a settle inside a spawn callback counts once, for the first that matches.
  */
-import { fmt, loadAverage, MAIN, PERMISSIONS, runTimed } from "./util.ts";
+import { fmt, loadAverage, MAIN, PERMISSIONS, runTimed, untilEmptyArgs } from "./util.ts";
 
 const arg = (name: string, def: string) =>
   Deno.args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
@@ -67,14 +67,7 @@ async function profile(db: string, dir: string, tag: string): Promise<Profile> {
       data,
       "--",
       Deno.execPath(),
-      "run",
-      ...PERMISSIONS,
-      main,
-      "worker",
-      "start",
-      "--count",
-      String(count),
-      "--until-empty",
+      ...untilEmptyArgs(main, count),
     ],
     cwd: dir,
     env: { QUEUECTL_DB: db, NO_COLOR: "1", DENO_V8_FLAGS: "--perf-basic-prof" },
