@@ -59,7 +59,7 @@ export async function finishBundle(outdir: string): Promise<number> {
 /** The chunk's top-level statements, as acorn reads them (null if it does not parse). */
 function statements(text: string): acorn.Program["body"] | null {
   try {
-    return acorn.parse(text, { ecmaVersion: "latest", sourceType: "module" })
+    return acorn.parse(text, { ecmaVersion: "latest", sourceType: "module", locations: true })
       .body;
   } catch {
     return null;
@@ -76,35 +76,28 @@ function statements(text: string): acorn.Program["body"] | null {
 export function eagerFunctions(text: string): string {
   const body = statements(text);
   if (body === null) return text;
+  // acorn also ends a line at \r, U+2028 and U+2029, which esbuild's ASCII output never holds
+  // raw; a chunk that does would number its lines otherwise than the split below: left as it is.
+  if (/[\r\u2028\u2029]/.test(text)) return text;
   const lines = text.split("\n");
-  const lineStarts = [0];
-  for (const line of lines) lineStarts.push(lineStarts[lineStarts.length - 1] + line.length + 1);
-  const lineOf = (offset: number) => {
-    let lo = 0, hi = lines.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if (lineStarts[mid] <= offset) lo = mid;
-      else hi = mid - 1;
-    }
-    return lo;
-  };
+  // acorn's lines count from 1; `start`, `first` and `last` index `lines`.
+  const lineOf = (p: acorn.Position) => p.line - 1;
   // First line after the leading imports: the moved functions go there.
   let start = 0;
   for (const node of body) {
     if (node.type !== "ImportDeclaration") break;
-    start = lineOf(node.end - 1) + 1;
+    start = lineOf(node.loc!.end) + 1;
   }
   const moved: string[] = [];
   const movedLines = new Set<number>();
   for (const node of body) {
     if (node.type !== "FunctionDeclaration" || node.id === null) continue;
-    const first = lineOf(node.start);
-    const last = lineOf(node.end - 1);
+    const first = lineOf(node.loc!.start);
+    const last = lineOf(node.loc!.end);
     // Whole lines of its own, after the imports.
-    if (first < start || node.start !== lineStarts[first]) continue;
-    if (node.end !== lineStarts[last] + lines[last].length) continue;
-    const source = text.slice(node.start, node.end);
-    moved.push(`var ${node.id.name} = (${source});`);
+    if (first < start || node.loc!.start.column !== 0) continue;
+    if (node.loc!.end.column !== lines[last].length) continue;
+    moved.push(`var ${node.id.name} = (${text.slice(node.start, node.end)});`);
     for (let i = first; i <= last; i++) movedLines.add(i);
   }
   if (moved.length === 0) return text;

@@ -99,6 +99,13 @@ Deno.test("eagerFunctions leaves a declaration that shares a line, and a chunk t
   for (const chunk of chunks) assert.equal(eagerFunctions(chunk), chunk);
 });
 
+Deno.test("eagerFunctions leaves a chunk with line ends other than \\n as it is", () => {
+  for (const end of ["\r", "\u2028", "\u2029"]) {
+    const chunk = ["var s = `a" + end + "b`;", "function f() {", "  return s;", "}"].join("\n");
+    assert.equal(eagerFunctions(chunk), chunk);
+  }
+});
+
 Deno.test("eagerFunctions moves a declaration whose string goes on past a line end", () => {
   const chunk = ["function g() {", '  return "a\\', 'b";', "}"].join("\n");
   const out = eagerFunctions(chunk);
