@@ -35,10 +35,10 @@ import type {
   WorkerRecord,
 } from "../store/store.ts";
 import { SEARCH_INDEX_MIN_CHARS, SHORT_SEARCH_SCAN } from "../store/store.ts";
+import { loadConfig } from "./config.ts";
 
 /** For the CLI, which imports app/ only: a search text shorter than this has no index. */
 export { SEARCH_INDEX_MIN_CHARS };
-import { loadConfig } from "./config.ts";
 
 export interface Ctx {
   store: Store;

@@ -153,7 +153,7 @@ type Row = Record<string, unknown>;
  * worker (settle, claim, settle-and-claim) are written this way and sent with
  * `sql.unsafe(text, params, { prepare: true })` (still prepared once per connection and text),
  * because postgres.js's nested tagged fragments cost a Promise-based object per piece and a walk
- * of them per call, about a quarter of the client's CPU per job (docs/architecture.md "Settle and
+ * of them per call: more than half of the client's CPU per job (docs/architecture.md "Settle and
  * claim").
  */
 class Statement {
@@ -335,7 +335,6 @@ async function linkDependencies(
     FROM tally WHERE jobs.id = tally.job_id AND tally.n > 0`;
 }
 
-/** A row's job columns (not seq, stdout, stderr). */
 /** The columns a state change writes, with their values (NUL bytes out of the error). */
 function changeValues(c: StateChange): Record<string, string | number | null> {
   const values: Record<string, string | number | null> = { state: c.to, updated_at: c.updated_at };
@@ -356,6 +355,7 @@ function sortClaimed(rows: readonly Row[]): Job[] {
     .map(toJob);
 }
 
+/** A row's job columns (not seq, stdout, stderr). */
 function toJob(r: Row): Job {
   const job: Record<string, unknown> = {};
   for (const c of JOB_COLUMNS) job[c] = r[c];

@@ -82,6 +82,28 @@ function firstValue(db: DatabaseSync, sql: string): unknown {
   return row ? Object.values(row)[0] : undefined;
 }
 
+/**
+ * Rolls back the transaction of `db` if one is open: also after a failed COMMIT (disk full, I/O
+ * error), since a transaction left open would keep its snapshot, and no checkpoint could ever
+ * complete past it.
+ */
+function rollback(db: DatabaseSync): void {
+  try {
+    if (db.isTransaction) db.exec("ROLLBACK");
+  } catch {
+    // SQLite rolled it back itself
+  }
+}
+
+/** Deletes a private read-only snapshot's directory (see file.ts readOnlyFallback). */
+function removeSnapshot(dir: string): void {
+  try {
+    Deno.removeSync(dir, { recursive: true });
+  } catch {
+    // already gone
+  }
+}
+
 /** A database just opened, with what {@link SqliteConnection} keeps of it. */
 interface OpenedDatabase {
   db: DatabaseSync;
@@ -144,13 +166,7 @@ function openDatabase(path: string, options: SqliteOptions): OpenedDatabase {
       } catch {
         // closing twice is harmless
       }
-      if (fallback.snapshotDir !== null) {
-        try {
-          Deno.removeSync(fallback.snapshotDir, { recursive: true });
-        } catch {
-          // already gone
-        }
-      }
+      if (fallback.snapshotDir !== null) removeSnapshot(fallback.snapshotDir);
       throw e instanceof StorageError ? e : diagnose(path, e, "open") ?? storageError(path, e);
     }
   }
@@ -197,12 +213,7 @@ function migrate(db: DatabaseSync, location: string): void {
     db.exec(`PRAGMA application_id = ${APPLICATION_ID}`);
     db.exec("COMMIT");
   } catch (err) {
-    try {
-      // Also after a failed COMMIT: a transaction left open would keep its snapshot.
-      if (db.isTransaction) db.exec("ROLLBACK");
-    } catch {
-      // SQLite rolled it back itself
-    }
+    rollback(db);
     throw err;
   }
 }
@@ -283,13 +294,7 @@ export class SqliteConnection {
       return result;
     } catch (err) {
       this.#counts.clear();
-      try {
-        // Also after a failed COMMIT (disk full, I/O error): a transaction left open would keep
-        // its snapshot, and no checkpoint could ever complete past it.
-        if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
-      } catch {
-        // SQLite rolled it back itself
-      }
+      rollback(this.#db);
       this.#afterFailure(err);
       throw err;
     }
@@ -630,11 +635,7 @@ export class SqliteConnection {
       // closing twice is harmless
     }
     if (this.#snapshotDir !== null) {
-      try {
-        Deno.removeSync(this.#snapshotDir, { recursive: true });
-      } catch {
-        // already gone
-      }
+      removeSnapshot(this.#snapshotDir);
       this.#snapshotDir = null;
     }
   }

@@ -242,10 +242,10 @@ function changeAssignments(c: StateChange): { sets: string[]; params: SQLInputVa
   }
   return { sets, params };
 }
+
 // The reads of a one-shot `status` are top-level functions rather than method bodies: the build
 // compiles top-level functions with their chunk, kept in the code cache, where a method is
 // compiled again on every run (docs/architecture.md, start-up).
-
 function statsOn(db: SqliteConnection, now: number): QueueStats {
   const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
   for (
