@@ -286,8 +286,10 @@ export interface ListParams {
   queue?: string;
   search?: string;
   limit?: number;
-  offset?: number;
-  /** Keyset pagination: jobs after this job id, newest first (see ListJobsParams.after). */
+  /**
+   * Keyset pagination, the only paging there is: jobs after this job id, newest first (see
+   * ListJobsParams.after). A deep page costs what the first does; no offset is offered.
+   */
   after?: string;
 }
 
@@ -301,15 +303,11 @@ export function validateLimit(limit: number | undefined, fallback = 50): number 
   return n;
 }
 
-/** The list parameters checked, limit and offset filled in. */
-function validateList(p: ListParams): ListParams & { limit: number; offset: number } {
+/** The list parameters checked, the limit filled in. */
+function validateList(p: ListParams): ListParams & { limit: number } {
   const limit = validateLimit(p.limit);
-  const offset = p.offset ?? 0;
-  if (!Number.isInteger(offset) || offset < 0) {
-    throw new InvalidInput(`Invalid offset: expected a whole number >= 0, got ${offset}`);
-  }
   if (p.after !== undefined) validateJobId(p.after);
-  return { ...p, limit, offset };
+  return { ...p, limit };
 }
 
 export async function listJobs(ctx: Ctx, p: ListParams): Promise<Job[]> {
@@ -349,7 +347,8 @@ export async function listJobsSearched(
   // The last job to test: the scan-th of the filter after the cursor, or (fewer left) the filter's
   // last; the search then tests the jobs up to it, found by id, so a job written or deleted
   // meanwhile cannot shift the bound past a job left untested.
-  // (And the job after it: whether any job is left untested.)
+  // (And the job after it: whether any job is left untested.) The store's offset skips at most
+  // scan - 1 index entries here: bounded, unlike a user's offset (paging is by cursor only).
   const [edge, beyond] = await ctx.store.listJobs({ ...filter, limit: 2, offset: scan - 1 });
   const last = edge ??
     (await ctx.store.listJobs({ state: q.state, queue: q.queue, limit: 1, order: "oldest" }))[0];
@@ -578,7 +577,6 @@ export interface JobPage {
    */
   total_capped: boolean;
   limit: number;
-  offset: number;
   /**
    * The cursor of the next page (`after`): the last job's id, or null on the last page; after an
    * incomplete search, the last job it tested.
@@ -600,18 +598,14 @@ export async function listJobsPage(
   p: ListParams,
   scan = SHORT_SEARCH_SCAN,
 ): Promise<JobPage> {
-  const { limit, offset } = validateList(p);
+  const { limit } = validateList(p);
   // One more than the page: whether a next page exists, without counting.
-  const { jobs: rows, incomplete } = await listJobsSearched(
-    ctx,
-    { ...p, limit: limit + 1, offset },
-    scan,
-  );
+  const { jobs: rows, incomplete } = await listJobsSearched(ctx, { ...p, limit: limit + 1 }, scan);
   const jobs = rows.slice(0, limit);
   const short = isShortSearch(p.search);
   // A short search's first page that is not full tested the same jobs the count would: its
   // matches are the count.
-  const counted = short && p.after === undefined && offset === 0 && rows.length <= limit
+  const counted = short && p.after === undefined && rows.length <= limit
     ? rows.length
     : await ctx.store.countJobs({
       state: p.state,
@@ -628,7 +622,6 @@ export async function listJobsPage(
     total: Math.min(counted, TOTAL_CAP),
     total_capped: counted > TOTAL_CAP || untested,
     limit,
-    offset,
     next: rows.length > limit ? jobs[jobs.length - 1].id : incomplete?.through ?? null,
     incomplete,
   };

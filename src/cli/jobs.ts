@@ -48,13 +48,24 @@ interface ListFlags extends GlobalFlags {
   queue?: string;
   search?: string;
   limit?: number;
-  offset?: number;
+  /** Removed (paging is by keyset, --after); kept hidden only to say so. */
+  offset?: string;
   after?: string;
 }
+
+/** The one-line error of the removed `list --offset`. */
+const OFFSET_REMOVED = "--offset was removed: page with --after <last id of the previous page> " +
+  "(keyset paging; a deep page costs what the first does)";
 
 export const listCommand = () =>
   buildCommand({
     func: async function (this: CliContext, flags: ListFlags) {
+      if (flags.offset !== undefined) {
+        // Refused before the database is opened (or created).
+        return await withoutStore(this, flags, () => {
+          throw new InvalidInput(OFFSET_REMOVED);
+        });
+      }
       await withStore(this, flags, async (app, out) => {
         const state = flags.state === undefined ? undefined : parseJobState(flags.state);
         const { jobs, incomplete } = await listJobsSearched(app, {
@@ -62,7 +73,6 @@ export const listCommand = () =>
           queue: flags.queue,
           search: flags.search,
           limit: flags.limit,
-          offset: flags.offset,
           after: flags.after,
         });
         // An incomplete search that found nothing does not say "no jobs": older ones are untested.
@@ -108,9 +118,10 @@ export const listCommand = () =>
         },
         offset: {
           kind: "parsed",
-          parse: limitParser,
-          brief: "Skip this many jobs (cost grows with n: prefer --after for deep pages)",
+          parse: String,
+          brief: "Removed: page with --after",
           optional: true,
+          hidden: true,
           placeholder: "n",
         },
         after: {

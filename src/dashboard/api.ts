@@ -70,7 +70,7 @@ export async function statsPayload(ctx: Ctx): Promise<Record<string, unknown>> {
   };
 }
 
-const LIST_PARAMS = ["state", "queue", "search", "limit", "offset", "after"];
+const LIST_PARAMS = ["state", "queue", "search", "limit", "after"];
 
 function wholeNumber(value: string | null, name: string): number | undefined {
   if (value === null) return undefined;
@@ -84,6 +84,13 @@ function wholeNumber(value: string | null, name: string): number | undefined {
 
 /** Reads the list filters of a query string; unknown parameters are refused (typos show). */
 export function parseListQuery(query: URLSearchParams, allowState = true): ListParams {
+  if (query.has("offset")) {
+    // Paging is by keyset only (docs/dashboard_api.md): a deep page costs what the first does.
+    throw new InvalidInput(
+      "offset was removed: page with after=<the previous page's next, its last job id> " +
+        "(keyset paging; a deep page costs what the first does)",
+    );
+  }
   for (const key of query.keys()) {
     if (!LIST_PARAMS.includes(key) || (key === "state" && !allowState)) {
       throw new InvalidInput(
@@ -103,7 +110,6 @@ export function parseListQuery(query: URLSearchParams, allowState = true): ListP
     queue: text("queue"),
     search: text("search"),
     limit: wholeNumber(query.get("limit"), "limit"),
-    offset: wholeNumber(query.get("offset"), "offset"),
     after: text("after"),
   };
 }
@@ -124,7 +130,6 @@ async function jobList(ctx: Ctx, p: ListParams): Promise<Response> {
     total: page.total,
     total_capped: page.total_capped,
     limit: page.limit,
-    offset: page.offset,
     next: page.next,
     incomplete: page.incomplete,
   });
@@ -236,7 +241,6 @@ const ROUTES: Route[] = [
         total: page.total,
         total_capped: page.total_capped,
         limit: page.limit,
-        offset: page.offset,
         next: page.next,
         incomplete: page.incomplete,
         stderr_tail_chars: STDERR_TAIL_CHARS,

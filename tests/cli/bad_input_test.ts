@@ -141,6 +141,19 @@ Deno.test("bad input: each is refused with one error line and changes nothing", 
     ["unknown state", ["list", "--state", "running"], ExitCodes.invalidInput, /Unknown state/],
     ["bad limit", ["list", "--limit", "0"], ExitCodes.invalidInput, /limit/],
     [
+      "list --offset (removed: paging is by keyset, --after)",
+      ["list", "--offset", "5"],
+      ExitCodes.invalidInput,
+      /^error: --offset was removed: page with --after <last id of the previous page> \(keyset paging; a deep page costs what the first does\)$/,
+    ],
+    [
+      "list --offset with other flags",
+      ["list", "--state", "pending", "--offset", "0", "--json"],
+      ExitCodes.invalidInput,
+      /^error: --offset was removed: page with --after /,
+    ],
+    ["dlq list --offset", ["dlq", "list", "--offset", "5"], ExitCodes.invalidInput, /--offset/],
+    [
       "unknown config key",
       ["config", "set", "max_tries", "3"],
       ExitCodes.invalidInput,
@@ -405,4 +418,18 @@ Deno.test("bad database: missing dir, read-only dir, corrupt, newer version", as
     assert.match(r.stderr, /schema version 999, newer than this queuectl/);
     assert.equal(snapshotDb(db), before);
   });
+});
+
+Deno.test("bad input: list --offset is refused before the database is opened", async () => {
+  await using dir = await tempDir();
+  const db = dir.file("never.db");
+  const r = await runCli(["list", "--offset", "5"], { db });
+  assert.equal(r.code, ExitCodes.invalidInput, r.stderr);
+  assert.equal(
+    r.stderr,
+    "error: --offset was removed: page with --after <last id of the previous page> " +
+      "(keyset paging; a deep page costs what the first does)\n",
+  );
+  assert.equal(r.stdout, "");
+  assert.deepEqual([...Deno.readDirSync(dir.path)], [], "no database created");
 });

@@ -157,6 +157,14 @@ Deno.test("list, show, logs and status", async (t) => {
     assert.deepEqual(failed.map((j) => j.id), ["a"]);
     const search = await runCliJson<JobJson[]>(["list", "--search", "ECHO B"], { db });
     assert.deepEqual(search.map((j) => j.id), ["b"]);
+    // Pages by keyset: --after the last id of the page before.
+    const page2 = await runCliJson<JobJson[]>(["list", "--limit", "1", "--after", "c"], { db });
+    assert.deepEqual(page2.map((j) => j.id), ["b"]);
+    const page3 = await runCliJson<JobJson[]>(["list", "--limit", "5", "--after", "b"], { db });
+    assert.deepEqual(page3.map((j) => j.id), ["a"]);
+    const help = await runCli(["list", "--help"], { db });
+    assert.match(help.stdout, /--after/);
+    assert.doesNotMatch(help.stdout, /--offset/, "the removed flag is not offered");
     const text = await runCli(["list", "--state", "pending"], { db });
     assert.match(text.stdout, /^ID\s+STATE\s+QUEUE/);
     assert.match(text.stdout, /\nc\s+pending\s+mail/);

@@ -141,12 +141,21 @@ Deno.test("GET /api/jobs: newest first, filters, search, pages with a total", as
   assert.deepEqual(all.body.jobs.map((j: { id: string }) => j.id), [...ids].reverse());
   assert.equal(all.body.total, 7);
   assert.equal(all.body.limit, 50);
-  assert.equal(all.body.offset, 0);
+  assert.equal(all.body.next, null);
+  assert.ok(!("offset" in all.body), "paging is by cursor only: no offset in the response");
   assert.equal(all.body.jobs[0].created_at, new Date(h.clock.now() - SECOND).toISOString());
 
-  const page2 = await call(h, "/api/jobs?limit=3&offset=3");
+  // Keyset pages: each page's `next` is the cursor of the one after it.
+  const page1 = await call(h, "/api/jobs?limit=3");
+  assert.deepEqual(page1.body.jobs.map((j: { id: string }) => j.id), ["job-6", "job-5", "job-4"]);
+  assert.equal(page1.body.next, "job-4");
+  const page2 = await call(h, `/api/jobs?limit=3&after=${page1.body.next}`);
   assert.deepEqual(page2.body.jobs.map((j: { id: string }) => j.id), ["job-3", "job-2", "job-1"]);
   assert.equal(page2.body.total, 7);
+  assert.equal(page2.body.next, "job-1");
+  const page3 = await call(h, `/api/jobs?limit=3&after=${page2.body.next}`);
+  assert.deepEqual(page3.body.jobs.map((j: { id: string }) => j.id), ["job-0"]);
+  assert.equal(page3.body.next, null);
 
   const mail = await call(h, "/api/jobs?queue=mail");
   assert.deepEqual(mail.body.jobs.map((j: { id: string }) => j.id), ["job-2", "job-1", "job-0"]);
@@ -170,8 +179,10 @@ Deno.test("GET /api/jobs refuses bad filters with 400 and a message", async () =
     ["limit=0", /Invalid limit: expected a whole number from 1 to 10000, got 0/],
     ["limit=abc", /Invalid limit: expected a whole number, got "abc"/],
     ["limit=20000", /Invalid limit/],
-    ["offset=-1", /Invalid offset: expected a whole number, got "-1"/],
-    ["stat=dead", /Unknown query parameter "stat": allowed are state, queue, search, limit/],
+    [
+      "stat=dead",
+      /Unknown query parameter "stat": allowed are state, queue, search, limit, after$/,
+    ],
   ];
   for (const [query, message] of cases) {
     const res = await call(h, `/api/jobs?${query}`);
@@ -182,6 +193,27 @@ Deno.test("GET /api/jobs refuses bad filters with 400 and a message", async () =
   const dlq = await call(h, "/api/dlq?state=pending");
   assert.equal(dlq.status, 400);
   assert.match(dlq.body.error, /Unknown query parameter "state"/);
+});
+
+Deno.test("GET /api/jobs and /api/dlq refuse offset with a 400 that names after", async () => {
+  await using h = await harness();
+  for (let i = 0; i < 3; i++) {
+    await add(h.store, h.clock, { id: `job-${i}`, command: "true" });
+    h.clock.advance(SECOND);
+  }
+  for (const path of ["/api/jobs", "/api/dlq"]) {
+    for (const query of ["offset=5", "offset=0", "limit=2&offset=", "after=job-2&offset=1"]) {
+      const res = await call(h, `${path}?${query}`);
+      assert.equal(res.status, 400, `${path}?${query}`);
+      assert.deepEqual(res.body, {
+        error: "offset was removed: page with after=<the previous page's next, its last job id> " +
+          "(keyset paging; a deep page costs what the first does)",
+      });
+    }
+  }
+  // The cursor it names works.
+  const res = await call(h, "/api/jobs?after=job-2");
+  assert.deepEqual(res.body.jobs.map((j: { id: string }) => j.id), ["job-1", "job-0"]);
 });
 
 Deno.test("GET /api/jobs/:id of a running job: its output so far (the page tails it)", async () => {

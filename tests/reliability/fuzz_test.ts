@@ -478,6 +478,7 @@ const token: fc.Arbitrary<string> = fc.oneof(
     "--state",
     "--limit",
     "--offset",
+    "--after",
     "--queue",
     "--search",
     "--id",

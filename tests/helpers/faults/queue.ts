@@ -50,13 +50,14 @@ export async function enqueueAll(db: string, specs: JobSpec[], file: string): Pr
   return ids;
 }
 
-/** Every job's record (`list --json`, page by page). */
+/** Every job's record (`list --json`, page by page by keyset: `--after` the last id). */
 export async function jobRecords(db: string, env?: Record<string, string>): Promise<JobRecord[]> {
   const page = 10_000;
   const all: JobRecord[] = [];
-  for (let offset = 0;; offset += page) {
+  for (;;) {
+    const after = all.length ? ["--after", all[all.length - 1].id] : [];
     const jobs = await runCliJson<JobRecord[]>(
-      ["list", "--limit", String(page), "--offset", String(offset)],
+      ["list", "--limit", String(page), ...after],
       { db, env },
     );
     all.push(...jobs);
