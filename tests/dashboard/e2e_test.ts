@@ -418,6 +418,41 @@ Deno.test({
         },
       );
 
+      await t.step(
+        "pages by cursor only: a typed deep page without its cursor shows page 1",
+        async () => {
+          // The store holds the 10,000+ jobs of the step before: many pages.
+          const asked: string[] = [];
+          page.on("request", (r) => {
+            if (r.url().includes("/api/jobs")) asked.push(r.url());
+          });
+          const newest = await store.listJobs({ limit: 51 });
+          const firstRow = () => page.locator("#jobs-table tbody tr.clickable").first();
+          await page.goto(`${dashboard.url}#jobs?page=5`);
+          await page.waitForFunction(() => location.hash === "#jobs");
+          await page.locator(`#jobs-table tbody tr[data-id='${newest[0].id}']`).waitFor();
+          assert.equal(await firstRow().getAttribute("data-id"), newest[0].id);
+          assert.match(await text("#jobs-pager .range") ?? "", /^1–50 of /);
+          // "Older →" goes on by cursor: the 51st job heads page 2, its cursor in the address.
+          await page.locator("#jobs-pager button", { hasText: "Older" }).click();
+          await page.locator(`#jobs-table tbody tr[data-id='${newest[50].id}']`).waitFor();
+          assert.equal(await firstRow().getAttribute("data-id"), newest[50].id);
+          const hash = new URLSearchParams(new URL(page.url()).hash.replace(/^#jobs\?/, ""));
+          assert.equal(hash.get("page"), "2");
+          assert.equal(hash.get("after"), newest[49].id);
+          assert.match(await text("#jobs-pager .range") ?? "", /^51–100 of /);
+          // A reload keeps page 2 (its cursor is in the address); "← Newer" then has no cursor
+          // for page 1 but needs none.
+          await page.reload();
+          await page.locator(`#jobs-table tbody tr[data-id='${newest[50].id}']`).waitFor();
+          await page.locator("#jobs-pager button", { hasText: "Newer" }).click();
+          await page.waitForFunction(() => location.hash === "#jobs");
+          await page.locator(`#jobs-table tbody tr[data-id='${newest[0].id}']`).waitFor();
+          assert.ok(asked.length >= 3, asked.join("\n"));
+          assert.deepEqual(asked.filter((u) => /[?&]offset=/.test(u)), [], "no offset asked for");
+        },
+      );
+
       assert.deepEqual(dialogs, []);
       assert.deepEqual(pageErrors, []);
     } finally {

@@ -244,11 +244,15 @@ function currentRoute() {
   return { view, params };
 }
 
-function setHashParams(view, params, replace) {
+function hashOf(view, params) {
   const search = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) if (v !== "" && v !== undefined) search.set(k, v);
   const text = search.toString();
-  const hash = `#${view}${text ? `?${text}` : ""}`;
+  return `#${view}${text ? `?${text}` : ""}`;
+}
+
+function setHashParams(view, params, replace) {
+  const hash = hashOf(view, params);
   if (hash === location.hash) return;
   if (replace) history.replaceState(null, "", hash);
   else history.pushState(null, "", hash);
@@ -422,26 +426,39 @@ function pageOf(params) {
 }
 
 /**
- * Older pages are asked for by cursor (`after`: the last id of the page before), so a deep page
- * costs what the first does; the cursor of each page seen is kept here, for "Newer". A page
- * reached otherwise (a typed URL) falls back to `offset`.
+ * Pages are asked for by cursor only (`after`: the last id of the page before), so a deep page
+ * costs what the first does; the cursor of each page seen is kept here, for "Newer". A page past
+ * the first without its cursor (a typed or edited URL) is not a position the API can serve: the
+ * view shows page 1 of its filter, and the hash is fixed to say so. Returns the page shown.
  */
-function pageQuery(query, params, page) {
+function pageQuery(view, query, params) {
   const after = params.get("after");
-  if (page > 1 && after) query.set("after", after);
-  else if (page > 1) query.set("offset", String((page - 1) * PAGE_SIZE));
+  if (pageOf(params) > 1 && !after) {
+    params.delete("page");
+    params.delete("after");
+    history.replaceState(null, "", hashOf(view, Object.fromEntries(params)));
+  }
+  const page = pageOf(params);
+  if (page > 1) query.set("after", after);
+  return page;
 }
 
-/** The hash params of page `p`, from page `page` with its response `data`. */
+/**
+ * The hash params of page `p`, from page `page` with its response `data`. A page whose cursor is
+ * not known here (Newer, after a reload of a deep page) is page 1.
+ */
 function pageParams(params, page, data, p) {
   const cursors = pageParams.cursors ??= new Map();
   const key = [...params].filter(([k]) => k !== "page" && k !== "after").join("&");
   cursors.set(`${key}#${page}`, params.get("after") ?? "");
   if (p === page + 1 && data.next) cursors.set(`${key}#${p}`, data.next);
-  const out = { ...Object.fromEntries(params), page: String(p) };
+  const out = { ...Object.fromEntries(params) };
   const after = cursors.get(`${key}#${p}`);
-  if (p > 1 && after) out.after = after;
-  else delete out.after;
+  if (p > 1 && after) Object.assign(out, { page: String(p), after });
+  else {
+    delete out.page;
+    delete out.after;
+  }
   return out;
 }
 
@@ -525,9 +542,8 @@ function filterParams(form) {
 async function showJobs(params) {
   const form = $("job-filters");
   fillFilters(form, params);
-  const page = pageOf(params);
   const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
-  pageQuery(query, params, page);
+  const page = pageQuery("jobs", query, params);
   for (const name of ["state", "queue", "search"]) {
     const v = params.get(name);
     if (v) query.set(name, v);
@@ -569,9 +585,8 @@ async function showJobs(params) {
 async function showDlq(params) {
   const form = $("dlq-filters");
   fillFilters(form, params);
-  const page = pageOf(params);
   const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
-  pageQuery(query, params, page);
+  const page = pageQuery("dlq", query, params);
   if (params.get("search")) query.set("search", params.get("search"));
   const data = await api(`/api/dlq?${query}`);
   if (currentRoute().view !== "dlq") return;
