@@ -313,6 +313,13 @@ export interface Store {
    * (the result is then at most `cap`: "cap or more").
    */
   countJobs(p: CountJobsParams): Promise<number>;
+  /**
+   * Reads the number of dead jobs (only of `queues` when given) whose run ended, or that were
+   * moved to the DLQ without one, at or after `since`: `coalesce(finished_at, updated_at) >=
+   * since`. An index range of the dead jobs changed since then (`jobs_retention`: a change sets
+   * updated_at to its time, never below finished_at), not a walk of the whole DLQ.
+   */
+  countDeadSince(p: { since: number; queues: readonly string[] | null }): Promise<number>;
   /** Reads counts per state and the oldest due pending job. */
   stats(p: { now: number }): Promise<QueueStats>;
   /**

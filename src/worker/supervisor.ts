@@ -650,20 +650,10 @@ export async function jobsLeft(
 }
 
 /** Dead jobs (in `queues`, or any) that reached the DLQ at or after `since`. */
-export async function deadSince(
+export function deadSince(
   store: Store,
   since: number,
   queues: readonly string[] | null,
 ): Promise<number> {
-  let n = 0;
-  const page = 1000;
-  for (let offset = 0;; offset += page) {
-    const jobs = await store.listJobs({ state: "dead", limit: page, offset, order: "oldest" });
-    n += jobs.filter((j) =>
-      (j.finished_at ?? j.updated_at) >= since && (!queues?.length || queues.includes(j.queue))
-    ).length;
-    if (jobs.length < page) {
-      return n;
-    }
-  }
+  return store.countDeadSince({ since, queues });
 }

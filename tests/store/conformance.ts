@@ -1867,6 +1867,75 @@ export function storeConformance(
     assert.deepEqual(ids(again).sort(), ["d", "f"]);
   });
 
+  test("countDeadSince counts the jobs that reached the DLQ at or after a time", async (
+    store,
+    clock,
+  ) => {
+    const claimed = await insertAndClaim(store, clock, [
+      newJob("early", { max_retries: 0, queue: "q1" }),
+      newJob("b", { max_retries: 0, queue: "q2" }),
+      newJob("c", { max_retries: 0, queue: "q1" }),
+      newJob("m", { max_retries: 3, queue: "q2" }),
+      newJob("ok", { queue: "q1" }),
+    ]);
+    const failAt = async (id: string) =>
+      assert.ok(
+        await store.applyChange({
+          change: fail(
+            claimed.get(id)!,
+            { now: clock.now(), workerId: "w1", exit_code: 1 },
+            POLICY,
+          ),
+        }),
+      );
+    await failAt("early");
+    clock.advance(1000);
+    const since = clock.now();
+    clock.advance(1000);
+    await failAt("b");
+    await failAt("c");
+    await failAt("m"); // failed, a retry waiting: not dead
+    assert.ok(
+      await store.applyChange({
+        change: complete(claimed.get("ok")!, { now: clock.now(), workerId: "w1", exit_code: 0 }),
+      }),
+    );
+    assert.equal(await store.countDeadSince({ since, queues: null }), 2);
+    // Moved by hand (its run ended before) counts from the move.
+    clock.advance(1000);
+    assert.ok(
+      await store.applyChange({ change: moveToDlq(await mustGet(store, "m"), clock.now()) }),
+    );
+    assert.equal(await store.countDeadSince({ since, queues: null }), 3);
+    assert.equal(await store.countDeadSince({ since, queues: [] }), 3);
+    assert.equal(await store.countDeadSince({ since, queues: ["q1"] }), 1);
+    assert.equal(await store.countDeadSince({ since, queues: ["q2", "nope"] }), 2);
+    assert.equal(await store.countDeadSince({ since: since - 1000, queues: null }), 4);
+    assert.equal(await store.countDeadSince({ since: clock.now() + 1, queues: null }), 0);
+    // Restored, then dead again: counted from its new end only.
+    clock.advance(1000);
+    assert.ok(
+      await store.applyChange({ change: restore(await mustGet(store, "early"), clock.now()) }),
+    );
+    assert.equal(await store.countDeadSince({ since: since - 1000, queues: null }), 3);
+    const [again] = await store.claimJobs({
+      workerId: "w2",
+      queues: ["q1"],
+      now: clock.now(),
+      leaseMs: LEASE,
+      limit: 1,
+    });
+    assert.equal(again?.id, "early");
+    assert.ok(
+      await store.applyChange({
+        change: fail(again, { now: clock.now(), workerId: "w2", exit_code: 1 }, POLICY),
+      }),
+    );
+    assert.equal((await mustGet(store, "early")).state, "dead");
+    assert.equal(await store.countDeadSince({ since, queues: ["q1"] }), 2);
+    assert.equal(await store.countDeadSince({ since: clock.now() + 1, queues: null }), 0);
+  });
+
   // --- leases ---------------------------------------------------------------------------------
 
   test("renewLeases extends only the worker's processing jobs", async (store, clock) => {

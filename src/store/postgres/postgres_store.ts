@@ -925,6 +925,17 @@ class PostgresStore implements Store {
     });
   }
 
+  countDeadSince(p: { since: number; queues: readonly string[] | null }): Promise<number> {
+    return this.#run(async (sql) => {
+      const queues = p.queues?.length ? [...p.queues] : null;
+      const [{ n }] = await sql`SELECT count(*)::bigint AS n FROM jobs
+        WHERE state = 'dead' AND updated_at >= ${p.since}
+          AND coalesce(finished_at, updated_at) >= ${p.since}
+          ${queues ? sql`AND queue IN ${sql(queues)}` : sql``}`;
+      return n as number;
+    });
+  }
+
   stats(p: { now: number }): Promise<QueueStats> {
     return this.#run(async (sql) => {
       const [byState, [extra]] = await Promise.all([

@@ -830,6 +830,22 @@ class SqliteStore implements Store {
     });
   }
 
+  countDeadSince(p: { since: number; queues: readonly string[] | null }): Promise<number> {
+    return this.#db.run(() => {
+      const queues = p.queues?.length ? p.queues : null;
+      return this.#db.value(
+        // The IN term is the partial index's own condition, which SQLite needs to see written
+        // out to use the index (state = 'dead' alone does not prove it).
+        "SELECT count(*) FROM jobs INDEXED BY jobs_retention WHERE state IN ('completed', 'dead') " +
+          "AND state = 'dead' AND updated_at >= ? AND coalesce(finished_at, updated_at) >= ?" +
+          (queues ? ` AND queue IN (${queues.map(() => "?").join(", ")})` : ""),
+        p.since,
+        p.since,
+        ...(queues ?? []),
+      ) as number;
+    });
+  }
+
   stats(p: { now: number }): Promise<QueueStats> {
     return this.#db.run(() => statsOn(this.#db, p.now));
   }
