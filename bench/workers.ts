@@ -10,7 +10,9 @@
  * 3. memory: RSS of each worker process (`ps -o rss=`), idle and while running the N jobs, and
  *    its curve over a 5-minute busy run (worker_memory.ts);
  * 4. peers, when installed, in the same rounds: task-spooler (`tsp -S 2`) and GNU `parallel -j 2`
- *    on the same N `sh -c true` (skipped with a note otherwise).
+ *    on the same N `sh -c true` (skipped with a note otherwise), and the spawn ceiling: a bare
+ *    Deno program spawning the same jobs (spawn_ceiling.ts);
+ * 5. latency-bound jobs: 1,000 `sleep 0.01` with 4 workers against `xargs -P 4` (issue 15.1).
  *
  * `deno task bench --only=workers`, or alone: `deno run <permissions> bench/workers.ts [--quick]`.
  */
@@ -80,8 +82,8 @@ async function timed(
   return { wallMs, cpuMs: (um * 60 + us + sm * 60 + ss) * 1000 };
 }
 
-function xargsRun(n: number): Promise<Timed> {
-  return timed(["xargs", "-P", "2", "-n", "1", "sh", "-c", "true"], {
+function xargsRun(n: number, parallel = 2, cmd = "true"): Promise<Timed> {
+  return timed(["xargs", "-P", String(parallel), "-n", "1", "sh", "-c", cmd], {
     stdin: Array.from({ length: n }, (_, i) => i).join("\n"),
   });
 }
@@ -138,10 +140,29 @@ interface QueueRun {
   busyRss: number[];
 }
 
-async function queuectlRun(dir: string, n: number, round: number): Promise<QueueRun> {
+/** The bare Deno spawner of spawn_ceiling.ts on the same `sh -c true` jobs, 2 at a time. */
+function ceilingRun(n: number): Promise<Timed> {
+  return timed([
+    deno,
+    "run",
+    "--allow-run",
+    new URL("./spawn_ceiling.ts", import.meta.url).pathname,
+    String(n),
+  ]);
+}
+
+async function queuectlRun(
+  dir: string,
+  n: number,
+  round: string,
+  opts: { count?: number; cmd?: string } = {},
+): Promise<QueueRun> {
   const db = `${dir}/throughput-${round}.db`;
   const file = `${dir}/jobs.jsonl`;
-  await Deno.writeTextFile(file, '{"command":"true"}\n'.repeat(n));
+  await Deno.writeTextFile(
+    file,
+    (JSON.stringify({ command: opts.cmd ?? "true" }) + "\n").repeat(n),
+  );
   const env = { QUEUECTL_DB: db, NO_COLOR: "1" };
   await timeCommand(deno, cli(["enqueue", "--file", file]), { env });
   const store = await openSqliteStore(db);
@@ -156,7 +177,7 @@ async function queuectlRun(dir: string, n: number, round: number): Promise<Queue
     }
   })();
   const { wallMs, cpuMs } = await timed(
-    [deno, ...cli(["worker", "start", "--count", "2", "--until-empty"])],
+    [deno, ...cli(["worker", "start", "--count", String(opts.count ?? 2), "--until-empty"])],
     { env },
   );
   running = false;
@@ -252,12 +273,22 @@ export async function benchWorkers(opts: { quick?: boolean } = {}): Promise<stri
     const xp: Timed[] = [];
     const t: Timed[] = [];
     const p: Timed[] = [];
+    const c: Timed[] = [];
     for (let r = 0; r < rounds; r++) {
       x.push(await xargsRun(n));
-      q.push(await queuectlRun(dir, n, r));
+      q.push(await queuectlRun(dir, n, `noop-${r}`));
+      c.push(await ceilingRun(n));
       if (hasTsp || hasParallel) xp.push(await xargsRun(peerN));
       if (hasTsp) t.push(await tspRun(dir, peerN, r));
       if (hasParallel) p.push(await parallelRun(peerN));
+    }
+    // Latency-bound jobs: `sleep 0.01` with 4 at a time, against `xargs -P 4`.
+    const sleepN = opts.quick ? 200 : 1000;
+    const xs: Timed[] = [];
+    const qs: QueueRun[] = [];
+    for (let r = 0; r < rounds; r++) {
+      xs.push(await xargsRun(sleepN, 4, "sleep 0.01"));
+      qs.push(await queuectlRun(dir, sleepN, `sleep-${r}`, { count: 4, cmd: "sleep 0.01" }));
     }
     const lat = await latency(`${dir}/latency.db`, samples);
     const pg = await pgLatency(samples);
@@ -274,6 +305,10 @@ export async function benchWorkers(opts: { quick?: boolean } = {}): Promise<stri
     // Ratios per round: each queuectl run against the xargs run just before it.
     const wallRatios = q.map((r, i) => x[i].wallMs / r.wallMs);
     const spanRatios = q.map((r, i) => x[i].wallMs / r.spanMs);
+    const ceilingRatios = c.map((r, i) => x[i].wallMs / r.wallMs);
+    const sleepRatios = qs.map((r, i) => xs[i].wallMs / r.wallMs);
+    const xsMs = median(xs.map((r) => r.wallMs));
+    const qsMs = median(qs.map((r) => r.wallMs));
     const range = (xs: number[]) =>
       xs.length > 1 ? ` (${fmt(Math.min(...xs), 2)}-${fmt(Math.max(...xs), 2)})` : "";
     const cpuPerJob = (runs: { cpuMs: number }[]) => fmt(median(runs.map((r) => r.cpuMs)) / n, 2);
@@ -314,6 +349,12 @@ export async function benchWorkers(opts: { quick?: boolean } = {}): Promise<stri
       `| the same runs, first job start to last job finish (job timestamps) | ${
         fmt(spanMs / 1000, 2)
       } s | ${fmt(rate(spanMs), 0)} | ${fmt(median(spanRatios), 2)}${range(spanRatios)} | |`,
+      `| spawn ceiling: a bare Deno program spawning the same jobs through \`Deno.Command\` ` +
+      `(pipes read), 2 at a time, nothing else (\`bench/spawn_ceiling.ts\`) | ${
+        fmt(median(c.map((r) => r.wallMs)) / 1000, 2)
+      } s | ${fmt(rate(median(c.map((r) => r.wallMs))), 0)} | ${fmt(median(ceilingRatios), 2)}${
+        range(ceilingRatios)
+      } | ${cpuPerJob(c)} ms |`,
       ...(xp.length
         ? [
           `| peers below: ${peerN.toLocaleString("en")} jobs each, ratio to an \`xargs -P 2\` ` +
@@ -334,10 +375,24 @@ export async function benchWorkers(opts: { quick?: boolean } = {}): Promise<stri
         "GNU `parallel` not installed (Debian: `apt-get install parallel`): not measured",
       ),
       "",
-      `Target ratio >= 0.7. Every job of every round completed. CPU per job: user + system time ` +
+      `Target (issue 15.1) ratio >= 0.8. Every job of every round completed. CPU per job: user + system time ` +
       `of the whole run (for queuectl: supervisor, 2 workers and every job's shell, start-up ` +
       `included) divided by the jobs; on a 2-core machine the ratio can at best approach ` +
       `xargs' CPU per job / queuectl's. Load average at the end: ${await loadAverage()}.`,
+      "",
+      `${sleepN.toLocaleString("en")} jobs \`sleep 0.01\` with 4 workers against ` +
+      `\`xargs -P 4 -n 1 sh -c 'sleep 0.01'\`, ${rounds} interleaved round${
+        rounds === 1 ? "" : "s"
+      } (target, issue 15.1: >= 0.9):`,
+      "",
+      "| run | time | ratio to xargs (median of rounds, range) | CPU per job |",
+      "|---|---|---|---|",
+      `| \`xargs -P 4\` | ${fmt(xsMs / 1000, 2)} s | 1.00 | ${
+        fmt(median(xs.map((r) => r.cpuMs)) / sleepN, 2)
+      } ms |`,
+      `| \`worker start --count 4 --until-empty\`, end to end | ${fmt(qsMs / 1000, 2)} s | **${
+        fmt(median(sleepRatios), 2)
+      }**${range(sleepRatios)} | ${fmt(median(qs.map((r) => r.cpuMs)) / sleepN, 2)} ms |`,
       "",
       `Enqueue-to-start latency with 2 idle workers (${samples} jobs enqueued one at a time, ` +
       `20-80 ms apart, started_at - created_at): **p50 ${fmt(median(lat.ms))} ms, p99 ${
