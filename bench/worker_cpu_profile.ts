@@ -1,10 +1,12 @@
 /**
  * Where queuectl's own CPU per job goes (issue 15.1), by component: `perf record` (on-CPU samples
- * with call stacks, JS frames named through V8's --perf-basic-prof) of `worker start --count C
- * --until-empty` on N no-op jobs and on an empty queue; each sample of the supervisor or of a
- * worker process (its threads; not the jobs) is put in the first component whose pattern one of
- * its frames matches, and (samples with N jobs - samples with none) / sampling rate / N gives µs
- * per job. Needs Linux `perf` (skipped with a note otherwise); -A: perf, /proc, /tmp perf maps.
+ * with call stacks, JS frames named through V8's --perf-basic-prof, and functions run by the
+ * interpreter too through --interpreted-frames-native-stack: workers run without V8's optimizing
+ * compilers, and without it their interpreted JavaScript showed as native work with no JS frame)
+ * of `worker start --count C --until-empty` on N no-op jobs and on an empty queue; each sample
+ * of the supervisor or of a worker process (its threads; not the jobs) is put in the first
+ * component whose pattern one of its frames matches, and (samples with N jobs - samples with
+ * none) / sampling rate / N gives µs per job. Needs Linux `perf` (skipped with a note otherwise); -A: perf, /proc, /tmp perf maps.
  *
  *   deno run -A bench/worker_cpu_profile.ts [--n=1500] [--count=2] [--freq=999] [--main=src/main.ts]
  *
@@ -70,7 +72,11 @@ async function profile(db: string, dir: string, tag: string): Promise<Profile> {
       ...untilEmptyArgs(main, count),
     ],
     cwd: dir,
-    env: { QUEUECTL_DB: db, NO_COLOR: "1", DENO_V8_FLAGS: "--perf-basic-prof" },
+    env: {
+      QUEUECTL_DB: db,
+      NO_COLOR: "1",
+      DENO_V8_FLAGS: "--perf-basic-prof,--interpreted-frames-native-stack",
+    },
     stdout: "null",
     stderr: "piped",
   }).output();
