@@ -119,7 +119,13 @@ export async function triggerCost(jobs: number): Promise<string[]> {
         await (await openStore(url)).close();
         const sql = postgres(PG_URL, { max: 1, onnotice: () => {} });
         try {
-          if (!triggers) await sql.unsafe(`DROP TRIGGER job_runs_totals ON "${schema}".job_runs`);
+          if (!triggers) {
+            // Migration 16 split it in two (a run inserted finished, and a run that ends).
+            await sql.unsafe(
+              `DROP TRIGGER job_runs_totals_insert ON "${schema}".job_runs; ` +
+                `DROP TRIGGER job_runs_totals_update ON "${schema}".job_runs`,
+            );
+          }
           add(`PostgreSQL ${triggers}`, await settleRate(url, jobs));
         } finally {
           await sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).finally(() => sql.end());
