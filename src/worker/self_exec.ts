@@ -23,8 +23,8 @@ export interface SelfExec {
 /**
  * The `--allow-*` / `--deny-*` flags of a deno task command line, and its `--v8-flags=`: the
  * queuectl task's `--max-semi-space-size=2` (MiB) keeps a busy worker's young generation small,
- * about 50 MiB less RSS at no measured CPU cost (BENCHMARKS.md, "Worker memory"); the compile task
- * bakes the same flag into the binary.
+ * about 50 MiB less RSS at no measured CPU cost (BENCHMARKS.md of 3f7235b, "Worker memory"); the
+ * compile task bakes the same flag into the binary.
  */
 export function permissionFlagsFromTask(task: string): string[] {
   return task.split(/\s+/).filter((t) =>
@@ -120,7 +120,7 @@ export function defaultLogFile(
  * glibc's malloc tuning a worker process is started with (Linux), unless the user set it: a fixed
  * mmap threshold of 64 KiB. Without it glibc raises the threshold each time a large block is
  * freed, and a worker that spawns jobs all day keeps ~15 MiB more RSS in fragmented heap
- * (BENCHMARKS.md, "Worker memory"). glibc reads it once at start.
+ * (BENCHMARKS.md of 3f7235b, "Worker memory"). glibc reads it once at start.
  */
 export const MALLOC_TUNING: Readonly<Record<string, string>> = { MALLOC_MMAP_THRESHOLD_: "65536" };
 

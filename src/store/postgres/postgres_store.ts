@@ -17,7 +17,8 @@
  * lose its last few hundred milliseconds, which only means that a job runs again once its lease
  * expires (at-least-once), never that a job is lost. Every synchronous commit flushes the WAL up to
  * its own record, so no durable write can depend on a relaxed one that was lost. This saves the
- * two WAL flushes per job of a worker (claim, settle): 1.5-4x faster claim+settle (BENCHMARKS.md).
+ * two WAL flushes per job of a worker (claim, settle): claim+settle 1.26x faster in the last full
+ * benchmark run, 1.5-4x on busier disks when it was introduced (BENCHMARKS.md, "Commit policy").
  *
  * Over 500 lines because it is one cohesive thing: one short method per Store operation, all on
  * the same pool, error mapping and commit mode; connecting, migrations, wake-ups and error mapping
