@@ -1200,11 +1200,10 @@ class PostgresStore implements Store {
   claimJobs(p: ClaimParams): Promise<Job[]> {
     if (p.limit <= 0) return Promise.resolve([]);
     return this.#run(async (sql) => {
-      const served = p.queues && p.queues.length
-        ? sql`AND name IN ${sql(p.queues as string[])}`
-        : sql``;
+      const served = () =>
+        p.queues && p.queues.length ? sql`AND name IN ${sql(p.queues as string[])}` : sql``;
       if (performance.now() < this.#controlledUntil) {
-        return await this.#claimControlled(sql, p, served);
+        return await this.#claimControlled(sql, p, served());
       }
       // Fast path: one statement, taken only while no queue (of the worker's) is paused or
       // limited, a test on the small queues table evaluated once per statement.
@@ -1215,11 +1214,12 @@ class PostgresStore implements Store {
         (st) => this.#uncontrolled(st, p),
       );
       if (claimed.length > 0) return claimed;
+      const queues = served();
       const [controlled] = await sql`SELECT 1 AS one FROM queues
-        WHERE (paused OR max_running > 0) ${served} LIMIT 1`;
+        WHERE (paused OR max_running > 0) ${queues} LIMIT 1`;
       if (!controlled) return claimed;
       this.#controlledUntil = performance.now() + CONTROLLED_HOLD_MS;
-      return await this.#claimControlled(sql, p, served);
+      return await this.#claimControlled(sql, p, queues);
     });
   }
 
