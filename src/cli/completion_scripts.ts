@@ -8,7 +8,7 @@
  * id), the scripts fall back to file names.
  */
 import { proposeCompletions } from "@stricli/core";
-import type { CliContext } from "./context.ts";
+import { type CliContext, REMOVED_FLAG_BRIEF } from "./context.ts";
 import type { Shell } from "./completions.ts";
 import { fullApp } from "./mod.ts";
 
@@ -91,7 +91,9 @@ export async function candidates(ctx: CliContext, words: readonly string[]): Pro
     const partial = inputs[inputs.length - 1];
     const proposals = (await proposeCompletions(fullApp(), inputs, ctx))
       // stricli proposes the `--` escape for an empty word too: noise unless a flag is being typed.
-      .filter((p) => p.completion !== "--" || partial.startsWith("-"));
+      .filter((p) => p.completion !== "--" || partial.startsWith("-"))
+      // stricli proposes hidden flags too; the removed ones are hidden only to be refused.
+      .filter((p) => !p.brief.startsWith(REMOVED_FLAG_BRIEF));
     return proposals.map((p) => `${p.completion}\t${p.brief.split("\n")[0]}`);
   } catch {
     return [];

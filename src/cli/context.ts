@@ -26,6 +26,13 @@ export interface CliContext extends CommandContext {
   readonly stderrIsTerminal?: boolean;
 }
 
+/**
+ * The start of the brief of a flag kept hidden only to refuse it with a pointer to what replaced
+ * it (`list --offset`, `dashboard --token`): help does not list such flags, and neither do shell
+ * completions (completion_scripts.ts drops proposals whose brief starts with this).
+ */
+export const REMOVED_FLAG_BRIEF = "Removed: ";
+
 export interface GlobalFlags {
   db?: string;
   json: boolean;

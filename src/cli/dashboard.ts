@@ -12,6 +12,7 @@ import {
   databaseUrl,
   type GlobalFlags,
   globalFlags,
+  REMOVED_FLAG_BRIEF,
   withoutStore,
   withStore,
 } from "./context.ts";
@@ -286,7 +287,7 @@ export const dashboardCommand = () =>
         token: {
           kind: "parsed",
           parse: String,
-          brief: "Removed: visible in ps; use --token-file or QUEUECTL_DASHBOARD_TOKEN",
+          brief: `${REMOVED_FLAG_BRIEF}visible in ps; use --token-file or QUEUECTL_DASHBOARD_TOKEN`,
           optional: true,
           hidden: true,
           placeholder: "token",

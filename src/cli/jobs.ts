@@ -24,6 +24,7 @@ import {
   type CliContext,
   type GlobalFlags,
   globalFlags,
+  REMOVED_FLAG_BRIEF,
   withoutStore,
   withStore,
 } from "./context.ts";
@@ -119,7 +120,7 @@ export const listCommand = () =>
         offset: {
           kind: "parsed",
           parse: String,
-          brief: "Removed: page with --after",
+          brief: `${REMOVED_FLAG_BRIEF}page with --after`,
           optional: true,
           hidden: true,
           placeholder: "n",

@@ -194,6 +194,18 @@ Deno.test("__complete: flags of a nested command, and nothing for an unknown com
   assert.equal(unknown.stdout, "");
 });
 
+Deno.test("__complete: flags kept hidden only to be refused are not proposed", async () => {
+  for (const words of [["list", "--o"], ["list", "--"], ["dashboard", "--to"]]) {
+    const r = await runCli(["__complete", "--", ...words]);
+    assert.equal(r.code, 0, r.stderr);
+    const proposed = r.stdout.split("\n").map((l) => l.split("\t")[0]);
+    assert.ok(!proposed.includes("--offset") && !proposed.includes("--token"), r.stdout);
+  }
+  // What is proposed beside them still is.
+  const r = await runCli(["__complete", "--", "dashboard", "--to"]);
+  assert.match(r.stdout, /^--token-file\t/m);
+});
+
 Deno.test("completions: an unknown shell is refused with one error line and exit code 2", async () => {
   const r = await runCli(["completions", "powershell"]);
   assert.equal(r.code, 2);
