@@ -6,7 +6,8 @@
  * of `worker start --count C --until-empty` on N no-op jobs and on an empty queue; each sample
  * of the supervisor or of a worker process (its threads; not the jobs) is put in the first
  * component whose pattern one of its frames matches, and (samples with N jobs - samples with
- * none) / sampling rate / N gives µs per job. Needs Linux `perf` (skipped with a note otherwise); -A: perf, /proc, /tmp perf maps.
+ * none) / sampling rate / N gives µs per job. Needs Linux `perf` (skipped with a note
+ * otherwise); -A: perf, /proc, /tmp perf maps.
  *
  *   deno run -A bench/worker_cpu_profile.ts [--n=1500] [--count=2] [--freq=999] [--main=src/main.ts]
  *

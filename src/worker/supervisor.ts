@@ -220,7 +220,8 @@ export class Supervisor {
     if (this.#gone !== null || this.#gaveUp) return ExitCodes.storage;
     if (this.#stopMode === "abort") return 130;
     if (this.#o.untilEmpty) {
-      const dead = await deadSince(store, this.#runStart, this.#o.queues);
+      // Dead jobs of the queues served that reached the DLQ during this run: one count.
+      const dead = await store.countDeadSince({ since: this.#runStart, queues: this.#o.queues });
       if (dead > 0) {
         this.#say(`${dead} job${dead === 1 ? "" : "s"} moved to the DLQ during this run`);
         return ExitCodes.jobsDead;
@@ -647,13 +648,4 @@ export async function jobsLeft(
     for (const state of busy) n += await store.countJobs({ state, queue });
   }
   return n;
-}
-
-/** Dead jobs (in `queues`, or any) that reached the DLQ at or after `since`. */
-export function deadSince(
-  store: Store,
-  since: number,
-  queues: readonly string[] | null,
-): Promise<number> {
-  return store.countDeadSince({ since, queues });
 }
