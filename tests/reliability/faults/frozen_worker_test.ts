@@ -121,6 +121,19 @@ Deno.test({
       thaw(frozen);
     }
     const thawedAt = Date.now();
+    // Work after the thaw, whatever the others got through while it lasted: on a fast machine the
+    // three other workers emptied the queue during the freeze, and "completed again after the
+    // thaw" then had nothing to complete.
+    ids.push(
+      ...await enqueueAll(
+        db,
+        Array.from({ length: 40 }, (_, i) => ({
+          id: `t${i}`,
+          command: `sleep 0.02; ${recordRun(runs)}`,
+        })),
+        dir.file("after-thaw.jsonl"),
+      ),
+    );
     const completedIn = (from: number, to: number) =>
       completedLines().filter((l) => l.at >= from && l.at < to).length;
     const duringFirstLease = completedIn(frozenAt, frozenAt + LEASE_S * 1000);
