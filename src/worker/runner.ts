@@ -78,8 +78,8 @@ export interface RunnerOptions {
   /**
    * How jobs' processes are kept together (see {@link ExecOptions.groupVia}). Default: run()
    * picks `"session"` when this process leads its own session (the supervisor starts workers
-   * that way; {@link leadsOwnSession} reads it from /proc on Linux, no `ps`), which spares every
-   * job an extra exec of `setsid`; else the executor's default.
+   * that way; {@link leadsOwnSession} reads it from /proc on Linux, with one `cat`), which spares
+   * every job an extra exec of `setsid`; else the executor's default.
    */
   groupVia?: ExecOptions["groupVia"];
 }
