@@ -892,7 +892,11 @@ class PostgresStore implements Store {
         //    OFFSET 0 keeps the planner from walking jobs_created instead (and from writing
         //    the matches out, as a materialized CTE did).
         //    Many matches (the planner's estimate, from pg_trgm's statistics): each tested with
-        //    LIKE first (see #searchTerm); few: the index read once.
+        //    LIKE first (see #searchTerm); few: the index read once. The sort carries each match's
+        //    ctid, not its id: the bitmap scan yields matches oldest first, so nearly every one
+        //    enters the top-N heap, and a fixed-size ctid copies cheaper than a text id (111,111
+        //    matches at 1M jobs: 54 -> 50 ms). One statement, one snapshot: the page's rows are
+        //    read at the ctids of the very versions that matched.
         let test = match;
         if (
           p.search.length >= SEARCH_INDEX_MIN_CHARS &&
@@ -903,10 +907,10 @@ class PostgresStore implements Store {
           const estimate = Number(plan["QUERY PLAN"]?.[0]?.Plan?.["Plan Rows"] ?? 0);
           if (estimate >= LOWER_FIRST_FROM) test = this.#searchTerm(p.search, true);
         }
-        const rows = await sql`SELECT ${this.#cols} FROM jobs WHERE id IN (
-            SELECT id FROM (SELECT id, created_at, seq FROM jobs WHERE ${filter} AND ${test}
+        const rows = await sql`SELECT ${this.#cols} FROM jobs WHERE ctid = ANY(ARRAY(
+            SELECT ctid FROM (SELECT ctid, created_at, seq FROM jobs WHERE ${filter} AND ${test}
               OFFSET 0) AS hits
-            ORDER BY ${by} LIMIT ${p.limit} OFFSET ${offset})
+            ORDER BY ${by} LIMIT ${p.limit} OFFSET ${offset}))
           ORDER BY ${by}`;
         return rows.map(toJob);
       }
