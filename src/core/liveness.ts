@@ -42,3 +42,29 @@ export function recentlyAlive(
 export function storeCallLimitMs(leaseS: number): number {
   return Math.min(Math.max(leaseS * 1000, 2000), 10_000);
 }
+
+/** What a `/proc/<pid>/stat` line (Linux) says about a process, as far as queuectl asks. */
+export interface ProcStat {
+  pid: number;
+  /** One letter: R, S, D, Z (zombie), X (dead), T (stopped)... */
+  state: string;
+  /** The session id (field 6). */
+  session: number;
+  /** The start time in clock ticks since boot (field 22), as text: with the pid, a process's name. */
+  startTime: string;
+}
+
+/**
+ * Parses one `/proc/<pid>/stat` line, or null when it is not one: "<pid> (<comm>) <state> <ppid>
+ * <pgrp> <session> ...", where comm may hold spaces and parentheses itself, so the fields are
+ * those after the last ")".
+ */
+export function parseProcStat(line: string): ProcStat | null {
+  const close = line.lastIndexOf(")");
+  if (close < 0) return null;
+  const pid = Number(line.slice(0, line.indexOf(" ")));
+  const fields = line.slice(close + 2).split(" ");
+  const startTime = fields[19];
+  if (!Number.isInteger(pid) || startTime === undefined) return null;
+  return { pid, state: fields[0], session: Number(fields[3]), startTime };
+}

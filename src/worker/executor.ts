@@ -39,6 +39,7 @@
  * The hot path of session mode (no timeout, no abort, nothing left behind) is one plain spawn and
  * two pipe readers: no extra process, no timer, no signal.
  */
+import { parseProcStat } from "../core/liveness.ts";
 import { formatDuration } from "../core/duration.ts";
 import { quote } from "../core/text.ts";
 import { hostname } from "./host.ts";
@@ -211,11 +212,7 @@ export async function leadsOwnSession(): Promise<boolean> {
     }).output();
     if (!out.success) return false;
     const text = decoder.decode(out.stdout);
-    // /proc/<pid>/stat: "<pid> (<comm>) <state> <ppid> <pgrp> <session> ...", where comm may
-    // hold spaces and parentheses itself: the fields after the last ")".
-    const sid = cmd === "cat"
-      ? Number(text.slice(text.lastIndexOf(")") + 2).split(" ")[3])
-      : Number(text.trim());
+    const sid = cmd === "cat" ? parseProcStat(text)?.session : Number(text.trim());
     return sid === Deno.pid;
   } catch {
     return false;

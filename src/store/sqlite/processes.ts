@@ -7,6 +7,8 @@
  * the files are read by `cat` (one spawn for all pids), only when a lease expired or a record
  * went stale, and once per worker at registration.
  */
+import { parseProcStat } from "../../core/liveness.ts";
+
 const decoder = new TextDecoder();
 
 /** The running processes among `pids` (zombies count as gone): pid → start time. */
@@ -28,15 +30,9 @@ export async function processStarts(pids: readonly number[]): Promise<Map<number
     return null; // no `cat`, or not allowed to run it
   }
   for (const line of text.split("\n")) {
-    // "<pid> (<comm>) <state> <ppid> ... <starttime> ...": comm may hold spaces and parentheses.
-    const close = line.lastIndexOf(")");
-    if (close < 0) continue;
-    const pid = Number(line.slice(0, line.indexOf(" ")));
-    const fields = line.slice(close + 2).split(" ");
-    const state = fields[0];
-    const start = fields[19];
-    if (!Number.isInteger(pid) || start === undefined || state === "Z" || state === "X") continue;
-    out.set(pid, start);
+    const stat = parseProcStat(line);
+    if (stat === null || stat.state === "Z" || stat.state === "X") continue;
+    out.set(stat.pid, stat.startTime);
   }
   return out;
 }
