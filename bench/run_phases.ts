@@ -14,7 +14,7 @@
  * clock around the command. -A: node:sqlite reads the queue's file.
  */
 import { DatabaseSync } from "node:sqlite";
-import { fmt, loadAverage, MAIN, median, PERMISSIONS, ROOT } from "./util.ts";
+import { fmt, loadAverage, MAIN, median, PERMISSIONS, ROOT, timeCommand } from "./util.ts";
 
 const arg = (name: string, def: string) =>
   Deno.args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
@@ -41,21 +41,11 @@ async function queuectl(main: string, dir: string): Promise<Phases> {
   const file = `${dir}/jobs.jsonl`;
   await Deno.writeTextFile(file, (JSON.stringify({ command: cmd }) + "\n").repeat(n));
   const run = (args: string[]) =>
-    new Deno.Command(deno, {
-      args: ["run", ...PERMISSIONS, main, ...args],
-      env,
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-  const enq = await run(["enqueue", "--file", file]);
-  if (!enq.success) throw new Error(new TextDecoder().decode(enq.stderr));
+    timeCommand(deno, ["run", ...PERMISSIONS, main, ...args], { env });
+  await run(["enqueue", "--file", file]);
   const launch = Date.now();
-  const t0 = performance.now();
-  const out = await run(["worker", "start", "--count", String(count), "--until-empty"]);
-  const wall = performance.now() - t0;
+  const wall = await run(["worker", "start", "--count", String(count), "--until-empty"]);
   const exit = Date.now();
-  if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
   const sqlite = new DatabaseSync(db, { readOnly: true });
   const { first, last, done, runs } = sqlite.prepare(
     "SELECT min(started_at) AS first, max(finished_at) AS last, " +
@@ -72,23 +62,6 @@ async function queuectl(main: string, dir: string): Promise<Phases> {
   };
 }
 
-async function timed(argv: string[], stdin?: string): Promise<number> {
-  const t0 = performance.now();
-  const child = new Deno.Command(argv[0], {
-    args: argv.slice(1),
-    stdin: stdin === undefined ? "null" : "piped",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  if (stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(stdin));
-    await w.close();
-  }
-  if (!(await child.status).success) throw new Error(`${argv[0]} failed`);
-  return performance.now() - t0;
-}
-
 const dir = await Deno.makeTempDir({ prefix: "queuectl-bench-phases-" });
 const load = [await loadAverage()];
 const xargs: number[] = [];
@@ -97,10 +70,13 @@ const runs = new Map<string, Phases[]>(mains.map(([label]) => [label, []]));
 try {
   const lines = Array.from({ length: n }, (_, i) => String(i)).join("\n") + "\n";
   for (let r = 0; r < rounds; r++) {
-    xargs.push(await timed(["xargs", "-P", String(count), "-n", "1", "sh", "-c", cmd], lines));
+    xargs.push(
+      await timeCommand("xargs", ["-P", String(count), "-n", "1", "sh", "-c", cmd], {
+        stdin: lines,
+      }),
+    );
     ceiling.push(
-      await timed([
-        deno,
+      await timeCommand(deno, [
         "run",
         "--allow-run",
         `${ROOT}bench/spawn_ceiling.ts`,
