@@ -34,14 +34,22 @@ Deno.test("parseProcStat: null for what is not a whole stat line", () => {
 });
 
 Deno.test(
-  "parseProcStat: a real /proc/<pid>/stat of this process (Linux)",
+  "parseProcStat: real /proc/<pid>/stat lines (Linux): this process, and a session leader's",
   { ignore: Deno.build.os !== "linux" },
   async () => {
-    const out = await new Deno.Command("cat", { args: [`/proc/${Deno.pid}/stat`] }).output();
-    const stat = parseProcStat(new TextDecoder().decode(out.stdout));
-    assert.equal(stat?.pid, Deno.pid);
-    assert.ok(stat && /^[A-Za-z]$/.test(stat.state), `state ${stat?.state}`);
-    assert.ok(stat && Number.isInteger(stat.session) && stat.session > 0);
-    assert.match(stat?.startTime ?? "", /^\d+$/);
+    const read = async (cmd: string, args: string[]) => {
+      const out = await new Deno.Command(cmd, { args }).output();
+      assert.ok(out.success, `${cmd} ${args.join(" ")} failed`);
+      return parseProcStat(new TextDecoder().decode(out.stdout));
+    };
+    const own = await read("cat", [`/proc/${Deno.pid}/stat`]);
+    assert.equal(own?.pid, Deno.pid);
+    assert.ok(own && /^[A-Za-z]$/.test(own.state), `state ${own?.state}`);
+    // 0 when the session's leader lives outside this PID namespace (a container's CI runner).
+    assert.ok(own && Number.isInteger(own.session) && own.session >= 0, `session ${own?.session}`);
+    assert.match(own?.startTime ?? "", /^\d+$/);
+    // `setsid` execs cat as the leader of a new session: the session field is cat's own pid.
+    const leader = await read("setsid", ["cat", "/proc/self/stat"]);
+    assert.ok(leader && leader.pid > 0 && leader.session === leader.pid, JSON.stringify(leader));
   },
 );
