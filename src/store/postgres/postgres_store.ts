@@ -894,9 +894,9 @@ class PostgresStore implements Store {
         //    Many matches (the planner's estimate, from pg_trgm's statistics): each tested with
         //    LIKE first (see #searchTerm); few: the index read once. The sort carries each match's
         //    ctid, not its id: the bitmap scan yields matches oldest first, so nearly every one
-        //    enters the top-N heap, and a fixed-size ctid copies cheaper than a text id (111,111
-        //    matches at 1M jobs: 54 -> 50 ms). One statement, one snapshot: the page's rows are
-        //    read at the ctids of the very versions that matched.
+        //    enters the top-N heap, and a fixed-size ctid copies cheaper than a text id
+        //    (docs/architecture.md, "Reads at a million jobs", has the measure). One statement,
+        //    one snapshot: the page's rows are read at the ctids of the very versions that matched.
         let test = match;
         if (
           p.search.length >= SEARCH_INDEX_MIN_CHARS &&
