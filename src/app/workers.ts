@@ -173,6 +173,8 @@ export interface RunWorkerOptions {
   supervisorId: string | null;
   /** Append lines to this file instead of stdout. */
   logFile: string | null;
+  /** The start marker its supervisor reads after its death (worker/start_marker.ts). */
+  startMarker?: string | null;
 }
 
 /**
@@ -189,6 +191,7 @@ export async function runWorker(ctx: Ctx, opts: RunWorkerOptions): Promise<never
     queues: opts.queues?.length ? opts.queues : null,
     supervisorId: opts.supervisorId,
     log: opts.logFile ? fileLines(opts.logFile) : stdoutLines(),
+    startMarker: opts.startMarker ?? undefined,
   });
   const detach = attachProcessControls(runner, { supervised: opts.supervisorId !== null });
   let code: number;

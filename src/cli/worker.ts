@@ -134,6 +134,7 @@ interface RunFlags extends GlobalFlags {
   index: number;
   queue?: readonly string[];
   log?: string;
+  startMarker?: string;
 }
 
 const runCommand = () =>
@@ -146,6 +147,7 @@ const runCommand = () =>
           queues: flags.queue?.length ? flags.queue : null,
           supervisorId: flags.supervisor ?? null,
           logFile: flags.log ?? null,
+          startMarker: flags.startMarker ?? null,
         });
       }, { longRunning: true });
     },
@@ -169,6 +171,13 @@ const runCommand = () =>
           kind: "parsed",
           parse: String,
           brief: "Append output to this file",
+          optional: true,
+          placeholder: "file",
+        },
+        startMarker: {
+          kind: "parsed",
+          parse: String,
+          brief: "Record each job here right before it starts (read by the supervisor)",
           optional: true,
           placeholder: "file",
         },

@@ -379,6 +379,11 @@ export interface Store {
    */
   findExpiredLeases(p: { now: number; limit: number; restartGraceMs?: number }): Promise<Job[]>;
   /**
+   * Reads the processing jobs leased to `worker`, whatever their lease's expiry (a supervisor
+   * looks for the jobs its dead worker claimed and never started).
+   */
+  listLeased(p: { worker: string }): Promise<Job[]>;
+  /**
    * Reads the earliest run_at among claimable jobs in `queues` (null = all), or null if none;
    * with `after`, among those due after that time only (the next scheduled job).
    */

@@ -62,6 +62,11 @@ export interface ExecOptions {
   outputLimit: number;
   /** Told of each chunk of output as it arrives (live output: worker/output_tail.ts LiveOutput). */
   onOutput?: (stream: "stdout" | "stderr", chunk: Uint8Array) => void;
+  /**
+   * Called right before the spawn, once nothing but the spawn itself can stop the job from
+   * starting (not when it ends before that: aborted, killed).
+   */
+  beforeSpawn?: () => void;
   /** Abort = terminate the job's whole process group now (SIGTERM, then SIGKILL after graceMs). */
   signal?: AbortSignal;
   /**
@@ -268,7 +273,7 @@ export async function execute(opts: ExecOptions): Promise<ExecResult> {
   const base = inheritedEnvironment();
   let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command(argv[0], {
+    const command = new Deno.Command(argv[0], {
       args: argv.slice(1),
       windowsRawArguments: IS_WINDOWS,
       clearEnv: base.hiding,
@@ -278,7 +283,9 @@ export async function execute(opts: ExecOptions): Promise<ExecResult> {
       stdout: "piped",
       stderr: "piped",
       detached,
-    }).spawn();
+    });
+    opts.beforeSpawn?.();
+    child = command.spawn();
   } catch (e) {
     return finish({ error: `could not start: ${await cwdProblem(opts.cwd) ?? oneLine(e)}` });
   }

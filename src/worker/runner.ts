@@ -40,6 +40,7 @@ import { FailureNotes } from "./failure_notes.ts";
 import { Hooks } from "./hooks.ts";
 import { hostname, randomSuffix } from "./host.ts";
 import { LiveOutput } from "./output_tail.ts";
+import { StartMarker } from "./start_marker.ts";
 import { sleep, type Waker, wakerFor } from "./wake.ts";
 
 export type StopMode = "graceful" | "abort";
@@ -82,6 +83,11 @@ export interface RunnerOptions {
    * every job an extra exec of `setsid`; else the executor's default.
    */
   groupVia?: ExecOptions["groupVia"];
+  /**
+   * Where to record each job right before its spawn (start_marker.ts), for the supervisor to tell
+   * after this worker's death whether the job it held had started. Created by the supervisor.
+   */
+  startMarker?: string;
 }
 
 /** How often config is re-read while working. */
@@ -302,6 +308,8 @@ export class Runner {
 
   /** Registers, works until stopped, unregisters. Resolves to the process exit code. */
   async run(): Promise<number> {
+    // Before the first claim: a death from now on leaves a marker naming this worker.
+    if (this.#opts.startMarker) this.#marker = StartMarker.open(this.#opts.startMarker, this.id);
     try {
       await this.#reloadConfig();
       this.#startedAt = this.clock.now();
@@ -359,6 +367,7 @@ export class Runner {
   }
 
   #startedAt = 0;
+  #marker: StartMarker | null = null;
 
   #hostName: string | null = null;
   /** This worker's host (recorded with the worker and each run), looked up once. */
@@ -611,6 +620,8 @@ export class Runner {
         cwd: job.cwd ?? this.#opts.cwd,
         groupVia: this.#groupVia,
         onOutput: (stream, chunk) => live.push(stream, chunk),
+        // The last write before the spawn (docs/architecture.md, "Claimed, not started").
+        beforeSpawn: this.#marker ? () => this.#marker?.record(this.id, job) : undefined,
       });
     } finally {
       this.#jobAbort = null;

@@ -74,6 +74,8 @@ export interface WorkerRunSpec {
   index: number;
   queues: readonly string[] | null;
   logFile: string | null;
+  /** The worker's start marker (start_marker.ts), or null. */
+  startMarker?: string | null;
 }
 
 /**
@@ -101,6 +103,7 @@ export function workerRunArgs(
   ];
   for (const q of spec.queues ?? []) args.push("--queue", q);
   if (spec.logFile) args.push("--log", spec.logFile);
+  if (spec.startMarker) args.push("--start-marker", spec.startMarker);
   return { args, env: db.env };
 }
 

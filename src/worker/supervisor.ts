@@ -23,6 +23,7 @@ import { hostname, randomSuffix } from "./host.ts";
 import { FailureNotes } from "./failure_notes.ts";
 import { workerLabel } from "./describe.ts";
 import { Maintenance } from "./maintenance.ts";
+import { readStartMarker, releaseUnstarted } from "./start_marker.ts";
 import {
   currentSelfExec,
   selfArgv,
@@ -78,6 +79,8 @@ interface Slot {
   checked?: boolean;
   /** Exited for want of the database: restarted once the supervisor reaches it again. */
   waitingForDb: boolean;
+  /** The running worker's start marker (start_marker.ts), or null. */
+  marker: string | null;
 }
 
 /** A worker that lived at least this long before dying resets its restart backoff. */
@@ -120,6 +123,11 @@ export class Supervisor {
   #unreachableSince: number | null = null;
   /** See Runner: the stops of everything recorded when this supervisor registered. */
   #stopsSeen = 0;
+  /** Private directory of the workers' start markers; null when it could not be made. */
+  #markerDir: string | null | undefined = undefined;
+  #spawns = 0;
+  /** Releases of jobs that dead workers claimed and never started, still being written. */
+  readonly #releasing = new Set<Promise<void>>();
 
   constructor(opts: SupervisorOptions) {
     if (!Number.isInteger(opts.count) || opts.count < 1 || opts.count > MAX_WORKERS) {
@@ -192,6 +200,7 @@ export class Supervisor {
           restartTimer: undefined,
           done: false,
           waitingForDb: false,
+          marker: null,
         };
         this.#slots.push(slot);
         this.#spawn(slot);
@@ -203,6 +212,14 @@ export class Supervisor {
       this.#finished = true;
       for (const t of this.#timers) clearTimeout(t);
       detachSignals();
+      await Promise.allSettled(this.#releasing);
+      if (this.#markerDir) {
+        try {
+          Deno.removeSync(this.#markerDir, { recursive: true });
+        } catch {
+          // left in the temporary directory
+        }
+      }
       if (this.#gaveUp) {
         // Nothing more is written: the lead and the record run out on their own.
         await this.#maintenance.stop(0);
@@ -283,12 +300,14 @@ export class Supervisor {
       this.#checkAllDone();
       return;
     }
+    slot.marker = this.#newMarkerPath(slot);
     const { args, env } = workerRunArgs({
       dbUrl: this.#o.dbUrl,
       supervisorId: this.id,
       index: slot.index,
       queues: this.#o.queues,
       logFile: this.#o.logFile,
+      startMarker: slot.marker,
     });
     const argv = selfArgv(this.#self, args);
     let child: Deno.ChildProcess;
@@ -317,7 +336,59 @@ export class Supervisor {
     child.status.then((status) => this.#onExit(slot, child, status));
   }
 
+  /** A fresh marker file name for the worker about to start in `slot` (not created here). */
+  #newMarkerPath(slot: Slot): string | null {
+    if (this.#markerDir === undefined) {
+      try {
+        // Mode 0700: no other local user can plant a marker that would release a started job.
+        this.#markerDir = Deno.makeTempDirSync({ prefix: "queuectl-starts-" });
+      } catch {
+        this.#markerDir = null;
+      }
+    }
+    if (this.#markerDir === null) return null;
+    return `${this.#markerDir}/${slot.index}-${++this.#spawns}`;
+  }
+
+  /**
+   * After a worker's exit: a job it claimed but never started (its start marker names another
+   * job, or none) goes back to pending without counting an attempt. A job it may have started is
+   * left to the lease rescue, which counts it (docs/architecture.md, "Claimed, not started").
+   */
+  #releaseUnstarted(slot: Slot, marker: string): void {
+    const work = (async () => {
+      const record = readStartMarker(marker);
+      try {
+        Deno.removeSync(marker);
+      } catch {
+        // never created (the worker died first), or already gone
+      }
+      if (record === null || this.#gaveUp) return;
+      try {
+        const { store, clock } = this.#o;
+        for (const job of await releaseUnstarted(store, clock.now(), record)) {
+          this.#say(
+            `released ${job.id}: ${this.#worker(slot)} (${record.worker}) claimed it and died ` +
+              "before starting it; back to pending, the attempt not counted",
+          );
+        }
+      } catch (err) {
+        this.#say(
+          `could not look for jobs ${this.#worker(slot)} claimed and never started (${
+            formatError(err).replace(/^error: /, "")
+          }); they are rescued when their lease expires`,
+        );
+      }
+    })();
+    this.#releasing.add(work);
+    work.finally(() => this.#releasing.delete(work));
+  }
+
   #onExit(slot: Slot, child: Deno.ChildProcess, status: Deno.CommandStatus): void {
+    if (slot.marker !== null && slot.child === child) {
+      this.#releaseUnstarted(slot, slot.marker);
+      slot.marker = null;
+    }
     slot.child = null;
     slot.writer?.close().catch(() => {});
     slot.writer = null;

@@ -57,6 +57,8 @@ export const LOG = {
   dead: /^\[worker (\S+)\] (\S+) moved to DLQ \(/,
   released: /^\[worker (\S+)\] released (\S+) back to pending/,
   rescued: /^\[maintenance\] rescued (\S+) from lost worker (\S+): (.*)$/,
+  /** A supervisor gave back a claim its dead worker never started (attempt not counted). */
+  releasedUnstarted: /^\[supervisor \S+\] released (\S+): worker \S+ \((\S+)\) claimed it and died/,
   dropped: /^\[worker (\S+)\] (\S+): result dropped \(/,
   lostLease: /^\[worker (\S+)\] lost the lease on (\S+) .*dropped/,
   workerDied:
@@ -164,6 +166,7 @@ function outcomeOf(text: string): { id: string; state: string } | null {
   if ((m = LOG.dead.exec(text))) return { id: m[2], state: "dead" };
   if ((m = LOG.failed.exec(text))) return { id: m[2], state: "failed" };
   if ((m = LOG.released.exec(text))) return { id: m[2], state: "pending" };
+  if ((m = LOG.releasedUnstarted.exec(text))) return { id: m[1], state: "pending" };
   if ((m = LOG.rescued.exec(text))) {
     return { id: m[1], state: /moved to DLQ/.test(m[3]) ? "dead" : "failed" };
   }

@@ -33,6 +33,7 @@ import {
   retryNow,
 } from "../../src/core/transitions.ts";
 import type { OnDuplicate, Store, WorkerRecord } from "../../src/store/store.ts";
+import { releaseUnstarted } from "../../src/worker/start_marker.ts";
 
 export interface ConformanceOptions {
   /** Register the tests as ignored (backend unavailable and skipping is allowed). */
@@ -1989,6 +1990,83 @@ export function storeConformance(
     const [job] = await store.findExpiredLeases({ now: T0 + 5000, limit: 1 });
     assert.deepEqual(plain(job), await mustGet(store, "b"));
   });
+
+  test("listLeased lists one worker's processing jobs, expired or not", async (store, clock) => {
+    await store.insertJobs({ jobs: [newJob("a"), newJob("b"), newJob("c")], now: clock.now() });
+    const claim = (workerId: string, limit: number, leaseMs: number) =>
+      store.claimJobs({ workerId, queues: null, now: clock.now(), leaseMs, limit });
+    await claim("w1", 1, 1000); // a
+    await claim("w2", 1, LEASE); // b
+    const [c] = await claim("w1", 1, LEASE); // c, then completed
+    assert.ok(
+      await store.applyChange({
+        change: complete(c, { now: clock.now(), workerId: "w1", exit_code: 0 }),
+      }),
+    );
+    clock.advance(5000); // a's lease ran out: still w1's until rescued
+    assert.deepEqual(ids(await store.listLeased({ worker: "w1" })), ["a"]);
+    assert.deepEqual(
+      (await store.listLeased({ worker: "w2" })).map(plain),
+      [await mustGet(store, "b")],
+    );
+    assert.deepEqual(await store.listLeased({ worker: "nobody" }), []);
+  });
+
+  test(
+    "releaseUnstarted: a dead worker's claims its start marker does not name go back uncounted",
+    async (store, clock) => {
+      await store.insertJobs({ jobs: [newJob("a"), newJob("b"), newJob("c")], now: clock.now() });
+      const claim = (workerId: string) =>
+        store.claimJobs({ workerId, queues: null, now: clock.now(), leaseMs: LEASE, limit: 1 });
+      const [a] = await claim("w1"); // spawned: the marker names this claim
+      clock.advance(10);
+      const [b] = await claim("w1"); // claimed after it, never spawned
+      await claim("w2"); // c: another worker's
+      assert.equal(a.attempts, 1);
+      clock.advance(10);
+      const released = await releaseUnstarted(store, clock.now(), {
+        worker: "w1",
+        job: { id: a.id, attempts: a.attempts, started_at: a.started_at },
+      });
+      assert.deepEqual(ids(released), ["b"]);
+      const backB = await mustGet(store, "b");
+      assert.equal(backB.state, "pending");
+      assert.equal(backB.attempts, b.attempts - 1, "the attempt is not counted");
+      assert.equal(backB.lease_owner, null);
+      assert.equal(backB.run_at, clock.now(), "runnable at once");
+      assert.deepEqual(await store.listRuns({ jobId: "b", outputChars: 0 }), [], "no run recorded");
+      assert.equal((await mustGet(store, "a")).state, "processing", "left to the lease rescue");
+      assert.equal((await mustGet(store, "c")).lease_owner, "w2");
+
+      // The same job claimed again by the same worker (after it settled a): a marker of its
+      // earlier claim (same id and attempt number, another claim time) does not name this claim.
+      assert.ok(
+        await store.applyChange({
+          change: complete(a, { now: clock.now(), workerId: "w1", exit_code: 0 }),
+        }),
+      );
+      const [again] = await claim("w1");
+      assert.equal(again.id, "b");
+      assert.equal(again.attempts, b.attempts);
+      assert.notEqual(again.started_at, b.started_at);
+      assert.deepEqual(
+        ids(
+          await releaseUnstarted(store, clock.now(), {
+            worker: "w1",
+            job: { id: "b", attempts: b.attempts, started_at: b.started_at },
+          }),
+        ),
+        ["b"],
+      );
+      // A marker with no job yet: every claim of that worker is released.
+      assert.deepEqual(
+        ids(await releaseUnstarted(store, clock.now(), { worker: "w2", job: null })),
+        [
+          "c",
+        ],
+      );
+    },
+  );
 
   test("nextRunAt gives the earliest run_at of claimable jobs", async (store, clock) => {
     assert.equal(await store.nextRunAt({ queues: null }), null);

@@ -1413,6 +1413,13 @@ class PostgresStore implements Store {
     });
   }
 
+  listLeased(p: { worker: string }): Promise<Job[]> {
+    return this.#run(async (sql) =>
+      (await sql`SELECT ${this.#cols} FROM jobs
+        WHERE state = 'processing' AND lease_owner = ${p.worker}`).map(toJob)
+    );
+  }
+
   nextRunAt(p: { queues: readonly string[] | null; after?: number }): Promise<number | null> {
     return this.#run(async (sql) => {
       const queues = p.queues ?? [];

@@ -1275,6 +1275,14 @@ class SqliteStore implements Store {
     );
   }
 
+  listLeased(p: { worker: string }): Promise<Job[]> {
+    return this.#db.run(() =>
+      this.#db.stmt(
+        `SELECT ${JOB_COLUMN_LIST} FROM jobs WHERE state = 'processing' AND lease_owner = ?`,
+      ).all(p.worker) as unknown as Job[]
+    );
+  }
+
   nextRunAt(p: { queues: readonly string[] | null; after?: number }): Promise<number | null> {
     return this.#db.run(() => {
       return (this.#db.value(

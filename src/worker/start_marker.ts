@@ -1,0 +1,163 @@
+/**
+ * A supervised worker's start marker: the job it spawned last, so that its supervisor can tell,
+ * once the worker died (SIGKILL, the OOM killer, a crash), whether the job the worker held had
+ * started. A job claimed and never spawned goes back to pending without counting an attempt; a job
+ * that was spawned is left to the lease rescue, which counts it (a job that kills its worker must
+ * still reach the DLQ). See docs/architecture.md, "Claimed, not started".
+ *
+ * One small file per worker process, in a private directory of its supervisor (mode 0700), written
+ * in place by the worker right after each spawn (seek and write: no new block once the first
+ * record is written; no fsync: it must survive the worker's death, not the machine's) and read by
+ * the supervisor only after the worker has been reaped. One line of JSON:
+ * `["<worker id>", "<job id>", <attempts>, <started_at>]`, or `["<worker id>"]` before the first
+ * job. Whatever cannot be read as such means "unknown": the jobs are left to the lease rescue, as
+ * without a marker.
+ */
+
+import type { Job } from "../core/job.ts";
+import { release } from "../core/transitions.ts";
+import type { Store } from "../store/store.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Room written at open, so that later records overwrite allocated blocks (a full disk). */
+const RESERVED_BYTES = 512;
+
+/** The identity of one claim of a job: a new claim of the same job differs in one of these. */
+export interface ClaimIdentity {
+  id: string;
+  attempts: number;
+  started_at: number | null;
+}
+
+/** What a start marker says, read back (see {@link readStartMarker}). */
+export interface StartMarkerRecord {
+  worker: string;
+  /** The job spawned last; null: none yet. */
+  job: ClaimIdentity | null;
+}
+
+/** The worker's side: the open marker file. */
+export class StartMarker {
+  #file: Deno.FsFile | null;
+
+  private constructor(file: Deno.FsFile) {
+    this.#file = file;
+  }
+
+  /**
+   * Opens (creates) the marker at `path` and records `worker` with no job yet. Null when that
+   * fails: the worker runs without a marker (its jobs are then rescued by their lease, counted).
+   */
+  static open(path: string, worker: string): StartMarker | null {
+    let file: Deno.FsFile | null = null;
+    try {
+      file = Deno.openSync(path, { write: true, create: true, truncate: true, mode: 0o600 });
+      const marker = new StartMarker(file);
+      file.writeSync(new Uint8Array(RESERVED_BYTES).fill(0x20));
+      if (!marker.#put([worker])) return null;
+      return marker;
+    } catch {
+      file?.close();
+      return null;
+    }
+  }
+
+  /**
+   * Records that `job` was spawned. Called right after its spawn returned: a death before this
+   * call leaves the previous record, so the job is released without counting an attempt; it may
+   * have been spawned already, then it runs twice, as a job whose worker died while running it
+   * does. Never the other way round: an attempt is counted only for a job that was spawned.
+   */
+  record(worker: string, job: ClaimIdentity): void {
+    this.#put([worker, job.id, job.attempts, job.started_at]);
+  }
+
+  /** Writes one record at the start of the file; on failure the marker says nothing any more. */
+  #put(value: unknown[]): boolean {
+    const file = this.#file;
+    if (file === null) return false;
+    try {
+      const bytes = encoder.encode(JSON.stringify(value) + "\n");
+      file.seekSync(0, Deno.SeekMode.Start);
+      let done = 0;
+      while (done < bytes.length) done += file.writeSync(bytes.subarray(done));
+      return true;
+    } catch {
+      // A stale record would say "not started" of a job that may run next: make it unreadable.
+      try {
+        file.truncateSync(0);
+      } catch {
+        // nothing more can be done; the supervisor reads whatever is left
+      }
+      this.close();
+      return false;
+    }
+  }
+
+  close(): void {
+    try {
+      this.#file?.close();
+    } catch {
+      // already closed
+    }
+    this.#file = null;
+  }
+}
+
+/**
+ * Reads a marker back (the supervisor, after the worker was reaped); null when it is missing or
+ * says nothing readable.
+ */
+export function readStartMarker(path: string): StartMarkerRecord | null {
+  let text: string;
+  try {
+    text = decoder.decode(Deno.readFileSync(path));
+  } catch {
+    return null;
+  }
+  const end = text.indexOf("\n");
+  if (end < 0) return null;
+  let value: unknown;
+  try {
+    value = JSON.parse(text.slice(0, end));
+  } catch {
+    return null;
+  }
+  if (!Array.isArray(value) || typeof value[0] !== "string") return null;
+  if (value.length === 1) return { worker: value[0], job: null };
+  const [worker, id, attempts, startedAt] = value;
+  if (
+    value.length !== 4 || typeof id !== "string" || !Number.isInteger(attempts) ||
+    !(startedAt === null || Number.isInteger(startedAt))
+  ) return null;
+  return { worker, job: { id, attempts, started_at: startedAt } };
+}
+
+/** True when `job` is the very claim the marker names (so it was spawned). */
+export function sameClaim(marked: ClaimIdentity | null, job: ClaimIdentity): boolean {
+  return marked !== null && marked.id === job.id && marked.attempts === job.attempts &&
+    marked.started_at === job.started_at;
+}
+
+/**
+ * After the death of the worker `record` names: each processing job still leased to it that the
+ * marker does not name was never spawned, and goes back to pending without counting an attempt
+ * (guarded by its lease owner: a rescue that got there first wins). The job the marker names is
+ * left alone: it may have started (the lease rescue counts it). Returns the jobs released.
+ */
+export async function releaseUnstarted(
+  store: Store,
+  now: number,
+  record: StartMarkerRecord,
+): Promise<Job[]> {
+  const released: Job[] = [];
+  for (const job of await store.listLeased({ worker: record.worker })) {
+    if (sameClaim(record.job, job)) continue;
+    if (await store.applyChange({ change: release(job, now, record.worker, null) })) {
+      released.push(job);
+    }
+  }
+  return released;
+}
