@@ -1,50 +1,53 @@
 /**
  * A worker SIGKILLed while it holds a job it never started (claimed, not yet spawned): its
  * supervisor gives the job back at once, the attempt not counted; a job it did start is left to
- * the lease rescue, counted (docs/architecture.md, "Claimed, not started").
+ * the lease rescue, counted (docs/architecture.md, "Claimed, not started"). On SQLite and on
+ * PostgreSQL (a fresh schema; when the server is unreachable the PostgreSQL test fails if CI is
+ * set, and is skipped, saying why, otherwise).
  *
  * The claim-without-spawn is made deterministic: the worker serves queue `a` only, and the test
  * claims a job of queue `b` in the worker's name through the store, exactly as the worker's own
- * claim would have written it, then kills the worker before it could know of it.
+ * claim would have written it, then kills the worker before it could know of it. Every read goes
+ * through the store, so both backends run the same test.
  */
 import assert from "node:assert/strict";
-import { openSqliteStore } from "../../src/store/sqlite/sqlite_store.ts";
+import type { Store } from "../../src/store/store.ts";
+import { openStore } from "../../src/store/mod.ts";
 import { startCli } from "../helpers/cli_process.ts";
 import { runCli } from "../helpers/run_cli.ts";
 import { tempDir } from "../helpers/temp.ts";
 import { waitFor } from "../helpers/wait_for.ts";
-import { query } from "../reliability/profile.ts";
+import { admin, PG_URL, postgresAvailability } from "../helpers/postgres.ts";
 
 const UNIX = Deno.build.os !== "windows";
+const { ignore: noPostgres } = await postgresAvailability("unstarted release on postgres");
 
-interface Row {
-  state: string;
-  attempts: number;
-  lease_owner: string | null;
-}
-
-Deno.test({
-  name: "worker killed between claim and spawn: the job goes back uncounted; a started one stays",
-  ignore: !UNIX,
-  fn: async () => {
-    await using dir = await tempDir();
-    const db = dir.file("q.db");
-    const log = dir.file("w.log");
-    for (const [k, v] of [["lease", "60"], ["max_retries", "0"]]) {
-      const r = await runCli(["config", "set", k, v], { db });
-      assert.equal(r.code, 0, r.stderr);
-    }
-    await using sup = startCli(["worker", "start", "--count", "1", "--queue", "a", "--log", log], {
-      db,
-    });
+async function scenario(db: string, logDir: { file(name: string): string }): Promise<void> {
+  const log = logDir.file("w.log");
+  for (const [k, v] of [["lease", "60"], ["max_retries", "0"]]) {
+    const r = await runCli(["config", "set", k, v], { db });
+    assert.equal(r.code, 0, r.stderr);
+  }
+  await using sup = startCli(["worker", "start", "--count", "1", "--queue", "a", "--log", log], {
+    db,
+  });
+  const store: Store = await openStore(db);
+  try {
     /** The record of a worker other than `not` (a dead worker's record stays until pruned). */
     const worker = (not = "") =>
-      waitFor(() =>
-        query<{ id: string; pid: number }>(
-          db,
-          "SELECT id, pid FROM workers WHERE supervisor_id IS NOT NULL AND id != ?",
-          not,
-        )[0], { what: "a worker record" });
+      waitFor(
+        async () =>
+          (await store.listWorkers()).find((w) => w.supervisor_id !== null && w.id !== not),
+        {
+          what: "a worker record",
+        },
+      );
+    const job = async (id: string) => {
+      const j = await store.getJob({ id });
+      return j && { state: j.state, attempts: j.attempts, lease_owner: j.lease_owner };
+    };
+    const logText = () => Deno.readTextFileSync(log);
+
     const first = await worker();
     // Deno reads /proc/<pid>/cmdline only with --allow-all: through `cat`.
     const cat = await new Deno.Command("cat", { args: [`/proc/${first.pid}/cmdline`] }).output();
@@ -56,34 +59,25 @@ Deno.test({
 
     const enq = await runCli(
       ["enqueue", JSON.stringify({ id: "x", command: "true", queue: "b" })],
-      {
-        db,
-      },
+      { db },
     );
     assert.equal(enq.code, 0, enq.stderr);
-    const store = await openSqliteStore(db);
-    try {
-      const claimed = await store.claimJobs({
-        workerId: first.id,
-        queues: ["b"],
-        now: Date.now(),
-        leaseMs: 60_000,
-        limit: 1,
-      });
-      assert.deepEqual(claimed.map((j) => [j.id, j.attempts]), [["x", 1]]);
-    } finally {
-      await store.close();
-    }
+    const claimed = await store.claimJobs({
+      workerId: first.id,
+      queues: ["b"],
+      now: Date.now(),
+      leaseMs: 60_000,
+      limit: 1,
+    });
+    assert.deepEqual(claimed.map((j) => [j.id, j.attempts]), [["x", 1]]);
     Deno.kill(first.pid, "SIGKILL");
-    const job = (id: string) =>
-      query<Row>(db, "SELECT state, attempts, lease_owner FROM jobs WHERE id = ?", id)[0];
     // Long before the 60 s lease: the supervisor saw its worker die.
-    await waitFor(() => job("x").state === "pending", { what: "x back to pending" });
-    assert.deepEqual(job("x"), { state: "pending", attempts: 0, lease_owner: null });
-    assert.deepEqual(query(db, "SELECT * FROM job_runs WHERE job_id = 'x'"), [], "no run recorded");
+    await waitFor(async () => (await job("x"))?.state === "pending", { what: "x back to pending" });
+    assert.deepEqual(await job("x"), { state: "pending", attempts: 0, lease_owner: null });
+    assert.deepEqual(await store.listRuns({ jobId: "x", outputChars: 0 }), [], "no run recorded");
     await waitFor(
       () =>
-        Deno.readTextFileSync(log).match(
+        logText().match(
           new RegExp(
             `\\] released x: worker \\S+ \\(${first.id}\\) claimed it and died before starting it; ` +
               "back to pending, the attempt not counted\\n",
@@ -92,29 +86,54 @@ Deno.test({
       { what: "the release line" },
     );
 
-    // A job the (restarted) worker started: the marker names it, so it is not released.
+    // A job the restarted worker started: the marker names it, so it is not released.
     const second = await worker(first.id);
     const enq2 = await runCli(
       ["enqueue", JSON.stringify({ id: "y", command: "sleep 60", queue: "a" })],
       { db },
     );
     assert.equal(enq2.code, 0, enq2.stderr);
-    await waitFor(() => job("y")?.state === "processing", { what: "y started" });
-    await waitFor(() => Deno.readTextFileSync(log).includes("started y:"), { what: "y's start" });
+    await waitFor(() => logText().includes("started y:"), { what: "y's start" });
     // The worker leads its session and process group; its job runs in both: kill them all.
     Deno.kill(-second.pid, "SIGKILL");
-    await waitFor(() => Deno.readTextFileSync(log).includes(`(pid ${second.pid}) was killed`), {
+    await waitFor(() => logText().includes(`(pid ${second.pid}) was killed`), {
       what: "the supervisor to see the death",
     });
     // A graceful stop waits for the supervisor's look at the dead worker's jobs.
     sup.kill("SIGTERM");
     assert.equal((await sup.status).code, 0, sup.stdout() + sup.stderr());
-    assert.deepEqual(job("y"), { state: "processing", attempts: 1, lease_owner: second.id });
-    assert.equal(
-      Deno.readTextFileSync(log).match(/\] released y:/),
-      null,
-      "a started job is not released",
-    );
+    assert.deepEqual(await job("y"), { state: "processing", attempts: 1, lease_owner: second.id });
+    assert.equal(logText().match(/\] released y:/), null, "a started job is not released");
     assert.throws(() => Deno.statSync(markerDir), Deno.errors.NotFound, "markers removed at exit");
+  } finally {
+    await store.close();
+  }
+}
+
+const NAME =
+  "worker killed between claim and spawn: the job goes back uncounted; a started one stays";
+
+Deno.test({
+  name: `sqlite: ${NAME}`,
+  ignore: !UNIX,
+  fn: async () => {
+    await using dir = await tempDir();
+    await scenario(dir.file("q.db"), dir);
+  },
+});
+
+Deno.test({
+  name: `postgres: ${NAME}`,
+  ignore: !UNIX || noPostgres,
+  fn: async () => {
+    const schema = `qu_${crypto.randomUUID().replaceAll("-", "").slice(0, 20)}`;
+    await using dir = await tempDir();
+    const sql = admin();
+    try {
+      await scenario(`${PG_URL}${PG_URL.includes("?") ? "&" : "?"}schema=${schema}`, dir);
+    } finally {
+      await sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await sql.end();
+    }
   },
 });
