@@ -88,12 +88,21 @@ async function scenario(db: string, logDir: { file(name: string): string }): Pro
 
     // A job the restarted worker started: the marker names it, so it is not released.
     const second = await worker(first.id);
+    const began = logDir.file("y-began");
     const enq2 = await runCli(
-      ["enqueue", JSON.stringify({ id: "y", command: "sleep 60", queue: "a" })],
+      ["enqueue", JSON.stringify({ id: "y", command: `: > '${began}'; sleep 60`, queue: "a" })],
       { db },
     );
     assert.equal(enq2.code, 0, enq2.stderr);
-    await waitFor(() => logText().includes("started y:"), { what: "y's start" });
+    // The job's own first act, not the worker's "started" line: that line comes before the spawn,
+    // and a kill between the two is a claim never started (released, as above).
+    await waitFor(() => {
+      try {
+        return Deno.statSync(began).isFile;
+      } catch {
+        return false;
+      }
+    }, { what: "y's first act" });
     // The worker leads its session and process group; its job runs in both: kill them all.
     Deno.kill(-second.pid, "SIGKILL");
     await waitFor(() => logText().includes(`(pid ${second.pid}) was killed`), {
