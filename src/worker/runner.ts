@@ -575,7 +575,6 @@ export class Runner {
   async #runJob(job: Job): Promise<void> {
     this.#current = job;
     const attempt = job.attempts > 1 ? ` (attempt ${job.attempts}/${job.max_retries + 1})` : "";
-    this.log(`started ${job.id}${attempt}: ${oneLine(job.command, COMMAND_SHOWN)}`);
     const timeoutS = job.timeout ?? this.config.job_timeout;
     const abort = new AbortController();
     this.#jobAbort = abort;
@@ -620,8 +619,13 @@ export class Runner {
         cwd: job.cwd ?? this.#opts.cwd,
         groupVia: this.#groupVia,
         onOutput: (stream, chunk) => live.push(stream, chunk),
-        // The last write before the spawn (docs/architecture.md, "Claimed, not started").
-        beforeSpawn: this.#marker ? () => this.#marker?.record(this.id, job) : undefined,
+        // Right before the spawn: the start marker, then the "started" line, so that the line is
+        // never written for a job whose worker died before this point (its supervisor releases
+        // it, see docs/architecture.md, "Claimed, not started"), nor for one ended before it.
+        beforeSpawn: () => {
+          this.#marker?.record(this.id, job);
+          this.log(`started ${job.id}${attempt}: ${oneLine(job.command, COMMAND_SHOWN)}`);
+        },
       });
     } finally {
       this.#jobAbort = null;
