@@ -1,12 +1,13 @@
 /**
- * A supervised worker's start marker: the job it spawned last, so that its supervisor can tell,
- * once the worker died (SIGKILL, the OOM killer, a crash), whether the job the worker held had
- * started. A job claimed and never spawned goes back to pending without counting an attempt; a job
- * that was spawned is left to the lease rescue, which counts it (a job that kills its worker must
- * still reach the DLQ). See docs/architecture.md, "Claimed, not started".
+ * A supervised worker's start marker: the job it last reached the spawn of, so that its supervisor
+ * can tell, once the worker died (SIGKILL, the OOM killer, a crash), whether the job the worker
+ * held may have started. A job the marker does not name was never spawned: it goes back to pending
+ * without counting an attempt. The job it names may have started (the worker may have died inside
+ * the spawn call) and is left to the lease rescue, which counts it (a job that kills its worker
+ * must still reach the DLQ). See docs/architecture.md, "Claimed, not started".
  *
  * One small file per worker process, in a private directory of its supervisor (mode 0700), written
- * in place by the worker right after each spawn (seek and write: no new block once the first
+ * in place by the worker right before each spawn call (seek and write: no new block once the first
  * record is written; no fsync: it must survive the worker's death, not the machine's) and read by
  * the supervisor only after the worker has been reaped. One line of JSON:
  * `["<worker id>", "<job id>", <attempts>, <started_at>]`, or `["<worker id>"]` before the first
@@ -34,7 +35,7 @@ export interface ClaimIdentity {
 /** What a start marker says, read back (see {@link readStartMarker}). */
 export interface StartMarkerRecord {
   worker: string;
-  /** The job spawned last; null: none yet. */
+  /** The job whose spawn the worker reached last; null: none yet. */
   job: ClaimIdentity | null;
 }
 
@@ -65,10 +66,11 @@ export class StartMarker {
   }
 
   /**
-   * Records that `job` was spawned. Called right after its spawn returned: a death before this
-   * call leaves the previous record, so the job is released without counting an attempt; it may
-   * have been spawned already, then it runs twice, as a job whose worker died while running it
-   * does. Never the other way round: an attempt is counted only for a job that was spawned.
+   * Records that `job` is about to be spawned. Called right before the spawn call, once nothing
+   * else can stop the job from starting: a death before this call leaves the previous record, and
+   * the job, never spawned, is released without counting an attempt; a death after it counts the
+   * attempt, even when it came inside the spawn call before the child existed (the worker cannot
+   * tell). Never the other way round: a job that was spawned is never released uncounted.
    */
   record(worker: string, job: ClaimIdentity): void {
     this.#put([worker, job.id, job.attempts, job.started_at]);
@@ -135,7 +137,7 @@ export function readStartMarker(path: string): StartMarkerRecord | null {
   return { worker, job: { id, attempts, started_at: startedAt } };
 }
 
-/** True when `job` is the very claim the marker names (so it was spawned). */
+/** True when `job` is the very claim the marker names (so it may have started). */
 export function sameClaim(marked: ClaimIdentity | null, job: ClaimIdentity): boolean {
   return marked !== null && marked.id === job.id && marked.attempts === job.attempts &&
     marked.started_at === job.started_at;
