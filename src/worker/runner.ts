@@ -623,7 +623,7 @@ export class Runner {
         // never written for a job whose worker died before this point (its supervisor releases
         // it, see docs/architecture.md, "Claimed, not started"), nor for one ended before it.
         beforeSpawn: () => {
-          this.#marker?.record(this.id, job);
+          this.#marker?.record(job);
           this.log(`started ${job.id}${attempt}: ${oneLine(job.command, COMMAND_SHOWN)}`);
         },
       });

@@ -42,9 +42,11 @@ export interface StartMarkerRecord {
 /** The worker's side: the open marker file. */
 export class StartMarker {
   #file: Deno.FsFile | null;
+  readonly #worker: string;
 
-  private constructor(file: Deno.FsFile) {
+  private constructor(file: Deno.FsFile, worker: string) {
     this.#file = file;
+    this.#worker = worker;
   }
 
   /**
@@ -55,7 +57,7 @@ export class StartMarker {
     let file: Deno.FsFile | null = null;
     try {
       file = Deno.openSync(path, { write: true, create: true, truncate: true, mode: 0o600 });
-      const marker = new StartMarker(file);
+      const marker = new StartMarker(file, worker);
       file.writeSync(new Uint8Array(RESERVED_BYTES).fill(0x20));
       if (!marker.#put([worker])) return null;
       return marker;
@@ -72,8 +74,8 @@ export class StartMarker {
    * attempt, even when it came inside the spawn call before the child existed (the worker cannot
    * tell). Never the other way round: a job that was spawned is never released uncounted.
    */
-  record(worker: string, job: ClaimIdentity): void {
-    this.#put([worker, job.id, job.attempts, job.started_at]);
+  record(job: ClaimIdentity): void {
+    this.#put([this.#worker, job.id, job.attempts, job.started_at]);
   }
 
   /** Writes one record at the start of the file; on failure the marker says nothing any more. */

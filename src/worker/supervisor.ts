@@ -385,7 +385,7 @@ export class Supervisor {
   }
 
   #onExit(slot: Slot, child: Deno.ChildProcess, status: Deno.CommandStatus): void {
-    if (slot.marker !== null && slot.child === child) {
+    if (slot.marker !== null) {
       this.#releaseUnstarted(slot, slot.marker);
       slot.marker = null;
     }

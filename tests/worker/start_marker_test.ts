@@ -15,14 +15,14 @@ Deno.test("start marker: the worker alone, then each job recorded in place, read
     attempts: 3,
     started_at: 1_700_000_000_123,
   };
-  marker.record("w1-abc", long);
+  marker.record(long);
   assert.deepEqual(readStartMarker(path), { worker: "w1-abc", job: long });
   // A shorter record over a longer one: only the first line counts.
   const short = { id: 'b\n"quoted"', attempts: 1, started_at: null };
-  marker.record("w1-abc", short);
+  marker.record(short);
   assert.deepEqual(readStartMarker(path), { worker: "w1-abc", job: short });
   const size = Deno.statSync(path).size;
-  marker.record("w1-abc", long);
+  marker.record(long);
   assert.equal(Deno.statSync(path).size, size, "written in place, no growth");
   marker.close();
 });
