@@ -46,3 +46,27 @@ export async function postgresAvailability(suite: string): Promise<{ ignore: boo
   }
   return { ignore: true };
 }
+
+/** `url` with `?schema=` (and more parameters) added. */
+export function withParams(url: string, params: Record<string, string>): string {
+  const query = Object.entries(params).map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join("&");
+  return `${url}${url.includes("?") ? "&" : "?"}${query}`;
+}
+
+/** `PG_URL` with its host and port replaced (to go through a proxy), optionally a password. */
+export function viaPort(port: number, password?: string): string {
+  return PG_URL.replace(
+    /^(postgres(?:ql)?:\/\/)(?:([^:@/]*)(?::[^@/]*)?@)?[^/?]*/i,
+    (_, scheme, user) =>
+      `${scheme}${user ?? "postgres"}${password ? `:${password}` : ""}@127.0.0.1:${port}`,
+  );
+}
+
+export function targetOf(url: string): { hostname: string; port: number } {
+  const authority = /^postgres(?:ql)?:\/\/(?:[^@/]*@)?([^/?]*)/i.exec(url)?.[1] ?? "";
+  const m = /^(\[[^\]]+\]|[^:]*)(?::(\d+))?$/.exec(authority);
+  return {
+    hostname: (m?.[1] || "127.0.0.1").replace(/^\[|\]$/g, ""),
+    port: Number(m?.[2] ?? 5432),
+  };
+}

@@ -17,33 +17,16 @@ import { runCli, runCliJson } from "../helpers/run_cli.ts";
 import { startTcpProxy } from "../helpers/tcp_proxy.ts";
 import { tempDir } from "../helpers/temp.ts";
 import { waitFor } from "../helpers/wait_for.ts";
-import { admin, PG_URL, postgresAvailability } from "../helpers/postgres.ts";
+import {
+  admin,
+  PG_URL,
+  postgresAvailability,
+  targetOf,
+  viaPort,
+  withParams,
+} from "../helpers/postgres.ts";
 
 const { ignore } = await postgresAvailability("postgres workers");
-
-/** `url` with `?schema=` (and more parameters) added. */
-function withParams(url: string, params: Record<string, string>): string {
-  const query = Object.entries(params).map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join("&");
-  return `${url}${url.includes("?") ? "&" : "?"}${query}`;
-}
-
-/** `PG_URL` with its host and port replaced (to go through a proxy), optionally a password. */
-function viaPort(port: number, password?: string): string {
-  return PG_URL.replace(
-    /^(postgres(?:ql)?:\/\/)(?:([^:@/]*)(?::[^@/]*)?@)?[^/?]*/i,
-    (_, scheme, user) =>
-      `${scheme}${user ?? "postgres"}${password ? `:${password}` : ""}@127.0.0.1:${port}`,
-  );
-}
-
-function targetOf(url: string): { hostname: string; port: number } {
-  const authority = /^postgres(?:ql)?:\/\/(?:[^@/]*@)?([^/?]*)/i.exec(url)?.[1] ?? "";
-  const m = /^(\[[^\]]+\]|[^:]*)(?::(\d+))?$/.exec(authority);
-  return {
-    hostname: (m?.[1] || "127.0.0.1").replace(/^\[|\]$/g, ""),
-    port: Number(m?.[2] ?? 5432),
-  };
-}
 
 interface Ctx {
   schema: string;

@@ -1,6 +1,8 @@
 /** The start marker a supervised worker writes before each spawn, read back by its supervisor. */
 import assert from "node:assert/strict";
 import { readStartMarker, sameClaim, StartMarker } from "../../src/worker/start_marker.ts";
+import { faultNeeds } from "../helpers/faults/requirements.ts";
+import { mountTmpfs } from "../helpers/faults/tmpfs.ts";
 import { tempDir } from "../helpers/temp.ts";
 
 Deno.test("start marker: the worker alone, then each job recorded in place, read back", async () => {
@@ -57,4 +59,30 @@ Deno.test("sameClaim: the id, the attempt and the claim time must all match", ()
   assert.ok(!sameClaim(job, { ...job, id: "b" }));
   assert.ok(!sameClaim(job, { ...job, attempts: 1 }));
   assert.ok(!sameClaim(job, { ...job, started_at: 6 }));
+});
+
+const { ignore: noTmpfs } = await faultNeeds("start marker on a full disk", ["tmpfs"]);
+
+Deno.test({
+  name: "start marker on a full disk: records that fit its first page go on; one that fails " +
+    "leaves the marker unreadable, for good",
+  ignore: noTmpfs,
+  fn: async () => {
+    await using disk = await mountTmpfs(1024 * 1024);
+    const path = disk.file("marker");
+    const marker = StartMarker.open(path, "w1");
+    assert.ok(marker);
+    assert.ok(await disk.fill() > 0);
+    const small = { id: "a", attempts: 1, started_at: 5 };
+    marker.record(small);
+    assert.deepEqual(readStartMarker(path), { worker: "w1", job: small }, "written in place");
+    // Longer than the page the marker holds: the write needs a new block, and the disk is full.
+    marker.record({ id: "b".repeat(8192), attempts: 1, started_at: 6 });
+    assert.equal(readStartMarker(path), null, "a failed write leaves no stale record");
+    assert.equal(Deno.statSync(path).size, 0, "truncated: not even a record cut short");
+    await disk.free();
+    marker.record(small);
+    assert.equal(readStartMarker(path), null, "nothing more is written after a failure");
+    marker.close();
+  },
 });
