@@ -50,13 +50,15 @@ export class StartMarker {
   }
 
   /**
-   * Opens (creates) the marker at `path` and records `worker` with no job yet. Null when that
-   * fails: the worker runs without a marker (its jobs are then rescued by their lease, counted).
+   * Creates the marker at `path`, which must not exist yet, and records `worker` with no job yet.
+   * Null when that fails: the worker runs without a marker (its jobs are then rescued by their lease, counted).
    */
   static open(path: string, worker: string): StartMarker | null {
     let file: Deno.FsFile | null = null;
     try {
-      file = Deno.openSync(path, { write: true, create: true, truncate: true, mode: 0o600 });
+      // A new file only (O_EXCL): the supervisor names a fresh one, and a mistaken or planted
+      // path (an existing file, a symlink) is refused instead of overwritten.
+      file = Deno.openSync(path, { write: true, createNew: true, mode: 0o600 });
       const marker = new StartMarker(file, worker);
       file.writeSync(new Uint8Array(RESERVED_BYTES).fill(0x20));
       if (!marker.#put([worker])) return null;

@@ -50,6 +50,13 @@ Deno.test("start marker: what cannot be read says nothing (the jobs are left to 
     assert.equal(readStartMarker(path), null, JSON.stringify(text));
   }
   assert.equal(StartMarker.open(dir.file("no/such/dir/marker"), "w1"), null, "cannot be created");
+  // An existing file (a mistaken `worker run --start-marker`, a planted symlink) is left alone.
+  const existing = dir.file("precious");
+  await Deno.writeTextFile(existing, "keep me\n");
+  assert.equal(StartMarker.open(existing, "w1"), null, "an existing file is refused");
+  await Deno.symlink(existing, dir.file("link"));
+  assert.equal(StartMarker.open(dir.file("link"), "w1"), null, "a symlink is refused");
+  assert.equal(await Deno.readTextFile(existing), "keep me\n", "and never written");
 });
 
 Deno.test("sameClaim: the id, the attempt and the claim time must all match", () => {
