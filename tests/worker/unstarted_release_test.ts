@@ -139,96 +139,94 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: `postgres: ${NAME}`,
-  ignore: !UNIX || noPostgres,
-  fn: async () => {
-    const schema = `qu_${crypto.randomUUID().replaceAll("-", "").slice(0, 20)}`;
-    await using dir = await tempDir();
-    const sql = admin();
-    try {
-      await scenario(withParams(PG_URL, { schema }), dir);
-    } finally {
-      await sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-      await sql.end();
-    }
-  },
-});
-
-Deno.test({
-  name: "postgres: the database away when the supervisor looks: the claim is left to the lease " +
-    "rescue, which counts it",
-  ignore: !UNIX || noPostgres,
-  fn: async () => {
-    const schema = `qu_${crypto.randomUUID().replaceAll("-", "").slice(0, 20)}`;
-    await using dir = await tempDir();
-    const sql = admin();
-    try {
-      const db = withParams(PG_URL, { schema });
-      for (const [k, v] of [["lease", "3"], ["max_retries", "0"]]) {
-        const r = await runCli(["config", "set", k, v], { db });
-        assert.equal(r.code, 0, r.stderr);
-      }
-      // The supervisor and its workers reach the server through a proxy the test can cut.
-      await using proxy = startTcpProxy(targetOf(PG_URL));
-      const log = dir.file("w.log");
-      await using sup = startCli(
-        ["worker", "start", "--count", "1", "--queue", "a", "--log", log],
-        { db: withParams(viaPort(proxy.port), { schema }) },
-      );
-      const store = await openStore(db);
+/** A PostgreSQL test in a fresh schema (dropped afterwards): `fn` gets its URL and a temp dir. */
+function pgTest(
+  name: string,
+  fn: (db: string, schema: string, dir: { file(name: string): string }) => Promise<void>,
+): void {
+  Deno.test({
+    name: `postgres: ${name}`,
+    ignore: !UNIX || noPostgres,
+    fn: async () => {
+      const schema = `qu_${crypto.randomUUID().replaceAll("-", "").slice(0, 20)}`;
+      await using dir = await tempDir();
+      const sql = admin();
       try {
-        const worker = await waitFor(
-          async () => (await store.listWorkers()).find((w) => w.supervisor_id !== null),
-          {
-            what: "a worker record",
-          },
-        );
-        const enq = await runCli(
-          ["enqueue", JSON.stringify({ id: "x", command: "true", queue: "b" })],
-          { db },
-        );
-        assert.equal(enq.code, 0, enq.stderr);
-        const [x] = await store.claimJobs({
-          workerId: worker.id,
-          queues: ["b"],
-          now: Date.now(),
-          leaseMs: 3000,
-          limit: 1,
-        });
-        assert.equal(x?.id, "x");
-        await proxy.cut();
-        Deno.kill(worker.pid, "SIGKILL");
-        await waitFor(
-          () =>
-            /\] could not look for jobs worker \S+ claimed and never started \(.+\); they are rescued when their lease expires\n/
-              .test(Deno.readTextFileSync(log)),
-          { what: "the supervisor to say it could not look" },
-        );
-        const held = await store.getJob({ id: "x" });
-        assert.deepEqual(
-          [held?.state, held?.attempts, held?.lease_owner],
-          ["processing", 1, worker.id],
-          "not released without a look",
-        );
-        proxy.restore();
-        // Counted, as any job of a dead worker: with max_retries 0, straight to the DLQ.
-        await waitFor(async () => (await store.getJob({ id: "x" }))?.state === "dead", {
-          timeoutMs: 30_000,
-          what: "x rescued by its lease",
-        });
-        const runs = await store.listRuns({ jobId: "x", outputChars: 0 });
-        assert.equal(runs.length, 1);
-        assert.match(runs[0].error ?? "", new RegExp(`^worker lost: ${worker.id} `));
-        assert.equal(Deno.readTextFileSync(log).match(/\] released x:/), null);
+        await fn(withParams(PG_URL, { schema }), schema, dir);
       } finally {
-        await store.close();
+        await sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+        await sql.end();
       }
-      sup.kill("SIGTERM");
-      await sup.status;
-    } finally {
-      await sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-      await sql.end();
+    },
+  });
+}
+
+pgTest(NAME, (db, _schema, dir) => scenario(db, dir));
+
+pgTest(
+  "the database away when the supervisor looks: the claim is left to the lease rescue, which " +
+    "counts it",
+  async (db, schema, dir) => {
+    for (const [k, v] of [["lease", "3"], ["max_retries", "0"]]) {
+      const r = await runCli(["config", "set", k, v], { db });
+      assert.equal(r.code, 0, r.stderr);
     }
+    // The supervisor and its workers reach the server through a proxy the test can cut.
+    await using proxy = startTcpProxy(targetOf(PG_URL));
+    const log = dir.file("w.log");
+    await using sup = startCli(
+      ["worker", "start", "--count", "1", "--queue", "a", "--log", log],
+      { db: withParams(viaPort(proxy.port), { schema }) },
+    );
+    const store = await openStore(db);
+    try {
+      const worker = await waitFor(
+        async () => (await store.listWorkers()).find((w) => w.supervisor_id !== null),
+        {
+          what: "a worker record",
+        },
+      );
+      const enq = await runCli(
+        ["enqueue", JSON.stringify({ id: "x", command: "true", queue: "b" })],
+        { db },
+      );
+      assert.equal(enq.code, 0, enq.stderr);
+      const [x] = await store.claimJobs({
+        workerId: worker.id,
+        queues: ["b"],
+        now: Date.now(),
+        leaseMs: 3000,
+        limit: 1,
+      });
+      assert.equal(x?.id, "x");
+      await proxy.cut();
+      Deno.kill(worker.pid, "SIGKILL");
+      await waitFor(
+        () =>
+          /\] could not look for jobs worker \S+ claimed and never started \(.+\); they are rescued when their lease expires\n/
+            .test(Deno.readTextFileSync(log)),
+        { what: "the supervisor to say it could not look" },
+      );
+      const held = await store.getJob({ id: "x" });
+      assert.deepEqual(
+        [held?.state, held?.attempts, held?.lease_owner],
+        ["processing", 1, worker.id],
+        "not released without a look",
+      );
+      proxy.restore();
+      // Counted, as any job of a dead worker: with max_retries 0, straight to the DLQ.
+      await waitFor(async () => (await store.getJob({ id: "x" }))?.state === "dead", {
+        timeoutMs: 30_000,
+        what: "x rescued by its lease",
+      });
+      const runs = await store.listRuns({ jobId: "x", outputChars: 0 });
+      assert.equal(runs.length, 1);
+      assert.match(runs[0].error ?? "", new RegExp(`^worker lost: ${worker.id} `));
+      assert.equal(Deno.readTextFileSync(log).match(/\] released x:/), null);
+    } finally {
+      await store.close();
+    }
+    sup.kill("SIGTERM");
+    await sup.status;
   },
-});
+);
