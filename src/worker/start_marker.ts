@@ -112,6 +112,92 @@ export class StartMarker {
   }
 }
 
+/** Age of the marker directory after which the supervisor touches it and its markers. */
+export const MARKER_TOUCH_AFTER_MS = 24 * 3600 * 1000;
+
+/**
+ * A supervisor's private directory of start markers (mode 0700, in the temporary directory), and
+ * what it was when made. A directory at that path is trusted only while it is still that one: same
+ * device, inode, owner and mode. Age-based cleaners of the temporary directory (systemd-tmpfiles,
+ * tmpreaper) may delete it, or the markers in it, under a supervisor that runs for weeks; another
+ * local user may then make a directory at the freed path and plant a marker there that would
+ * release a started job uncounted. So the supervisor checks it every heartbeat ({@link look}):
+ * keeps it and its markers fresh, and starts a new one when it is gone or replaced; and a marker
+ * is read only from a directory that is still ours (see docs/architecture.md, "Claimed, not
+ * started").
+ */
+export class MarkerDirectory {
+  readonly path: string;
+  readonly #made: Deno.FileInfo;
+
+  private constructor(path: string, made: Deno.FileInfo) {
+    this.path = path;
+    this.#made = made;
+  }
+
+  /** A new directory (`$TMPDIR/queuectl-starts-*`, mode 0700); null when it cannot be made. */
+  static make(): MarkerDirectory | null {
+    try {
+      // Mode 0700: no other local user can plant a marker that would release a started job.
+      const path = Deno.makeTempDirSync({ prefix: "queuectl-starts-" });
+      return new MarkerDirectory(path, Deno.lstatSync(path));
+    } catch {
+      return null;
+    }
+  }
+
+  #now(): Deno.FileInfo | null {
+    try {
+      return Deno.lstatSync(this.path);
+    } catch {
+      return null;
+    }
+  }
+
+  #same(info: Deno.FileInfo | null): boolean {
+    const made = this.#made;
+    return info !== null && info.isDirectory && info.dev === made.dev && info.ino === made.ino &&
+      info.uid === made.uid && info.mode === made.mode;
+  }
+
+  /** True while the directory at {@link path} is the one this made. */
+  isOurs(): boolean {
+    return this.#same(this.#now());
+  }
+
+  /**
+   * The heartbeat's check: false when the directory is gone or replaced. While it is ours and was
+   * last modified more than {@link MARKER_TOUCH_AFTER_MS} ago, touches it and `markers` (the live
+   * workers' marker files), so that no age-based cleaner takes them.
+   */
+  look(markers: readonly string[], now = Date.now()): boolean {
+    const info = this.#now();
+    if (!this.#same(info)) return false;
+    const modified = info!.mtime?.getTime() ?? now;
+    if (now - modified > MARKER_TOUCH_AFTER_MS) {
+      const at = new Date(now);
+      for (const path of [...markers, this.path]) {
+        try {
+          Deno.utimeSync(path, at, at);
+        } catch {
+          // not created yet (the worker is starting), or gone: nothing to keep
+        }
+      }
+    }
+    return true;
+  }
+
+  /** Removes the directory and the markers in it, if it is still ours. */
+  remove(): void {
+    if (!this.isOurs()) return;
+    try {
+      Deno.removeSync(this.path, { recursive: true });
+    } catch {
+      // left in the temporary directory
+    }
+  }
+}
+
 /**
  * Reads a marker back (the supervisor, after the worker was reaped); null when it is missing or
  * says nothing readable.

@@ -23,7 +23,7 @@ import { hostname, randomSuffix } from "./host.ts";
 import { FailureNotes } from "./failure_notes.ts";
 import { workerLabel } from "./describe.ts";
 import { Maintenance } from "./maintenance.ts";
-import { readStartMarker, releaseUnstarted } from "./start_marker.ts";
+import { MarkerDirectory, readStartMarker, releaseUnstarted } from "./start_marker.ts";
 import {
   currentSelfExec,
   selfArgv,
@@ -79,8 +79,8 @@ interface Slot {
   checked?: boolean;
   /** Exited for want of the database: restarted once the supervisor reaches it again. */
   waitingForDb: boolean;
-  /** The running worker's start marker (start_marker.ts), or null. */
-  marker: string | null;
+  /** The running worker's start marker (start_marker.ts) and its directory, or null. */
+  marker: { path: string; dir: MarkerDirectory } | null;
 }
 
 /** A worker that lived at least this long before dying resets its restart backoff. */
@@ -123,8 +123,11 @@ export class Supervisor {
   #unreachableSince: number | null = null;
   /** See Runner: the stops of everything recorded when this supervisor registered. */
   #stopsSeen = 0;
-  /** Private directory of the workers' start markers; null when it could not be made. */
-  #markerDir: string | null | undefined = undefined;
+  /**
+   * Private directory of the workers' start markers; null when it could not be made; undefined
+   * until the next worker's start makes one (at first, and after it was gone or replaced).
+   */
+  #markerDir: MarkerDirectory | null | undefined = undefined;
   #spawns = 0;
   /** Releases of jobs that dead workers claimed and never started, still being written. */
   readonly #releasing = new Set<Promise<void>>();
@@ -213,13 +216,7 @@ export class Supervisor {
       for (const t of this.#timers) clearTimeout(t);
       detachSignals();
       await Promise.allSettled(this.#releasing);
-      if (this.#markerDir) {
-        try {
-          Deno.removeSync(this.#markerDir, { recursive: true });
-        } catch {
-          // left in the temporary directory
-        }
-      }
+      this.#markerDir?.remove();
       if (this.#gaveUp) {
         // Nothing more is written: the lead and the record run out on their own.
         await this.#maintenance.stop(0);
@@ -307,7 +304,7 @@ export class Supervisor {
       index: slot.index,
       queues: this.#o.queues,
       logFile: this.#o.logFile,
-      startMarker: slot.marker,
+      startMarker: slot.marker?.path ?? null,
     });
     const argv = selfArgv(this.#self, args);
     let child: Deno.ChildProcess;
@@ -337,17 +334,31 @@ export class Supervisor {
   }
 
   /** A fresh marker file name for the worker about to start in `slot` (not created here). */
-  #newMarkerPath(slot: Slot): string | null {
-    if (this.#markerDir === undefined) {
-      try {
-        // Mode 0700: no other local user can plant a marker that would release a started job.
-        this.#markerDir = Deno.makeTempDirSync({ prefix: "queuectl-starts-" });
-      } catch {
-        this.#markerDir = null;
-      }
-    }
-    if (this.#markerDir === null) return null;
-    return `${this.#markerDir}/${slot.index}-${++this.#spawns}`;
+  #newMarkerPath(slot: Slot): { path: string; dir: MarkerDirectory } | null {
+    if (this.#markerDir && !this.#markerDir.isOurs()) this.#markerDirLost(this.#markerDir);
+    if (this.#markerDir === undefined) this.#markerDir = MarkerDirectory.make();
+    const dir = this.#markerDir;
+    if (dir === null) return null;
+    return { path: `${dir.path}/${slot.index}-${++this.#spawns}`, dir };
+  }
+
+  /** Every heartbeat: the marker directory still ours, kept fresh (see MarkerDirectory). */
+  #lookAtMarkers(): void {
+    const dir = this.#markerDir;
+    if (!dir) return;
+    const live = this.#slots.flatMap((s) => (s.marker?.dir === dir ? [s.marker.path] : []));
+    if (!dir.look(live)) this.#markerDirLost(dir);
+  }
+
+  /** The marker directory is gone or replaced: the next worker started gets a new one. */
+  #markerDirLost(dir: MarkerDirectory): void {
+    if (this.#markerDir !== dir) return;
+    this.#markerDir = undefined;
+    this.#say(
+      `start markers: ${dir.path} is gone or is no longer this supervisor's directory (a cleaner ` +
+        "of the temporary directory?); workers started from now on get a new one, and a job " +
+        "held by a worker started before is rescued by its lease if that worker dies",
+    );
   }
 
   /**
@@ -355,11 +366,16 @@ export class Supervisor {
    * job, or none) goes back to pending without counting an attempt. A job it may have started is
    * left to the lease rescue, which counts it (docs/architecture.md, "Claimed, not started").
    */
-  #releaseUnstarted(slot: Slot, marker: string): void {
+  #releaseUnstarted(slot: Slot, marker: { path: string; dir: MarkerDirectory }): void {
     const work = (async () => {
-      const record = readStartMarker(marker);
+      if (!marker.dir.isOurs()) {
+        // Whatever is at that path now is not this supervisor's: it is not read (nor removed).
+        this.#markerDirLost(marker.dir);
+        return;
+      }
+      const record = readStartMarker(marker.path);
       try {
-        Deno.removeSync(marker);
+        Deno.removeSync(marker.path);
       } catch {
         // never created (the worker died first), or already gone
       }
@@ -468,6 +484,7 @@ export class Supervisor {
 
   async #heartbeat(): Promise<void> {
     if (this.#gaveUp) return;
+    this.#lookAtMarkers();
     const { store, clock } = this.#o;
     const config = this.#maintenance.config;
     store.setCallTimeout?.(storeCallLimitMs(config.lease));

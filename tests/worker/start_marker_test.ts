@@ -1,6 +1,11 @@
 /** The start marker a supervised worker writes before each spawn, read back by its supervisor. */
 import assert from "node:assert/strict";
-import { readStartMarker, sameClaim, StartMarker } from "../../src/worker/start_marker.ts";
+import {
+  MarkerDirectory,
+  readStartMarker,
+  sameClaim,
+  StartMarker,
+} from "../../src/worker/start_marker.ts";
 import { faultNeeds } from "../helpers/faults/requirements.ts";
 import { mountTmpfs } from "../helpers/faults/tmpfs.ts";
 import { tempDir } from "../helpers/temp.ts";
@@ -91,5 +96,57 @@ Deno.test({
     marker.record(small);
     assert.equal(readStartMarker(path), null, "nothing more is written after a failure");
     marker.close();
+  },
+});
+
+Deno.test({
+  name: "start marker directory: ours while unchanged; kept fresh for age-based cleaners; a " +
+    "replaced one is neither trusted nor removed",
+  ignore: Deno.build.os === "windows",
+  fn: () => {
+    const dir = MarkerDirectory.make();
+    assert.ok(dir);
+    try {
+      assert.equal(Deno.statSync(dir.path).mode! & 0o777, 0o700);
+      assert.ok(dir.isOurs());
+      const marker = `${dir.path}/1-1`;
+      Deno.writeTextFileSync(marker, '["w1"]\n');
+      const now = Date.now();
+      const old = new Date(now - 30 * 24 * 3600 * 1000);
+      const mtime = (path: string) => Deno.statSync(path).mtime!.getTime();
+      // A day old or less: nothing touched.
+      Deno.utimeSync(marker, old, old);
+      assert.ok(dir.look([marker], now));
+      assert.equal(mtime(marker), old.getTime(), "a fresh directory: its markers untouched");
+      // Older: the directory and the live markers are touched.
+      Deno.utimeSync(dir.path, old, old);
+      assert.ok(dir.look([marker, `${dir.path}/2-9`], now), "a missing marker is skipped");
+      assert.ok(Math.abs(mtime(marker) - now) < 1000, "the marker touched");
+      assert.ok(Math.abs(mtime(dir.path) - now) < 1000, "the directory touched");
+      // Deleted, then made again at the same path (another mode, maybe the same inode).
+      Deno.removeSync(dir.path, { recursive: true });
+      assert.equal(dir.isOurs(), false, "gone");
+      assert.equal(dir.look([marker], now), false);
+      Deno.mkdirSync(dir.path, { mode: 0o755 });
+      Deno.writeTextFileSync(marker, '["w1"]\n');
+      assert.equal(dir.isOurs(), false, "replaced");
+      assert.equal(dir.look([marker], now), false);
+      dir.remove();
+      assert.ok(Deno.statSync(marker).isFile, "a directory not ours is not removed");
+    } finally {
+      Deno.removeSync(dir.path, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "start marker directory: remove() takes it with its markers while it is ours",
+  ignore: Deno.build.os === "windows",
+  fn: () => {
+    const dir = MarkerDirectory.make();
+    assert.ok(dir);
+    Deno.writeTextFileSync(`${dir.path}/1-1`, '["w1"]\n');
+    dir.remove();
+    assert.throws(() => Deno.lstatSync(dir.path), Deno.errors.NotFound);
   },
 });
