@@ -135,14 +135,19 @@ export class MarkerDirectory {
     this.#made = made;
   }
 
-  /** A new directory (`$TMPDIR/queuectl-starts-*`, mode 0700); null when it cannot be made. */
-  static make(): MarkerDirectory | null {
+  /** A new directory (`$TMPDIR/queuectl-starts-*`, mode 0700); throws when it cannot be made. */
+  static make(): MarkerDirectory {
+    // Mode 0700: no other local user can plant a marker that would release a started job.
+    const path = Deno.makeTempDirSync({ prefix: "queuectl-starts-" });
     try {
-      // Mode 0700: no other local user can plant a marker that would release a started job.
-      const path = Deno.makeTempDirSync({ prefix: "queuectl-starts-" });
       return new MarkerDirectory(path, Deno.lstatSync(path));
-    } catch {
-      return null;
+    } catch (err) {
+      try {
+        Deno.removeSync(path);
+      } catch {
+        // left in the temporary directory
+      }
+      throw err;
     }
   }
 

@@ -124,10 +124,12 @@ export class Supervisor {
   /** See Runner: the stops of everything recorded when this supervisor registered. */
   #stopsSeen = 0;
   /**
-   * Private directory of the workers' start markers; null when it could not be made; undefined
-   * until the next worker's start makes one (at first, and after it was gone or replaced).
+   * Private directory of the workers' start markers; undefined until the next worker's start
+   * makes one (at first, after it was gone or replaced, and after it could not be made).
    */
-  #markerDir: MarkerDirectory | null | undefined = undefined;
+  #markerDir: MarkerDirectory | undefined = undefined;
+  /** The last worker start could not make the marker directory (said once until one is made). */
+  #markerDirFailed = false;
   #spawns = 0;
   /** Releases of jobs that dead workers claimed and never started, still being written. */
   readonly #releasing = new Set<Promise<void>>();
@@ -336,9 +338,25 @@ export class Supervisor {
   /** A fresh marker file name for the worker about to start in `slot` (not created here). */
   #newMarkerPath(slot: Slot): { path: string; dir: MarkerDirectory } | null {
     if (this.#markerDir && !this.#markerDir.isOurs()) this.#markerDirLost(this.#markerDir);
-    if (this.#markerDir === undefined) this.#markerDir = MarkerDirectory.make();
+    if (this.#markerDir === undefined) {
+      try {
+        this.#markerDir = MarkerDirectory.make();
+        this.#markerDirFailed = false;
+      } catch (err) {
+        // Tried again at the next worker's start (a full or missing temporary directory).
+        if (!this.#markerDirFailed) {
+          const why = (err instanceof Error ? err.message : String(err)).replace(/: tmpdir$/, "");
+          this.#say(
+            `start markers: cannot make a directory for them in ${temporaryDirectory()} (${why}); ` +
+              "until one can be made, a job held by a worker that dies is rescued by its lease, " +
+              "its attempt counted, even if it never started",
+          );
+        }
+        this.#markerDirFailed = true;
+        return null;
+      }
+    }
     const dir = this.#markerDir;
-    if (dir === null) return null;
     return { path: `${dir.path}/${slot.index}-${++this.#spawns}`, dir };
   }
 
@@ -736,4 +754,14 @@ export async function jobsLeft(
     for (const state of busy) n += await store.countJobs({ state, queue });
   }
   return n;
+}
+
+/** Where Deno.makeTempDirSync makes directories (on Unix: $TMPDIR, else /tmp). */
+function temporaryDirectory(): string {
+  try {
+    return Deno.env.get(Deno.build.os === "windows" ? "TEMP" : "TMPDIR") ||
+      (Deno.build.os === "windows" ? "the temporary directory" : "/tmp");
+  } catch {
+    return "the temporary directory";
+  }
 }

@@ -129,6 +129,45 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "start markers: a temporary directory that cannot be used is said once, and tried " +
+    "again at the next worker's start",
+  ignore: !UNIX,
+  fn: async () => {
+    await using dir = await tempDir();
+    const db = dir.file("q.db");
+    const tmp = dir.file("not-yet");
+    const t = await setUp(db, dir.file("w.log"), tmp);
+    await using _sup = t.sup;
+    try {
+      const first = await t.worker();
+      await waitFor(
+        () => t.logText().includes(`start markers: cannot make a directory for them in ${tmp} (`),
+        {
+          what: "the line saying so",
+        },
+      );
+      const cat = await new Deno.Command("cat", { args: [`/proc/${first.pid}/cmdline`] }).output();
+      assert.ok(
+        !new TextDecoder().decode(cat.stdout).split("\0").includes("--start-marker"),
+        "a worker without a marker",
+      );
+      Deno.mkdirSync(tmp);
+      Deno.kill(first.pid, "SIGKILL");
+      const second = await t.worker(first.id);
+      const marker = await markerOf(second.pid);
+      assert.equal(dirOf(dirOf(marker)), tmp, "a marker directory made this time");
+      await waitFor(() => exists(marker), { what: "the new worker's marker" });
+      t.sup.kill("SIGTERM");
+      assert.equal((await t.sup.status).code, 0, t.sup.stdout() + t.sup.stderr());
+      assert.equal(t.logText().split("cannot make a directory").length, 2, "said once");
+      assert.deepEqual([...Deno.readDirSync(tmp)], [], "removed at exit");
+    } finally {
+      await t.store.close();
+    }
+  },
+});
+
 const user = otherUser();
 const missing = "missing" in user ? user.missing : null;
 const skipBecause = missing ? skipAllowedBecause("other-user") : null;
