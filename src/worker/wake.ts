@@ -134,6 +134,10 @@ export class FileWaker implements Waker {
     try {
       for await (const event of watcher) {
         if (!WAKING_KINDS.has(event.kind)) continue;
+        if ((event.kind === "remove" || event.kind === "rename") && this.#watcher === watcher) {
+          // The file was deleted or replaced: the next idle() watches the one at the path then.
+          this.busy();
+        }
         this.#dirty = true;
         this.#wake?.(true);
       }

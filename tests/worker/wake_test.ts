@@ -1,7 +1,9 @@
 /** The idle worker's wake-up source for SQLite: a watch on the wake file, on only while idle. */
 import assert from "node:assert/strict";
 import { FileWaker, TimerWaker } from "../../src/worker/wake.ts";
+import { WAKE_FILE_SUFFIX, WakeFile, watchFile } from "../../src/store/sqlite/wake_file.ts";
 import { tempDir } from "../helpers/temp.ts";
+import { waitFor } from "../helpers/wait_for.ts";
 
 async function append(path: string, text: string): Promise<void> {
   const f = await Deno.open(path, { append: true });
@@ -114,5 +116,79 @@ Deno.test("FileWaker: a wait ended by its timer or by close() reports no hint", 
     assert.equal(await waiting, false, "ended by close(), not by a hint");
   } finally {
     waker.close();
+  }
+});
+
+Deno.test("FileWaker: a wake file deleted under an idle worker wakes it, and the next idle() watches the new file", async () => {
+  await using dir = await tempDir();
+  const path = dir.file("q.db-wake");
+  const waker = new FileWaker(path);
+  try {
+    assert.equal(waker.idle(), true);
+    waker.arm();
+    const deleted = waker.wait(60_000);
+    await Deno.remove(path);
+    assert.equal(await deleted, true, "the deletion is a hint: the worker looks, then idles again");
+    // Its removal event may come after the first event of the deletion (the link count's change).
+    await waitFor(() => !waker.watching, { what: "the watch on the deleted file dropped" });
+    assert.equal(waker.idle(), true, "a new watch, on a new file at the path");
+    assert.ok(Deno.statSync(path).isFile);
+    waker.arm();
+    const started = performance.now();
+    const waiting = waker.wait(60_000);
+    // What an enqueue from another process writes: the file at the path.
+    new WakeFile(path.slice(0, -WAKE_FILE_SUFFIX.length)).touch();
+    assert.equal(await waiting, true, "woken by a write to the new file");
+    assert.ok(performance.now() - started < 30_000, "not by the timeout");
+  } finally {
+    waker.close();
+  }
+});
+
+Deno.test("WakeFile: a touch after its file was deleted or replaced writes to the file at the path", async () => {
+  await using dir = await tempDir();
+  const db = dir.file("q.db");
+  const path = db + WAKE_FILE_SUFFIX;
+  const wake = new WakeFile(db);
+  try {
+    wake.touch();
+    assert.equal(Deno.readTextFileSync(path), "*");
+    await Deno.remove(path);
+    wake.touch();
+    assert.equal(Deno.readTextFileSync(path), "*", "made anew and written");
+    // Replaced by another file (a rename over it).
+    await Deno.writeTextFile(dir.file("other"), "");
+    await Deno.rename(dir.file("other"), path);
+    wake.touch();
+    assert.equal(Deno.readTextFileSync(path), "*", "the new file written");
+  } finally {
+    wake.close();
+  }
+});
+
+Deno.test("watchFile (kill requests): after its file is deleted, writes to the new file still call back", async () => {
+  await using dir = await tempDir();
+  const path = dir.file("q.db-kill");
+  let hints = 0;
+  const stop = watchFile(path, () => hints++);
+  try {
+    const wrote = async (what: string) => {
+      const before = hints;
+      new WakeFile(dir.file("q.db"), "-kill").touch();
+      await waitFor(() => hints > before, { what });
+    };
+    await wrote("a hint from the first file");
+    await Deno.remove(path);
+    // Watched again once the deletion is seen (the file made anew); a write to it calls back.
+    await waitFor(() => {
+      try {
+        return Deno.statSync(path).isFile;
+      } catch {
+        return false;
+      }
+    }, { what: "the file made anew" });
+    await wrote("a hint from the new file");
+  } finally {
+    stop();
   }
 });

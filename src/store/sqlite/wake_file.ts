@@ -29,6 +29,9 @@ export class WakeFile {
   touch(): void {
     if (this.path === null || this.#broken) return;
     try {
+      // Deleted or replaced since it was opened (a clean-up beside the database): the watchers
+      // watch the path, so the byte goes to whatever file is there now, made anew if need be.
+      if (this.#file !== null && this.#file.statSync().nlink === 0) this.close();
       this.#file ??= Deno.openSync(this.path, { write: true, create: true, mode: 0o600 });
       this.#file.seekSync(0, Deno.SeekMode.Start);
       this.#file.writeSync(ONE_BYTE);
@@ -56,33 +59,57 @@ export const KILL_FILE_SUFFIX = "-kill";
 /**
  * Calls `onHint` on every write to `path` (created 0600 when missing) until the returned function
  * is called; does nothing where the file cannot be made or watched (the heartbeat still reads
- * kill requests). One watch for a worker's whole life, so a job costs nothing.
+ * kill requests). One watch for a worker's whole life, so a job costs nothing; when the file is
+ * deleted or replaced, the file at the path (made anew if need be) is watched from then on, and
+ * `onHint` is called once, for a write that came before the new watch.
  */
 export function watchFile(path: string | null, onHint: () => void): () => void {
   if (path === null) return () => {};
-  let watcher: Deno.FsWatcher;
-  try {
-    Deno.openSync(path, { write: true, create: true, mode: 0o600 }).close();
-    watcher = Deno.watchFs(path, { recursive: false });
-  } catch {
-    return () => {};
-  }
-  (async () => {
+  let watcher: Deno.FsWatcher | null = null;
+  let stopped = false;
+  const watch = (): Deno.FsWatcher | null => {
     try {
-      for await (const event of watcher) {
-        if (event.kind === "modify" || event.kind === "any" || event.kind === "other") onHint();
-      }
+      Deno.openSync(path, { write: true, create: true, mode: 0o600 }).close();
+      return Deno.watchFs(path, { recursive: false });
     } catch {
-      // closed or broken: heartbeats still read requests
+      return null;
+    }
+  };
+  watcher = watch();
+  if (watcher === null) return () => {};
+  (async () => {
+    while (watcher !== null && !stopped) {
+      const current: Deno.FsWatcher = watcher;
+      let gone = false;
+      try {
+        for await (const event of current) {
+          if (event.kind === "remove" || event.kind === "rename") {
+            gone = true;
+            break;
+          }
+          if (event.kind === "modify" || event.kind === "any" || event.kind === "other") onHint();
+        }
+      } catch {
+        // closed or broken: heartbeats still read requests
+      }
+      close(current);
+      if (!gone || stopped) return;
+      watcher = watch();
+      if (watcher !== null) onHint();
     }
   })();
   return () => {
-    try {
-      watcher.close();
-    } catch {
-      // already closed
-    }
+    stopped = true;
+    if (watcher !== null) close(watcher);
   };
+}
+
+function close(watcher: Deno.FsWatcher): void {
+  try {
+    watcher.close();
+  } catch {
+    // already closed
+  }
 }
 
 /** `<db>-wake`, or null for a database that is not a plain file (`:memory:`, `file:` URIs). */
