@@ -93,6 +93,8 @@ export class FileWaker implements Waker {
   #dirty = false;
   #wake: ((hinted: boolean) => void) | null = null;
   #closed = false;
+  /** The watched file's device and inode, taken before the watch began. */
+  #watched: string | null = null;
 
   constructor(path: string) {
     this.#path = path;
@@ -106,10 +108,12 @@ export class FileWaker implements Waker {
   idle(): boolean {
     if (this.#watcher !== null || this.#closed) return false;
     try {
+      this.#watched = identityOf(this.#path);
       this.#watcher = Deno.watchFs(this.#path, { recursive: false });
     } catch {
       try {
         Deno.openSync(this.#path, { write: true, create: true, mode: 0o600 }).close();
+        this.#watched = identityOf(this.#path);
         this.#watcher = Deno.watchFs(this.#path, { recursive: false });
       } catch {
         return false; // no watching here: waits fall back to the timer
@@ -134,8 +138,13 @@ export class FileWaker implements Waker {
     try {
       for await (const event of watcher) {
         if (!WAKING_KINDS.has(event.kind)) continue;
-        if ((event.kind === "remove" || event.kind === "rename") && this.#watcher === watcher) {
-          // The file was deleted or replaced: the next idle() watches the one at the path then.
+        if (
+          this.#watcher === watcher &&
+          (event.kind === "remove" || event.kind === "rename" ||
+            identityOf(this.#path) !== this.#watched)
+        ) {
+          // Deleted or replaced (a rename over it is reported as a change of the old file while
+          // anyone holds that open): the next idle() watches the file at the path then.
           this.busy();
         }
         this.#dirty = true;
@@ -202,4 +211,14 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     const timer = setTimeout(done, Math.max(0, ms));
     signal?.addEventListener("abort", done, { once: true });
   });
+}
+
+/** A file's device and inode ("dev:ino"), or null when it is missing (or on Windows). */
+function identityOf(path: string): string | null {
+  try {
+    const info = Deno.statSync(path);
+    return info.ino === null ? null : `${info.dev}:${info.ino}`;
+  } catch {
+    return null;
+  }
 }

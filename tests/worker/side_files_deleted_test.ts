@@ -45,6 +45,9 @@ Deno.test({
       { what: "a first job, through the first wake file" },
     );
 
+    // A long-lived process (a worker, a supervisor, the dashboard) may hold the files open: the
+    // kernel then says "deleted" only once the last holder closes them. The test holds them.
+    const held = ["-wake", "-kill"].map((suffix) => Deno.openSync(db + suffix, { read: true }));
     for (const suffix of ["-wake", "-kill"]) await Deno.remove(db + suffix);
 
     const began = dir.file("began");
@@ -60,5 +63,6 @@ Deno.test({
     assert.match(killed.error ?? "", /killed by SIGTERM via queuectl kill/);
     workers.kill("SIGTERM");
     assert.equal((await workers.status).code, 0, workers.stdout() + workers.stderr());
+    for (const file of held) file.close();
   },
 });

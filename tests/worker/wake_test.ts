@@ -192,3 +192,42 @@ Deno.test("watchFile (kill requests): after its file is deleted, writes to the n
     stop();
   }
 });
+
+Deno.test("FileWaker and watchFile: a wake or kill file replaced by a rename while another process holds it open is watched anew", async () => {
+  await using dir = await tempDir();
+  const db = dir.file("q.db");
+  const wakePath = db + WAKE_FILE_SUFFIX;
+  const killPath = db + "-kill";
+  const waker = new FileWaker(wakePath);
+  let hints = 0;
+  const stop = watchFile(killPath, () => hints++);
+  // Held open (as a long-lived writer would): the kernel reports the rename over it as a change
+  // of the old file, not as its removal.
+  assert.equal(waker.idle(), true, "watching (the file made)");
+  const held = [wakePath, killPath].map((p) => Deno.openSync(p, { read: true }));
+  try {
+    waker.arm();
+    const replaced = waker.wait(60_000);
+    for (const p of [wakePath, killPath]) {
+      await Deno.writeTextFile(p + ".new", "");
+      await Deno.rename(p + ".new", p);
+    }
+    assert.equal(await replaced, true, "the change is a hint");
+    await waitFor(() => !waker.watching, { what: "the watch on the old wake file dropped" });
+    assert.equal(waker.idle(), true, "a new watch, on the file now at the path");
+    waker.arm();
+    const waiting = waker.wait(60_000);
+    new WakeFile(db).touch();
+    assert.equal(await waiting, true, "woken by a write to the new wake file");
+    // The kill watch: a write to the file now at the path calls back.
+    await waitFor(async () => {
+      const before = hints;
+      new WakeFile(db, "-kill").touch();
+      return await waitFor(() => hints > before, { timeoutMs: 500 }).then(() => true, () => false);
+    }, { what: "a kill hint from the new file" });
+  } finally {
+    for (const file of held) file.close();
+    waker.close();
+    stop();
+  }
+});

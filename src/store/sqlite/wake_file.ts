@@ -67,9 +67,12 @@ export function watchFile(path: string | null, onHint: () => void): () => void {
   if (path === null) return () => {};
   let watcher: Deno.FsWatcher | null = null;
   let stopped = false;
+  /** The watched file's device and inode, taken before the watch began. */
+  let watched: string | null = null;
   const watch = (): Deno.FsWatcher | null => {
     try {
       Deno.openSync(path, { write: true, create: true, mode: 0o600 }).close();
+      watched = identityOf(path);
       return Deno.watchFs(path, { recursive: false });
     } catch {
       return null;
@@ -83,7 +86,9 @@ export function watchFile(path: string | null, onHint: () => void): () => void {
       let gone = false;
       try {
         for await (const event of current) {
-          if (event.kind === "remove" || event.kind === "rename") {
+          // Deleted or replaced (a rename over it is reported as a change of the old file while
+          // anyone holds that open): watch the file at the path instead.
+          if (event.kind === "remove" || event.kind === "rename" || identityOf(path) !== watched) {
             gone = true;
             break;
           }
@@ -116,4 +121,14 @@ function close(watcher: Deno.FsWatcher): void {
 export function wakeFilePath(dbPath: string): string | null {
   if (dbPath === "" || dbPath === ":memory:" || dbPath.startsWith("file:")) return null;
   return `${dbPath}${WAKE_FILE_SUFFIX}`;
+}
+
+/** A file's device and inode ("dev:ino"), or null when it is missing (or on Windows). */
+function identityOf(path: string): string | null {
+  try {
+    const info = Deno.statSync(path);
+    return info.ino === null ? null : `${info.dev}:${info.ino}`;
+  } catch {
+    return null;
+  }
 }
