@@ -12,6 +12,7 @@
  *   miss events on network file systems, LISTEN can drop with the connection).
  */
 import type { Store } from "../store/store.ts";
+import { fileIdentity } from "../store/file_identity.ts";
 
 export interface Waker {
   /**
@@ -108,12 +109,12 @@ export class FileWaker implements Waker {
   idle(): boolean {
     if (this.#watcher !== null || this.#closed) return false;
     try {
-      this.#watched = identityOf(this.#path);
+      this.#watched = fileIdentity(this.#path);
       this.#watcher = Deno.watchFs(this.#path, { recursive: false });
     } catch {
       try {
         Deno.openSync(this.#path, { write: true, create: true, mode: 0o600 }).close();
-        this.#watched = identityOf(this.#path);
+        this.#watched = fileIdentity(this.#path);
         this.#watcher = Deno.watchFs(this.#path, { recursive: false });
       } catch {
         return false; // no watching here: waits fall back to the timer
@@ -141,7 +142,7 @@ export class FileWaker implements Waker {
         if (
           this.#watcher === watcher &&
           (event.kind === "remove" || event.kind === "rename" ||
-            identityOf(this.#path) !== this.#watched)
+            fileIdentity(this.#path) !== this.#watched)
         ) {
           // Deleted or replaced (a rename over it is reported as a change of the old file while
           // anyone holds that open): the next idle() watches the file at the path then.
@@ -211,14 +212,4 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     const timer = setTimeout(done, Math.max(0, ms));
     signal?.addEventListener("abort", done, { once: true });
   });
-}
-
-/** A file's device and inode ("dev:ino"), or null when it is missing (or on Windows). */
-function identityOf(path: string): string | null {
-  try {
-    const info = Deno.statSync(path);
-    return info.ino === null ? null : `${info.dev}:${info.ino}`;
-  } catch {
-    return null;
-  }
 }

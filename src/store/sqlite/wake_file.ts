@@ -1,3 +1,5 @@
+import { fileIdentity } from "../file_identity.ts";
+
 /** The wake file of {@link WakeFile}: the database path plus this. */
 export const WAKE_FILE_SUFFIX = "-wake";
 
@@ -72,7 +74,7 @@ export function watchFile(path: string | null, onHint: () => void): () => void {
   const watch = (): Deno.FsWatcher | null => {
     try {
       Deno.openSync(path, { write: true, create: true, mode: 0o600 }).close();
-      watched = identityOf(path);
+      watched = fileIdentity(path);
       return Deno.watchFs(path, { recursive: false });
     } catch {
       return null;
@@ -88,7 +90,9 @@ export function watchFile(path: string | null, onHint: () => void): () => void {
         for await (const event of current) {
           // Deleted or replaced (a rename over it is reported as a change of the old file while
           // anyone holds that open): watch the file at the path instead.
-          if (event.kind === "remove" || event.kind === "rename" || identityOf(path) !== watched) {
+          if (
+            event.kind === "remove" || event.kind === "rename" || fileIdentity(path) !== watched
+          ) {
             gone = true;
             break;
           }
@@ -121,14 +125,4 @@ function close(watcher: Deno.FsWatcher): void {
 export function wakeFilePath(dbPath: string): string | null {
   if (dbPath === "" || dbPath === ":memory:" || dbPath.startsWith("file:")) return null;
   return `${dbPath}${WAKE_FILE_SUFFIX}`;
-}
-
-/** A file's device and inode ("dev:ino"), or null when it is missing (or on Windows). */
-function identityOf(path: string): string | null {
-  try {
-    const info = Deno.statSync(path);
-    return info.ino === null ? null : `${info.dev}:${info.ino}`;
-  } catch {
-    return null;
-  }
 }
