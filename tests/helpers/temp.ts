@@ -19,6 +19,16 @@ export async function tempDir(prefix = "queuectl-test-"): Promise<TempDir> {
   };
 }
 
+/** True when something (a file, a directory, a link) is at `path`. */
+export function exists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export interface TempStore extends AsyncDisposable {
   store: Store;
   dbPath: string;

@@ -17,7 +17,8 @@ import { startCli } from "../helpers/cli_process.ts";
 import { otherUser, runAs } from "../helpers/other_user.ts";
 import { runCli } from "../helpers/run_cli.ts";
 import { skipAllowedBecause } from "../helpers/services.ts";
-import { type TempDir, tempDir } from "../helpers/temp.ts";
+import { exists, type TempDir, tempDir } from "../helpers/temp.ts";
+import { argvOf } from "../helpers/faults/procs.ts";
 import { waitFor } from "../helpers/wait_for.ts";
 
 const UNIX = Deno.build.os !== "windows";
@@ -32,25 +33,14 @@ async function sharedTmp(dir: TempDir): Promise<string> {
 }
 
 /** The `--start-marker` path the worker with `pid` was started with. */
-async function markerOf(pid: number): Promise<string> {
-  // Deno reads /proc/<pid>/cmdline only with --allow-all: through `cat`.
-  const cat = await new Deno.Command("cat", { args: [`/proc/${pid}/cmdline`] }).output();
-  const cmdline = new TextDecoder().decode(cat.stdout).split("\0");
+function markerOf(pid: number): string {
+  const cmdline = argvOf(pid);
   const at = cmdline.indexOf("--start-marker");
   assert.ok(at > 0, "the worker is given a start marker");
   return cmdline[at + 1];
 }
 
 const dirOf = (path: string) => path.replace(/\/[^/]*$/, "");
-
-function exists(path: string): boolean {
-  try {
-    Deno.lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function setUp(db: string, log: string, tmp: string) {
   for (const [k, v] of [["lease", "60"], ["max_retries", "0"]]) {
@@ -89,12 +79,12 @@ Deno.test({
     await using _sup = t.sup;
     try {
       const first = await t.worker();
-      const oldDir = dirOf(await markerOf(first.pid));
+      const oldDir = dirOf(markerOf(first.pid));
       // The cleaner of the temporary directory; then the worker dies and is restarted.
       Deno.removeSync(oldDir, { recursive: true });
       Deno.kill(first.pid, "SIGKILL");
       const second = await t.worker(first.id);
-      const marker = await markerOf(second.pid);
+      const marker = markerOf(second.pid);
       const newDir = dirOf(marker);
       assert.notEqual(newDir, oldDir);
       assert.equal(Deno.statSync(newDir).mode! & 0o777, 0o700, "a private directory again");
@@ -147,15 +137,11 @@ Deno.test({
           what: "the line saying so",
         },
       );
-      const cat = await new Deno.Command("cat", { args: [`/proc/${first.pid}/cmdline`] }).output();
-      assert.ok(
-        !new TextDecoder().decode(cat.stdout).split("\0").includes("--start-marker"),
-        "a worker without a marker",
-      );
+      assert.ok(!argvOf(first.pid).includes("--start-marker"), "a worker without a marker");
       Deno.mkdirSync(tmp);
       Deno.kill(first.pid, "SIGKILL");
       const second = await t.worker(first.id);
-      const marker = await markerOf(second.pid);
+      const marker = markerOf(second.pid);
       assert.equal(dirOf(dirOf(marker)), tmp, "a marker directory made this time");
       await waitFor(() => exists(marker), { what: "the new worker's marker" });
       t.sup.kill("SIGTERM");
@@ -192,7 +178,7 @@ Deno.test({
     await using _sup = t.sup;
     try {
       const w = await t.worker();
-      const marker = await markerOf(w.pid);
+      const marker = markerOf(w.pid);
       const markerDir = dirOf(marker);
       const began = dir.file("y-began");
       const enq = await runCli(

@@ -9,10 +9,8 @@
 import assert from "node:assert/strict";
 import { startCli } from "../helpers/cli_process.ts";
 import { runCli, runCliJson } from "../helpers/run_cli.ts";
-import { tempDir } from "../helpers/temp.ts";
+import { exists, tempDir } from "../helpers/temp.ts";
 import { waitFor } from "../helpers/wait_for.ts";
-
-const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
 
 Deno.test({
   name: "wake and kill files deleted under running workers: an enqueue still starts at once, " +

@@ -15,7 +15,8 @@ import type { Store } from "../../src/store/store.ts";
 import { openStore } from "../../src/store/mod.ts";
 import { startCli } from "../helpers/cli_process.ts";
 import { runCli } from "../helpers/run_cli.ts";
-import { tempDir } from "../helpers/temp.ts";
+import { exists, tempDir } from "../helpers/temp.ts";
+import { argvOf } from "../helpers/faults/procs.ts";
 import { waitFor } from "../helpers/wait_for.ts";
 import {
   admin,
@@ -57,9 +58,7 @@ async function scenario(db: string, logDir: { file(name: string): string }): Pro
     const logText = () => Deno.readTextFileSync(log);
 
     const first = await worker();
-    // Deno reads /proc/<pid>/cmdline only with --allow-all: through `cat`.
-    const cat = await new Deno.Command("cat", { args: [`/proc/${first.pid}/cmdline`] }).output();
-    const cmdline = new TextDecoder().decode(cat.stdout).split("\0");
+    const cmdline = argvOf(first.pid);
     const marker = cmdline[cmdline.indexOf("--start-marker") + 1];
     assert.ok(marker, "the worker is given a start marker");
     const markerDir = marker.replace(/\/[^/]*$/, "");
@@ -104,13 +103,7 @@ async function scenario(db: string, logDir: { file(name: string): string }): Pro
     assert.equal(enq2.code, 0, enq2.stderr);
     // The job's own first act, not the worker's "started" line: that line comes before the spawn,
     // and a kill between the two is a claim never started (released, as above).
-    await waitFor(() => {
-      try {
-        return Deno.statSync(began).isFile;
-      } catch {
-        return false;
-      }
-    }, { what: "y's first act" });
+    await waitFor(() => exists(began), { what: "y's first act" });
     // The worker leads its session and process group; its job runs in both: kill them all.
     Deno.kill(-second.pid, "SIGKILL");
     await waitFor(() => logText().includes(`(pid ${second.pid}) was killed`), {

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { FileWaker, TimerWaker } from "../../src/worker/wake.ts";
 import { WAKE_FILE_SUFFIX, WakeFile, watchFile } from "../../src/store/sqlite/wake_file.ts";
-import { tempDir } from "../helpers/temp.ts";
+import { exists, tempDir } from "../helpers/temp.ts";
 import { waitFor } from "../helpers/wait_for.ts";
 
 async function append(path: string, text: string): Promise<void> {
@@ -180,13 +180,7 @@ Deno.test("watchFile (kill requests): after its file is deleted, writes to the n
     await wrote("a hint from the first file");
     await Deno.remove(path);
     // Watched again once the deletion is seen (the file made anew); a write to it calls back.
-    await waitFor(() => {
-      try {
-        return Deno.statSync(path).isFile;
-      } catch {
-        return false;
-      }
-    }, { what: "the file made anew" });
+    await waitFor(() => exists(path), { what: "the file made anew" });
     await wrote("a hint from the new file");
   } finally {
     stop();

@@ -23,6 +23,15 @@ function run(cmd: string, args: string[]): { code: number; out: string; err: str
   return { code: r.code, out: decoder.decode(r.stdout), err: decoder.decode(r.stderr) };
 }
 
+/** A process's arguments, from /proc/<pid>/cmdline (through `cat`); [] when it is gone. */
+export function argvOf(pid: number): string[] {
+  const { code, out } = run("cat", [`/proc/${pid}/cmdline`]);
+  if (code !== 0) return [];
+  const args = out.split("\0");
+  if (args.at(-1) === "") args.pop();
+  return args;
+}
+
 /** Every process on the machine (one `ps`). */
 export function processTable(): ProcInfo[] {
   const { out } = run("ps", ["-e", "-o", "pid=,ppid=,pgid=,sid=,stat=,lstart=,args="]);
