@@ -752,9 +752,8 @@ class SqliteStore implements Store {
         // 3+ characters: the trigram index, in rowid order. Shorter: the table in rowid order
         // (a sequential read). A small state (or, for short texts, any filter): its index, in
         // list order, each job tested.
-        const small = p.state !== undefined &&
-          (this.#db.value("SELECT n FROM job_counts WHERE state = ?", p.state) as number) <=
-            SMALL_STATE;
+        // The state's jobs in every queue: its index holds them all, whatever the queue filter.
+        const small = p.state !== undefined && this.#counted({ state: p.state }) <= SMALL_STATE;
         if (!small && p.search.length >= SEARCH_INDEX_MIN_CHARS) {
           return this.#orderedSearch(p, order, "index");
         }
@@ -787,17 +786,24 @@ class SqliteStore implements Store {
     });
   }
 
+  /**
+   * The jobs of a state and/or queue (all when neither is given), from the per-queue, per-state
+   * counters kept with every write: no scan. A state's count is its sum over every queue.
+   */
+  #counted(p: Pick<CountJobsParams, "state" | "queue">): number {
+    const [terms, params] = this.#filters({ state: p.state, queue: p.queue });
+    return (this.#db.value(`SELECT sum(n) FROM job_counts ${where(terms)}`, ...params) as
+      | number
+      | null) ?? 0;
+  }
+
   countJobs(p: CountJobsParams): Promise<number> {
     return this.#db.run(() => {
       const [terms, params] = this.#filters(p);
       const cap = p.cap === undefined ? "" : ` LIMIT ${Math.max(0, Math.floor(p.cap))}`;
       if (!p.search) {
-        // The per-queue, per-state counters kept with every write answer without a scan.
-        const n = this.#db.value(
-          `SELECT sum(n) FROM job_counts${terms.length ? ` WHERE ${terms.join(" AND ")}` : ""}`,
-          ...params,
-        ) as number | null;
-        return p.cap === undefined ? n ?? 0 : Math.min(n ?? 0, p.cap);
+        const n = this.#counted(p);
+        return p.cap === undefined ? n : Math.min(n, p.cap);
       }
       const [match, matchValues] = this.#searchTerm(p.search);
       if (p.scan !== undefined) {
