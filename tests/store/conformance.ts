@@ -2283,6 +2283,56 @@ export function storeConformance(
     );
   });
 
+  test(
+    "queueMetrics: the oldest due job of a queue larger than the waiting jobs and of a small one",
+    async (
+      store,
+      clock,
+    ) => {
+      await store.insertJobs({
+        jobs: [
+          ...Array.from(
+            { length: 6 },
+            (_, i) => newJob(`big-${i}`, { queue: "big", run_at: T0 - 5000 }),
+          ),
+          newJob("big-due", { queue: "big", run_at: T0 - 3000 }),
+          newJob("big-later", { queue: "big", run_at: T0 + 60_000 }),
+          newJob("small-due", { queue: "small", run_at: T0 - 1000 }),
+        ],
+        now: T0 - 10_000,
+      });
+      // "big" ends with more jobs (8) than wait in every queue (3).
+      for (let i = 0; i < 6; i++) {
+        const [job] = await store.claimJobs({
+          workerId: "w",
+          queues: ["big"],
+          now: clock.now(),
+          leaseMs: LEASE,
+          limit: 1,
+        });
+        assert.equal(job.id, `big-${i}`);
+        assert.ok(
+          await store.applyChange({
+            change: complete(job, {
+              now: clock.now(),
+              workerId: "w",
+              exit_code: 0,
+              duration_ms: 1,
+            }),
+          }),
+        );
+      }
+      assert.deepEqual(
+        (await store.queueMetrics({ now: clock.now() })).map((m) => [m.queue, m.oldest_due_at]),
+        [["big", T0 - 3000], ["small", T0 - 1000]],
+      );
+      assert.deepEqual(
+        (await store.queueMetrics({ now: T0 - 2000 })).map((m) => [m.queue, m.oldest_due_at]),
+        [["big", T0 - 3000], ["small", null]],
+      );
+    },
+  );
+
   // --- config ---------------------------------------------------------------------------------
 
   test("config values are set, replaced, read and unset", async (store) => {

@@ -858,24 +858,37 @@ class SqliteStore implements Store {
 
   queueMetrics(p: { now: number }): Promise<QueueMetrics[]> {
     return this.#db.run(() => {
-      // Counts from the counters. The oldest due job of each queue that has waiting jobs: the
-      // next-due index walked in run_at order up to the queue's first job (a few steps unless the
-      // queue is rare among the due jobs), not a GROUP BY of every job.
-      const oldest = this.#db.stmt(
+      // Counts from the counters. The oldest due job of each queue that has waiting jobs, by the
+      // shorter of two walks (not a GROUP BY of every job): the next-due index in run_at order up
+      // to the queue's first job, a few steps unless the queue is rare among the waiting jobs
+      // (at most all of them); or the queue's own jobs (all of them, any state), for a queue
+      // smaller than that.
+      const byRunAt = this.#db.stmt(
         "SELECT run_at FROM jobs INDEXED BY jobs_waiting WHERE state IN ('pending', 'failed') " +
           "AND blocked_by = 0 AND queue = ? AND run_at <= ? ORDER BY run_at LIMIT 1",
+      );
+      const byQueue = this.#db.stmt(
+        "SELECT min(run_at) AS run_at FROM jobs INDEXED BY jobs_queue_created WHERE queue = ? " +
+          "AND state IN ('pending', 'failed') AND blocked_by = 0 AND run_at <= ?",
       );
       const rows = this.#db.stmt("SELECT queue, state, n FROM job_counts WHERE n <> 0").all() as {
         queue: string;
         state: JobState;
         n: number;
       }[];
+      const size = new Map<string, number>();
+      let waiting = 0;
+      for (const r of rows) {
+        size.set(r.queue, (size.get(r.queue) ?? 0) + r.n);
+        if (r.state === "pending" || r.state === "failed") waiting += r.n;
+      }
       const due = new Map<string, number | null>();
       for (const r of rows) {
         if ((r.state !== "pending" && r.state !== "failed") || due.has(r.queue)) continue;
+        const walk = size.get(r.queue)! < waiting ? byQueue : byRunAt;
         due.set(
           r.queue,
-          (oldest.get(r.queue, p.now) as { run_at: number } | undefined)?.run_at ?? null,
+          (walk.get(r.queue, p.now) as { run_at: number | null } | undefined)?.run_at ?? null,
         );
       }
       return collectQueueMetrics(rows.map((r) => ({
