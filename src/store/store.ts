@@ -496,6 +496,16 @@ export interface Store {
   lastStopRequest(): Promise<number>;
   /** Deletes worker records whose heartbeat is older than `before` (dead hosts); returns ids. */
   pruneWorkers(p: { before: number }): Promise<string[]>;
+  /**
+   * Writes: compacts the job counters (table job_counts, per queue and state; on PostgreSQL in
+   * shards), so that they hold about one row per queue and state that has jobs, not one for
+   * every queue ever used: up to `limit` counters that read zero or are split over several rows
+   * are folded into one row, or none when zero (docs/architecture.md, "Reads at a million
+   * jobs"). Every count reads the same before and after, at every moment. Never waits for a
+   * counter row another transaction holds (skipped until the next call). `found`: counters that
+   * needed it (when it equals `limit`, more may); `removed`: rows deleted.
+   */
+  compactCounts(p: { limit: number }): Promise<{ found: number; removed: number }>;
 
   // --- leadership ---------------------------------------------------------------------------
   /**

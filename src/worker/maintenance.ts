@@ -199,8 +199,42 @@ export const RETENTION_DUTY: Duty = {
   },
 };
 
+/** How often the counters are compacted. */
+const COUNTS_EVERY_MS = 60_000;
+/** Counters compacted per batch (one short transaction each). */
+export const COUNTS_BATCH = 1000;
+/** The most time one run of the counters duty spends; the rest waits for the next run. */
+const COUNTS_BUDGET_MS = 1000;
+
+/**
+ * Keeps the job counters about as small as the queues in use (Store.compactCounts): a queue's
+ * counters outlive its jobs, and on PostgreSQL each is split over the shards of the sessions
+ * that moved its jobs, so a database whose queue names come and go (one per build, per
+ * customer) would otherwise make every `status`, `queue list` and dashboard refresh read a
+ * growing table. Batches with a pause between, for at most {@link COUNTS_BUDGET_MS} per run.
+ * Safe twice at once: each batch moves counts only between rows it holds locked.
+ */
+export const COUNTS_DUTY: Duty = {
+  name: "counters",
+  periodMs: () => COUNTS_EVERY_MS,
+  run: async ({ store }) => {
+    const started = performance.now();
+    for (;;) {
+      const { found } = await store.compactCounts({ limit: COUNTS_BATCH });
+      if (found < COUNTS_BATCH || performance.now() - started >= COUNTS_BUDGET_MS) return [];
+      await new Promise((r) => setTimeout(r, RETENTION_PAUSE_MS));
+    }
+  },
+};
+
 /** Every duty of the service, in the order a step runs them. */
-export const DUTIES: readonly Duty[] = [RESCUE_DUTY, PRUNE_DUTY, SCHEDULE_DUTY, RETENTION_DUTY];
+export const DUTIES: readonly Duty[] = [
+  RESCUE_DUTY,
+  PRUNE_DUTY,
+  SCHEDULE_DUTY,
+  RETENTION_DUTY,
+  COUNTS_DUTY,
+];
 
 export interface MaintenanceOptions {
   store: Store;

@@ -2333,6 +2333,84 @@ export function storeConformance(
     },
   );
 
+  test("compactCounts folds the counters of queues come and gone; every count stays", async (
+    store,
+    clock,
+  ) => {
+    // Other connections move and delete the jobs (on PostgreSQL: other sessions, so the counters
+    // are split over several shards, as by workers and the CLI).
+    const peers = await Promise.all(Array.from({ length: 3 }, () => opts.reopen(store)));
+    try {
+      const now = clock.now();
+      const gone = Array.from({ length: 12 }, (_, i) => `gone-${String(i).padStart(2, "0")}`);
+      await store.insertJobs({
+        jobs: [
+          ...gone.map((q) => newJob(`${q}-job`, { queue: q })),
+          ...["l1", "l2", "l3", "l4"].map((id) => newJob(id, { queue: "live" })),
+        ],
+        now,
+      });
+      for (const [i, q] of [...gone, "live"].entries()) {
+        const peer = peers[i % peers.length];
+        const [job] = await peer.claimJobs({
+          workerId: `w${i}`,
+          queues: [q],
+          now,
+          leaseMs: LEASE,
+          limit: 1,
+        });
+        assert.ok(
+          await peers[(i + 1) % peers.length].applyChange({
+            change: complete(job, { now, workerId: `w${i}`, exit_code: 0, duration_ms: 1 }),
+          }),
+        );
+      }
+      assert.equal(
+        (await peers[2].deleteJobs({ states: ["completed"], ids: gone.map((q) => `${q}-job`) }))
+          .length,
+        gone.length,
+      );
+      const counts = async () =>
+        plain({
+          states: Object.fromEntries(
+            await Promise.all(
+              (["pending", "processing", "completed", "failed", "dead"] as const).map(async (
+                state,
+              ) => [state, await store.countJobs({ state })]),
+            ),
+          ),
+          all: await store.countJobs({}),
+          live: await store.countJobs({ queue: "live" }),
+          metrics: (await store.queueMetrics({ now })).map(plain),
+        });
+      const before = await counts();
+      assert.deepEqual(before.metrics, [
+        { queue: "live", counts: { pending: 3, completed: 1 }, oldest_due_at: T0 },
+      ]);
+      let removed = 0;
+      for (let batches = 0;; batches++) {
+        assert.ok(batches < 100, "compactCounts ends");
+        const r = await store.compactCounts({ limit: 5 });
+        removed += r.removed;
+        assert.deepEqual(await counts(), before, "every count is the same after each batch");
+        if (r.found < 5) break;
+      }
+      // At least the 12 gone queues' zero counters of pending, processing and completed.
+      assert.ok(removed >= 3 * gone.length, `removed ${removed}`);
+      assert.deepEqual(await store.compactCounts({ limit: 1000 }), { found: 0, removed: 0 });
+      // A compacted counter counts on: a gone queue used again, the live one moved on.
+      await store.insertJobs({ jobs: [newJob("again", { queue: gone[3] })], now });
+      await peers[0].claimJobs({ workerId: "w", queues: ["live"], now, leaseMs: LEASE, limit: 1 });
+      assert.deepEqual((await store.queueMetrics({ now })).map(plain), [
+        { queue: gone[3], counts: { pending: 1 }, oldest_due_at: T0 },
+        { queue: "live", counts: { pending: 2, processing: 1, completed: 1 }, oldest_due_at: T0 },
+      ]);
+      assert.equal(await store.countJobs({ state: "pending" }), 3);
+    } finally {
+      for (const peer of peers) await peer.close();
+    }
+  });
+
   // --- config ---------------------------------------------------------------------------------
 
   test("config values are set, replaced, read and unset", async (store) => {

@@ -10,6 +10,8 @@ import { StorageError } from "../../src/core/errors.ts";
 import { openSqliteStore } from "../../src/store/sqlite/mod.ts";
 import type { Store } from "../../src/store/store.ts";
 import {
+  COUNTS_BATCH,
+  COUNTS_DUTY,
   DUTIES,
   type Duty,
   MAINTENANCE,
@@ -212,7 +214,7 @@ Deno.test("each duty runs at its own period while leading; a failing duty is log
 });
 
 Deno.test("the service's duties: rescue every lease/3, prune stale records every 10 s", async () => {
-  assert.deepEqual(DUTIES, [RESCUE_DUTY, PRUNE_DUTY, SCHEDULE_DUTY, RETENTION_DUTY]);
+  assert.deepEqual(DUTIES, [RESCUE_DUTY, PRUNE_DUTY, SCHEDULE_DUTY, RETENTION_DUTY, COUNTS_DUTY]);
   assert.equal(RESCUE_DUTY.periodMs({ ...DEFAULT_CONFIG, lease: 30 }), 10_000);
   assert.equal(PRUNE_DUTY.periodMs(DEFAULT_CONFIG), 10_000);
   await using t = await tempStore();
@@ -418,4 +420,22 @@ Deno.test("retention deletes completed and dead jobs past retain_completed / ret
     (await t.store.listJobIds({ states: ["pending", "completed", "dead"] })).sort(),
     ["recent-0", "recent-1", "waiting"],
   );
+});
+
+Deno.test("the counters duty deletes the counters of queues gone, more than a batch in one run", async () => {
+  await using t = await tempStore();
+  const clock = new ManualClock(Date.UTC(2026, 0, 1));
+  const queues = COUNTS_BATCH + 5;
+  const jobs = Array.from({ length: queues }, (_, i) => ({ ...job(`j${i}`), queue: `build-${i}` }));
+  await t.store.insertJobs({ jobs: [...jobs, job("kept")], now: clock.now() });
+  const ids = jobs.map((j) => j.id);
+  assert.equal((await t.store.deleteJobs({ states: ["pending"], ids })).length, queues);
+  const { service, lines } = candidate(t.store, clock, "s1", [COUNTS_DUTY]);
+  await service.step();
+  assert.deepEqual(lines, []);
+  assert.deepEqual(await t.store.compactCounts({ limit: queues }), { found: 0, removed: 0 });
+  assert.equal(await t.store.countJobs({ state: "pending" }), 1);
+  assert.deepEqual((await t.store.queueMetrics({ now: clock.now() })).map((m) => m.queue), [
+    "default",
+  ]);
 });

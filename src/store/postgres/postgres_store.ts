@@ -1792,6 +1792,64 @@ class PostgresStore implements Store {
     );
   }
 
+  compactCounts(p: { limit: number }): Promise<{ found: number; removed: number }> {
+    const limit = Math.max(0, Math.floor(p.limit));
+    return this.#run((sql) =>
+      sql.begin(async (tx) => {
+        const q = tx as unknown as Sql;
+        // The counters split over shards (the triggers write the shard of their session) or
+        // at zero; of their rows only those no other transaction holds, locked: nobody waits on
+        // a row this transaction would wait for, so no deadlock. The next statements see the
+        // locked rows as locked (a new snapshot each, read committed): nobody changes them.
+        const rows = await q`SELECT queue, state, shard, n FROM job_counts
+          WHERE (queue, state) IN (SELECT queue, state FROM job_counts GROUP BY queue, state
+            HAVING count(*) > 1 OR sum(n) = 0 LIMIT ${limit})
+          ORDER BY queue, state, shard FOR UPDATE SKIP LOCKED`;
+        // Each counter's locked rows folded into its lowest shard, or deleted when they sum
+        // to zero: its count (the sum of its rows) is the same at every moment.
+        const drop: { queue: string; state: string; shard: number }[] = [];
+        const keep: { queue: string; state: string; shard: number; n: number }[] = [];
+        let found = 0;
+        for (let i = 0; i < rows.length;) {
+          let j = i;
+          let total = 0;
+          for (
+            ;
+            j < rows.length && rows[j].queue === rows[i].queue &&
+            rows[j].state === rows[i].state;
+            j++
+          ) total += rows[j].n as number;
+          found++;
+          const group = rows.slice(i, j).map((r) => ({
+            queue: r.queue as string,
+            state: r.state as string,
+            shard: r.shard as number,
+          }));
+          if (total === 0) drop.push(...group);
+          else {
+            drop.push(...group.slice(1));
+            if (rows[i].n !== total) keep.push({ ...group[0], n: total });
+          }
+          i = j;
+        }
+        if (drop.length > 0) {
+          // Sent as text: a json parameter would be sent as one JSON string.
+          const dropped = JSON.stringify(drop);
+          await q`DELETE FROM job_counts c
+            USING json_to_recordset(${dropped}::text::json) AS d(queue text, state text, shard int)
+            WHERE c.queue = d.queue AND c.state = d.state AND c.shard = d.shard`;
+        }
+        if (keep.length > 0) {
+          await q`UPDATE job_counts c SET n = k.n
+            FROM json_to_recordset(${JSON.stringify(keep)}::text::json)
+              AS k(queue text, state text, shard int, n bigint)
+            WHERE c.queue = k.queue AND c.state = k.state AND c.shard = k.shard`;
+        }
+        return { found, removed: drop.length };
+      })
+    );
+  }
+
   // --- leadership (see leader.ts) --------------------------------------------------------------
 
   tryLead(p: { name: string; holder: string; now: number; leaseMs: number }): Promise<boolean> {

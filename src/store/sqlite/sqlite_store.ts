@@ -1714,6 +1714,19 @@ class SqliteStore implements Store {
     });
   }
 
+  compactCounts(p: { limit: number }): Promise<{ found: number; removed: number }> {
+    // One row per queue and state here (writers are serialised): only zeros to delete.
+    return this.#db.run(() => {
+      const removed = Number(
+        this.#db.stmt(
+          "DELETE FROM job_counts WHERE (queue, state) IN " +
+            "(SELECT queue, state FROM job_counts WHERE n = 0 LIMIT ?)",
+        ).run(Math.max(0, Math.floor(p.limit))).changes,
+      );
+      return { found: removed, removed };
+    });
+  }
+
   tryLead(p: { name: string; holder: string; now: number; leaseMs: number }): Promise<boolean> {
     // A guarded upsert: the row is taken when missing or expired, renewed by its holder.
     return this.#db.run(() =>
