@@ -1051,6 +1051,60 @@ export function storeConformance(
     );
   });
 
+  test(
+    "claimJobs and nextRunAt of a small queue beside another queue's backlog keep the claim order",
+    async (
+      store,
+      clock,
+    ) => {
+      // 60 due jobs of "busy", older than all of "small" (on SQLite, "small" is then read through
+      // its own jobs, not by walking "busy"'s in claim order: see walksQueues).
+      await store.insertJobs({
+        jobs: Array.from(
+          { length: 60 },
+          (_, i) => newJob(`busy-${i}`, { queue: "busy", run_at: T0 - 50_000, priority: 9 }),
+        ),
+        now: T0 - 60_000,
+      });
+      assert.equal(await store.nextRunAt({ queues: ["small"] }), null);
+      assert.equal(await store.nextRunAt({ queues: ["small", "none"], after: T0 }), null);
+      await store.insertJobs({
+        jobs: [
+          newJob("low-old", { queue: "small", priority: -1, run_at: T0 - 5000 }),
+          newJob("mid-2", { queue: "small", run_at: T0 - 100 }),
+          newJob("mid-1", { queue: "small", run_at: T0 - 200 }),
+          newJob("high", { queue: "small", priority: 5, run_at: T0 }),
+          newJob("future", { queue: "small", priority: 100, run_at: T0 + 1 }),
+          newJob("tie-z", { queue: "small", run_at: T0 - 100 }),
+          newJob("tie-a", { queue: "small", run_at: T0 - 100 }),
+        ],
+        now: T0 - 10_000,
+      });
+      await store.insertJobs({
+        jobs: [newJob("mid-late", { queue: "small", run_at: T0 - 100 })],
+        now: T0 - 9000,
+      });
+      assert.equal(await store.nextRunAt({ queues: ["small"] }), T0 - 5000);
+      assert.equal(await store.nextRunAt({ queues: ["none", "small"], after: T0 }), T0 + 1);
+      const claim = async (limit: number, queues = ["small"]) =>
+        ids(
+          await store.claimJobs({ workerId: "w", queues, now: clock.now(), leaseMs: LEASE, limit }),
+        );
+      assert.deepEqual(await claim(3), ["high", "mid-1", "mid-2"]);
+      assert.deepEqual(await claim(10, ["none", "small"]), [
+        "tie-z",
+        "tie-a",
+        "mid-late",
+        "low-old",
+      ]);
+      assert.deepEqual(await claim(10), []);
+      assert.deepEqual(await claim(10, ["none"]), []);
+      clock.advance(1);
+      assert.deepEqual(await claim(10), ["future"]);
+      assert.equal((await claim(100, ["busy"])).length, 60);
+    },
+  );
+
   test("insertJobs stores a nullable field left out of the job as null", async (store) => {
     const { timeout: _, ...noTimeout } = newJob("a", { timeout: 5 });
     await store.insertJobs({ jobs: [noTimeout], now: T0 });

@@ -9,6 +9,7 @@ import {
   claimSelectSql,
   nextRunAtSql,
   SCHEDULED_COUNT_SQL,
+  walksQueues,
 } from "../../src/store/sqlite/sqlite_store.ts";
 import { complete } from "../../src/core/transitions.ts";
 import { newJob, storeConformance } from "./conformance.ts";
@@ -96,6 +97,15 @@ Deno.test("sqlite: the planner uses the indexes for status, list and claim", asy
       }[]).map((r) => r.detail).join("; ");
       assert.match(detail, /^(SCAN|SEARCH) jobs USING INDEX jobs_claim/, sql);
       assert.doesNotMatch(detail, /TEMP B-TREE/, sql);
+      if (queues === 0) continue;
+      // A worker of a few small queues (walksQueues): their own jobs, whose due ones are sorted.
+      const byQueue = claimSelectSql(queues, closed, true);
+      assert.match(
+        (db.prepare(`EXPLAIN QUERY PLAN ${byQueue}`).all(...params) as { detail: string }[])
+          .map((r) => r.detail).join("; "),
+        /^SEARCH jobs USING INDEX jobs_queue_created \(queue=\?\)/,
+        byQueue,
+      );
     }
   } finally {
     db.close();
@@ -136,6 +146,11 @@ Deno.test("sqlite: the next-due lookup and the scheduled count never walk waitin
       assert.match(
         plan(nextRunAtSql(queues, after), params),
         /^(SEARCH|SCAN) jobs USING (COVERING )?INDEX jobs_waiting\b/,
+      );
+      if (queues === 0) continue;
+      assert.match(
+        plan(nextRunAtSql(queues, after, true), params),
+        /^SEARCH jobs USING INDEX jobs_queue_created \(queue=\?\)/,
       );
     }
     assert.match(
@@ -603,4 +618,16 @@ Deno.test("sqlite: migration 14 finds the jobs already out of rowid order; a bul
   } finally {
     db.close();
   }
+});
+
+Deno.test("sqlite: a claim of a few queues reads their jobs when a walk in claim order would pass more", () => {
+  // A quiet queue (nothing waiting) beside a backlog: its 3 jobs, not the 200,000.
+  assert.equal(walksQueues({ total: 3, waiting: 0, allWaiting: 200_000 }), true);
+  // 10 jobs due later among 300,000 waiting: the walk would pass 30,000 or more.
+  assert.equal(walksQueues({ total: 10, waiting: 10, allWaiting: 300_000 }), true);
+  // The backlog's own queue: its first job comes within a few steps of the claim order.
+  assert.equal(walksQueues({ total: 200_000, waiting: 200_000, allWaiting: 300_000 }), false);
+  // A queue with a long history and a few waiting jobs among few others: the walk.
+  assert.equal(walksQueues({ total: 50_000, waiting: 5, allWaiting: 100 }), false);
+  assert.equal(walksQueues({ total: 0, waiting: 0, allWaiting: 0 }), false);
 });

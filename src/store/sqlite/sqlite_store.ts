@@ -158,36 +158,55 @@ function bindRow(values: SQLInputValue[], at: number, job: JobToInsert, now: num
 
 /**
  * The claim's SELECT of candidates, with `queues` queue names to filter on. INDEXED BY: the
- * claim order must come from the index (jobs_claim), never from sorting every due job.
+ * claim order comes from the index (jobs_claim), never from sorting every due job; or, `byQueue`
+ * (a worker of a few small queues, see {@link walksQueues}), the queues' own jobs are read through
+ * jobs_queue_created and their due ones sorted.
  */
-export function claimSelectSql(queues: number, closed = false): string {
+export function claimSelectSql(queues: number, closed = false, byQueue = false): string {
   // Built once per number of queues: the statement cache then looks up the same string each time.
-  const cache = closed ? claimSelectsClosed : claimSelects;
+  const cache = claimSelects[(closed ? 1 : 0) + (byQueue ? 2 : 0)];
   let sql = cache[queues];
   if (sql === undefined) {
+    if (byQueue && queues === 0) throw new Error("a claim by queue needs queues");
     const queueFilter = queues > 0
       ? ` AND queue IN (${new Array(queues).fill("?").join(", ")})`
       : "";
     // closed: the paused queues and those at their limit (a JSON array) are left out.
     const closedFilter = closed ? " AND queue NOT IN (SELECT value FROM json_each(?))" : "";
-    sql = cache[queues] = `SELECT id, state, queue FROM jobs INDEXED BY jobs_claim WHERE ` +
-      `${CLAIMABLE_SQL} AND ${CLAIM_DUE_COLUMN} <= ?${queueFilter}${closedFilter} ` +
-      `ORDER BY ${CLAIM_ORDER} LIMIT ?`;
+    sql =
+      cache[queues] =
+        `SELECT id, state, queue FROM jobs INDEXED BY ${
+          byQueue ? "jobs_queue_created" : "jobs_claim"
+        } WHERE ${CLAIMABLE_SQL} AND ${CLAIM_DUE_COLUMN} <= ?${queueFilter}${closedFilter} ` +
+        `ORDER BY ${CLAIM_ORDER} LIMIT ?`;
   }
   return sql;
 }
-const claimSelects: string[] = [];
-const claimSelectsClosed: string[] = [];
+const claimSelects: string[][] = [[], [], [], []];
 
 /**
  * The next due time among claimable jobs (Store.nextRunAt), with `queues` queue names to filter on
  * and, when `after`, a lower bound. INDEXED BY jobs_waiting, which holds claimable jobs only
- * (migration 13): the lookup never walks jobs waiting for their dependencies.
+ * (migration 13): the lookup never walks jobs waiting for their dependencies. `byQueue` (see
+ * {@link walksQueues}): the queues' own jobs instead, through jobs_queue_created.
  */
-export function nextRunAtSql(queues: number, after: boolean): string {
+export function nextRunAtSql(queues: number, after: boolean, byQueue = false): string {
+  if (byQueue && queues === 0) throw new Error("a lookup by queue needs queues");
   const queueFilter = queues > 0 ? ` AND queue IN (${new Array(queues).fill("?").join(", ")})` : "";
-  return `SELECT min(${CLAIM_DUE_COLUMN}) FROM jobs INDEXED BY jobs_waiting WHERE ${CLAIMABLE_SQL}` +
-    `${queueFilter}${after ? ` AND ${CLAIM_DUE_COLUMN} > ?` : ""}`;
+  return `SELECT min(${CLAIM_DUE_COLUMN}) FROM jobs INDEXED BY ${
+    byQueue ? "jobs_queue_created" : "jobs_waiting"
+  } WHERE ${CLAIMABLE_SQL}${queueFilter}${after ? ` AND ${CLAIM_DUE_COLUMN} > ?` : ""}`;
+}
+
+/**
+ * Whether a claim or next-due lookup filtered by queues reads those queues' own jobs (`total`:
+ * all of theirs, any state) rather than walking the claimable jobs of every queue in order until
+ * one of theirs: a walk that passes about `allWaiting / waiting` jobs when theirs are spread
+ * among the others, and every one when they have none due (a worker of a quiet queue beside
+ * another queue's backlog). From the counters, so a counter gone wrong costs time, never a job.
+ */
+export function walksQueues(c: { total: number; waiting: number; allWaiting: number }): boolean {
+  return c.total < c.allWaiting / Math.max(1, c.waiting);
 }
 
 /**
@@ -1210,8 +1229,9 @@ class SqliteStore implements Store {
     ).all() as { name: string; paused: number; max_running: number }[];
     let room: Map<string, number> | null = null;
     let candidates: { id: string; state: JobState; queue: string }[];
+    const byQueue = this.#walksQueues(p.queues);
     if (controls.length === 0) {
-      candidates = this.#db.stmt(claimSelectSql(p.queues?.length ?? 0))
+      candidates = this.#db.stmt(claimSelectSql(p.queues?.length ?? 0, false, byQueue))
         .all(p.now, ...(p.queues ?? []), p.limit) as typeof candidates;
     } else {
       room = new Map();
@@ -1227,7 +1247,7 @@ class SqliteStore implements Store {
         if (left <= 0) closed.push(c.name);
         else if (c.max_running > 0) room.set(c.name, left);
       }
-      candidates = this.#db.stmt(claimSelectSql(p.queues?.length ?? 0, true))
+      candidates = this.#db.stmt(claimSelectSql(p.queues?.length ?? 0, true, byQueue))
         .all(p.now, ...(p.queues ?? []), JSON.stringify(closed), p.limit) as typeof candidates;
     }
     if (candidates.length === 0) return [];
@@ -1302,10 +1322,22 @@ class SqliteStore implements Store {
     );
   }
 
+  /** See {@link walksQueues}; false without a queue filter. */
+  #walksQueues(queues: readonly string[] | null): boolean {
+    if (!queues || queues.length === 0) return false;
+    const sizes = this.#db.stmt(
+      "SELECT coalesce(sum(n) FILTER (WHERE queue IN (SELECT value FROM json_each(?1))), 0) " +
+        "AS total, coalesce(sum(n) FILTER (WHERE queue IN (SELECT value FROM json_each(?1)) " +
+        "AND state IN ('pending', 'failed')), 0) AS waiting, coalesce(sum(n) FILTER " +
+        "(WHERE state IN ('pending', 'failed')), 0) AS allWaiting FROM job_counts",
+    ).get(JSON.stringify(queues)) as { total: number; waiting: number; allWaiting: number };
+    return walksQueues(sizes);
+  }
+
   nextRunAt(p: { queues: readonly string[] | null; after?: number }): Promise<number | null> {
     return this.#db.run(() => {
       return (this.#db.value(
-        nextRunAtSql(p.queues?.length ?? 0, p.after !== undefined),
+        nextRunAtSql(p.queues?.length ?? 0, p.after !== undefined, this.#walksQueues(p.queues)),
         ...(p.queues ?? []),
         ...(p.after === undefined ? [] : [p.after]),
       ) as number | null) ?? null;
