@@ -1279,9 +1279,12 @@ pgTest("counters compacted while four sessions move jobs: no deadlock, every cou
         batches++;
       }
     })();
-    await Promise.all(writers.map(async (store, w) => {
+    // Stopped and awaited whatever happens, so its last call never outlives the stores.
+    const writes = Promise.all(writers.map(async (store, w) => {
       for (let i = 0; i < 60; i++) {
-        const queue = `q${(w * 7 + i) % 9}`;
+        // Each writer's own queues (a claim must find the job just inserted), used again and
+        // again, moved by the other sessions.
+        const queue = `q${w}-${i % 3}`;
         const id = `w${w}-${i}`;
         await store.insertJobs({ jobs: [newJob(id, { queue })], now: T0 });
         const [job] = await writers[(w + 1) % 4].claimJobs({
@@ -1304,8 +1307,12 @@ pgTest("counters compacted while four sessions move jobs: no deadlock, every cou
         }
       }
     }));
-    writing = false;
-    await compacting;
+    try {
+      await writes;
+    } finally {
+      writing = false;
+      await compacting;
+    }
     assert.ok(batches > 0);
     const sql = admin();
     try {
