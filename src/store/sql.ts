@@ -77,3 +77,36 @@ export const RUN_COLUMNS = [
   "retry_delay_ms",
 ] as const satisfies readonly (keyof JobRun)[];
 export const RUN_COLUMN_LIST = RUN_COLUMNS.join(", ");
+
+/**
+ * Whether a claim, next-due or oldest-due lookup filtered by queues reads those queues' own jobs (`total`:
+ * all of theirs, any state) rather than walking the claimable jobs of every queue in order until
+ * one of theirs: a walk that passes about `allWaiting / waiting` jobs when theirs are spread
+ * among the others, and every one when they have none due (a worker of a quiet queue beside
+ * another queue's backlog). From the counters, so a counter gone wrong costs time, never a job.
+ */
+export function walksQueues(c: { total: number; waiting: number; allWaiting: number }): boolean {
+  return c.total < c.allWaiting / Math.max(1, c.waiting);
+}
+
+/**
+ * From counter rows (queue, state, n): each queue's jobs (`total`, any state) and claimable ones
+ * (`waiting`: pending or failed), and the claimable ones of every queue: {@link walksQueues}'s
+ * inputs.
+ */
+export function queueSizes(
+  rows: readonly { queue: string; state: string; n: number }[],
+): { queues: Map<string, { total: number; waiting: number }>; allWaiting: number } {
+  const queues = new Map<string, { total: number; waiting: number }>();
+  let allWaiting = 0;
+  for (const r of rows) {
+    const size = queues.get(r.queue) ?? { total: 0, waiting: 0 };
+    size.total += r.n;
+    if (r.state === "pending" || r.state === "failed") {
+      size.waiting += r.n;
+      allWaiting += r.n;
+    }
+    queues.set(r.queue, size);
+  }
+  return { queues, allWaiting };
+}

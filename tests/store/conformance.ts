@@ -48,6 +48,9 @@ const LEASE = 30_000;
 /** Every job column (core's field list), sorted: what getJob and listJobs return, no more. */
 const JOB_KEYS = [...JOB_COLUMNS].sort();
 
+/** A queue name with what a list literal must quote or escape (PostgreSQL's text[] syntax). */
+const ODD_QUEUE = 'odd "q" \\ {a,b} NULL \u00e9';
+
 /** A job to insert, with sensible defaults. */
 export function newJob(id: string, o: Partial<JobToInsert> = {}): JobToInsert {
   return {
@@ -2352,10 +2355,12 @@ export function storeConformance(
           newJob("big-due", { queue: "big", run_at: T0 - 3000 }),
           newJob("big-later", { queue: "big", run_at: T0 + 60_000 }),
           newJob("small-due", { queue: "small", run_at: T0 - 1000 }),
+          // Read with "small" in one statement on PostgreSQL: a name a list literal must quote.
+          newJob("odd-due", { queue: ODD_QUEUE, run_at: T0 - 500 }),
         ],
         now: T0 - 10_000,
       });
-      // "big" ends with more jobs (8) than wait in every queue (3).
+      // "big" ends with more jobs (8) than wait in every queue (4).
       for (let i = 0; i < 6; i++) {
         const [job] = await store.claimJobs({
           workerId: "w",
@@ -2378,11 +2383,11 @@ export function storeConformance(
       }
       assert.deepEqual(
         (await store.queueMetrics({ now: clock.now() })).map((m) => [m.queue, m.oldest_due_at]),
-        [["big", T0 - 3000], ["small", T0 - 1000]],
+        [["big", T0 - 3000], [ODD_QUEUE, T0 - 500], ["small", T0 - 1000]],
       );
       assert.deepEqual(
         (await store.queueMetrics({ now: T0 - 2000 })).map((m) => [m.queue, m.oldest_due_at]),
-        [["big", T0 - 3000], ["small", null]],
+        [["big", T0 - 3000], [ODD_QUEUE, null], ["small", null]],
       );
     },
   );

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { JOB_FIELDS } from "../../src/core/job.ts";
+import { walksQueues } from "../../src/store/sql.ts";
 import { openSqliteStore } from "../../src/store/sqlite/mod.ts";
 import { MIGRATIONS } from "../../src/store/sqlite/migrations.ts";
 import { HOT_CHECKPOINT_COMMITS, HOT_WAL_RESET_PAGES } from "../../src/store/sqlite/connection.ts";
@@ -9,7 +10,6 @@ import {
   claimSelectSql,
   nextRunAtSql,
   SCHEDULED_COUNT_SQL,
-  walksQueues,
 } from "../../src/store/sqlite/sqlite_store.ts";
 import { complete } from "../../src/core/transitions.ts";
 import { newJob, storeConformance } from "./conformance.ts";

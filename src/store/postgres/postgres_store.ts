@@ -55,9 +55,11 @@ import {
   CLAIMABLE_SQL,
   claimOrderSql,
   JOB_COLUMN_LIST,
+  queueSizes,
   RUN_COLUMN_LIST,
   RUN_COLUMNS,
   sqlLiteral,
+  walksQueues,
 } from "../sql.ts";
 import {
   collectQueueMetrics,
@@ -382,6 +384,11 @@ function toWorker(r: Row): WorkerRecord {
     stop_requested_at: r.stop_requested_at as number | null,
     supervisor_id: r.supervisor_id as string | null,
   };
+}
+
+/** A PostgreSQL array literal of `values` (text[] input syntax: each quoted, \\ and " escaped). */
+export function textArray(values: readonly string[]): string {
+  return `{${values.map((v) => `"${v.replace(/[\\"]/g, (c) => "\\" + c)}"`).join(",")}}`;
 }
 
 /** How many of the newest jobs a search tests before it asks the trigram index (see listJobs). */
@@ -982,21 +989,48 @@ class PostgresStore implements Store {
 
   queueMetrics(p: { now: number }): Promise<QueueMetrics[]> {
     return this.#run(async (sql) => {
-      // Counts from the counters. The oldest due job of each queue that has waiting jobs: the
-      // next-due index (jobs_run_at) walked in run_at order up to the queue's first job, not a
-      // GROUP BY of every job.
-      const rows = await sql`SELECT c.queue, c.state, c.n,
-          CASE WHEN c.state IN ('pending', 'failed') THEN (
-            SELECT run_at FROM jobs WHERE state IN ('pending', 'failed') AND blocked_by = 0
-              AND queue = c.queue AND run_at <= ${p.now} ORDER BY run_at LIMIT 1
-          ) END AS due
-        FROM (SELECT queue, state, sum(n)::bigint AS n FROM job_counts
-          GROUP BY queue, state HAVING sum(n) <> 0) AS c`;
-      return collectQueueMetrics(rows.map((r) => ({
+      // Counts from the counters. The oldest due job of each queue that has waiting jobs, by the
+      // shorter of two walks (walksQueues; not a GROUP BY of every job): the next-due index
+      // (jobs_run_at) in run_at order up to the queue's first job, one statement for every
+      // such queue; or, for queues smaller than that walk, their own jobs in one statement,
+      // planned with its values (unprepared: a cached generic plan, which cannot tell a small
+      // queue from a large one, walks jobs_run_at there too).
+      const rows = (await sql`SELECT queue, state, sum(n)::bigint AS n FROM job_counts
+          GROUP BY queue, state HAVING sum(n) <> 0 ORDER BY queue, state`).map((r) => ({
         queue: r.queue as string,
         state: r.state as JobState,
         n: Number(r.n),
-        due: r.due === null ? null : Number(r.due),
+      }));
+      const sizes = queueSizes(rows);
+      const walked: string[] = [];
+      const small: string[] = [];
+      for (const [queue, size] of sizes.queues) {
+        if (size.waiting === 0) continue;
+        (walksQueues({ ...size, allWaiting: sizes.allWaiting }) ? small : walked).push(queue);
+      }
+      const due = new Map<string, number | null>();
+      if (walked.length > 0) {
+        for (
+          const r of await sql`SELECT q.queue, (SELECT run_at FROM jobs
+              WHERE state IN ('pending', 'failed') AND blocked_by = 0 AND queue = q.queue
+                AND run_at <= ${p.now} ORDER BY run_at LIMIT 1) AS due
+            FROM json_array_elements_text(${JSON.stringify(walked)}::text::json) AS q(queue)`
+        ) due.set(r.queue as string, r.due === null ? null : Number(r.due));
+      }
+      if (small.length > 0) {
+        for (
+          const r of await sql.unsafe(
+            `SELECT queue, min(run_at) AS due FROM jobs WHERE queue = ANY($1::text::text[])
+              AND state IN ('pending', 'failed') AND blocked_by = 0 AND run_at <= $2
+              GROUP BY queue`,
+            [textArray(small), p.now],
+            { prepare: false },
+          )
+        ) due.set(r.queue as string, Number(r.due));
+      }
+      return collectQueueMetrics(rows.map((r) => ({
+        ...r,
+        due: r.state === "pending" || r.state === "failed" ? due.get(r.queue) ?? null : null,
       })));
     });
   }

@@ -38,9 +38,11 @@ import {
   claimOrderSql,
   claimSetValues,
   JOB_COLUMN_LIST,
+  queueSizes,
   RUN_COLUMN_LIST,
   RUN_COLUMNS,
   sqlLiteral,
+  walksQueues,
 } from "../sql.ts";
 import {
   collectQueueMetrics,
@@ -196,17 +198,6 @@ export function nextRunAtSql(queues: number, after: boolean, byQueue = false): s
   return `SELECT min(${CLAIM_DUE_COLUMN}) FROM jobs INDEXED BY ${
     byQueue ? "jobs_queue_created" : "jobs_waiting"
   } WHERE ${CLAIMABLE_SQL}${queueFilter}${after ? ` AND ${CLAIM_DUE_COLUMN} > ?` : ""}`;
-}
-
-/**
- * Whether a claim or next-due lookup filtered by queues reads those queues' own jobs (`total`:
- * all of theirs, any state) rather than walking the claimable jobs of every queue in order until
- * one of theirs: a walk that passes about `allWaiting / waiting` jobs when theirs are spread
- * among the others, and every one when they have none due (a worker of a quiet queue beside
- * another queue's backlog). From the counters, so a counter gone wrong costs time, never a job.
- */
-export function walksQueues(c: { total: number; waiting: number; allWaiting: number }): boolean {
-  return c.total < c.allWaiting / Math.max(1, c.waiting);
 }
 
 /**
@@ -878,10 +869,9 @@ class SqliteStore implements Store {
   queueMetrics(p: { now: number }): Promise<QueueMetrics[]> {
     return this.#db.run(() => {
       // Counts from the counters. The oldest due job of each queue that has waiting jobs, by the
-      // shorter of two walks (not a GROUP BY of every job): the next-due index in run_at order up
-      // to the queue's first job, a few steps unless the queue is rare among the waiting jobs
-      // (at most all of them); or the queue's own jobs (all of them, any state), for a queue
-      // smaller than that.
+      // shorter of two walks (walksQueues; not a GROUP BY of every job): the next-due index in
+      // run_at order up to the queue's first job, a few steps unless the queue is rare among the
+      // waiting jobs; or the queue's own jobs (any state), for a queue smaller than that.
       const byRunAt = this.#db.stmt(
         "SELECT run_at FROM jobs INDEXED BY jobs_waiting WHERE state IN ('pending', 'failed') " +
           "AND blocked_by = 0 AND queue = ? AND run_at <= ? ORDER BY run_at LIMIT 1",
@@ -895,19 +885,14 @@ class SqliteStore implements Store {
         state: JobState;
         n: number;
       }[];
-      const size = new Map<string, number>();
-      let waiting = 0;
-      for (const r of rows) {
-        size.set(r.queue, (size.get(r.queue) ?? 0) + r.n);
-        if (r.state === "pending" || r.state === "failed") waiting += r.n;
-      }
+      const sizes = queueSizes(rows);
       const due = new Map<string, number | null>();
-      for (const r of rows) {
-        if ((r.state !== "pending" && r.state !== "failed") || due.has(r.queue)) continue;
-        const walk = size.get(r.queue)! < waiting ? byQueue : byRunAt;
+      for (const [queue, size] of sizes.queues) {
+        if (size.waiting === 0) continue;
+        const walk = walksQueues({ ...size, allWaiting: sizes.allWaiting }) ? byQueue : byRunAt;
         due.set(
-          r.queue,
-          (walk.get(r.queue, p.now) as { run_at: number | null } | undefined)?.run_at ?? null,
+          queue,
+          (walk.get(queue, p.now) as { run_at: number | null } | undefined)?.run_at ?? null,
         );
       }
       return collectQueueMetrics(rows.map((r) => ({
