@@ -537,4 +537,52 @@ export function flowConformance(
       await check("deleted oldest");
     },
   );
+
+  test(
+    "beside a paused or full queue's backlog, claims take the other queues' jobs in claim order",
+    async (store, clock) => {
+      // 50 due jobs of "bulk", older than every other (on SQLite a claim then reads the other
+      // queues' own jobs, found in the index, instead of walking past these: walksQueues).
+      await store.insertJobs({
+        jobs: Array.from(
+          { length: 50 },
+          (_, i) => newJob(`bulk-${i}`, { queue: "bulk", run_at: T0 - 60_000, priority: 9 }),
+        ),
+        now: T0 - 60_000,
+      });
+      await store.setQueueControl({ name: "bulk", paused: true, now: clock.now() });
+      assert.deepEqual(await store.claimJobs(claimOf(clock, { limit: 1 })), []);
+      await store.insertJobs({
+        jobs: [
+          newJob("mail-low", { queue: "mail", priority: -1, run_at: T0 - 5000 }),
+          newJob("mail-2", { queue: "mail", run_at: T0 - 100 }),
+          newJob("web-1", { queue: "web", run_at: T0 - 200 }),
+          newJob("web-high", { queue: "web", priority: 5 }),
+          newJob("web-later", { queue: "web", priority: 100, run_at: T0 + 1 }),
+          newJob("tie-z", { queue: "mail", run_at: T0 - 100 }),
+          newJob("tie-a", { queue: "web", run_at: T0 - 100 }),
+        ],
+        now: T0 - 10_000,
+      });
+      const order = async (o: Partial<ClaimParams>) =>
+        (await store.claimJobs(claimOf(clock, o))).map((j) => j.id);
+      assert.deepEqual(await order({ limit: 3 }), ["web-high", "web-1", "mail-2"]);
+      assert.deepEqual(await order({ limit: 1, queues: ["bulk", "web"] }), ["tie-a"]);
+      assert.deepEqual(await order({ limit: 10 }), ["tie-z", "mail-low"]);
+      assert.deepEqual(await order({ limit: 10 }), []);
+      clock.advance(1);
+      // A limit of 1 with three of its jobs running: full, so closed as a paused queue is.
+      await store.setQueueControl({ name: "web", maxRunning: 1, now: clock.now() });
+      await store.insertJobs({ jobs: [newJob("web-2", { queue: "web" })], now: clock.now() });
+      await store.setQueueControl({ name: "bulk", paused: false, now: clock.now() });
+      await store.setQueueControl({ name: "bulk", maxRunning: 2, now: clock.now() });
+      assert.deepEqual(await order({ limit: 10 }), ["bulk-0", "bulk-1"]);
+      assert.deepEqual(await order({ limit: 10 }), []);
+      const running = await store.listJobs({ state: "processing", queue: "web", limit: 10 });
+      assert.equal(running.length, 3);
+      await completeAll(store, clock, running);
+      assert.deepEqual(await order({ limit: 10 }), ["web-later"]);
+      assert.deepEqual(await order({ limit: 10, queues: ["web", "mail"] }), []);
+    },
+  );
 }

@@ -7,6 +7,7 @@ import { openSqliteStore } from "../../src/store/sqlite/mod.ts";
 import { MIGRATIONS } from "../../src/store/sqlite/migrations.ts";
 import { HOT_CHECKPOINT_COMMITS, HOT_WAL_RESET_PAGES } from "../../src/store/sqlite/connection.ts";
 import {
+  CLAIM_BY_QUEUES_SQL,
   claimSelectSql,
   nextRunAtSql,
   SCHEDULED_COUNT_SQL,
@@ -97,16 +98,14 @@ Deno.test("sqlite: the planner uses the indexes for status, list and claim", asy
       }[]).map((r) => r.detail).join("; ");
       assert.match(detail, /^(SCAN|SEARCH) jobs USING INDEX jobs_claim/, sql);
       assert.doesNotMatch(detail, /TEMP B-TREE/, sql);
-      if (queues === 0) continue;
-      // A worker of a few small queues (walksQueues): their own jobs, whose due ones are sorted.
-      const byQueue = claimSelectSql(queues, closed, true);
-      assert.match(
-        (db.prepare(`EXPLAIN QUERY PLAN ${byQueue}`).all(...params) as { detail: string }[])
-          .map((r) => r.detail).join("; "),
-        /^SEARCH jobs USING INDEX jobs_queue_created \(queue=\?\)/,
-        byQueue,
-      );
     }
+    // A claim of a few small queues (walksQueues): their own jobs, whose due ones are sorted.
+    assert.match(
+      (db.prepare(`EXPLAIN QUERY PLAN ${CLAIM_BY_QUEUES_SQL}`).all(1, '["q0","q1"]', 1) as {
+        detail: string;
+      }[]).map((r) => r.detail).join("; "),
+      /^SEARCH jobs USING INDEX jobs_queue_created \(queue=\?\)/,
+    );
   } finally {
     db.close();
   }
@@ -630,4 +629,48 @@ Deno.test("sqlite: a claim of a few queues reads their jobs when a walk in claim
   // A queue with a long history and a few waiting jobs among few others: the walk.
   assert.equal(walksQueues({ total: 50_000, waiting: 5, allWaiting: 100 }), false);
   assert.equal(walksQueues({ total: 0, waiting: 0, allWaiting: 0 }), false);
+});
+
+Deno.test("sqlite: counters gone wrong cost a claim time, never a job", async () => {
+  // The walk of a claim is chosen from the counters (walksQueues); which queues it reads is not.
+  const T0 = Date.UTC(2026, 0, 1);
+  const path = `${dir}/wrong-counters.db`;
+  const store = await openSqliteStore(path);
+  try {
+    await store.insertJobs({
+      jobs: Array.from({ length: 30 }, (_, i) => newJob(`bulk-${i}`, { queue: "bulk" })),
+      now: T0,
+    });
+    await store.setQueueControl({ name: "bulk", paused: true, now: T0 });
+    await store.insertJobs({
+      jobs: ["m1", "m2", "m3"].map((id) => newJob(id, { queue: "mail" })),
+      now: T0,
+    });
+    const corrupt = (sql: string) => {
+      const db = new DatabaseSync(path);
+      try {
+        db.exec(sql);
+      } finally {
+        db.close();
+      }
+    };
+    // "mail" has no counter row at all: by the counters it is empty, smaller than the paused
+    // backlog ahead, so the claims read the open queues found in the index (and "mail" there).
+    corrupt("DELETE FROM job_counts WHERE queue = 'mail'");
+    const claim = async (queues: string[] | null) =>
+      (await store.claimJobs({ workerId: "w", queues, now: T0, leaseMs: 30_000, limit: 1 }))
+        .map((j) => j.id);
+    assert.deepEqual(await claim(null), ["m1"]);
+    assert.deepEqual(await claim(["mail"]), ["m2"]);
+    assert.deepEqual(await claim(["mail", "bulk"]), ["m3"]);
+    assert.equal(await store.nextRunAt({ queues: ["mail"] }), null);
+    // "bulk" counted as empty too, and open again: the walk finds its jobs all the same.
+    corrupt("UPDATE job_counts SET n = 0 WHERE queue = 'bulk'");
+    await store.setQueueControl({ name: "bulk", paused: false, now: T0 });
+    assert.equal(await store.nextRunAt({ queues: ["bulk"] }), T0);
+    assert.deepEqual(await claim(null), ["bulk-0"]);
+    assert.deepEqual(await claim(["bulk"]), ["bulk-1"]);
+  } finally {
+    await store.close();
+  }
 });

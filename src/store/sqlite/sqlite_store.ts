@@ -160,31 +160,46 @@ function bindRow(values: SQLInputValue[], at: number, job: JobToInsert, now: num
 
 /**
  * The claim's SELECT of candidates, with `queues` queue names to filter on. INDEXED BY: the
- * claim order comes from the index (jobs_claim), never from sorting every due job; or, `byQueue`
- * (a worker of a few small queues, see {@link walksQueues}), the queues' own jobs are read through
- * jobs_queue_created and their due ones sorted.
+ * claim order comes from the index (jobs_claim), never from sorting every due job (but see
+ * {@link CLAIM_BY_QUEUES_SQL}).
  */
-export function claimSelectSql(queues: number, closed = false, byQueue = false): string {
+export function claimSelectSql(queues: number, closed = false): string {
   // Built once per number of queues: the statement cache then looks up the same string each time.
-  const cache = claimSelects[(closed ? 1 : 0) + (byQueue ? 2 : 0)];
+  const cache = closed ? claimSelectsClosed : claimSelects;
   let sql = cache[queues];
   if (sql === undefined) {
-    if (byQueue && queues === 0) throw new Error("a claim by queue needs queues");
     const queueFilter = queues > 0
       ? ` AND queue IN (${new Array(queues).fill("?").join(", ")})`
       : "";
     // closed: the paused queues and those at their limit (a JSON array) are left out.
     const closedFilter = closed ? " AND queue NOT IN (SELECT value FROM json_each(?))" : "";
-    sql =
-      cache[queues] =
-        `SELECT id, state, queue FROM jobs INDEXED BY ${
-          byQueue ? "jobs_queue_created" : "jobs_claim"
-        } WHERE ${CLAIMABLE_SQL} AND ${CLAIM_DUE_COLUMN} <= ?${queueFilter}${closedFilter} ` +
-        `ORDER BY ${CLAIM_ORDER} LIMIT ?`;
+    sql = cache[queues] = `SELECT id, state, queue FROM jobs INDEXED BY jobs_claim WHERE ` +
+      `${CLAIMABLE_SQL} AND ${CLAIM_DUE_COLUMN} <= ?${queueFilter}${closedFilter} ` +
+      `ORDER BY ${CLAIM_ORDER} LIMIT ?`;
   }
   return sql;
 }
-const claimSelects: string[][] = [[], [], [], []];
+const claimSelects: string[] = [];
+const claimSelectsClosed: string[] = [];
+
+/**
+ * The claim's SELECT of candidates among the jobs of the queues named in a JSON array, read
+ * through jobs_queue_created, their due ones sorted in the claim order: for a claim whose queues
+ * hold fewer jobs than a walk of jobs_claim would pass to reach theirs (see {@link walksQueues}).
+ */
+export const CLAIM_BY_QUEUES_SQL: string =
+  `SELECT id, state, queue FROM jobs INDEXED BY jobs_queue_created WHERE ${CLAIMABLE_SQL} AND ` +
+  `${CLAIM_DUE_COLUMN} <= ? AND queue IN (SELECT value FROM json_each(?)) ` +
+  `ORDER BY ${CLAIM_ORDER} LIMIT ?`;
+
+/**
+ * Every queue that has jobs, by name (each a seek of jobs_queue_created: a skip scan), but those
+ * named in a JSON array.
+ */
+const QUEUES_WITH_JOBS_SQL = "WITH RECURSIVE q(name) AS (SELECT (SELECT min(queue) FROM jobs) " +
+  "UNION ALL SELECT (SELECT min(queue) FROM jobs WHERE queue > q.name) FROM q " +
+  "WHERE q.name IS NOT NULL) SELECT name FROM q WHERE name IS NOT NULL " +
+  "AND name NOT IN (SELECT value FROM json_each(?))";
 
 /**
  * The next due time among claimable jobs (Store.nextRunAt), with `queues` queue names to filter on
@@ -1214,13 +1229,9 @@ class SqliteStore implements Store {
     ).all() as { name: string; paused: number; max_running: number }[];
     let room: Map<string, number> | null = null;
     let candidates: { id: string; state: JobState; queue: string }[];
-    const byQueue = this.#walksQueues(p.queues);
-    if (controls.length === 0) {
-      candidates = this.#db.stmt(claimSelectSql(p.queues?.length ?? 0, false, byQueue))
-        .all(p.now, ...(p.queues ?? []), p.limit) as typeof candidates;
-    } else {
+    let closed: string[] = [];
+    if (controls.length > 0) {
       room = new Map();
-      const closed: string[] = [];
       // Through the lease index: it holds only the running jobs, a few per worker (one more index
       // on the queue would cost every claim and settle a write).
       const running = this.#db.stmt(
@@ -1232,7 +1243,16 @@ class SqliteStore implements Store {
         if (left <= 0) closed.push(c.name);
         else if (c.max_running > 0) room.set(c.name, left);
       }
-      candidates = this.#db.stmt(claimSelectSql(p.queues?.length ?? 0, true, byQueue))
+    }
+    const open = this.#claimByQueues(p.queues, closed);
+    if (open !== null) {
+      candidates = this.#db.stmt(CLAIM_BY_QUEUES_SQL)
+        .all(p.now, JSON.stringify(open), p.limit) as typeof candidates;
+    } else if (closed.length === 0) {
+      candidates = this.#db.stmt(claimSelectSql(p.queues?.length ?? 0))
+        .all(p.now, ...(p.queues ?? []), p.limit) as typeof candidates;
+    } else {
+      candidates = this.#db.stmt(claimSelectSql(p.queues?.length ?? 0, true))
         .all(p.now, ...(p.queues ?? []), JSON.stringify(closed), p.limit) as typeof candidates;
     }
     if (candidates.length === 0) return [];
@@ -1307,22 +1327,49 @@ class SqliteStore implements Store {
     );
   }
 
-  /** See {@link walksQueues}; false without a queue filter. */
-  #walksQueues(queues: readonly string[] | null): boolean {
-    if (!queues || queues.length === 0) return false;
-    const sizes = this.#db.stmt(
-      "SELECT coalesce(sum(n) FILTER (WHERE queue IN (SELECT value FROM json_each(?1))), 0) " +
-        "AS total, coalesce(sum(n) FILTER (WHERE queue IN (SELECT value FROM json_each(?1)) " +
-        "AND state IN ('pending', 'failed')), 0) AS waiting, coalesce(sum(n) FILTER " +
-        "(WHERE state IN ('pending', 'failed')), 0) AS allWaiting FROM job_counts",
-    ).get(JSON.stringify(queues)) as { total: number; waiting: number; allWaiting: number };
-    return walksQueues(sizes);
+  /**
+   * The queues a claim reads through their own jobs (CLAIM_BY_QUEUES_SQL), or null when it walks
+   * jobs_claim: the worker's queues (all when null) less the `closed` ones (paused, or at their
+   * limit), when they hold fewer jobs than the walk would pass to reach one of theirs
+   * ({@link walksQueues}; the closed queues' waiting jobs count as ahead: they pile up while
+   * closed, so they are the oldest). Sized by the counters; the list itself is exact (the
+   * worker's, or every queue that has jobs, found in the index), so a counter gone wrong costs
+   * time, never a job.
+   */
+  #claimByQueues(queues: readonly string[] | null, closed: readonly string[]): string[] | null {
+    if ((!queues || queues.length === 0) && closed.length === 0) return null;
+    const sizes = queueSizes(
+      this.#db.stmt("SELECT queue, state, n FROM job_counts WHERE n <> 0").all() as {
+        queue: string;
+        state: string;
+        n: number;
+      }[],
+    );
+    const shut = new Set(closed);
+    let total = 0;
+    let waiting = 0;
+    let ahead = 0;
+    for (const [queue, size] of sizes.queues) {
+      if (shut.has(queue)) ahead += size.waiting;
+      else if (!queues || queues.includes(queue)) {
+        total += size.total;
+        waiting += size.waiting;
+      }
+    }
+    if (!walksQueues({ total, waiting, ahead, allWaiting: sizes.allWaiting })) return null;
+    if (queues && queues.length > 0) return queues.filter((q) => !shut.has(q));
+    return (this.#db.stmt(QUEUES_WITH_JOBS_SQL).all(JSON.stringify(closed)) as { name: string }[])
+      .map((r) => r.name);
   }
 
   nextRunAt(p: { queues: readonly string[] | null; after?: number }): Promise<number | null> {
     return this.#db.run(() => {
       return (this.#db.value(
-        nextRunAtSql(p.queues?.length ?? 0, p.after !== undefined, this.#walksQueues(p.queues)),
+        nextRunAtSql(
+          p.queues?.length ?? 0,
+          p.after !== undefined,
+          this.#claimByQueues(p.queues, []) !== null,
+        ),
         ...(p.queues ?? []),
         ...(p.after === undefined ? [] : [p.after]),
       ) as number | null) ?? null;
