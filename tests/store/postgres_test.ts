@@ -1343,3 +1343,38 @@ pgTest("counters compacted while four sessions move jobs: no deadlock, every cou
     for (const store of [...writers, compactor]) await store.close();
   }
 });
+
+pgTest("counters gone wrong cost a flow-controlled claim time, never a job", async (schema) => {
+  // The walk of a claim beside a paused backlog is chosen from the counters; which queues it
+  // reads is not (the skip scan of jobs_queue_created, less the closed queues).
+  const store = await openPostgresStore(PG_URL, { schema, leaseClock: "caller" });
+  const sql = admin();
+  try {
+    await store.insertJobs({
+      jobs: Array.from({ length: 30 }, (_, i) => newJob(`bulk-${i}`, { queue: "bulk" })),
+      now: T0,
+    });
+    await store.setQueueControl({ name: "bulk", paused: true, now: T0 });
+    await store.insertJobs({
+      jobs: ["m1", "m2", "m3"].map((id) => newJob(id, { queue: "mail" })),
+      now: T0,
+    });
+    // "mail" has no counter row at all: by the counters it is empty.
+    await sql.unsafe(`DELETE FROM "${schema}".job_counts WHERE queue = 'mail'`);
+    const claim = async (queues: string[] | null) =>
+      (await store.claimJobs({ workerId: "w", queues, now: T0, leaseMs: 30_000, limit: 1 }))
+        .map((j) => j.id);
+    assert.deepEqual(await claim(null), ["m1"]);
+    assert.deepEqual(await claim(["mail"]), ["m2"]);
+    assert.deepEqual(await claim(["mail", "bulk"]), ["m3"]);
+    assert.deepEqual(await claim(null), []);
+    // A queue whose first job comes while the decision is held: found by the skip scan.
+    await store.insertJobs({ jobs: [newJob("new-1", { queue: "new" })], now: T0 });
+    assert.deepEqual(await claim(null), ["new-1"]);
+    await store.setQueueControl({ name: "bulk", paused: false, now: T0 });
+    assert.deepEqual(await claim(null), ["bulk-0"]);
+  } finally {
+    await sql.end();
+    await store.close();
+  }
+});
