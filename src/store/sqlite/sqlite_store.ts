@@ -1229,7 +1229,7 @@ class SqliteStore implements Store {
     ).all() as { name: string; paused: number; max_running: number }[];
     let room: Map<string, number> | null = null;
     let candidates: { id: string; state: JobState; queue: string }[];
-    let closed: string[] = [];
+    const closed: string[] = [];
     if (controls.length > 0) {
       room = new Map();
       // Through the lease index: it holds only the running jobs, a few per worker (one more index
