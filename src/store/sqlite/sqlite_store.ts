@@ -115,6 +115,9 @@ const UNIQUE_STATES_SQL = `state IN (${UNIQUE_KEY_STATES.map(sqlLiteral).join(",
  */
 const SMALL_STATE = 10_000;
 
+/** How long a claim's choice of walk (#claimByQueues) is kept before the counters are read again. */
+const WALK_DECISION_MS = 1000;
+
 /** completedPerBucket counts bucket by bucket up to this many buckets (see there). */
 const MAX_COUNTED_BUCKETS = 1000;
 
@@ -323,6 +326,8 @@ class SqliteStore implements Store {
   readonly location: string;
   readonly wakeFile?: string;
   readonly #db: SqliteConnection;
+  /** See #claimByQueues: by queue filter and closed queues, until when, and which walk. */
+  readonly #walkDecisions = new Map<string, { until: number; byQueue: boolean }>();
   /** Written after commits that make a job claimable (see wake_file.ts). */
   readonly #wake: WakeFile;
   /** Written after each kill request (`<db>-kill`), watched by busy workers. */
@@ -1338,25 +1343,38 @@ class SqliteStore implements Store {
    */
   #claimByQueues(queues: readonly string[] | null, closed: readonly string[]): string[] | null {
     if ((!queues || queues.length === 0) && closed.length === 0) return null;
-    const sizes = queueSizes(
-      this.#db.stmt("SELECT queue, state, n FROM job_counts WHERE n <> 0").all() as {
-        queue: string;
-        state: string;
-        n: number;
-      }[],
-    );
     const shut = new Set(closed);
-    let total = 0;
-    let waiting = 0;
-    let ahead = 0;
-    for (const [queue, size] of sizes.queues) {
-      if (shut.has(queue)) ahead += size.waiting;
-      else if (!queues || queues.includes(queue)) {
-        total += size.total;
-        waiting += size.waiting;
+    // The decision (cost only) is kept a moment per queue filter and closed set: a busy worker
+    // reads the counters about once a second, not at every claim.
+    const key = JSON.stringify([queues, closed]);
+    let decided = this.#walkDecisions.get(key);
+    if (decided === undefined || performance.now() >= decided.until) {
+      const sizes = queueSizes(
+        this.#db.stmt("SELECT queue, state, n FROM job_counts WHERE n <> 0").all() as {
+          queue: string;
+          state: string;
+          n: number;
+        }[],
+      );
+      const served = queues && queues.length > 0 ? new Set(queues) : null;
+      let total = 0;
+      let waiting = 0;
+      let ahead = 0;
+      for (const [queue, size] of sizes.queues) {
+        if (shut.has(queue)) ahead += size.waiting;
+        else if (!served || served.has(queue)) {
+          total += size.total;
+          waiting += size.waiting;
+        }
       }
+      if (this.#walkDecisions.size >= 16) this.#walkDecisions.clear();
+      decided = {
+        until: performance.now() + WALK_DECISION_MS,
+        byQueue: walksQueues({ total, waiting, ahead, allWaiting: sizes.allWaiting }),
+      };
+      this.#walkDecisions.set(key, decided);
     }
-    if (!walksQueues({ total, waiting, ahead, allWaiting: sizes.allWaiting })) return null;
+    if (!decided.byQueue) return null;
     if (queues && queues.length > 0) return queues.filter((q) => !shut.has(q));
     return (this.#db.stmt(QUEUES_WITH_JOBS_SQL).all(JSON.stringify(closed)) as { name: string }[])
       .map((r) => r.name);
