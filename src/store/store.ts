@@ -385,9 +385,13 @@ export interface Store {
   listLeased(p: { worker: string }): Promise<Job[]>;
   /**
    * Reads the earliest run_at among claimable jobs in `queues` (null = all), or null if none;
-   * with `after`, among those due after that time only (the next scheduled job).
+   * with `after`, among those due after that time only (the next scheduled job). `open`: leaving
+   * out the jobs of paused queues (an idle worker's wait: a paused queue's due jobs cannot be
+   * claimed until it is resumed, which wakes the workers).
    */
-  nextRunAt(p: { queues: readonly string[] | null; after?: number }): Promise<number | null>;
+  nextRunAt(
+    p: { queues: readonly string[] | null; after?: number; open?: boolean },
+  ): Promise<number | null>;
   /**
    * Writes: deletes jobs in one of `states` (guard), optionally only the given ids and/or those
    * whose updated_at is before `updatedBefore`. With `limit` (and no `ids`): at most that many,

@@ -773,7 +773,9 @@ export class Runner {
     let waitMs = this.config.poll_interval * 1000;
     const next = await this.#retrying(
       "read the next run time",
-      () => this.store.nextRunAt({ queues: this.queues }),
+      // Paused queues left out: their due jobs would end every wait at once until a resume,
+      // which wakes the workers anyway.
+      () => this.store.nextRunAt({ queues: this.queues, open: true }),
     );
     if (next !== null && next !== undefined) waitMs = Math.min(waitMs, Math.max(0, next - now));
     this.#lastIdleClaim = performance.now();

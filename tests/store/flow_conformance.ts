@@ -585,4 +585,36 @@ export function flowConformance(
       assert.deepEqual(await order({ limit: 10, queues: ["web", "mail"] }), []);
     },
   );
+
+  test("nextRunAt with open leaves out the jobs of paused queues, not those of full ones", async (
+    store,
+    clock,
+  ) => {
+    await store.insertJobs({
+      jobs: Array.from(
+        { length: 20 },
+        (_, i) => newJob(`bulk-${i}`, { queue: "bulk", run_at: T0 - 60_000 }),
+      ),
+      now: T0 - 60_000,
+    });
+    await store.insertJobs({
+      jobs: [newJob("mail-1", { queue: "mail", run_at: T0 + 5000 })],
+      now: T0,
+    });
+    await store.setQueueControl({ name: "bulk", paused: true, now: clock.now() });
+    assert.equal(await store.nextRunAt({ queues: null }), T0 - 60_000);
+    assert.equal(await store.nextRunAt({ queues: null, open: true }), T0 + 5000);
+    assert.equal(await store.nextRunAt({ queues: ["bulk"], open: true }), null);
+    assert.equal(
+      await store.nextRunAt({ queues: ["bulk", "mail"], open: true, after: T0 }),
+      T0 + 5000,
+    );
+    await store.setQueueControl({ name: "mail", paused: true, now: clock.now() });
+    assert.equal(await store.nextRunAt({ queues: null, open: true }), null);
+    // A full queue (its limit reached) stays in: a slot frees without a wake-up.
+    await store.setQueueControl({ name: "bulk", paused: false, now: clock.now() });
+    await store.setQueueControl({ name: "bulk", maxRunning: 1, now: clock.now() });
+    assert.equal((await store.claimJobs(claimOf(clock, { queues: ["bulk"] }))).length, 1);
+    assert.equal(await store.nextRunAt({ queues: null, open: true }), T0 - 60_000);
+  });
 }

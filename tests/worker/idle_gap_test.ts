@@ -63,3 +63,37 @@ Deno.test("idle waits ended by their timer in quick succession are paced by the 
   const runner = await runIdle(false, 5);
   assert.ok(runner.idleGaps > 0, "the gap paced the loop");
 });
+
+Deno.test("a paused queue's due jobs do not end an idle worker's waits: it waits its poll interval", async () => {
+  await using t = await tempStore();
+  await t.store.insertJobs({
+    jobs: [{
+      id: "held",
+      command: "true",
+      queue: "held",
+      priority: 0,
+      max_retries: 0,
+      timeout: null,
+      run_at: 0,
+    }],
+    now: 0,
+  });
+  await t.store.setQueueControl({ name: "held", paused: true, now: Date.now() });
+  const timeouts: number[] = [];
+  const waker = new (class extends ScriptedWaker {
+    override wait(timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+      timeouts.push(timeoutMs);
+      return super.wait(timeoutMs, signal);
+    }
+  })(false, 3);
+  const runner = new Runner({ store: t.store, log: () => {}, graceMs: 200, waker });
+  const exit = runner.run();
+  try {
+    await waitFor(() => timeouts.length > 3, { what: "4 idle waits" });
+  } finally {
+    runner.requestStop("graceful", "test");
+    assert.equal(await exit, 0);
+  }
+  // The poll interval (1 s by default), not 0: the held job is due but cannot be claimed.
+  assert.deepEqual(timeouts.slice(0, 4), [1000, 1000, 1000, 1000]);
+});

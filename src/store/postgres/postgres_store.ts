@@ -1523,8 +1523,36 @@ class PostgresStore implements Store {
     );
   }
 
-  nextRunAt(p: { queues: readonly string[] | null; after?: number }): Promise<number | null> {
+  nextRunAt(
+    p: { queues: readonly string[] | null; after?: number; open?: boolean },
+  ): Promise<number | null> {
     return this.#run(async (sql) => {
+      if (p.open) {
+        // Paused queues left out: their jobs pile up at the head of jobs_run_at, so the open
+        // queues are named (the worker's, or a skip scan of jobs_queue_created), in a statement
+        // planned with those names (see #openQueues).
+        const paused = new Set(
+          (await sql`SELECT name FROM queues WHERE paused`).map((r) => r.name as string),
+        );
+        if (paused.size > 0) {
+          const names = (p.queues && p.queues.length > 0
+            ? p.queues
+            : (await sql.unsafe(QUEUES_WITH_JOBS_SQL)).map((r) =>
+              r.name as string
+            ))
+            .filter((name) => !paused.has(name));
+          if (names.length === 0) return null;
+          const [{ t }] = await sql.unsafe(
+            `SELECT min(${CLAIM_DUE_COLUMN}) AS t FROM jobs WHERE ${CLAIMABLE_SQL}
+              AND queue = ANY($1::text::text[])${
+              p.after === undefined ? "" : ` AND ${CLAIM_DUE_COLUMN} > $2`
+            }`,
+            p.after === undefined ? [textArray(names)] : [textArray(names), p.after],
+            { prepare: false },
+          );
+          return (t as number | null) ?? null;
+        }
+      }
       const queues = p.queues ?? [];
       const [{ t }] = await sql.unsafe(
         nextRunAtSql(queues.length, p.after !== undefined),

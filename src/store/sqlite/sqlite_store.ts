@@ -207,15 +207,25 @@ const QUEUES_WITH_JOBS_SQL = "WITH RECURSIVE q(name) AS (SELECT (SELECT min(queu
 /**
  * The next due time among claimable jobs (Store.nextRunAt), with `queues` queue names to filter on
  * and, when `after`, a lower bound. INDEXED BY jobs_waiting, which holds claimable jobs only
- * (migration 13): the lookup never walks jobs waiting for their dependencies. `byQueue` (see
- * {@link walksQueues}): the queues' own jobs instead, through jobs_queue_created.
+ * (migration 13): the lookup never walks jobs waiting for their dependencies. `closed`: the
+ * queues named in a JSON array (paused ones) are left out. Parameters: the queues, the JSON
+ * array, then `after`.
  */
-export function nextRunAtSql(queues: number, after: boolean, byQueue = false): string {
-  if (byQueue && queues === 0) throw new Error("a lookup by queue needs queues");
+export function nextRunAtSql(queues: number, after: boolean, closed = false): string {
   const queueFilter = queues > 0 ? ` AND queue IN (${new Array(queues).fill("?").join(", ")})` : "";
-  return `SELECT min(${CLAIM_DUE_COLUMN}) FROM jobs INDEXED BY ${
-    byQueue ? "jobs_queue_created" : "jobs_waiting"
-  } WHERE ${CLAIMABLE_SQL}${queueFilter}${after ? ` AND ${CLAIM_DUE_COLUMN} > ?` : ""}`;
+  return `SELECT min(${CLAIM_DUE_COLUMN}) FROM jobs INDEXED BY jobs_waiting WHERE ${CLAIMABLE_SQL}` +
+    `${queueFilter}${closed ? " AND queue NOT IN (SELECT value FROM json_each(?))" : ""}` +
+    `${after ? ` AND ${CLAIM_DUE_COLUMN} > ?` : ""}`;
+}
+
+/**
+ * The next due time among the claimable jobs of the queues named in a JSON array, read through
+ * jobs_queue_created (see {@link walksQueues}); `after` as in {@link nextRunAtSql}.
+ */
+export function nextRunByQueuesSql(after: boolean): string {
+  return `SELECT min(${CLAIM_DUE_COLUMN}) FROM jobs INDEXED BY jobs_queue_created WHERE ` +
+    `${CLAIMABLE_SQL} AND queue IN (SELECT value FROM json_each(?))` +
+    `${after ? ` AND ${CLAIM_DUE_COLUMN} > ?` : ""}`;
 }
 
 /**
@@ -1380,16 +1390,28 @@ class SqliteStore implements Store {
       .map((r) => r.name);
   }
 
-  nextRunAt(p: { queues: readonly string[] | null; after?: number }): Promise<number | null> {
+  nextRunAt(
+    p: { queues: readonly string[] | null; after?: number; open?: boolean },
+  ): Promise<number | null> {
     return this.#db.run(() => {
+      const paused = p.open
+        ? (this.#db.stmt("SELECT name FROM queues WHERE paused <> 0").all() as { name: string }[])
+          .map((r) => r.name)
+        : [];
+      const after = p.after === undefined ? [] : [p.after];
+      const open = this.#claimByQueues(p.queues, paused);
+      if (open !== null) {
+        return (this.#db.value(
+          nextRunByQueuesSql(p.after !== undefined),
+          JSON.stringify(open),
+          ...after,
+        ) as number | null) ?? null;
+      }
       return (this.#db.value(
-        nextRunAtSql(
-          p.queues?.length ?? 0,
-          p.after !== undefined,
-          this.#claimByQueues(p.queues, []) !== null,
-        ),
+        nextRunAtSql(p.queues?.length ?? 0, p.after !== undefined, paused.length > 0),
         ...(p.queues ?? []),
-        ...(p.after === undefined ? [] : [p.after]),
+        ...(paused.length > 0 ? [JSON.stringify(paused)] : []),
+        ...after,
       ) as number | null) ?? null;
     });
   }
