@@ -114,3 +114,28 @@ export function queueSizes(
   }
   return { queues, allWaiting };
 }
+
+/**
+ * {@link walksQueues} for a claim (or an idle worker's next-due lookup) of the `served` queues
+ * (every queue when null) while the `closed` ones are paused or full, sized by counter rows
+ * (queue, state, n): the closed queues' waiting jobs stand ahead of theirs.
+ */
+export function claimWalksQueues(
+  rows: readonly { queue: string; state: string; n: number }[],
+  served: readonly string[] | null,
+  closed: ReadonlySet<string>,
+): boolean {
+  const sizes = queueSizes(rows);
+  const serving = served && served.length > 0 ? new Set(served) : null;
+  let total = 0;
+  let waiting = 0;
+  let ahead = 0;
+  for (const [queue, size] of sizes.queues) {
+    if (closed.has(queue)) ahead += size.waiting;
+    else if (!serving || serving.has(queue)) {
+      total += size.total;
+      waiting += size.waiting;
+    }
+  }
+  return walksQueues({ total, waiting, ahead, allWaiting: sizes.allWaiting });
+}

@@ -54,6 +54,7 @@ import {
   CLAIM_TO_SQL,
   CLAIMABLE_SQL,
   claimOrderSql,
+  claimWalksQueues,
   JOB_COLUMN_LIST,
   queueSizes,
   RUN_COLUMN_LIST,
@@ -1331,21 +1332,11 @@ class PostgresStore implements Store {
       const rows = await q`SELECT c.queue, c.state, sum(c.n)::bigint AS n,
           c.queue IN (${q.unsafe(CLOSED_QUEUES_SQL)}) AS closed
         FROM job_counts c GROUP BY c.queue, c.state HAVING sum(c.n) <> 0`;
-      const sizes = queueSizes(
+      this.#byQueue = claimWalksQueues(
         rows.map((r) => ({ queue: r.queue as string, state: r.state as string, n: Number(r.n) })),
+        served,
+        new Set(rows.filter((r) => r.closed).map((r) => r.queue as string)),
       );
-      const shut = new Set(rows.filter((r) => r.closed).map((r) => r.queue as string));
-      let total = 0;
-      let waiting = 0;
-      let ahead = 0;
-      for (const [queue, size] of sizes.queues) {
-        if (shut.has(queue)) ahead += size.waiting;
-        else if (!served || served.includes(queue)) {
-          total += size.total;
-          waiting += size.waiting;
-        }
-      }
-      this.#byQueue = walksQueues({ total, waiting, ahead, allWaiting: sizes.allWaiting });
       this.#byQueueUntil = performance.now() + CONTROLLED_HOLD_MS;
       this.#byQueueFor = key;
     }

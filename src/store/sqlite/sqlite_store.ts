@@ -37,6 +37,7 @@ import {
   CLAIMABLE_SQL,
   claimOrderSql,
   claimSetValues,
+  claimWalksQueues,
   JOB_COLUMN_LIST,
   queueSizes,
   RUN_COLUMN_LIST,
@@ -1359,28 +1360,15 @@ class SqliteStore implements Store {
     const key = JSON.stringify([queues, closed]);
     let decided = this.#walkDecisions.get(key);
     if (decided === undefined || performance.now() >= decided.until) {
-      const sizes = queueSizes(
-        this.#db.stmt("SELECT queue, state, n FROM job_counts WHERE n <> 0").all() as {
-          queue: string;
-          state: string;
-          n: number;
-        }[],
-      );
-      const served = queues && queues.length > 0 ? new Set(queues) : null;
-      let total = 0;
-      let waiting = 0;
-      let ahead = 0;
-      for (const [queue, size] of sizes.queues) {
-        if (shut.has(queue)) ahead += size.waiting;
-        else if (!served || served.has(queue)) {
-          total += size.total;
-          waiting += size.waiting;
-        }
-      }
+      const rows = this.#db.stmt("SELECT queue, state, n FROM job_counts WHERE n <> 0").all() as {
+        queue: string;
+        state: string;
+        n: number;
+      }[];
       if (this.#walkDecisions.size >= 16) this.#walkDecisions.clear();
       decided = {
         until: performance.now() + WALK_DECISION_MS,
-        byQueue: walksQueues({ total, waiting, ahead, allWaiting: sizes.allWaiting }),
+        byQueue: claimWalksQueues(rows, queues, shut),
       };
       this.#walkDecisions.set(key, decided);
     }
