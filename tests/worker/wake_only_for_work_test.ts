@@ -80,3 +80,59 @@ Deno.test({
     }
   },
 });
+
+/**
+ * An idle worker's wait leaves paused queues' due jobs out (it would otherwise end at once and
+ * claim every idle gap), so it relies on `queue resume` waking it: with a 600 s poll, a resumed
+ * queue's job must start at once, and the paused job must not be claimed over and over meanwhile.
+ */
+async function resumeWakes(db: string): Promise<[number, number]> {
+  await ok(["config", "set", "poll_interval", "600"], db);
+  await ok(["queue", "pause", "held"], db);
+  await ok(["enqueue", JSON.stringify({ id: "held-1", command: "true", queue: "held" })], db);
+  const store: Store = await openStore(db);
+  const lines: string[] = [];
+  const runner = new Runner({ store, log: (l) => lines.push(l), graceMs: 200 });
+  const exit = runner.run();
+  try {
+    await waitFor(() => runner.idle, { what: "the worker to be idle" });
+    const idleClaims = runner.claimAttempts;
+    // Two CLI calls (tens of ms): a worker whose wait ended on the paused job would claim again
+    // every 10 ms meanwhile; reads wake nobody.
+    await ok(["status"], db);
+    await ok(["queue", "list"], db);
+    const beforeResume = runner.claimAttempts;
+    await ok(["queue", "resume", "held"], db);
+    await waitFor(() => lines.some((l) => l.includes("completed held-1")), {
+      timeoutMs: 20_000,
+      what: "the resumed queue's job to run well before the 600 s poll",
+    });
+    return [idleClaims, beforeResume];
+  } finally {
+    runner.requestStop("graceful", "test");
+    await exit;
+    await store.close();
+  }
+}
+
+Deno.test("sqlite: a paused queue's due job leaves an idle worker idle; queue resume wakes it", async () => {
+  await using dir = await tempDir();
+  const [idle, beforeResume] = await resumeWakes(dir.file("q.db"));
+  assert.equal(beforeResume, idle, "no claim while the queue was paused");
+});
+
+Deno.test({
+  name: "postgres: a paused queue's due job leaves an idle worker idle; queue resume wakes it",
+  ignore: noPg,
+  fn: async () => {
+    const schema = `qwake_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+    const url = `${PG_URL}${PG_URL.includes("?") ? "&" : "?"}schema=${schema}`;
+    try {
+      const [idle, beforeResume] = await resumeWakes(url);
+      assert.equal(beforeResume, idle, "no claim while the queue was paused");
+    } finally {
+      const sql = admin();
+      await sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).finally(() => sql.end());
+    }
+  },
+});
