@@ -26,6 +26,17 @@ async function ok(args: string[], db: string): Promise<string> {
   return r.stdout;
 }
 
+/** Runs `fn` with the URL of a fresh PostgreSQL schema, dropped afterwards. */
+async function inFreshSchema(fn: (url: string) => Promise<void>): Promise<void> {
+  const schema = `qwake_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+  try {
+    await fn(`${PG_URL}${PG_URL.includes("?") ? "&" : "?"}schema=${schema}`);
+  } finally {
+    const sql = admin();
+    await sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).finally(() => sql.end());
+  }
+}
+
 async function claimsPerEnqueueBeforeAndAfterReads(db: string): Promise<[number, number]> {
   await ok(["config", "set", "poll_interval", "600"], db);
   const store: Store = await openStore(db);
@@ -67,18 +78,12 @@ Deno.test("sqlite: CLI reads do not wake an idle worker; an enqueue does", async
 Deno.test({
   name: "postgres: CLI reads do not wake an idle worker; an enqueue does",
   ignore: noPg,
-  fn: async () => {
-    const schema = `qwake_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
-    const url = `${PG_URL}${PG_URL.includes("?") ? "&" : "?"}schema=${schema}`;
-    try {
+  fn: () =>
+    inFreshSchema(async (url) => {
       const [plain, afterReads] = await claimsPerEnqueueBeforeAndAfterReads(url);
       assert.ok(plain >= 1, "the enqueue woke the worker");
       assert.equal(afterReads, plain, "no extra claim: the reads woke nobody");
-    } finally {
-      const sql = admin();
-      await sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).finally(() => sql.end());
-    }
-  },
+    }),
 });
 
 /**
@@ -124,15 +129,9 @@ Deno.test("sqlite: a paused queue's due job leaves an idle worker idle; queue re
 Deno.test({
   name: "postgres: a paused queue's due job leaves an idle worker idle; queue resume wakes it",
   ignore: noPg,
-  fn: async () => {
-    const schema = `qwake_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
-    const url = `${PG_URL}${PG_URL.includes("?") ? "&" : "?"}schema=${schema}`;
-    try {
+  fn: () =>
+    inFreshSchema(async (url) => {
       const [idle, beforeResume] = await resumeWakes(url);
       assert.equal(beforeResume, idle, "no claim while the queue was paused");
-    } finally {
-      const sql = admin();
-      await sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).finally(() => sql.end());
-    }
-  },
+    }),
 });
