@@ -65,6 +65,22 @@ export function newJob(id: string, o: Partial<JobToInsert> = {}): JobToInsert {
   };
 }
 
+/**
+ * 30 due jobs of queue "bulk" (bulk-0 to bulk-29), "bulk" paused, then 3 due jobs of "mail" (m1 to
+ * m3), all at `now`: a paused backlog ahead of another queue's jobs (the backends' counter tests).
+ */
+export async function pausedBacklog(store: Store, now: number): Promise<void> {
+  await store.insertJobs({
+    jobs: Array.from({ length: 30 }, (_, i) => newJob(`bulk-${i}`, { queue: "bulk" })),
+    now,
+  });
+  await store.setQueueControl({ name: "bulk", paused: true, now });
+  await store.insertJobs({
+    jobs: ["m1", "m2", "m3"].map((id) => newJob(id, { queue: "mail" })),
+    now,
+  });
+}
+
 /** Calls `fn` every `everyMs` until it returns true (then true) or `withinMs` passed (false). */
 async function waitUntil(
   fn: () => Promise<boolean>,

@@ -16,7 +16,7 @@ import { openPostgresStore } from "../../src/store/postgres/mod.ts";
 import { MIGRATIONS } from "../../src/store/postgres/migrations.ts";
 import { nextRunAtSql, SCHEDULED_COUNT_SQL } from "../../src/store/postgres/postgres_store.ts";
 import type { Store } from "../../src/store/store.ts";
-import { newJob, storeConformance } from "./conformance.ts";
+import { newJob, pausedBacklog, storeConformance } from "./conformance.ts";
 import { flowConformance } from "./flow_conformance.ts";
 import { scheduleConformance } from "./schedule_conformance.ts";
 import { admin, PG_URL, postgresAvailability } from "../helpers/postgres.ts";
@@ -1350,15 +1350,7 @@ pgTest("counters gone wrong cost a flow-controlled claim time, never a job", asy
   const store = await openPostgresStore(PG_URL, { schema, leaseClock: "caller" });
   const sql = admin();
   try {
-    await store.insertJobs({
-      jobs: Array.from({ length: 30 }, (_, i) => newJob(`bulk-${i}`, { queue: "bulk" })),
-      now: T0,
-    });
-    await store.setQueueControl({ name: "bulk", paused: true, now: T0 });
-    await store.insertJobs({
-      jobs: ["m1", "m2", "m3"].map((id) => newJob(id, { queue: "mail" })),
-      now: T0,
-    });
+    await pausedBacklog(store, T0);
     // "mail" has no counter row at all: by the counters it is empty.
     await sql.unsafe(`DELETE FROM "${schema}".job_counts WHERE queue = 'mail'`);
     const claim = async (queues: string[] | null) =>

@@ -14,7 +14,7 @@ import {
   SCHEDULED_COUNT_SQL,
 } from "../../src/store/sqlite/sqlite_store.ts";
 import { complete } from "../../src/core/transitions.ts";
-import { newJob, storeConformance } from "./conformance.ts";
+import { newJob, pausedBacklog, storeConformance } from "./conformance.ts";
 import { flowConformance } from "./flow_conformance.ts";
 import { scheduleConformance } from "./schedule_conformance.ts";
 
@@ -644,15 +644,7 @@ Deno.test("sqlite: counters gone wrong cost a claim time, never a job", async ()
   const path = `${dir}/wrong-counters.db`;
   const store = await openSqliteStore(path);
   try {
-    await store.insertJobs({
-      jobs: Array.from({ length: 30 }, (_, i) => newJob(`bulk-${i}`, { queue: "bulk" })),
-      now: T0,
-    });
-    await store.setQueueControl({ name: "bulk", paused: true, now: T0 });
-    await store.insertJobs({
-      jobs: ["m1", "m2", "m3"].map((id) => newJob(id, { queue: "mail" })),
-      now: T0,
-    });
+    await pausedBacklog(store, T0);
     const corrupt = (sql: string) => {
       const db = new DatabaseSync(path);
       try {
