@@ -388,7 +388,7 @@ function toWorker(r: Row): WorkerRecord {
 }
 
 /** A PostgreSQL array literal of `values` (text[] input syntax: each quoted, \\ and " escaped). */
-export function textArray(values: readonly string[]): string {
+function textArray(values: readonly string[]): string {
   return `{${values.map((v) => `"${v.replace(/[\\"]/g, (c) => "\\" + c)}"`).join(",")}}`;
 }
 
@@ -451,12 +451,10 @@ class PostgresStore implements Store {
   #controlledUntil = -Infinity;
   /**
    * Whether the flow-controlled claim reads the open queues' own jobs (see #openQueues), decided
-   * from the counters at most every {@link CONTROLLED_HOLD_MS}: until when, and what.
+   * from the counters at most every {@link CONTROLLED_HOLD_MS}: for which queue filter (JSON),
+   * until when, and what.
    */
-  #byQueueUntil = -Infinity;
-  #byQueue = false;
-  /** The queue filter that decision was for (JSON). */
-  #byQueueFor = "";
+  #walkDecision: { key: string; until: number; byQueue: boolean } | null = null;
   #closed = false;
   /** Calls under way, awaited by close(). */
   readonly #inflight = new Set<Promise<unknown>>();
@@ -1328,19 +1326,22 @@ class PostgresStore implements Store {
   async #openQueues(q: Sql, p: ClaimParams): Promise<string[] | null> {
     const served = p.queues && p.queues.length ? p.queues : null;
     const key = JSON.stringify(served);
-    if (performance.now() >= this.#byQueueUntil || key !== this.#byQueueFor) {
+    let decided = this.#walkDecision;
+    if (decided === null || decided.key !== key || performance.now() >= decided.until) {
       const rows = await q`SELECT c.queue, c.state, sum(c.n)::bigint AS n,
           c.queue IN (${q.unsafe(CLOSED_QUEUES_SQL)}) AS closed
         FROM job_counts c GROUP BY c.queue, c.state HAVING sum(c.n) <> 0`;
-      this.#byQueue = claimWalksQueues(
-        rows.map((r) => ({ queue: r.queue as string, state: r.state as string, n: Number(r.n) })),
-        served,
-        new Set(rows.filter((r) => r.closed).map((r) => r.queue as string)),
-      );
-      this.#byQueueUntil = performance.now() + CONTROLLED_HOLD_MS;
-      this.#byQueueFor = key;
+      decided = this.#walkDecision = {
+        key,
+        until: performance.now() + CONTROLLED_HOLD_MS,
+        byQueue: claimWalksQueues(
+          rows.map((r) => ({ queue: r.queue as string, state: r.state as string, n: Number(r.n) })),
+          served,
+          new Set(rows.filter((r) => r.closed).map((r) => r.queue as string)),
+        ),
+      };
     }
-    if (!this.#byQueue) return null;
+    if (!decided.byQueue) return null;
     const closedNow = new Set(
       (await q.unsafe(CLOSED_QUEUES_SQL)).map((r) => r.name as string),
     );
