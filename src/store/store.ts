@@ -341,7 +341,9 @@ export interface Store {
    * with `output` as the run's output; without `output` a running row keeps its output so far):
    * the job's `running` run row of that attempt and worker is closed, or a run row is added.
    * Returns false, changing nothing, when the guard does not hold (job gone, state or lease owner
-   * changed). Deleting a job deletes its runs.
+   * changed). Deleting a job deletes its runs. Once committed, it wakes idle workers (see
+   * worker/wake.ts) when the job may be claimed now or later, when a dependent became claimable,
+   * and when a job of a limited queue (not paused) left `processing`: its slot is free.
    */
   applyChange(p: { change: StateChange; output?: JobOutput }): Promise<boolean>;
   /**
@@ -386,8 +388,9 @@ export interface Store {
   /**
    * Reads the earliest run_at among claimable jobs in `queues` (null = all), or null if none;
    * with `after`, among those due after that time only (the next scheduled job). `open`: leaving
-   * out the jobs of paused queues (an idle worker's wait: a paused queue's due jobs cannot be
-   * claimed until it is resumed, which wakes the workers).
+   * out the jobs of paused queues and of full ones (limited, their limit reached): an idle
+   * worker's wait. Those jobs cannot be claimed until a resume, a raised limit or the end of a
+   * running job of the queue, and each of those wakes the workers ({@link applyChange}).
    */
   nextRunAt(
     p: { queues: readonly string[] | null; after?: number; open?: boolean },

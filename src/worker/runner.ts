@@ -773,8 +773,8 @@ export class Runner {
     let waitMs = this.config.poll_interval * 1000;
     const next = await this.#retrying(
       "read the next run time",
-      // Paused queues left out: their due jobs would end every wait at once until a resume,
-      // which wakes the workers anyway.
+      // Paused and full queues left out: their due jobs would end every wait at once until a
+      // resume, or the end of a job that frees a slot, which wake the workers anyway.
       () => this.store.nextRunAt({ queues: this.queues, open: true }),
     );
     if (next !== null && next !== undefined) waitMs = Math.min(waitMs, Math.max(0, next - now));

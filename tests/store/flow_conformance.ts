@@ -10,6 +10,7 @@ import type { Job, JobToInsert } from "../../src/core/job.ts";
 import type { RetryPolicy } from "../../src/core/retry_policy.ts";
 import { complete, fail, restore, retryNow } from "../../src/core/transitions.ts";
 import type { ClaimParams, Store } from "../../src/store/store.ts";
+import { wakerFor } from "../../src/worker/wake.ts";
 import { type ConformanceOptions, newJob } from "./conformance.ts";
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -586,7 +587,7 @@ export function flowConformance(
     },
   );
 
-  test("nextRunAt with open leaves out the jobs of paused queues, not those of full ones", async (
+  test("nextRunAt with open leaves out the jobs of paused and full queues", async (
     store,
     clock,
   ) => {
@@ -611,10 +612,53 @@ export function flowConformance(
     );
     await store.setQueueControl({ name: "mail", paused: true, now: clock.now() });
     assert.equal(await store.nextRunAt({ queues: null, open: true }), null);
-    // A full queue (its limit reached) stays in: a slot frees without a wake-up.
+    // A full queue (its limit reached) is left out too, until a slot frees.
     await store.setQueueControl({ name: "bulk", paused: false, now: clock.now() });
     await store.setQueueControl({ name: "bulk", maxRunning: 1, now: clock.now() });
-    assert.equal((await store.claimJobs(claimOf(clock, { queues: ["bulk"] }))).length, 1);
+    const [running] = await store.claimJobs(claimOf(clock, { queues: ["bulk"] }));
+    assert.ok(running);
+    assert.equal(await store.nextRunAt({ queues: null, open: true }), null);
+    assert.equal(await store.nextRunAt({ queues: ["bulk"], open: true }), null);
+    assert.equal(await store.nextRunAt({ queues: null }), T0 - 60_000, "without open: all");
+    await store.setQueueControl({ name: "mail", paused: false, now: clock.now() });
+    assert.equal(await store.nextRunAt({ queues: null, open: true }), T0 + 5000);
+    await completeAll(store, clock, [running]);
     assert.equal(await store.nextRunAt({ queues: null, open: true }), T0 - 60_000);
+  });
+
+  test("a running job of a limited queue that ends wakes idle workers (its slot is free)", async (
+    store,
+    clock,
+  ) => {
+    // Idle workers leave full queues out of their wait, so the end of the job that filled the
+    // queue must wake them, whatever its outcome (completed is not a claimable state).
+    await store.insertJobs({
+      jobs: [newJob("lim-1", { queue: "lim" }), newJob("lim-2", { queue: "lim" })],
+      now: clock.now(),
+    });
+    await store.setQueueControl({ name: "lim", maxRunning: 1, now: clock.now() });
+    const [running] = await store.claimJobs(claimOf(clock));
+    assert.equal(running?.id, "lim-1");
+    assert.equal(await store.nextRunAt({ queues: null, open: true }), null, "lim is full");
+    const waker = wakerFor(store);
+    try {
+      waker.idle();
+      // Sets the hint source up (PostgreSQL: LISTEN, after the writes above); hints before it
+      // are not seen.
+      await waker.wait(0);
+      waker.arm();
+      const controller = new AbortController();
+      let woke: boolean | null = null;
+      const waiting = waker.wait(60_000, controller.signal).then((h) => woke = h);
+      await completeAll(store, clock, [running]);
+      // Bounded: if no wake-up comes, abort after 10 s and fail.
+      const guard = setTimeout(() => controller.abort(), 10_000);
+      await waiting;
+      clearTimeout(guard);
+      assert.equal(woke, true, "woken by the settle, not by the guard");
+    } finally {
+      waker.close();
+    }
+    assert.equal(await store.nextRunAt({ queues: null, open: true }), T0);
   });
 }

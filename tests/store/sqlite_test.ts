@@ -673,3 +673,40 @@ Deno.test("sqlite: counters gone wrong cost a claim time, never a job", async ()
     await store.close();
   }
 });
+
+Deno.test("sqlite: a settle frees a limited queue's slot with a wake-up, unless its own claim fills it again", async () => {
+  const path = `${dir}/slot-wake.db`;
+  const store = await openSqliteStore(path);
+  try {
+    const wake = store.wakeFile!;
+    await store.insertJobs({
+      jobs: ["a", "b", "c"].map((id) => newJob(id, { queue: "lim", run_at: 0 })),
+      now: 0,
+    });
+    await store.setQueueControl({ name: "lim", maxRunning: 1, now: 1 });
+    // Reads whether a wake-up was written since the last call: the store writes 0x2a at offset 0.
+    const woke = () => {
+      const byte = Deno.readFileSync(wake)[0];
+      Deno.writeFileSync(wake, new Uint8Array([0]));
+      return byte === 0x2a;
+    };
+    const claim = { workerId: "w", queues: null, now: 2, leaseMs: 60_000, limit: 1 };
+    const [a] = await store.claimJobs(claim);
+    woke();
+    const settle = async (job: typeof a, limit: number) =>
+      await store.settleAndClaim({
+        change: complete(job, { now: 3, workerId: "w", exit_code: 0 }),
+        claim: { ...claim, limit },
+      });
+    // b takes the slot a freed in the same transaction: lim is as full as it was, no hint.
+    const one = await settle(a, 1);
+    assert.deepEqual(one.claimed.map((j) => j.id), ["b"]);
+    assert.equal(woke(), false, "the slot was filled again by the settle's own claim");
+    // Nothing claimed with it: the slot is free, idle workers must hear of it.
+    const two = await settle(one.claimed[0], 0);
+    assert.deepEqual(two.claimed, []);
+    assert.equal(woke(), true, "the freed slot woke the workers");
+  } finally {
+    await store.close();
+  }
+});

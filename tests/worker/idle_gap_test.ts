@@ -5,6 +5,7 @@
  * Counted, not timed: `Runner.idleGaps`.
  */
 import assert from "node:assert/strict";
+import type { Store } from "../../src/store/store.ts";
 import type { Waker } from "../../src/worker/wake.ts";
 import { Runner } from "../../src/worker/runner.ts";
 import { tempStore } from "../helpers/temp.ts";
@@ -64,21 +65,27 @@ Deno.test("idle waits ended by their timer in quick succession are paced by the 
   assert.ok(runner.idleGaps > 0, "the gap paced the loop");
 });
 
-Deno.test("a paused queue's due jobs do not end an idle worker's waits: it waits its poll interval", async () => {
+/**
+ * The timeouts of an idle runner's first four waits, beside a queue `held` with due jobs that
+ * `close` makes unclaimable.
+ */
+async function waitsBesideClosedQueue(
+  close: (store: Store) => Promise<void>,
+): Promise<number[]> {
   await using t = await tempStore();
   await t.store.insertJobs({
-    jobs: [{
-      id: "held",
+    jobs: ["held-1", "held-2"].map((id) => ({
+      id,
       command: "true",
       queue: "held",
       priority: 0,
       max_retries: 0,
       timeout: null,
       run_at: 0,
-    }],
+    })),
     now: 0,
   });
-  await t.store.setQueueControl({ name: "held", paused: true, now: Date.now() });
+  await close(t.store);
   const timeouts: number[] = [];
   const waker = new (class extends ScriptedWaker {
     override wait(timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
@@ -94,6 +101,30 @@ Deno.test("a paused queue's due jobs do not end an idle worker's waits: it waits
     runner.requestStop("graceful", "test");
     assert.equal(await exit, 0);
   }
-  // The poll interval (1 s by default), not 0: the held job is due but cannot be claimed.
-  assert.deepEqual(timeouts.slice(0, 4), [1000, 1000, 1000, 1000]);
+  return timeouts.slice(0, 4);
+}
+
+Deno.test("a paused queue's due jobs do not end an idle worker's waits: it waits its poll interval", async () => {
+  const timeouts = await waitsBesideClosedQueue(async (store) => {
+    await store.setQueueControl({ name: "held", paused: true, now: Date.now() });
+  });
+  // The poll interval (1 s by default), not 0: the held jobs are due but cannot be claimed.
+  assert.deepEqual(timeouts, [1000, 1000, 1000, 1000]);
+});
+
+Deno.test("a full queue's due jobs do not end an idle worker's waits: it waits its poll interval", async () => {
+  const timeouts = await waitsBesideClosedQueue(async (store) => {
+    await store.setQueueControl({ name: "held", maxRunning: 1, now: Date.now() });
+    // Another worker runs one: the queue is at its limit.
+    const claimed = await store.claimJobs({
+      workerId: "other",
+      queues: null,
+      now: Date.now(),
+      leaseMs: 600_000,
+      limit: 1,
+    });
+    assert.equal(claimed.length, 1);
+  });
+  // Not 0: held-2 is due, but its queue is full until held-1 ends (whose settle wakes workers).
+  assert.deepEqual(timeouts, [1000, 1000, 1000, 1000]);
 });

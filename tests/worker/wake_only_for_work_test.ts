@@ -135,3 +135,71 @@ Deno.test({
       assert.equal(beforeResume, idle, "no claim while the queue was paused");
     }),
 });
+
+/**
+ * An idle worker's wait leaves full queues' due jobs out too, so it relies on the end of the job
+ * that filled the queue waking it: worker `a` runs the one job a limit of 1 allows and stops after
+ * it (so it cannot take the next itself), worker `b` idles with a 600 s poll. `b` must not claim
+ * over and over while the queue is full, and must start the next job at once when `a`'s ends.
+ */
+async function freedSlotWakes(db: string, dir: string): Promise<[number, number]> {
+  const go = `${dir}/go`;
+  await ok(["config", "set", "poll_interval", "600"], db);
+  await ok(["queue", "limit", "lim", "1"], db);
+  const wait = `while [ ! -e '${go}' ]; do sleep 0.02; done`;
+  await ok(["enqueue", JSON.stringify({ id: "lim-1", command: wait, queue: "lim" })], db);
+  const stores: Store[] = [await openStore(db), await openStore(db)];
+  const lines: string[] = [];
+  const [a, b] = stores.map((store) =>
+    new Runner({ store, log: (l) => lines.push(l), graceMs: 200 })
+  );
+  const exits = [a.run()];
+  try {
+    await waitFor(() => lines.some((l) => l.includes("started lim-1")), {
+      what: "worker a to start lim-1",
+    });
+    // a finishes the job in hand, then stops: it claims nothing after it.
+    a.requestStop("graceful", "test");
+    exits.push(b.run());
+    await waitFor(() => b.idle, { what: "worker b to be idle" });
+    const beforeEnqueue = b.claimAttempts;
+    await ok(["enqueue", JSON.stringify({ id: "lim-2", command: "true", queue: "lim" })], db);
+    // The enqueue wakes b; it finds lim full and goes back to its wait.
+    await waitFor(() => b.idle && b.claimAttempts > beforeEnqueue, {
+      what: "b to look and idle again",
+    });
+    const idleClaims = b.claimAttempts;
+    await ok(["status"], db);
+    await ok(["queue", "list"], db);
+    const beforeEnd = b.claimAttempts;
+    await Deno.writeTextFile(go, "");
+    await waitFor(() => lines.some((l) => l.includes("completed lim-2")), {
+      timeoutMs: 20_000,
+      what: "lim-2 to run once lim-1 ended, well before the 600 s poll",
+    });
+    return [idleClaims, beforeEnd];
+  } finally {
+    a.requestStop("graceful", "test");
+    b.requestStop("graceful", "test");
+    await Promise.all(exits);
+    for (const store of stores) await store.close();
+  }
+}
+
+Deno.test("sqlite: a full queue's due job leaves an idle worker idle; the end of its running job wakes it", async () => {
+  await using dir = await tempDir();
+  const [idle, beforeEnd] = await freedSlotWakes(dir.file("q.db"), dir.path);
+  assert.equal(beforeEnd, idle, "no claim while the queue was full");
+});
+
+Deno.test({
+  name:
+    "postgres: a full queue's due job leaves an idle worker idle; the end of its running job wakes it",
+  ignore: noPg,
+  fn: () =>
+    inFreshSchema(async (url) => {
+      await using dir = await tempDir();
+      const [idle, beforeEnd] = await freedSlotWakes(url, dir.path);
+      assert.equal(beforeEnd, idle, "no claim while the queue was full");
+    }),
+});

@@ -406,6 +406,20 @@ const CLOSED_QUEUES_SQL = `SELECT c.name FROM queues c WHERE c.paused OR (c.max_
   AND c.max_running <= (SELECT count(*) FROM jobs r
     WHERE r.state = 'processing' AND r.queue = c.name))`;
 
+/**
+ * The workers' hint of a state change, an expression over the `changed` row (its id and queue):
+ * `NOTIFY queuectl_jobs` when the job may now be claimed (or rescheduled); when a running job of a
+ * limited queue (not paused) leaves `processing`, also, since it freed a slot and idle workers
+ * leave full queues out of their wait (nextRunAt with open); otherwise NULL.
+ */
+function wakeSql(c: StateChange): string {
+  const notify = `pg_notify('${NOTIFY_CHANNEL}', current_schema())`;
+  if (CLAIMABLE_STATES.includes(c.to)) return notify;
+  if (c.from !== "processing") return "NULL";
+  return `(SELECT ${notify} FROM queues q
+    WHERE q.name = changed.queue AND q.max_running > 0 AND NOT q.paused)`;
+}
+
 /** Every queue that has jobs, by name: a skip scan of jobs_queue_created (a seek per queue). */
 const QUEUES_WITH_JOBS_SQL = `WITH RECURSIVE q(name) AS (
     SELECT (SELECT min(queue) FROM jobs)
@@ -1100,8 +1114,6 @@ class PostgresStore implements Store {
   applyChange(p: { change: StateChange; output?: JobOutput }): Promise<boolean> {
     const c = p.change;
     const values = changeValues(c);
-    // Only a job that may now be claimed (or rescheduled) is worth waking workers for.
-    const wake = CLAIMABLE_STATES.includes(c.to);
     // A worker's settle or a rescue (lease-guarded): losing it only means running the job again.
     const relaxed = c.leaseOwner !== undefined || c.leaseExpiredBy !== undefined;
     if (c.lostRun) return this.#settleLost(c, values, p.output);
@@ -1116,7 +1128,7 @@ class PostgresStore implements Store {
         rows = await st.run(
           sql,
           `WITH ${ctes} ${changed}
-        SELECT ${wake ? `pg_notify('${NOTIFY_CHANNEL}', current_schema()),` : ""}
+        SELECT ${wakeSql(c)} AS woke,
           (SELECT pg_notify('${CHANGES_CHANNEL}', current_schema()) FROM watchers
             WHERE expires_at > ${st.p(c.updated_at)} LIMIT 1) AS watched
         FROM changed`,
@@ -1140,7 +1152,7 @@ class PostgresStore implements Store {
 
   /**
    * `changed AS (...)`: the guarded UPDATE of one state change (see core/transitions.ts), returning
-   * the job's id when it was applied, followed by the run's CTEs (see {@link #runCtes}) if any.
+   * the job's id and queue when it was applied, followed by the run's CTEs (see {@link #runCtes}) if any.
    * `relaxed`: the UPDATE joins the `relaxed` CTE, which the statement must define.
    */
   #changeCtes(
@@ -1160,7 +1172,7 @@ class PostgresStore implements Store {
       ? `UPDATE jobs SET ${set} FROM relaxed WHERE ${guard}`
       : `UPDATE jobs SET ${set} WHERE ${guard}`;
     const run = c.run ? `, ${this.#runCtes(st, c.id, c.run, output)}` : "";
-    return `changed AS (${update} RETURNING jobs.id) ${run}`;
+    return `changed AS (${update} RETURNING jobs.id, jobs.queue) ${run}`;
   }
 
   /**
@@ -1450,7 +1462,6 @@ class PostgresStore implements Store {
   ): Promise<{ applied: boolean; claimed: Job[] }> {
     const c = p.change;
     const values = changeValues(c);
-    const wake = CLAIMABLE_STATES.includes(c.to);
     return this.#run(async (sql) => {
       const st = new Statement();
       const changed = this.#changeCtes(st, c, values, true, p.output);
@@ -1461,9 +1472,7 @@ class PostgresStore implements Store {
         this.#uncontrolled(st, p.claim),
       );
       // The hints of applyChange, sent only when the settle was applied.
-      const woke = wake
-        ? `(SELECT pg_notify('${NOTIFY_CHANNEL}', current_schema()) FROM changed)`
-        : "NULL";
+      const woke = `(SELECT ${wakeSql(c)} FROM changed)`;
       const rows = await st.run(
         sql,
         `WITH ${this.#relaxedText}, ${changed}, ${picked}, claimed AS (${update}),
@@ -1520,19 +1529,20 @@ class PostgresStore implements Store {
   ): Promise<number | null> {
     return this.#run(async (sql) => {
       if (p.open) {
-        // Paused queues left out: their jobs pile up at the head of jobs_run_at, so the open
-        // queues are named (the worker's, or a skip scan of jobs_queue_created), in a statement
-        // planned with those names (see #openQueues).
-        const paused = new Set(
-          (await sql`SELECT name FROM queues WHERE paused`).map((r) => r.name as string),
+        // Paused and full queues left out (a resume, a settle that frees a limited queue's slot
+        // and a raised limit wake the workers). Their jobs pile up at the head of jobs_run_at, so
+        // the open queues are named (the worker's, or a skip scan of jobs_queue_created), in a
+        // statement planned with those names (see #openQueues).
+        const closed = new Set(
+          (await sql.unsafe(CLOSED_QUEUES_SQL)).map((r) => r.name as string),
         );
-        if (paused.size > 0) {
+        if (closed.size > 0) {
           const names = (p.queues && p.queues.length > 0
             ? p.queues
             : (await sql.unsafe(QUEUES_WITH_JOBS_SQL)).map((r) =>
               r.name as string
             ))
-            .filter((name) => !paused.has(name));
+            .filter((name) => !closed.has(name));
           if (names.length === 0) return null;
           const [{ t }] = await sql.unsafe(
             `SELECT min(${CLAIM_DUE_COLUMN}) AS t FROM jobs WHERE ${CLAIMABLE_SQL}

@@ -209,7 +209,7 @@ const QUEUES_WITH_JOBS_SQL = "WITH RECURSIVE q(name) AS (SELECT (SELECT min(queu
  * The next due time among claimable jobs (Store.nextRunAt), with `queues` queue names to filter on
  * and, when `after`, a lower bound. INDEXED BY jobs_waiting, which holds claimable jobs only
  * (migration 13): the lookup never walks jobs waiting for their dependencies. `closed`: the
- * queues named in a JSON array (paused ones) are left out. Parameters: the queues, the JSON
+ * queues named in a JSON array (paused or full ones) are left out. Parameters: the queues, the JSON
  * array, then `after`.
  */
 export function nextRunAtSql(queues: number, after: boolean, closed = false): string {
@@ -975,21 +975,31 @@ class SqliteStore implements Store {
 
   async applyChange(p: { change: StateChange; output?: JobOutput }): Promise<boolean> {
     this.#freed = false;
+    this.#slotFreed = null;
     const applied = await this.#db.hotWrite(() => {
       this.#freed = false;
+      this.#slotFreed = null;
       return this.#settle(p.change, p.output);
     });
-    if (applied) this.#wakeFor(p.change);
+    if (applied) this.#wakeFor(p.change, []);
     return applied;
   }
 
   /**
    * Wakes idle workers when `change` (committed) made a job claimable, now or later, itself or a
-   * job that ran after it.
+   * job that ran after it, or freed a slot of a limited queue that the same transaction's claim
+   * (`claimed`) did not fill again with a job of that queue.
    */
-  #wakeFor(change: StateChange): void {
-    if (CLAIMABLE_STATES.includes(change.to) || this.#freed) this.#wake.touch();
+  #wakeFor(change: StateChange, claimed: readonly Job[]): void {
+    const slot = this.#slotFreed;
+    if (
+      CLAIMABLE_STATES.includes(change.to) || this.#freed ||
+      (slot !== null && !claimed.some((j) => j.queue === slot))
+    ) {
+      this.#wake.touch();
+    }
     this.#freed = false;
+    this.#slotFreed = null;
   }
 
   async requestKill(
@@ -1021,9 +1031,10 @@ class SqliteStore implements Store {
     // the counters, the state indexes), and each commit costs its WAL writes and lock round.
     const result = await this.#db.hotWrite(() => {
       this.#freed = false;
+      this.#slotFreed = null;
       return { applied: this.#settle(p.change, p.output), claimed: this.#claim(p.claim) };
     }, true);
-    if (result.applied) this.#wakeFor(p.change);
+    if (result.applied) this.#wakeFor(p.change, result.claimed);
     return result;
   }
 
@@ -1056,6 +1067,15 @@ class SqliteStore implements Store {
     this.#db.count(moved.queue, c.to, 1);
     if (c.run) this.#recordRun(c.id, c.run, output);
     this.#afterMove(c);
+    // A running job of a limited queue freed a slot: idle workers leave full queues out of their
+    // wait (nextRunAt with open), so they must hear of it.
+    if (
+      c.from === "processing" &&
+      this.#db.stmt("SELECT 1 FROM queues WHERE name = ? AND max_running > 0 AND paused = 0")
+          .get(moved.queue) !== undefined
+    ) {
+      this.#slotFreed = moved.queue;
+    }
     return true;
   }
 
@@ -1145,6 +1165,8 @@ class SqliteStore implements Store {
 
   /** Set when a commit made a dependent claimable: the caller then wakes the workers. */
   #freed = false;
+  /** The limited queue whose slot a commit freed (see {@link #wakeFor}), or null. */
+  #slotFreed: string | null = null;
 
   /**
    * The jobs that run after `root` and still wait (pending, failed) go dead, and theirs, down
@@ -1235,31 +1257,38 @@ class SqliteStore implements Store {
   }
 
   /**
+   * The queues closed now (paused, or limited and full) and the room left in the other limited
+   * ones (null when no queue is paused or limited: the claim is then the one without controls).
+   */
+  #queueRoom(): { closed: string[]; room: Map<string, number> | null } {
+    const controls = this.#db.stmt(
+      "SELECT name, paused, max_running FROM queues WHERE paused <> 0 OR max_running > 0",
+    ).all() as { name: string; paused: number; max_running: number }[];
+    const closed: string[] = [];
+    if (controls.length === 0) return { closed, room: null };
+    const room = new Map<string, number>();
+    // Through the lease index: it holds only the running jobs, a few per worker (one more index
+    // on the queue would cost every claim and settle a write).
+    const running = this.#db.stmt(
+      "SELECT count(*) AS n FROM jobs INDEXED BY jobs_lease " +
+        "WHERE state = 'processing' AND queue = ?",
+    );
+    for (const c of controls) {
+      const left = c.paused ? 0 : c.max_running - (running.get(c.name) as { n: number }).n;
+      if (left <= 0) closed.push(c.name);
+      else if (c.max_running > 0) room.set(c.name, left);
+    }
+    return { closed, room };
+  }
+
+  /**
    * Claims up to p.limit due jobs; callers are inside the write transaction, which no other
    * writer shares: the queues' pause and limits read here hold until the commit. Without any
    * paused or limited queue the claim is the same as without queue controls.
    */
   #claim(p: ClaimParams): Job[] {
-    const controls = this.#db.stmt(
-      "SELECT name, paused, max_running FROM queues WHERE paused <> 0 OR max_running > 0",
-    ).all() as { name: string; paused: number; max_running: number }[];
-    let room: Map<string, number> | null = null;
+    const { closed, room } = this.#queueRoom();
     let candidates: { id: string; state: JobState; queue: string }[];
-    const closed: string[] = [];
-    if (controls.length > 0) {
-      room = new Map();
-      // Through the lease index: it holds only the running jobs, a few per worker (one more index
-      // on the queue would cost every claim and settle a write).
-      const running = this.#db.stmt(
-        "SELECT count(*) AS n FROM jobs INDEXED BY jobs_lease " +
-          "WHERE state = 'processing' AND queue = ?",
-      );
-      for (const c of controls) {
-        const left = c.paused ? 0 : c.max_running - (running.get(c.name) as { n: number }).n;
-        if (left <= 0) closed.push(c.name);
-        else if (c.max_running > 0) room.set(c.name, left);
-      }
-    }
     const open = this.#claimByQueues(p.queues, closed);
     if (open !== null) {
       candidates = this.#db.stmt(CLAIM_BY_QUEUES_SQL)
@@ -1382,12 +1411,11 @@ class SqliteStore implements Store {
     p: { queues: readonly string[] | null; after?: number; open?: boolean },
   ): Promise<number | null> {
     return this.#db.run(() => {
-      const paused = p.open
-        ? (this.#db.stmt("SELECT name FROM queues WHERE paused <> 0").all() as { name: string }[])
-          .map((r) => r.name)
-        : [];
+      // Paused and full queues left out (an idle worker's wait): a resume, a settle that frees a
+      // limited queue's slot and a raised limit wake the workers.
+      const closed = p.open ? this.#queueRoom().closed : [];
       const after = p.after === undefined ? [] : [p.after];
-      const open = this.#claimByQueues(p.queues, paused);
+      const open = this.#claimByQueues(p.queues, closed);
       if (open !== null) {
         return (this.#db.value(
           nextRunByQueuesSql(p.after !== undefined),
@@ -1396,9 +1424,9 @@ class SqliteStore implements Store {
         ) as number | null) ?? null;
       }
       return (this.#db.value(
-        nextRunAtSql(p.queues?.length ?? 0, p.after !== undefined, paused.length > 0),
+        nextRunAtSql(p.queues?.length ?? 0, p.after !== undefined, closed.length > 0),
         ...(p.queues ?? []),
-        ...(paused.length > 0 ? [JSON.stringify(paused)] : []),
+        ...(closed.length > 0 ? [JSON.stringify(closed)] : []),
         ...after,
       ) as number | null) ?? null;
     });
