@@ -10,9 +10,15 @@
  *   freed it);
  * - now, a limited queue: a limit (1000) on another queue, so every claim takes the controlled
  *   path (SQLite: the queues' room counted in the claim's transaction; PostgreSQL: the limited
- *   queues' rows locked, then the claim).
+ *   queues' rows locked, then the claim);
+ * - now, the jobs' own queue limited (1000): each settle also frees a slot of a limited queue,
+ *   which wakes idle workers unless the same transaction's claim fills it again (SQLite).
  *
- * Usage: deno run -A bench/flow.ts [--baseline DIR] [--jobs N] [--rounds R] [--backend sqlite|postgres|both]
+ * With `--baseline-all` (a baseline that has flow control), every variant also runs on the
+ * baseline's store, each beside its own: rows "before, <variant>".
+ *
+ * Usage: deno run -A bench/flow.ts [--baseline DIR [--baseline-all]] [--variants none,chain,limited,own]
+ *   [--jobs N] [--rounds R] [--backend sqlite|postgres|both]
  * Prints a Markdown table (medians and ranges of µs per job, ratio to before) and the load average.
  * PostgreSQL: QUEUECTL_TEST_PG_URL (default postgres://postgres@127.0.0.1:5432/test), one fresh
  * schema per run, dropped after.
@@ -34,13 +40,14 @@ const backendArg = arg("--backend") ?? "both";
 const PG_URL = Deno.env.get("QUEUECTL_TEST_PG_URL") ?? "postgres://postgres@127.0.0.1:5432/test";
 
 type Open = (url: string) => Promise<Store>;
-type Variant = "before" | "none" | "chain" | "limited";
+type Variant = "before" | "none" | "chain" | "limited" | "own";
 
 const LABELS: Record<Variant, string> = {
   before: "before issue 16 (baseline checkout), no dependencies",
   none: "now, no dependencies, no queue controls",
   chain: "now, a chain (each job after the one before)",
   limited: "now, no dependencies, a limit on another queue (controlled claim path)",
+  own: "now, no dependencies, a limit on the jobs' own queue (each settle frees a slot)",
 };
 
 function jobsFor(variant: Variant, n: number): JobToInsert[] {
@@ -99,8 +106,9 @@ async function once(
   try {
     const jobs = jobsFor(variant, n);
     await store.insertJobs({ jobs, now: 1 });
-    if (variant === "limited") {
-      await store.setQueueControl({ name: "other", maxRunning: 1000, now: 1 });
+    if (variant === "limited" || variant === "own") {
+      const name = variant === "own" ? "default" : "other";
+      await store.setQueueControl({ name, maxRunning: 1000, now: 1 });
     }
     const claim = { workerId: "bench", queues: null, leaseMs: 60_000, limit: 1 };
     let done = 0;
@@ -131,25 +139,36 @@ const before: Open | null = baselineDir
   ? (await import(`file://${Deno.realPathSync(baselineDir)}/src/store/mod.ts`)).openStore
   : null;
 
+const baselineAll = Deno.args.includes("--baseline-all");
 const backends: ("sqlite" | "postgres")[] = backendArg === "both"
   ? ["sqlite", "postgres"]
   : [backendArg as "sqlite" | "postgres"];
+/** A row: which store, which jobs and controls. */
+type Row = { label: string; open: Open; variant: Variant };
+const nowVariants: Variant[] = (arg("--variants")?.split(",") ??
+  ["none", "chain", "limited", "own"]) as Variant[];
+const rows: Row[] = before && baselineAll
+  ? nowVariants.flatMap((v) => [
+    { label: LABELS[v].replace(/^now, /, "before, "), open: before, variant: v },
+    { label: LABELS[v], open: openStore, variant: v },
+  ])
+  : [
+    ...(before ? [{ label: LABELS.before, open: before, variant: "before" as Variant }] : []),
+    ...nowVariants.map((v) => ({ label: LABELS[v], open: openStore, variant: v })),
+  ];
 const loadBefore = await loadAverage();
 const lines: string[] = [];
 for (const backend of backends) {
   const n = Number(arg("--jobs") ?? (backend === "sqlite" ? 3000 : 600));
-  const variants: Variant[] = before
-    ? ["before", "none", "chain", "limited"]
-    : ["none", "chain", "limited"];
-  const times = new Map<Variant, number[]>(variants.map((v) => [v, []]));
+  const times = new Map<Row, number[]>(rows.map((r) => [r, []]));
   // A warm-up of each, then interleaved rounds so that machine noise hits all alike.
-  for (const v of variants) await once(v === "before" ? before! : openStore, backend, v, 200);
+  for (const row of rows) await once(row.open, backend, row.variant, 200);
   for (let r = 0; r < rounds; r++) {
-    for (const v of variants) {
-      times.get(v)!.push(await once(v === "before" ? before! : openStore, backend, v, n));
+    for (const row of rows) {
+      times.get(row)!.push(await once(row.open, backend, row.variant, n));
     }
   }
-  const base = median(times.get(before ? "before" : "none")!);
+  const base = median(times.get(rows[0])!);
   lines.push(
     "",
     `${backend}: ${n.toLocaleString("en-US")} jobs claimed and completed one at a time ` +
@@ -157,9 +176,9 @@ for (const backend of backends) {
     "",
     "| claim path | µs per job, median | range | ratio |",
     "|---|---:|---:|---:|",
-    ...variants.map((v) => {
-      const xs = times.get(v)!;
-      return `| ${LABELS[v]} | ${fmt(median(xs))} | ${fmt(Math.min(...xs))}-${
+    ...rows.map((row) => {
+      const xs = times.get(row)!;
+      return `| ${row.label} | ${fmt(median(xs))} | ${fmt(Math.min(...xs))}-${
         fmt(Math.max(...xs))
       } | ${fmt(median(xs) / base, 2)} |`;
     }),
