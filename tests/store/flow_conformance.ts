@@ -465,6 +465,68 @@ export function flowConformance(
   );
 
   test(
+    "20 workers settling and claiming in one call: no deadlock, never more than a queue's limit",
+    async (store, clock) => {
+      // As workers do (settleAndClaim). On PostgreSQL every controlled claim locks the limited
+      // queues first, then writes the counters (sharded by backend pid: with 20 sessions two
+      // share a shard); a transaction that wrote its counter rows before taking that lock would
+      // wait for such a claim while the claim waits for it (deadlock detected: a settle and a
+      // claim sent as one transaction in that order failed this test 3 of 3). `running` counts a job
+      // from its claim's return to just before its settle is sent: never more than the database
+      // counts, so never more than the limit. Every other job is of a queue without a limit, so
+      // that a settle often frees a slot of `api` while its own claim takes a `free` job.
+      const n = 300;
+      await store.insertJobs({
+        jobs: Array.from(
+          { length: n },
+          (_, i) => newJob(`s${i}`, { queue: i % 2 ? "api" : "free", run_at: T0 - n + i }),
+        ),
+        now: clock.now(),
+      });
+      await store.setQueueControl({ name: "api", maxRunning: 2, now: clock.now() });
+      const others = await Promise.all(Array.from({ length: 19 }, () => opts.reopen(store)));
+      const workers = [store, ...others];
+      let running = 0;
+      let most = 0;
+      let done = 0;
+      try {
+        await Promise.all(workers.map(async (s, w) => {
+          const claim = () => claimOf(clock, { workerId: `w${w}`, limit: 1 });
+          let [job] = await s.claimJobs(claim());
+          while (done < n) {
+            if (!job) {
+              await new Promise((r) => setTimeout(r, 1));
+              [job] = await s.claimJobs(claim());
+              continue;
+            }
+            const limited = job.queue === "api" ? 1 : 0;
+            running += limited;
+            most = Math.max(most, running);
+            // What the database says too, while this job is held.
+            const held = await s.countJobs({ state: "processing", queue: "api" });
+            assert.ok(held <= 2, `${held} running`);
+            await new Promise((r) => setTimeout(r, 2));
+            running -= limited;
+            const r = await s.settleAndClaim({
+              change: complete(job, { now: clock.now(), workerId: `w${w}`, exit_code: 0 }),
+              claim: claim(),
+            });
+            assert.ok(r.applied, `${job.id} settled`);
+            done++;
+            [job] = r.claimed;
+          }
+        }));
+      } finally {
+        await Promise.all(others.map((s) => s.close()));
+      }
+      assert.equal(done, n);
+      assert.ok(most <= 2, `at most 2 at once, saw ${most}`);
+      assert.ok(most === 2, "the workers did run the queue's jobs side by side");
+      assert.equal((await store.stats({ now: clock.now() })).counts.completed, n);
+    },
+  );
+
+  test(
     "per-queue counts follow every move: claims, settles, deaths down the graph, restores, deletes",
     async (store, clock) => {
       /** What listQueues and countJobs say must be what the jobs themselves say. */
@@ -624,6 +686,31 @@ export function flowConformance(
     assert.equal(await store.nextRunAt({ queues: null, open: true }), T0 + 5000);
     await completeAll(store, clock, [running]);
     assert.equal(await store.nextRunAt({ queues: null, open: true }), T0 - 60_000);
+  });
+
+  test("a limited queue and a worker whose names hold quotes, backslashes and semicolons", async (
+    store,
+    clock,
+  ) => {
+    // Through the flow-controlled claim (its lock, its claim statements, the walk decision kept
+    // per queue filter): whatever the names hold, they are values, never SQL.
+    const queue = "lim ' \\' \\\\ \"; DROP TABLE jobs; --";
+    const workerId = "w ' \\'; SELECT 1; --";
+    await store.insertJobs({
+      jobs: Array.from({ length: 4 }, (_, i) => newJob(`odd-${i}`, { queue })),
+      now: clock.now(),
+    });
+    await store.setQueueControl({ name: queue, maxRunning: 2, now: clock.now() });
+    const claims: string[][] = [];
+    // Each filter twice: the second claim of each runs while the first one's walk decision holds.
+    for (const queues of [[queue], [queue], null, null]) {
+      const got = await store.claimJobs(claimOf(clock, { workerId, queues, limit: 2 }));
+      claims.push(got.map((j) => j.id));
+      for (const j of got) assert.equal(j.lease_owner, workerId);
+      await completeAll(store, clock, got);
+    }
+    assert.deepEqual(claims, [["odd-0", "odd-1"], ["odd-2", "odd-3"], [], []]);
+    assert.equal(await store.countJobs({ state: "completed", queue }), 4);
   });
 
   test("a running job of a limited queue that ends wakes idle workers (its slot is free)", async (
