@@ -168,7 +168,9 @@ async function once(checkout: string, backend: Backend, shape: Shape): Promise<[
 
 const checkouts: [string, string][] = [["this checkout", MAIN.slice(0, -"/src/main.ts".length)]];
 if (base) checkouts.unshift([`base (${base})`, base]);
-const backends: Backend[] = backendArg === "both" ? ["sqlite", "postgres"] : [backendArg as Backend];
+const backends: Backend[] = backendArg === "both"
+  ? ["sqlite", "postgres"]
+  : [backendArg as Backend];
 const loadBefore = await loadAverage();
 const rows: string[] = [];
 for (const backend of backends) {
