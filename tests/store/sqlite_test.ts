@@ -710,3 +710,67 @@ Deno.test("sqlite: a settle frees a limited queue's slot with a wake-up, unless 
     await store.close();
   }
 });
+
+Deno.test("sqlite: two settles at once on one store: the one that frees a limited queue's slot still wakes the workers", async () => {
+  const path = `${dir}/slot-wake-race.db`;
+  const store = await openSqliteStore(path);
+  try {
+    const wake = store.wakeFile!;
+    await store.insertJobs({
+      jobs: [newJob("lim-1", { queue: "lim", run_at: 0 }), newJob("free-1", { run_at: 0 })],
+      now: 0,
+    });
+    await store.setQueueControl({ name: "lim", maxRunning: 1, now: 1 });
+    const jobs = await store.claimJobs({
+      workerId: "w",
+      queues: null,
+      now: 2,
+      leaseMs: 60_000,
+      limit: 2,
+    });
+    assert.equal(jobs.length, 2);
+    Deno.writeFileSync(wake, new Uint8Array([0]));
+    // Both in flight together: one write's start must not clear what the other found.
+    const done = (id: string) =>
+      store.applyChange({
+        change: complete(jobs.find((j) => j.id === id)!, { now: 3, workerId: "w", exit_code: 0 }),
+      });
+    assert.deepEqual(await Promise.all([done("lim-1"), done("free-1")]), [true, true]);
+    assert.equal(Deno.readFileSync(wake)[0], 0x2a, "the freed slot woke the workers");
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("sqlite: two settles at once on one store: the one that frees a dependent still wakes the workers", async () => {
+  const path = `${dir}/dep-wake-race.db`;
+  const store = await openSqliteStore(path);
+  try {
+    const wake = store.wakeFile!;
+    await store.insertJobs({
+      jobs: [
+        newJob("a", { run_at: 0 }),
+        newJob("other", { run_at: 0 }),
+        newJob("b", { run_at: 0, depends_on: JSON.stringify(["a"]) }),
+      ],
+      now: 0,
+    });
+    const jobs = await store.claimJobs({
+      workerId: "w",
+      queues: null,
+      now: 2,
+      leaseMs: 60_000,
+      limit: 2,
+    });
+    assert.deepEqual(jobs.map((j) => j.id).sort(), ["a", "other"]);
+    Deno.writeFileSync(wake, new Uint8Array([0]));
+    const done = (id: string) =>
+      store.applyChange({
+        change: complete(jobs.find((j) => j.id === id)!, { now: 3, workerId: "w", exit_code: 0 }),
+      });
+    assert.deepEqual(await Promise.all([done("a"), done("other")]), [true, true]);
+    assert.equal(Deno.readFileSync(wake)[0], 0x2a, "b, freed by a, woke the workers");
+  } finally {
+    await store.close();
+  }
+});

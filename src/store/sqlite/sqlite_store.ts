@@ -974,32 +974,44 @@ class SqliteStore implements Store {
   }
 
   async applyChange(p: { change: StateChange; output?: JobOutput }): Promise<boolean> {
-    this.#freed = false;
-    this.#slotFreed = null;
-    const applied = await this.#db.hotWrite(() => {
+    const r = await this.#db.hotWrite(() => {
       this.#freed = false;
       this.#slotFreed = null;
-      return this.#settle(p.change, p.output);
+      const applied = this.#settle(p.change, p.output);
+      return { applied, hints: this.#takeHints() };
     });
-    if (applied) this.#wakeFor(p.change, []);
-    return applied;
+    if (r.applied) this.#wakeFor(p.change, [], r.hints);
+    return r.applied;
+  }
+
+  /**
+   * What the write under way found for the workers' hint (see {@link #wakeFor}), read and reset
+   * before its transaction's function returns: another call's write may start before this one's
+   * caller wakes the workers.
+   */
+  #takeHints(): { freed: boolean; slot: string | null } {
+    const hints = { freed: this.#freed, slot: this.#slotFreed };
+    this.#freed = false;
+    this.#slotFreed = null;
+    return hints;
   }
 
   /**
    * Wakes idle workers when `change` (committed) made a job claimable, now or later, itself or a
-   * job that ran after it, or freed a slot of a limited queue that the same transaction's claim
-   * (`claimed`) did not fill again with a job of that queue.
+   * job that ran after it (`hints.freed`), or freed a slot of a limited queue (`hints.slot`) that
+   * the same transaction's claim (`claimed`) did not fill again with a job of that queue.
    */
-  #wakeFor(change: StateChange, claimed: readonly Job[]): void {
-    const slot = this.#slotFreed;
+  #wakeFor(
+    change: StateChange,
+    claimed: readonly Job[],
+    hints: { freed: boolean; slot: string | null },
+  ): void {
     if (
-      CLAIMABLE_STATES.includes(change.to) || this.#freed ||
-      (slot !== null && !claimed.some((j) => j.queue === slot))
+      CLAIMABLE_STATES.includes(change.to) || hints.freed ||
+      (hints.slot !== null && !claimed.some((j) => j.queue === hints.slot))
     ) {
       this.#wake.touch();
     }
-    this.#freed = false;
-    this.#slotFreed = null;
   }
 
   async requestKill(
@@ -1032,10 +1044,11 @@ class SqliteStore implements Store {
     const result = await this.#db.hotWrite(() => {
       this.#freed = false;
       this.#slotFreed = null;
-      return { applied: this.#settle(p.change, p.output), claimed: this.#claim(p.claim) };
+      const applied = this.#settle(p.change, p.output);
+      return { applied, claimed: this.#claim(p.claim), hints: this.#takeHints() };
     }, true);
-    if (result.applied) this.#wakeFor(p.change, result.claimed);
-    return result;
+    if (result.applied) this.#wakeFor(p.change, result.claimed, result.hints);
+    return { applied: result.applied, claimed: result.claimed };
   }
 
   /** The guarded UPDATE of one state change; callers are inside the write transaction. */
