@@ -8,9 +8,10 @@
  * - now, no dependencies: this checkout's store, the same jobs;
  * - now, a chain: every job runs after the one before it (each claim follows the completion that
  *   freed it);
- * - now, a limited queue: a limit (1000) on another queue, so every claim takes the controlled
- *   path (SQLite: the queues' room counted in the claim's transaction; PostgreSQL: the limited
- *   queues' rows locked, then the claim);
+ * - now, a limited queue: a limit (1000) on another queue, which has no job (SQLite: the queues'
+ *   room counted in the claim's transaction; PostgreSQL: the one-statement claim, which takes no
+ *   job while one of a limited queue is at the head of the claim order; it took the
+ *   flow-controlled transaction for every claim before 2026-12-01);
  * - now, the jobs' own queue limited (1000): each settle also frees a slot of a limited queue,
  *   which wakes idle workers unless the same transaction's claim fills it again (SQLite).
  *
@@ -46,7 +47,7 @@ const LABELS: Record<Variant, string> = {
   before: "before issue 16 (baseline checkout), no dependencies",
   none: "now, no dependencies, no queue controls",
   chain: "now, a chain (each job after the one before)",
-  limited: "now, no dependencies, a limit on another queue (controlled claim path)",
+  limited: "now, no dependencies, a limit on another queue (none of its jobs due)",
   own: "now, no dependencies, a limit on the jobs' own queue (each settle frees a slot)",
 };
 

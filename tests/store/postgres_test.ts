@@ -1370,3 +1370,42 @@ pgTest("counters gone wrong cost a flow-controlled claim time, never a job", asy
     await store.close();
   }
 });
+
+pgTest(
+  "a claim never waits for a limited queue's lock while none of that queue's jobs is at the head",
+  async (
+    schema,
+  ) => {
+    // The flow-controlled claim locks the limited queues' rows; a claim whose jobs at the head are of
+    // queues without a limit takes them in one statement, without that lock (docs/architecture.md
+    // "Flow control"). Here another session holds the lock of `gpu` (as a long controlled claim
+    // would): the claim of a `default` job must not wait for it.
+    const store = await openPostgresStore(PG_URL, { schema });
+    const holder = admin();
+    try {
+      await store.insertJobs({ jobs: [newJob("d1", { queue: "default" })], now: T0 });
+      await store.setQueueControl({ name: "gpu", maxRunning: 1, now: T0 });
+      await holder.begin(async (tx) => {
+        await tx.unsafe(`SELECT name FROM "${schema}".queues WHERE name = 'gpu' FOR UPDATE`);
+        const claiming = store.claimJobs({
+          workerId: "w",
+          queues: null,
+          now: T0,
+          leaseMs: 60_000,
+          limit: 1,
+        });
+        let guard: ReturnType<typeof setTimeout> | undefined;
+        const late = new Promise<"waited">((resolve) => {
+          guard = setTimeout(() => resolve("waited"), 10_000);
+        });
+        const claimed = await Promise.race([claiming, late]);
+        clearTimeout(guard);
+        assert.notEqual(claimed, "waited", "the claim waited for gpu's lock");
+        assert.deepEqual((claimed as Job[]).map((j) => j.id), ["d1"]);
+      });
+    } finally {
+      await holder.end();
+      await store.close();
+    }
+  },
+);

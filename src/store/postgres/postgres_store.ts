@@ -420,6 +420,16 @@ function wakeSql(c: StateChange): string {
     WHERE q.name = changed.queue AND q.max_running > 0 AND NOT q.paused)`;
 }
 
+/**
+ * When the fast-path claim takes the jobs it picked (the head of the claim order): only when none
+ * of them is of a limited queue. Otherwise it takes none (their row locks end with the statement)
+ * and the flow-controlled claim takes them in order, counting the limited queues' running jobs
+ * under a lock: so a limit costs the claims of other queues' jobs that transaction only while a
+ * limited queue's job is at the head (docs/architecture.md "Flow control").
+ */
+const FAST_TAKE_SQL = `AND NOT EXISTS (SELECT 1 FROM picked l JOIN queues q ON q.name = l.queue
+  WHERE q.max_running > 0)`;
+
 /** Every queue that has jobs, by name: a skip scan of jobs_queue_created (a seek per queue). */
 const QUEUES_WITH_JOBS_SQL = `WITH RECURSIVE q(name) AS (
     SELECT (SELECT min(queue) FROM jobs)
@@ -1274,13 +1284,16 @@ class PostgresStore implements Store {
       if (performance.now() < this.#controlledUntil) {
         return await this.#claimControlled(sql, p, served());
       }
-      // Fast path: one statement, taken only while no queue (of the worker's) is paused or
-      // limited, a test on the small queues table evaluated once per statement.
+      // Fast path: one statement, taken only while no queue of the worker's is paused (a test
+      // on the small queues table evaluated once per statement), and which takes nothing when a
+      // job it picked is of a limited queue (see FAST_TAKE_SQL).
       const claimed = await this.#claimStatement(
         sql,
         p,
         p.limit,
         (st) => this.#uncontrolled(st, p),
+        true,
+        FAST_TAKE_SQL,
       );
       if (claimed.length > 0) return claimed;
       const queues = served();
@@ -1362,8 +1375,9 @@ class PostgresStore implements Store {
   }
 
   /**
-   * The claim statement (CLAIM_RULE) of up to `limit` jobs, with `filter` on the candidates;
-   * `prepare` false: planned with its values each time.
+   * The claim statement (CLAIM_RULE) of up to `limit` jobs, with `filter` on the candidates and
+   * `take` on those of them it claims (see {@link #claimCtes}); `prepare` false: planned with its
+   * values each time.
    */
   async #claimStatement(
     sql: Sql,
@@ -1371,22 +1385,25 @@ class PostgresStore implements Store {
     limit: number,
     filter: (st: Statement) => string,
     prepare = true,
+    take = "",
   ): Promise<Job[]> {
     const st = new Statement();
-    const { picked, update } = this.#claimCtes(st, p, limit, filter(st));
+    const { picked, update } = this.#claimCtes(st, p, limit, filter(st), take);
     const rows = await st.run(sql, `WITH ${this.#relaxedText}, ${picked} ${update}`, prepare);
     return sortClaimed(rows);
   }
 
   /**
-   * The claim's two parts: `picked AS (...)` (the candidates, locked, SKIP LOCKED) and the UPDATE
-   * of them (joins `relaxed`, returns the insertion order and every job column).
+   * The claim's two parts: `picked AS (...)` (the candidates, id and queue, locked, SKIP LOCKED)
+   * and the UPDATE of them, or of those `take` (a condition on `picked`) keeps (joins `relaxed`,
+   * returns the insertion order and every job column).
    */
   #claimCtes(
     st: Statement,
     p: ClaimParams,
     limit: number,
     filter: string,
+    take = "",
   ): { picked: string; update: string } {
     const queueFilter = p.queues && p.queues.length ? `AND queue IN ${st.list(p.queues)}` : "";
     const c = this.#claimParts;
@@ -1395,7 +1412,7 @@ class PostgresStore implements Store {
       .join(", ");
     return {
       picked: `picked AS (
-        SELECT id FROM jobs
+        SELECT id, queue FROM jobs
         WHERE ${c.due} ${st.p(p.now)} ${queueFilter} ${filter}
         ORDER BY ${c.order}
         LIMIT ${st.p(limit)}
@@ -1404,15 +1421,15 @@ class PostgresStore implements Store {
       update: `UPDATE jobs SET ${set},
         lease_expires_at = ${this.#leaseNowText(st, p.now)} + ${st.p(p.leaseMs)}::bigint,
         ${c.moves}, updated_at = ${st.p(p.now)}
-      FROM picked, relaxed WHERE jobs.id = picked.id
+      FROM picked, relaxed WHERE jobs.id = picked.id ${take}
       RETURNING ${c.returning}`,
     };
   }
 
-  /** The fast path's filter: no queue the worker serves is paused or limited (see claimJobs). */
+  /** The fast path's filter: no queue the worker serves is paused (see claimJobs). */
   #uncontrolled(st: Statement, p: ClaimParams): string {
     const served = p.queues && p.queues.length ? `AND name IN ${st.list(p.queues)}` : "";
-    return `AND NOT EXISTS (SELECT 1 FROM queues WHERE (paused OR max_running > 0) ${served})`;
+    return `AND NOT EXISTS (SELECT 1 FROM queues WHERE paused ${served})`;
   }
 
   async settleAndClaim(
@@ -1470,6 +1487,7 @@ class PostgresStore implements Store {
         p.claim,
         p.claim.limit,
         this.#uncontrolled(st, p.claim),
+        FAST_TAKE_SQL,
       );
       // The hints of applyChange, sent only when the settle was applied.
       const woke = `(SELECT ${wakeSql(c)} FROM changed)`;
