@@ -164,8 +164,10 @@ for (const backend of backends) {
   const times = new Map<Row, number[]>(rows.map((r) => [r, []]));
   // A warm-up of each, then interleaved rounds so that machine noise hits all alike.
   for (const row of rows) await once(row.open, backend, row.variant, 200);
+  // Every other round in reverse order: a run right after another reads a few % slower (an A/A
+  // run of one checkout against itself showed 4% in fixed order).
   for (let r = 0; r < rounds; r++) {
-    for (const row of rows) {
+    for (const row of r % 2 ? [...rows].reverse() : rows) {
       times.get(row)!.push(await once(row.open, backend, row.variant, n));
     }
   }
