@@ -1,7 +1,8 @@
 /** The store conformance suite on SQLite, plus SQLite-only behaviour. */
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { JOB_FIELDS } from "../../src/core/job.ts";
+import { JOB_FIELDS, type JobToInsert } from "../../src/core/job.ts";
+import type { Store } from "../../src/store/store.ts";
 import { walksQueues } from "../../src/store/sql.ts";
 import { openSqliteStore } from "../../src/store/sqlite/mod.ts";
 import { MIGRATIONS } from "../../src/store/sqlite/migrations.ts";
@@ -711,66 +712,54 @@ Deno.test("sqlite: a settle frees a limited queue's slot with a wake-up, unless 
   }
 });
 
-Deno.test("sqlite: two settles at once on one store: the one that frees a limited queue's slot still wakes the workers", async () => {
-  const path = `${dir}/slot-wake-race.db`;
-  const store = await openSqliteStore(path);
+/**
+ * Inserts `jobs` (after `setUp`), claims the two due ones, then completes both with two
+ * applyChange calls in flight at once; true when a wake-up byte was written meanwhile.
+ */
+async function twoSettlesAtOnce(
+  name: string,
+  jobs: JobToInsert[],
+  setUp: (store: Store) => Promise<unknown> = () => Promise.resolve(),
+): Promise<boolean> {
+  const store = await openSqliteStore(`${dir}/${name}.db`);
   try {
     const wake = store.wakeFile!;
-    await store.insertJobs({
-      jobs: [newJob("lim-1", { queue: "lim", run_at: 0 }), newJob("free-1", { run_at: 0 })],
-      now: 0,
-    });
-    await store.setQueueControl({ name: "lim", maxRunning: 1, now: 1 });
-    const jobs = await store.claimJobs({
+    await store.insertJobs({ jobs, now: 0 });
+    await setUp(store);
+    const claimed = await store.claimJobs({
       workerId: "w",
       queues: null,
       now: 2,
       leaseMs: 60_000,
       limit: 2,
     });
-    assert.equal(jobs.length, 2);
+    assert.equal(claimed.length, 2);
     Deno.writeFileSync(wake, new Uint8Array([0]));
     // Both in flight together: one write's start must not clear what the other found.
-    const done = (id: string) =>
-      store.applyChange({
-        change: complete(jobs.find((j) => j.id === id)!, { now: 3, workerId: "w", exit_code: 0 }),
-      });
-    assert.deepEqual(await Promise.all([done("lim-1"), done("free-1")]), [true, true]);
-    assert.equal(Deno.readFileSync(wake)[0], 0x2a, "the freed slot woke the workers");
+    const done = claimed.map((j) =>
+      store.applyChange({ change: complete(j, { now: 3, workerId: "w", exit_code: 0 }) })
+    );
+    assert.deepEqual(await Promise.all(done), [true, true]);
+    return Deno.readFileSync(wake)[0] === 0x2a;
   } finally {
     await store.close();
   }
+}
+
+Deno.test("sqlite: two settles at once on one store: the one that frees a limited queue's slot still wakes the workers", async () => {
+  const woke = await twoSettlesAtOnce(
+    "slot-wake-race",
+    [newJob("lim-1", { queue: "lim", run_at: 0 }), newJob("free-1", { run_at: 0 })],
+    (store) => store.setQueueControl({ name: "lim", maxRunning: 1, now: 1 }),
+  );
+  assert.equal(woke, true, "the freed slot woke the workers");
 });
 
 Deno.test("sqlite: two settles at once on one store: the one that frees a dependent still wakes the workers", async () => {
-  const path = `${dir}/dep-wake-race.db`;
-  const store = await openSqliteStore(path);
-  try {
-    const wake = store.wakeFile!;
-    await store.insertJobs({
-      jobs: [
-        newJob("a", { run_at: 0 }),
-        newJob("other", { run_at: 0 }),
-        newJob("b", { run_at: 0, depends_on: JSON.stringify(["a"]) }),
-      ],
-      now: 0,
-    });
-    const jobs = await store.claimJobs({
-      workerId: "w",
-      queues: null,
-      now: 2,
-      leaseMs: 60_000,
-      limit: 2,
-    });
-    assert.deepEqual(jobs.map((j) => j.id).sort(), ["a", "other"]);
-    Deno.writeFileSync(wake, new Uint8Array([0]));
-    const done = (id: string) =>
-      store.applyChange({
-        change: complete(jobs.find((j) => j.id === id)!, { now: 3, workerId: "w", exit_code: 0 }),
-      });
-    assert.deepEqual(await Promise.all([done("a"), done("other")]), [true, true]);
-    assert.equal(Deno.readFileSync(wake)[0], 0x2a, "b, freed by a, woke the workers");
-  } finally {
-    await store.close();
-  }
+  const woke = await twoSettlesAtOnce("dep-wake-race", [
+    newJob("a", { run_at: 0 }),
+    newJob("other", { run_at: 0 }),
+    newJob("b", { run_at: 0, depends_on: JSON.stringify(["a"]) }),
+  ]);
+  assert.equal(woke, true, "b, freed by a, woke the workers");
 });
