@@ -464,13 +464,14 @@ class PostgresStore implements Store {
   #watcherRenewedAt = -Infinity;
   /**
    * Until when (performance.now()) this store's claims go straight to the flow-controlled path:
-   * set for {@link CONTROLLED_HOLD_MS} each time a claim found a paused or limited queue among
-   * those it serves. That path is right whatever the queues (it takes turns on the limited ones
-   * and filters out the paused and full ones, none if there are none), so a control lifted
-   * meanwhile costs at most that long on the slower path; while a queue stays controlled, each
-   * claim skips the fast path's statement, which cannot claim, and the test of the queues table:
-   * two round trips of seven per job of a busy worker (settle, fast claim, test, then BEGIN, the
-   * queues' lock, the claim, COMMIT).
+   * set for {@link CONTROLLED_HOLD_MS} each time the fast path claimed nothing while a paused or
+   * limited queue is among those it serves (a paused one turns the fast path off; a limited
+   * queue's job at the head makes it take nothing). That path is right whatever the queues (it
+   * takes turns on the limited ones and filters out the paused and full ones, none if there are
+   * none), so a control lifted meanwhile costs at most that long on the slower path; meanwhile
+   * each claim skips the fast path's statement and the test of the queues table: two round trips
+   * of seven per job of a busy worker (settle, fast claim, test, then BEGIN, the queues' lock, the
+   * claim, COMMIT).
    */
   #controlledUntil = -Infinity;
   /**
@@ -1162,7 +1163,8 @@ class PostgresStore implements Store {
 
   /**
    * `changed AS (...)`: the guarded UPDATE of one state change (see core/transitions.ts), returning
-   * the job's id and queue when it was applied, followed by the run's CTEs (see {@link #runCtes}) if any.
+   * the job's id and queue when it was applied, followed by the run's CTEs (see {@link #runCtes})
+   * if any.
    * `relaxed`: the UPDATE joins the `relaxed` CTE, which the statement must define.
    */
   #changeCtes(

@@ -209,8 +209,8 @@ const QUEUES_WITH_JOBS_SQL = "WITH RECURSIVE q(name) AS (SELECT (SELECT min(queu
  * The next due time among claimable jobs (Store.nextRunAt), with `queues` queue names to filter on
  * and, when `after`, a lower bound. INDEXED BY jobs_waiting, which holds claimable jobs only
  * (migration 13): the lookup never walks jobs waiting for their dependencies. `closed`: the
- * queues named in a JSON array (paused or full ones) are left out. Parameters: the queues, the JSON
- * array, then `after`.
+ * queues named in a JSON array (paused or full ones) are left out. Parameters: the queues, the
+ * JSON array, then `after`.
  */
 export function nextRunAtSql(queues: number, after: boolean, closed = false): string {
   const queueFilter = queues > 0 ? ` AND queue IN (${new Array(queues).fill("?").join(", ")})` : "";
