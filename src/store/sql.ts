@@ -81,8 +81,8 @@ export const RUN_COLUMN_LIST = RUN_COLUMNS.join(", ");
 /**
  * Whether a claim, next-due or oldest-due lookup filtered by queues reads those queues' own jobs
  * (`total`: all of theirs, any state) rather than walking the claimable jobs of every queue in
- * order until one of theirs: a walk that passes about `allWaiting / waiting` jobs when theirs are spread
- * among the others, and every one when they have none due (a worker of a quiet queue beside
+ * order until one of theirs: a walk that passes about `allWaiting / waiting` jobs when theirs are
+ * spread among the others, and every one when they have none due (a worker of a quiet queue beside
  * another queue's backlog). `ahead`: jobs known to stand before theirs in that walk (those of
  * paused queues, which pile up while paused). From the counters, so a counter gone wrong costs
  * time, never a job.

@@ -437,6 +437,24 @@ const QUEUES_WITH_JOBS_SQL = `WITH RECURSIVE q(name) AS (
     WHERE q.name IS NOT NULL)
   SELECT name FROM q WHERE name IS NOT NULL`;
 
+/** The names of the queues closed to claims now (see CLOSED_QUEUES_SQL). */
+async function closedQueues(sql: Sql): Promise<Set<string>> {
+  return new Set((await sql.unsafe(CLOSED_QUEUES_SQL)).map((r) => r.name as string));
+}
+
+/**
+ * The open queues, listed exactly: the `served` ones (every queue that has jobs when null, by a
+ * skip scan of jobs_queue_created) less the `closed` ones.
+ */
+async function openNames(
+  sql: Sql,
+  served: readonly string[] | null,
+  closed: ReadonlySet<string>,
+): Promise<string[]> {
+  const names = served ?? (await sql.unsafe(QUEUES_WITH_JOBS_SQL)).map((r) => r.name as string);
+  return names.filter((name) => !closed.has(name));
+}
+
 /** How long a store keeps claiming on the flow-controlled path once it met a controlled queue. */
 const CONTROLLED_HOLD_MS = 1000;
 
@@ -1369,11 +1387,7 @@ class PostgresStore implements Store {
       };
     }
     if (!decided.byQueue) return null;
-    const closedNow = new Set(
-      (await q.unsafe(CLOSED_QUEUES_SQL)).map((r) => r.name as string),
-    );
-    const names = served ?? (await q.unsafe(QUEUES_WITH_JOBS_SQL)).map((r) => r.name as string);
-    return names.filter((name) => !closedNow.has(name));
+    return await openNames(q, served, await closedQueues(q));
   }
 
   /**
@@ -1553,16 +1567,9 @@ class PostgresStore implements Store {
         // and a raised limit wake the workers). Their jobs pile up at the head of jobs_run_at, so
         // the open queues are named (the worker's, or a skip scan of jobs_queue_created), in a
         // statement planned with those names (see #openQueues).
-        const closed = new Set(
-          (await sql.unsafe(CLOSED_QUEUES_SQL)).map((r) => r.name as string),
-        );
+        const closed = await closedQueues(sql);
         if (closed.size > 0) {
-          const names = (p.queues && p.queues.length > 0
-            ? p.queues
-            : (await sql.unsafe(QUEUES_WITH_JOBS_SQL)).map((r) =>
-              r.name as string
-            ))
-            .filter((name) => !closed.has(name));
+          const names = await openNames(sql, p.queues?.length ? p.queues : null, closed);
           if (names.length === 0) return null;
           const [{ t }] = await sql.unsafe(
             `SELECT min(${CLAIM_DUE_COLUMN}) AS t FROM jobs WHERE ${CLAIMABLE_SQL}

@@ -975,8 +975,7 @@ class SqliteStore implements Store {
 
   async applyChange(p: { change: StateChange; output?: JobOutput }): Promise<boolean> {
     const r = await this.#db.hotWrite(() => {
-      this.#freed = false;
-      this.#slotFreed = null;
+      this.#takeHints(); // none left by a write that failed
       const applied = this.#settle(p.change, p.output);
       return { applied, hints: this.#takeHints() };
     });
@@ -990,9 +989,8 @@ class SqliteStore implements Store {
    * caller wakes the workers.
    */
   #takeHints(): { freed: boolean; slot: string | null } {
-    const hints = { freed: this.#freed, slot: this.#slotFreed };
-    this.#freed = false;
-    this.#slotFreed = null;
+    const hints = this.#hints;
+    this.#hints = { freed: false, slot: null };
     return hints;
   }
 
@@ -1042,8 +1040,7 @@ class SqliteStore implements Store {
     // One transaction, one commit: the settle and the claim write the same pages (the job rows,
     // the counters, the state indexes), and each commit costs its WAL writes and lock round.
     const result = await this.#db.hotWrite(() => {
-      this.#freed = false;
-      this.#slotFreed = null;
+      this.#takeHints(); // none left by a write that failed
       const applied = this.#settle(p.change, p.output);
       return { applied, claimed: this.#claim(p.claim), hints: this.#takeHints() };
     }, true);
@@ -1087,7 +1084,7 @@ class SqliteStore implements Store {
       this.#db.stmt("SELECT 1 FROM queues WHERE name = ? AND max_running > 0 AND paused = 0")
           .get(moved.queue) !== undefined
     ) {
-      this.#slotFreed = moved.queue;
+      this.#hints.slot = moved.queue;
     }
     return true;
   }
@@ -1164,7 +1161,7 @@ class SqliteStore implements Store {
           "(SELECT job_id FROM job_deps WHERE dep_id = ?) RETURNING blocked_by, state",
       ).all(c.id) as { blocked_by: number; state: JobState }[];
       if (freed.some((r) => r.blocked_by === 0 && CLAIMABLE_STATES.includes(r.state))) {
-        this.#freed = true;
+        this.#hints.freed = true;
       }
     } else if (c.from === "completed") {
       this.#db.stmt(
@@ -1176,10 +1173,11 @@ class SqliteStore implements Store {
     else if (c.from === "dead") this.#restoreDependents(c.id, c.updated_at);
   }
 
-  /** Set when a commit made a dependent claimable: the caller then wakes the workers. */
-  #freed = false;
-  /** The limited queue whose slot a commit freed (see {@link #wakeFor}), or null. */
-  #slotFreed: string | null = null;
+  /**
+   * What the write under way found for the workers' hint: a dependent made claimable (`freed`),
+   * the limited queue whose slot it freed (`slot`). Taken by {@link #takeHints}.
+   */
+  #hints: { freed: boolean; slot: string | null } = { freed: false, slot: null };
 
   /**
    * The jobs that run after `root` and still wait (pending, failed) go dead, and theirs, down
