@@ -81,6 +81,27 @@ export async function pausedBacklog(store: Store, now: number): Promise<void> {
   });
 }
 
+/** The ids one claim of one job takes at `now`, from `queues` (all when null). */
+export async function claimIds(
+  store: Store,
+  queues: string[] | null,
+  now: number,
+): Promise<string[]> {
+  return (await store.claimJobs({ workerId: "w", queues, now, leaseMs: 30_000, limit: 1 }))
+    .map((j) => j.id);
+}
+
+/**
+ * After {@link pausedBacklog} and the removal of "mail"'s counter row (the caller's, as each
+ * backend keeps it): claims with any queue filter still take mail's jobs, in order. The counters
+ * choose only how a claim walks, never which queues it reads.
+ */
+export async function mailClaimedUncounted(store: Store, now: number): Promise<void> {
+  assert.deepEqual(await claimIds(store, null, now), ["m1"]);
+  assert.deepEqual(await claimIds(store, ["mail"], now), ["m2"]);
+  assert.deepEqual(await claimIds(store, ["mail", "bulk"], now), ["m3"]);
+}
+
 /** Calls `fn` every `everyMs` until it returns true (then true) or `withinMs` passed (false). */
 async function waitUntil(
   fn: () => Promise<boolean>,
