@@ -273,8 +273,11 @@ export function validateTimeout(value: unknown): number {
 
 /** Accepts an ISO-8601 date-time string; returns epoch milliseconds. */
 export function parseRunAt(value: unknown): number {
-  const ms = typeof value === "string" && /^\d{4}-\d{2}-\d{2}/.test(value)
-    ? Date.parse(value)
+  const date = typeof value === "string" ? /^(\d{4})-(\d{2})-(\d{2})/.exec(value) : null;
+  // Date.parse rolls a day the month does not have over into the next month (2026-02-30 is
+  // March 2nd): such a date is refused, not moved.
+  const ms = date && isCalendarDate(Number(date[1]), Number(date[2]), Number(date[3]))
+    ? Date.parse(value as string)
     : NaN;
   if (Number.isNaN(ms)) {
     throw new InvalidInput(
@@ -284,6 +287,13 @@ export function parseRunAt(value: unknown): number {
     );
   }
   return ms;
+}
+
+/** Whether day `d` of month `m` (1-12) exists in year `y`. */
+function isCalendarDate(y: number, m: number, d: number): boolean {
+  const probe = new Date(0);
+  probe.setUTCFullYear(y, m - 1, d); // not Date.UTC, which reads years 0-99 as 1900-1999
+  return probe.getUTCFullYear() === y && probe.getUTCMonth() === m - 1 && probe.getUTCDate() === d;
 }
 
 /** `delay` is a duration string ("30s", "5m") or a number of seconds; returns milliseconds. */

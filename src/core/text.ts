@@ -67,7 +67,10 @@ export const QUOTE_MAX = 60;
 export function quote(value: unknown, max: number = QUOTE_MAX): string {
   let text: string;
   if (typeof value === "string") text = value;
-  else {
+  else if (typeof value === "number" && !Number.isFinite(value)) {
+    // JSON has no Infinity: a number too large to hold (1e400) would be shown as null.
+    return String(value);
+  } else {
     try {
       text = JSON.stringify(value) ?? String(value);
     } catch {

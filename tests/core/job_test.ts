@@ -39,6 +39,15 @@ Deno.test("parseJobSpec fills defaults and keeps given values", () => {
     parseJobSpec({ command: "x", run_at: "2030-01-01T00:00:00Z" }, defaults).run_at,
     Date.UTC(2030, 0, 1),
   );
+  // A leap day where there is one, and the end of a month's last day.
+  assert.equal(
+    parseJobSpec({ command: "x", run_at: "2028-02-29T12:00:00Z" }, defaults).run_at,
+    Date.UTC(2028, 1, 29, 12),
+  );
+  assert.equal(
+    parseJobSpec({ command: "x", run_at: "2026-04-30T23:59:59Z" }, defaults).run_at,
+    Date.UTC(2026, 3, 30, 23, 59, 59),
+  );
 });
 
 Deno.test("parseJobSpec refuses bad specs with a message naming the problem", () => {
@@ -62,6 +71,10 @@ Deno.test("parseJobSpec refuses bad specs with a message naming the problem", ()
     [{ command: "x", delay: -1 }, /delay/],
     [{ command: "x", delay: "soon" }, /delay/],
     [{ command: "x", run_at: 5 }, /run_at/],
+    // Days the month does not have: Date.parse would move them into the next month.
+    [{ command: "x", run_at: "2026-02-29" }, /Invalid run_at.*"2026-02-29"/],
+    [{ command: "x", run_at: "2026-04-31T10:00:00Z" }, /Invalid run_at/],
+    [{ command: "x", run_at: "2026-02-30T00:00:00+02:00" }, /Invalid run_at/],
     [{ command: "x", run_at: "2030-01-01", delay: 1 }, /either/],
     [{ command: "x", extra: 1, other: 2 }, /Unknown job fields "extra", "other"/],
     [{ command: "x", after: 5 }, /Invalid after: expected a job id or an array/],

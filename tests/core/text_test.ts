@@ -26,6 +26,9 @@ Deno.test("quote: short values quoted whole, long ones cut with their length", (
     `"${"x".repeat(59)}…" (71 characters)`,
   );
   assert.equal(quote(12), "12");
+  // JSON.parse("1e400") is Infinity, which JSON.stringify writes as null.
+  assert.equal(quote(JSON.parse("1e400")), "Infinity");
+  assert.equal(quote(JSON.parse("-1e400")), "-Infinity");
   assert.equal(quote({ a: "b".repeat(100) }).endsWith("… (108 characters)"), true);
 });
 
