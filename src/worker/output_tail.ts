@@ -118,13 +118,20 @@ export async function drain(reader: ReadableStreamBYOBReader, into: TailBuffer):
 /** How often a running job's new output is written to the store, and how much makes it sooner. */
 export const LIVE_FLUSH_MS = 1000;
 export const LIVE_FLUSH_BYTES = 64 * 1024;
+/**
+ * The least time from the end of one write to the start of the next, however fast the job
+ * prints. Without it a job printing 100 MB made a write per 64 KiB: the worker spent its time
+ * writing (57x the job's own time) and, not reading its pipes meanwhile, slowed the job as much.
+ */
+export const LIVE_FLUSH_GAP_MS = 100;
 
 /**
  * A running job's output on its way to the store while the job runs (`logs --follow`, the
  * dashboard): bytes are collected as the pipes deliver them and handed to `write` at most once per
- * {@link LIVE_FLUSH_MS} (sooner once {@link LIVE_FLUSH_BYTES} are waiting), one write at a time.
- * A job that prints nothing costs nothing: no timer, no write. At most the last `limit` bytes of
- * each stream wait between writes (the store keeps only the last `limit` anyway).
+ * {@link LIVE_FLUSH_MS} (sooner once {@link LIVE_FLUSH_BYTES} are waiting, but never less than
+ * {@link LIVE_FLUSH_GAP_MS} after the previous write ended), one write at a time. A job that
+ * prints nothing costs nothing: no timer, no write. At most the last `limit` bytes of each stream
+ * wait between writes (the store keeps only the last `limit` anyway).
  */
 export class LiveOutput {
   readonly #limit: number;
@@ -133,6 +140,10 @@ export class LiveOutput {
   #waiting = { stdout: new TailBuffer(0), stderr: new TailBuffer(0) };
   #bytes = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** When the timer fires (performance.now()), Infinity when none is set. */
+  #timerAt = Infinity;
+  /** When the last write ended (performance.now()). */
+  #lastEnd = -Infinity;
   #inFlight: Promise<void> | null = null;
   #closed = false;
 
@@ -150,16 +161,32 @@ export class LiveOutput {
     if (this.#closed || this.#limit === 0 || chunk.length === 0) return;
     this.#waiting[stream].push(chunk);
     this.#bytes += chunk.length;
-    if (this.#bytes >= LIVE_FLUSH_BYTES && this.#inFlight === null) {
+    // During a write, what arrives is scheduled when the write ends.
+    if (this.#inFlight === null) this.#schedule();
+  }
+
+  /** Sets the next write's time from what waits: at once, after the gap, or after a second. */
+  #schedule(): void {
+    if (this.#bytes === 0 || this.#closed) return;
+    const now = performance.now();
+    const at = this.#bytes >= LIVE_FLUSH_BYTES
+      ? this.#lastEnd + LIVE_FLUSH_GAP_MS
+      : Math.max(now, this.#lastEnd) + LIVE_FLUSH_MS;
+    if (at <= now) {
       clearTimeout(this.#timer);
       this.#timer = undefined;
+      this.#timerAt = Infinity;
       void this.#flush();
-    } else if (this.#timer === undefined && this.#inFlight === null) {
-      this.#timer = setTimeout(() => {
-        this.#timer = undefined;
-        void this.#flush();
-      }, LIVE_FLUSH_MS);
+      return;
     }
+    if (this.#timerAt <= at) return; // a write comes sooner anyway
+    clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#timerAt = Infinity;
+      void this.#flush();
+    }, at - now);
   }
 
   async #flush(): Promise<void> {
@@ -178,12 +205,8 @@ export class LiveOutput {
     });
     await this.#inFlight;
     this.#inFlight = null;
-    if (this.#bytes > 0 && !this.#closed && this.#timer === undefined) {
-      this.#timer = setTimeout(() => {
-        this.#timer = undefined;
-        void this.#flush();
-      }, LIVE_FLUSH_MS);
-    }
+    this.#lastEnd = performance.now();
+    this.#schedule();
   }
 
   /** No more writes; resolves once the write under way (if any) is over. */
@@ -191,6 +214,7 @@ export class LiveOutput {
     this.#closed = true;
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#timerAt = Infinity;
     await this.#inFlight;
   }
 }

@@ -530,3 +530,38 @@ Deno.test("live output: written while a job prints, never for a job that prints 
   const runs = await t.store.listRuns({ jobId: "chatty", outputChars: 100 });
   assert.deepEqual(runs.map((r) => [r.outcome, r.stdout]), [["completed", "one\ntwo\n"]]);
 });
+
+Deno.test("live output: a job that prints fast is written at most ten times a second", async () => {
+  await using t = await tempStore();
+  const clock = new ManualClock();
+  let appends = 0;
+  const counting = new Proxy(t.store, {
+    get(target, prop) {
+      if (prop === "appendRunOutput") {
+        return (p: Parameters<Store["appendRunOutput"]>[0]) => {
+          appends++;
+          return target.appendRunOutput(p);
+        };
+      }
+      const value = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  // 30 MB as fast as the pipe takes it: a write per 64 KiB would be 457 writes.
+  await t.store.insertJobs({
+    jobs: [job("fast", "head -c 30000000 /dev/zero | tr '\\0' x; echo; echo end")],
+    now: clock.now(),
+  });
+  const { runner } = runnerFor(counting, clock);
+  assert.equal(await runner.runOne(), true);
+  const done = await t.store.getJob({ id: "fast" });
+  assert.equal(done?.state, "completed");
+  const [run] = await t.store.listRuns({ jobId: "fast", outputChars: 100_000 });
+  // The settle still stores the last output_limit bytes, the end included.
+  assert.equal(run.stdout.length, DEFAULT_CONFIG.output_limit);
+  assert.ok(run.stdout.endsWith("xxx\nend\n"));
+  // The first write goes at once, then one per 100 ms at most (the job's time rounded up).
+  const bound = 2 + Math.ceil((run.duration_ms ?? 0) / 100);
+  assert.ok(appends >= 1, "written while it ran");
+  assert.ok(appends <= bound, `${appends} live writes in ${run.duration_ms} ms (at most ${bound})`);
+});
