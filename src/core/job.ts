@@ -392,8 +392,25 @@ function parseCommandField(spec: JobSpec): string {
   if (spec.command.includes("\0")) {
     throw new InvalidInput("Invalid command: it contains a NUL character");
   }
+  // UTF-8 takes at most 3 bytes per UTF-16 unit: most commands need no count.
+  if (spec.command.length * 3 > MAX_COMMAND_BYTES) {
+    const bytes = new TextEncoder().encode(spec.command).length;
+    if (bytes > MAX_COMMAND_BYTES) {
+      throw new InvalidInput(
+        `Invalid command: ${bytes} bytes, more than the ${MAX_COMMAND_BYTES} a shell is given ` +
+          `as one argument (Linux's limit); put it in a script and enqueue the script`,
+      );
+    }
+  }
   return spec.command;
 }
+
+/**
+ * The longest command in UTF-8 bytes. A job runs as `sh -c <command>`, and Linux refuses an
+ * argument longer than MAX_ARG_STRLEN (131,072 bytes with its terminating NUL): a longer command
+ * would be accepted, then fail to start on every attempt and end in the DLQ.
+ */
+export const MAX_COMMAND_BYTES = 131_071;
 
 function parseIdField(spec: JobSpec): string {
   if (spec.id === undefined || spec.id === null) return generateJobId();

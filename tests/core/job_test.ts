@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { InvalidInput } from "../../src/core/errors.ts";
 import { formatDuration, parseDuration } from "../../src/core/duration.ts";
-import { generateJobId, jobToJson, parseJobSpec, validateJobId } from "../../src/core/job.ts";
+import {
+  generateJobId,
+  jobToJson,
+  MAX_COMMAND_BYTES,
+  parseJobSpec,
+  validateJobId,
+} from "../../src/core/job.ts";
 import { retryDelaySeconds } from "../../src/core/retry_policy.ts";
 
 const defaults = { max_retries: 3, now: 1_000 };
@@ -39,6 +45,9 @@ Deno.test("parseJobSpec fills defaults and keeps given values", () => {
     parseJobSpec({ command: "x", run_at: "2030-01-01T00:00:00Z" }, defaults).run_at,
     Date.UTC(2030, 0, 1),
   );
+  // The longest command a shell can be given, in bytes.
+  const longest = "é".repeat(65_535) + "x";
+  assert.equal(parseJobSpec({ command: longest }, defaults).command, longest);
   // A leap day where there is one, and the end of a month's last day.
   assert.equal(
     parseJobSpec({ command: "x", run_at: "2028-02-29T12:00:00Z" }, defaults).run_at,
@@ -71,6 +80,9 @@ Deno.test("parseJobSpec refuses bad specs with a message naming the problem", ()
     [{ command: "x", delay: -1 }, /delay/],
     [{ command: "x", delay: "soon" }, /delay/],
     [{ command: "x", run_at: 5 }, /run_at/],
+    // Longer than a shell can be given (MAX_COMMAND_BYTES, in UTF-8 bytes, not characters).
+    [{ command: "x".repeat(MAX_COMMAND_BYTES + 1) }, /Invalid command: 131072 bytes, more than/],
+    [{ command: "é".repeat(65_536) }, /Invalid command: 131072 bytes/],
     // Days the month does not have: Date.parse would move them into the next month.
     [{ command: "x", run_at: "2026-02-29" }, /Invalid run_at.*"2026-02-29"/],
     [{ command: "x", run_at: "2026-04-31T10:00:00Z" }, /Invalid run_at/],

@@ -6,6 +6,7 @@ import {
   sweepIntervalMs,
 } from "../../src/worker/job_processes.ts";
 import { tempDir } from "../helpers/temp.ts";
+import { MAX_COMMAND_BYTES } from "../../src/core/job.ts";
 
 const UNIX_ONLY = Deno.build.os === "windows";
 const WHY_UNIX = "(Unix only: sh syntax, process groups and POSIX signals)";
@@ -67,6 +68,20 @@ Deno.test("a successful job reports exit code 0, its output and no error", async
   assert.equal(r.timed_out, false);
   assert.equal(r.aborted, false);
   assert.ok(r.duration_ms >= 0);
+});
+
+Deno.test({
+  name: "the longest command enqueue accepts starts; one byte more is what Linux refuses",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    const longest = "echo ran #" + "x".repeat(MAX_COMMAND_BYTES - 10);
+    assert.equal(new TextEncoder().encode(longest).length, MAX_COMMAND_BYTES);
+    const ok = await execute({ command: longest, outputLimit: LIMIT });
+    assert.equal(ok.error, null);
+    assert.equal(ok.stdout, "ran\n");
+    const over = await execute({ command: longest + "x", outputLimit: LIMIT });
+    assert.match(over.error ?? "", /^could not start: .*Argument list too long/);
+  },
 });
 
 Deno.test("stdout and stderr are captured separately", {
