@@ -13,21 +13,32 @@ import { quote } from "../core/text.ts";
 export interface FollowSink {
   stdout(text: string): void;
   stderr(text: string): void;
+  /**
+   * Output of `stream` may be missing before what comes next: more came between two reads than
+   * the database keeps of a running job (`output_limit`, see {@link unseen}).
+   */
+  gap?(stream: "stdout" | "stderr"): void;
 }
 
-/** What of `next` was not shown yet, given that `shown` was (the stored output keeps a tail). */
-export function unseen(shown: string, next: string): string {
-  if (next.startsWith(shown)) return next.slice(shown.length);
+/**
+ * What of `next` was not shown yet, given that `shown` was (the stored output keeps a tail), and
+ * whether output may be missing before it: `next` shares nothing with `shown`, so at least its
+ * whole length came between the two reads, and what came before it was cut from the stored tail.
+ */
+export function unseen(shown: string, next: string): { text: string; gap: boolean } {
+  if (next.startsWith(shown)) return { text: next.slice(shown.length), gap: false };
   // The head was cut (output_limit): `next` starts somewhere inside what was shown. Find the
   // earliest place in `shown` from which the rest of it is where `next` starts.
   const probe = next.slice(0, 16);
-  if (probe === "") return "";
+  if (probe === "") return { text: "", gap: false };
   let at = shown.indexOf(probe, Math.max(0, shown.length - next.length));
   while (at >= 0) {
-    if (next.startsWith(shown.slice(at))) return next.slice(shown.length - at);
+    if (next.startsWith(shown.slice(at))) {
+      return { text: next.slice(shown.length - at), gap: false };
+    }
     at = shown.indexOf(probe, at + 1);
   }
-  return next;
+  return { text: next, gap: true };
 }
 
 /**
@@ -58,7 +69,8 @@ export async function followJob(
         const shown = shownByRun.get(run.run) ?? { stdout: "", stderr: "" };
         for (const s of ["stdout", "stderr"] as const) {
           const more = unseen(shown[s], run[s]);
-          if (more) sink[s](more);
+          if (more.gap) sink.gap?.(s);
+          if (more.text) sink[s](more.text);
           shown[s] = run[s];
         }
         shownByRun.set(run.run, shown);

@@ -269,6 +269,11 @@ export const logsCommand = () =>
           const state = await followJob(app, id, {
             stdout: (t) => this.process.stdout.write(this.isTerminal ? safeLines(t) : t),
             stderr: (t) => this.process.stderr.write(this.stderrIsTerminal ? safeLines(t) : t),
+            gap: (stream) =>
+              this.process.stderr.write(
+                `queuectl: ${id}'s ${stream} may be missing a part here: it printed more between ` +
+                  `two reads than the database keeps of a running job (output_limit)\n`,
+              ),
           });
           // The job's outcome as exit code, as `wait` gives it.
           return state === "completed" ? ExitCodes.ok : ExitCodes.jobsDead;

@@ -18,11 +18,13 @@ import { newJob } from "../store/conformance.ts";
 const { ignore: noPg } = await postgresAvailability("app follow");
 
 Deno.test("unseen: the new part of a growing, possibly cut, tail", () => {
-  assert.equal(unseen("", "abc"), "abc");
-  assert.equal(unseen("abc", "abcdef"), "def");
+  assert.deepEqual(unseen("", "abc"), { text: "abc", gap: false });
+  assert.deepEqual(unseen("abc", "abcdef"), { text: "def", gap: false });
   const shown = "x".repeat(40) + "0123456789abcdefghij";
-  assert.equal(unseen(shown, "0123456789abcdefghij" + "NEW"), "NEW");
-  assert.equal(unseen("abc", "zzz"), "zzz");
+  assert.deepEqual(unseen(shown, "0123456789abcdefghij" + "NEW"), { text: "NEW", gap: false });
+  assert.deepEqual(unseen(shown, shown), { text: "", gap: false });
+  // Nothing in common: the stored tail moved past everything shown, so output may be missing.
+  assert.deepEqual(unseen("abc", "zzz"), { text: "zzz", gap: true });
 });
 
 async function scenario(store: Store, peer: Store): Promise<void> {
@@ -43,6 +45,7 @@ async function scenario(store: Store, peer: Store): Promise<void> {
   const following = followJob({ store, clock: systemClock }, "f", {
     stdout: (t) => out.push(t),
     stderr: (t) => out.push(`E:${t}`),
+    gap: (stream) => out.push(`GAP:${stream}`),
   }, controller.signal);
   const append = (stdout: string) =>
     peer.appendRunOutput({
@@ -60,6 +63,11 @@ async function scenario(store: Store, peer: Store): Promise<void> {
   await waitFor(() => out.join("") === "one\n", { timeoutMs: 4000, what: "live output" });
   assert.ok(await append("two\n"));
   await waitFor(() => out.join("") === "one\ntwo\n", { timeoutMs: 4000, what: "more output" });
+  // More than the stored tail (limit 1000) between two reads: the follower says a part may be
+  // missing before what it shows next.
+  const burst = "Z".repeat(1500);
+  assert.ok(await append(burst));
+  await waitFor(() => out.at(-1) === burst.slice(-1000), { timeoutMs: 4000, what: "the burst" });
   // The run fails; the retry's run is followed too, up to the job's end.
   assert.ok(
     await peer.applyChange({
@@ -67,7 +75,7 @@ async function scenario(store: Store, peer: Store): Promise<void> {
         ...DEFAULT_CONFIG,
         backoff_base: 1.0001,
       }),
-      output: { stdout: "one\ntwo\n", stderr: "bad\n" },
+      output: { stdout: burst.slice(-994) + "three\n", stderr: "bad\n" },
     }),
   );
   await waitFor(() => out.includes("E:bad\n"), { timeoutMs: 4000, what: "the final stderr" });
@@ -82,7 +90,15 @@ async function scenario(store: Store, peer: Store): Promise<void> {
   clearTimeout(guard);
   assert.equal(controller.signal.aborted, false, "ended by the settle, not the guard");
   assert.equal(state, "completed");
-  assert.deepEqual(out, ["one\n", "two\n", "E:bad\n", "again\n"]);
+  assert.deepEqual(out, [
+    "one\n",
+    "two\n",
+    "GAP:stdout",
+    "Z".repeat(1000),
+    "three\n",
+    "E:bad\n",
+    "again\n",
+  ]);
 }
 
 Deno.test("follow (sqlite): live output, a retry, the end", async () => {

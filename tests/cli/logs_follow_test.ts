@@ -69,3 +69,49 @@ Deno.test("logs --follow streams a running job's output and exits with its outco
   const missing = await runCli(["logs", "nope", "--follow"], { db });
   assert.equal(missing.code, ExitCodes.notFound);
 });
+
+Deno.test("logs --follow says on stderr where output may be missing (more than output_limit at once)", async () => {
+  await using dir = await tempDir();
+  const db = dir.file("q.db");
+  const gate = dir.file("gate");
+  assert.equal((await runCli(["config", "set", "output_limit", "1000"], { db })).code, 0);
+  // 5,000 bytes after the gate, then the end: the run keeps only the last 1,000.
+  const command = `echo first; while [ ! -f '${gate}' ]; do sleep 0.05; done; ` +
+    `head -c 5000 /dev/zero | tr '\\0' z; echo; echo end`;
+  const enq = await runCli(["enqueue", JSON.stringify({ id: "j", command })], { db });
+  assert.equal(enq.code, 0, enq.stderr);
+  const worker = new Deno.Command(Deno.execPath(), {
+    args: cliArgv(["worker", "start", "--until-empty"]),
+    env: { NO_COLOR: "1", QUEUECTL_DB: db },
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const follow = new Deno.Command(Deno.execPath(), {
+    args: cliArgv(["logs", "j", "--follow"]),
+    env: { NO_COLOR: "1", QUEUECTL_DB: db },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let stdout = "";
+  const decoder = new TextDecoder();
+  const reading = (async () => {
+    for await (const c of follow.stdout) stdout += decoder.decode(c, { stream: true });
+  })();
+  const stderr = new Response(follow.stderr).text();
+  try {
+    await waitFor(() => stdout === "first\n", { timeoutMs: 30_000, what: "the first line" });
+    await Deno.writeTextFile(gate, "");
+    const status = await follow.status;
+    await reading;
+    assert.equal(status.code, ExitCodes.ok);
+    assert.equal(stdout, "first\n" + "z".repeat(995) + "\nend\n");
+    assert.equal(
+      await stderr,
+      "queuectl: j's stdout may be missing a part here: it printed more between two reads than " +
+        "the database keeps of a running job (output_limit)\n",
+    );
+  } finally {
+    await Deno.writeTextFile(gate, "").catch(() => {});
+    await worker.status;
+  }
+});
