@@ -14,6 +14,10 @@
  * - `hook_drained`: after a job of a queue finished, when the queue has no pending, processing or
  *   failed job left. At least once per emptying; two workers finishing a queue's last jobs at the
  *   same moment may both see it empty and both run it.
+ * - At most {@link MAX_RUNNING_HOOKS} run at once per process; more wait in order. A worker whose
+ *   hooks are all busy claims no job until one ends (`Hooks.roomFor`), so a slow hook slows the
+ *   worker down instead of piling up processes: one per job, 600 `sleep 3` at once for 600 fast
+ *   jobs, before.
  */
 import type { Config } from "../core/config.ts";
 import type { Job } from "../core/job.ts";
@@ -27,6 +31,8 @@ export type HookEvent = "completed" | "dead" | "drained";
 const COMMAND_CHARS = 8192;
 /** How much of a failed hook's stderr its log line shows. */
 const STDERR_SHOWN = 200;
+/** Hooks one process runs at once; the next wait for one of them to end. */
+export const MAX_RUNNING_HOOKS = 8;
 
 /** What a hook is told of the job whose outcome it follows (QUEUECTL_* variables). */
 export interface HookJob {
@@ -55,7 +61,10 @@ export function hookEnv(event: HookEvent, p: HookJob | { queue: string }): Recor
 
 /** The hooks one process runs: started in the background, awaited when it stops. */
 export class Hooks {
+  /** Hooks running now, and the drained checks under way. */
   readonly #running = new Set<Promise<void>>();
+  /** Hooks waiting for room, in the order they were fired. */
+  readonly #waiting: (() => Promise<void>)[] = [];
   readonly #log: (text: string) => void;
   readonly #cwd: string | undefined;
 
@@ -64,9 +73,42 @@ export class Hooks {
     this.#cwd = o.cwd;
   }
 
-  /** How many hooks are running now. */
+  /** How many hooks are running now (drained checks included). */
   get running(): number {
     return this.#running.size;
+  }
+
+  /** True while {@link MAX_RUNNING_HOOKS} run (a hook fired now would wait). */
+  get full(): boolean {
+    return this.#running.size >= MAX_RUNNING_HOOKS;
+  }
+
+  /** Resolves once fewer than {@link MAX_RUNNING_HOOKS} hooks run, or `signal` is aborted. */
+  async roomFor(signal?: AbortSignal): Promise<void> {
+    if (!this.full) return;
+    let abort = () => {};
+    const aborted = new Promise<void>((go) => abort = go);
+    signal?.addEventListener("abort", abort, { once: true });
+    try {
+      // A hook's promise settles after it left #running (and a waiting one took its place).
+      while (this.full && !signal?.aborted) await Promise.race([...this.#running, aborted]);
+    } finally {
+      signal?.removeEventListener("abort", abort);
+    }
+  }
+
+  /** Starts `task` now when there is room, else once a running one ends. */
+  #start(task: () => Promise<void>): void {
+    if (this.#running.size >= MAX_RUNNING_HOOKS) {
+      this.#waiting.push(task);
+      return;
+    }
+    const tracked: Promise<void> = task().finally(() => {
+      this.#running.delete(tracked);
+      const next = this.#waiting.shift();
+      if (next) this.#start(next);
+    });
+    this.#running.add(tracked);
   }
 
   /** Runs the hook of `event` (when one is set) in the background; never throws. */
@@ -74,26 +116,22 @@ export class Hooks {
     const command = config[`hook_${event}`];
     if (!command) return;
     const subject = "job" in p ? `for ${p.job.id}` : `for queue ${p.queue}`;
-    const run = execute({
-      command,
-      env: hookEnv(event, p),
-      timeoutMs: Math.round(config.hook_timeout * 1000),
-      graceMs: 1000,
-      outputLimit: 4096,
-      cwd: this.#cwd,
-    }).then((r) => {
-      if (r.error === null) return;
-      const stderr = r.stderr.trim();
-      this.#log(
-        `hook_${event} ${subject} failed: ${r.error}${
-          stderr ? `: ${oneLine(stderr.slice(-STDERR_SHOWN), STDERR_SHOWN)}` : ""
-        } (the job's outcome stands)`,
-      );
-    }, (err) => {
-      this.#log(`hook_${event} ${subject} failed: ${err instanceof Error ? err.message : err}`);
-    });
-    const tracked = run.finally(() => this.#running.delete(tracked));
-    this.#running.add(tracked);
+    const env = hookEnv(event, p);
+    const timeoutMs = Math.round(config.hook_timeout * 1000);
+    this.#start(() =>
+      execute({ command, env, timeoutMs, graceMs: 1000, outputLimit: 4096, cwd: this.#cwd })
+        .then((r) => {
+          if (r.error === null) return;
+          const stderr = r.stderr.trim();
+          this.#log(
+            `hook_${event} ${subject} failed: ${r.error}${
+              stderr ? `: ${oneLine(stderr.slice(-STDERR_SHOWN), STDERR_SHOWN)}` : ""
+            } (the job's outcome stands)`,
+          );
+        }, (err) => {
+          this.#log(`hook_${event} ${subject} failed: ${err instanceof Error ? err.message : err}`);
+        })
+    );
   }
 
   /**
@@ -102,23 +140,23 @@ export class Hooks {
    */
   checkDrained(store: Store, config: Config, queue: string): void {
     if (!config.hook_drained) return;
-    const check = (async () => {
-      for (const state of ["processing", "pending", "failed"] as const) {
-        if (await store.countJobs({ state, queue, cap: 1 }) > 0) return;
+    this.#start(async () => {
+      try {
+        for (const state of ["processing", "pending", "failed"] as const) {
+          if (await store.countJobs({ state, queue, cap: 1 }) > 0) return;
+        }
+        this.fire(config, "drained", { queue });
+      } catch (err) {
+        this.#log(
+          `hook_drained for queue ${queue}: could not look at the queue: ${
+            err instanceof Error ? err.message : err
+          }`,
+        );
       }
-      this.fire(config, "drained", { queue });
-    })().catch((err) => {
-      this.#log(
-        `hook_drained for queue ${queue}: could not look at the queue: ${
-          err instanceof Error ? err.message : err
-        }`,
-      );
     });
-    const tracked = check.finally(() => this.#running.delete(tracked));
-    this.#running.add(tracked);
   }
 
-  /** Waits for the hooks running now (each ends by its timeout at the latest). */
+  /** Waits for the hooks running and waiting now (each ends by its timeout at the latest). */
   async settle(): Promise<void> {
     while (this.#running.size > 0) await Promise.allSettled([...this.#running]);
   }

@@ -37,7 +37,7 @@ import type { Store } from "../store/store.ts";
 import { describeChange, failureReason, oneLine, seconds, workerLabel } from "./describe.ts";
 import { type ExecOptions, type ExecResult, execute, leadsOwnSession } from "./executor.ts";
 import { FailureNotes } from "./failure_notes.ts";
-import { Hooks } from "./hooks.ts";
+import { Hooks, MAX_RUNNING_HOOKS } from "./hooks.ts";
 import { hostname, randomSuffix } from "./host.ts";
 import { LiveOutput } from "./output_tail.ts";
 import { StartMarker } from "./start_marker.ts";
@@ -124,6 +124,8 @@ export class Runner {
   #log: (line: string) => void;
   /** Completion hooks started by this worker (worker/hooks.ts), awaited before it exits. */
   readonly #hooks: Hooks;
+  /** The worker said once that its hooks held its next job back. */
+  #saidHooksFull = false;
   #waker: Waker | null;
   #opts: RunnerOptions;
   #stopMode: StopMode | null = null;
@@ -411,6 +413,18 @@ export class Runner {
       await this.#runJob(next);
       return true;
     }
+    if (this.#hooks.full) {
+      // A slow hook slows the worker down rather than piling up hook processes (hooks.ts).
+      if (!this.#saidHooksFull) {
+        this.#saidHooksFull = true;
+        this.log(
+          `${MAX_RUNNING_HOOKS} hooks running, the most a worker runs at once: ` +
+            `the next job waits for one of them to end`,
+        );
+      }
+      await this.#hooks.roomFor(this.#stopCtl.signal);
+      if (this.#stopMode !== null) return false;
+    }
     this.#waker?.arm();
     this.#claimAttempts++;
     // `now` is read in each attempt: a claim retried through an outage starts its lease when it
@@ -664,12 +678,13 @@ export class Runner {
     const output = { stdout: result.stdout, stderr: result.stderr };
     this.#settling = job;
     // No claim along with a settle that had to be retried or while heartbeats fail: the worker
-    // checks in first (a stop may have been recorded while it was away).
+    // checks in first (a stop may have been recorded while it was away). Nor while its hooks are
+    // all busy: the next claim waits for one to end (runOne).
     let tries = 0;
     const settled = await this.#retrying(
       `record the result of ${job.id}`,
       () =>
-        this.#stopMode !== null || this.#heartbeatFailing || tries++ > 0
+        this.#stopMode !== null || this.#heartbeatFailing || tries++ > 0 || this.#hooks.full
           ? this.store.applyChange({ change, output }).then((applied) => ({ applied, claimed: [] }))
           : this.store.settleAndClaim({
             change,
