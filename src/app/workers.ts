@@ -10,7 +10,7 @@ import { isAlive, recentlyAlive, staleBefore } from "../core/liveness.ts";
 import { isPostgresUrl } from "../store/location.ts";
 import type { WorkerRecord } from "../store/store.ts";
 import { hostname, processExists } from "../worker/host.ts";
-import { fileLines, stdoutLines } from "../worker/log_sink.ts";
+import { fileLines, flushStdoutLines, stdoutLines } from "../worker/log_sink.ts";
 import { attachProcessControls } from "../worker/process_controls.ts";
 import { Runner } from "../worker/runner.ts";
 import {
@@ -71,6 +71,8 @@ export async function startWorkers(ctx: Ctx, opts: StartOptions): Promise<number
     });
     const code = await supervisor.run();
     if (supervisor.gaveUp) await exitWorker(ctx, code, 1000);
+    // Its last lines; a reader that stopped reading would keep the process alive forever.
+    if (!await flushStdoutLines(STDOUT_FLUSH_MS)) await exitWorker(ctx, code, 1000);
     return code;
   } catch (err) {
     // In the background nobody sees stderr: the error goes to the log too.
@@ -202,7 +204,7 @@ export async function runWorker(ctx: Ctx, opts: RunWorkerOptions): Promise<never
   }
   // A worker process ends when its runner does, explicitly: after a cut link a socket of the
   // driver can keep the event loop alive for minutes (a SIGTERMed worker never exited in
-  // postgres_workers_test). Log lines are written synchronously, so nothing is lost.
+  // postgres_workers_test). Its log lines are written first (exitWorker).
   return await exitWorker(ctx, code, runner.gaveUp ? 1000 : 5000);
 }
 
@@ -217,8 +219,12 @@ async function exitWorker(ctx: Ctx, code: number, graceMs: number): Promise<neve
     new Promise((r) => (timer = setTimeout(r, graceMs))),
   ]);
   clearTimeout(timer);
+  await flushStdoutLines(STDOUT_FLUSH_MS);
   Deno.exit(code);
 }
+
+/** How long an exiting worker or supervisor waits for its log lines to reach stdout. */
+const STDOUT_FLUSH_MS = 2000;
 
 // --- worker list ---------------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 /**
  * Where supervisor, worker and maintenance lines go: stdout, or a file shared by several
- * processes (`worker start --log`, `--detach`). One write per line, so lines never mix.
+ * processes (`worker start --log`, `--detach`). One write per line, so lines never mix; stdout is
+ * written asynchronously, never waited for (see {@link LineQueue}).
  *
  * A line carries a job's command, error or id, written by whoever enqueued it: its control and
  * bidi characters (and newlines) are written as visible escapes (core/text.ts), so neither the
@@ -11,9 +12,100 @@ import { visible } from "../core/text.ts";
 
 const encoder = new TextEncoder();
 
+/**
+ * Bytes of lines waiting for stdout at most; more are dropped (and counted) rather than waited
+ * for. About 10,000 lines of a busy worker.
+ */
+export const STDOUT_BACKLOG_MAX = 1 << 20;
+
+/**
+ * Lines on their way to a writer (stdout), written one at a time by async writes: a reader that
+ * stops reading (a terminal paused with Ctrl-S, `worker start | less` left at a page, a stalled
+ * pipe) must not stop the process. A synchronous write blocked the event loop once the pipe was
+ * full: the workers stopped claiming, renewing leases and obeying their supervisor until the reader
+ * went on (on PostgreSQL another host's maintenance then rescued their jobs as lost). At most
+ * `max` bytes wait; later lines are dropped, counted, and said after the backlog is written.
+ */
+export class LineQueue {
+  #lines: Uint8Array[] = [];
+  #bytes = 0;
+  #dropped = 0;
+  /** The write loop, while it runs. */
+  #writing: Promise<void> | null = null;
+  /** The writer failed (stdout closed: the reader is gone, `| head`): nothing more is written. */
+  #closed = false;
+  readonly #write: (bytes: Uint8Array) => Promise<number>;
+  readonly #max: number;
+
+  constructor(write: (bytes: Uint8Array) => Promise<number>, max = STDOUT_BACKLOG_MAX) {
+    this.#write = write;
+    this.#max = max;
+  }
+
+  /** Queues one line (without its newline); never waits, never throws. */
+  push(line: string): void {
+    if (this.#closed) return;
+    const bytes = encoder.encode(line + "\n");
+    if (this.#bytes + bytes.length > this.#max) {
+      this.#dropped++;
+      return;
+    }
+    this.#lines.push(bytes);
+    this.#bytes += bytes.length;
+    this.#writing ??= this.#drain().finally(() => this.#writing = null);
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#lines.length > 0) {
+      const bytes = this.#lines.shift()!;
+      this.#bytes -= bytes.length;
+      try {
+        let off = 0;
+        while (off < bytes.length) off += await this.#write(bytes.subarray(off));
+      } catch {
+        // Logging must never kill a worker.
+        this.#closed = true;
+        this.#lines = [];
+        this.#bytes = 0;
+        return;
+      }
+      if (this.#lines.length === 0 && this.#dropped > 0) {
+        const n = this.#dropped;
+        this.#dropped = 0;
+        this.#lines.push(encoder.encode(
+          `[pid ${Deno.pid}] ${n} log line${n === 1 ? "" : "s"} dropped: stdout was not read ` +
+            `(the jobs' states and runs are in the database: queuectl list, show)\n`,
+        ));
+      }
+    }
+  }
+
+  /** Waits until the lines queued are written, at most `ms`; false when some still wait. */
+  async flush(ms: number): Promise<boolean> {
+    if (this.#writing === null) return true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([this.#writing, new Promise((r) => timer = setTimeout(r, ms))]);
+    clearTimeout(timer);
+    return this.#writing === null;
+  }
+}
+
+/** This process's stdout lines (made on first use). */
+let stdoutQueue: LineQueue | null = null;
+
 /** Writes whole lines to stdout in one write each (lines from several processes never mix). */
 export function stdoutLines(): (line: string) => void {
-  return (line) => writeAll(Deno.stdout, visible(line) + "\n");
+  stdoutQueue ??= new LineQueue((bytes) => Deno.stdout.write(bytes));
+  const queue = stdoutQueue;
+  return (line) => queue.push(visible(line));
+}
+
+/**
+ * Waits until the lines queued for stdout are written, at most `ms`; false when some are still
+ * waiting then (a process about to exit: a reader that does not read must not keep it alive).
+ */
+export function flushStdoutLines(ms: number): Promise<boolean> {
+  return stdoutQueue?.flush(ms) ?? Promise.resolve(true);
 }
 
 /** Appends timestamped lines to a file (O_APPEND: several processes may share it). */
@@ -28,6 +120,6 @@ function writeAll(w: { writeSync(p: Uint8Array): number }, text: string): void {
     let off = 0;
     while (off < bytes.length) off += w.writeSync(bytes.subarray(off));
   } catch {
-    // stdout closed (pipe reader gone): logging must never kill a worker
+    // the write failed (a full disk, a file gone): logging must never kill a worker
   }
 }

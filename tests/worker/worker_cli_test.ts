@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { type CliProcess, isRunning, startCli } from "../helpers/cli_process.ts";
-import { runCli, runCliJson } from "../helpers/run_cli.ts";
+import { cliArgv, runCli, runCliJson } from "../helpers/run_cli.ts";
 import { tempDir } from "../helpers/temp.ts";
 import { waitFor } from "../helpers/wait_for.ts";
 
@@ -60,6 +60,43 @@ Deno.test("worker start streams one line per event and --until-empty exits 0 whe
   assert.match(r.stdout, /^\[worker [0-9a-f]+\.1\] completed job1 \(\d+\.\d\ds\)$/m);
   assert.equal((await show("job1", db)).state, "completed");
   assert.deepEqual(await workers(db), [], "workers unregister when they exit");
+});
+
+Deno.test("worker start whose stdout nobody reads runs every job and exits; then the lines come", async () => {
+  await using dir = await tempDir();
+  const db = dir.file("q.db");
+  // About 150 bytes of log lines a job: far more than a pipe holds (64 KiB).
+  const lines = Array.from({ length: 1500 }, () => '{"command":"true"}').join("\n");
+  await Deno.writeTextFile(dir.file("jobs.jsonl"), lines + "\n");
+  await ok(["enqueue", "--file", dir.file("jobs.jsonl")], db);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: cliArgv(["worker", "start", "--count", "2", "--until-empty"]),
+    env: { NO_COLOR: "1", INIT_CWD: "", QUEUECTL_DB: db },
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  try {
+    // Nothing reads the pipe yet: with a write that waits for the reader, the workers stopped
+    // once it was full, 400-500 jobs in, until it was read.
+    await waitFor(async () =>
+      (await runCliJson<{ counts: { completed: number } }>(
+        ["status"],
+        { db },
+      )).counts.completed === 1500, { timeoutMs: 60_000, what: "every job completed" });
+    const text = await new Response(child.stdout).text();
+    assert.equal((await child.status).code, 0);
+    // Lines were queued, not lost, while the pipe was full (1 MiB may wait).
+    assert.equal(text.match(/\] completed /g)?.length, 1500);
+    assert.match(text, /stopping \(the queue is empty\)/);
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // exited
+    }
+    await child.stdout.cancel().catch(() => {});
+    await child.status;
+  }
 });
 
 Deno.test("seed scenario: backoff_base ^ n delays observed, DLQ after 1 + max_retries runs, per-job max_retries, dlq restore", async () => {
