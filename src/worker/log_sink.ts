@@ -1,7 +1,7 @@
 /**
  * Where supervisor, worker and maintenance lines go: stdout, or a file shared by several
- * processes (`worker start --log`, `--detach`). One write per line, so lines never mix; stdout is
- * written asynchronously, never waited for (see {@link LineQueue}).
+ * processes (`worker start --log`, `--detach`). Whole lines per write, so lines never mix; stdout
+ * is written asynchronously, never waited for (see {@link LineQueue}).
  *
  * A line carries a job's command, error or id, written by whoever enqueued it: its control and
  * bidi characters (and newlines) are written as visible escapes (core/text.ts), so neither the
@@ -18,13 +18,22 @@ const encoder = new TextEncoder();
  */
 export const STDOUT_BACKLOG_MAX = 1 << 20;
 
+/** How long a line may wait for others to share its write (an async write costs ~50 µs of CPU). */
+export const LINE_BATCH_MS = 20;
 /**
- * Lines on their way to a writer (stdout), written one at a time by async writes: a reader that
- * stops reading (a terminal paused with Ctrl-S, `worker start | less` left at a page, a stalled
- * pipe) must not stop the process. A synchronous write blocked the event loop once the pipe was
- * full: the workers stopped claiming, renewing leases and obeying their supervisor until the reader
- * went on (on PostgreSQL another host's maintenance then rescued their jobs as lost). At most
- * `max` bytes wait; later lines are dropped, counted, and said after the backlog is written.
+ * Most bytes per write: a write to a pipe of at most PIPE_BUF (4096 on Linux) bytes is never
+ * interleaved with another process's, so whole lines from several workers never mix.
+ */
+const BATCH_BYTES = 4096;
+
+/**
+ * Lines on their way to a writer (stdout) by async writes, one at a time, of the lines gathered
+ * for up to {@link LINE_BATCH_MS}: a reader that stops reading (a terminal paused with Ctrl-S,
+ * `worker start | less` left at a page, a stalled pipe) must not stop the process. A synchronous
+ * write blocked the event loop once the pipe was full: the workers stopped claiming, renewing
+ * leases and obeying their supervisor until the reader went on (on PostgreSQL another host's
+ * maintenance then rescued their jobs as lost). At most `max` bytes wait; later lines are
+ * dropped, counted, and said after the backlog is written.
  */
 export class LineQueue {
   #lines: Uint8Array[] = [];
@@ -32,14 +41,21 @@ export class LineQueue {
   #dropped = 0;
   /** The write loop, while it runs. */
   #writing: Promise<void> | null = null;
+  /** The timer that starts the write loop once a batch was gathered. */
+  #timer: ReturnType<typeof setTimeout> | undefined;
   /** The writer failed (stdout closed: the reader is gone, `| head`): nothing more is written. */
   #closed = false;
   readonly #write: (bytes: Uint8Array) => Promise<number>;
   readonly #max: number;
+  readonly #batchMs: number;
 
-  constructor(write: (bytes: Uint8Array) => Promise<number>, max = STDOUT_BACKLOG_MAX) {
+  constructor(
+    write: (bytes: Uint8Array) => Promise<number>,
+    opts: { max?: number; batchMs?: number } = {},
+  ) {
     this.#write = write;
-    this.#max = max;
+    this.#max = opts.max ?? STDOUT_BACKLOG_MAX;
+    this.#batchMs = opts.batchMs ?? LINE_BATCH_MS;
   }
 
   /** Queues one line (without its newline); never waits, never throws. */
@@ -52,16 +68,38 @@ export class LineQueue {
     }
     this.#lines.push(bytes);
     this.#bytes += bytes.length;
+    if (this.#writing === null && this.#timer === undefined) {
+      this.#timer = setTimeout(() => this.#start(), this.#batchMs);
+    }
+  }
+
+  #start(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
     this.#writing ??= this.#drain().finally(() => this.#writing = null);
   }
 
   async #drain(): Promise<void> {
     while (this.#lines.length > 0) {
-      const bytes = this.#lines.shift()!;
-      this.#bytes -= bytes.length;
+      // Whole lines up to BATCH_BYTES (a longer line alone).
+      let n = 1;
+      let size = this.#lines[0].length;
+      while (n < this.#lines.length && size + this.#lines[n].length <= BATCH_BYTES) {
+        size += this.#lines[n++].length;
+      }
+      const batch = n === 1 ? this.#lines[0] : new Uint8Array(size);
+      if (n > 1) {
+        let at = 0;
+        for (let i = 0; i < n; i++) {
+          batch.set(this.#lines[i], at);
+          at += this.#lines[i].length;
+        }
+      }
+      this.#lines.splice(0, n);
+      this.#bytes -= size;
       try {
         let off = 0;
-        while (off < bytes.length) off += await this.#write(bytes.subarray(off));
+        while (off < batch.length) off += await this.#write(batch.subarray(off));
       } catch {
         // Logging must never kill a worker.
         this.#closed = true;
@@ -70,30 +108,31 @@ export class LineQueue {
         return;
       }
       if (this.#lines.length === 0 && this.#dropped > 0) {
-        const n = this.#dropped;
+        const dropped = this.#dropped;
         this.#dropped = 0;
         this.#lines.push(encoder.encode(
-          `[pid ${Deno.pid}] ${n} log line${n === 1 ? "" : "s"} dropped: stdout was not read ` +
-            `(the jobs' states and runs are in the database: queuectl list, show)\n`,
+          `[pid ${Deno.pid}] ${dropped} log line${dropped === 1 ? "" : "s"} dropped: stdout was ` +
+            `not read (the jobs' states and runs are in the database: queuectl list, show)\n`,
         ));
       }
     }
   }
 
-  /** Waits until the lines queued are written, at most `ms`; false when some still wait. */
+  /** Writes what waits now, and waits for it at most `ms`; false when some still waits. */
   async flush(ms: number): Promise<boolean> {
+    if (this.#timer !== undefined) this.#start();
     if (this.#writing === null) return true;
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([this.#writing, new Promise((r) => timer = setTimeout(r, ms))]);
     clearTimeout(timer);
-    return this.#writing === null;
+    return this.#writing === null && this.#timer === undefined;
   }
 }
 
 /** This process's stdout lines (made on first use). */
 let stdoutQueue: LineQueue | null = null;
 
-/** Writes whole lines to stdout in one write each (lines from several processes never mix). */
+/** Writes whole lines to stdout (lines from several processes never mix, see LineQueue). */
 export function stdoutLines(): (line: string) => void {
   stdoutQueue ??= new LineQueue((bytes) => Deno.stdout.write(bytes));
   const queue = stdoutQueue;

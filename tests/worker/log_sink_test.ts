@@ -20,19 +20,42 @@ function stalledWriter() {
 
 Deno.test("LineQueue: lines wait for a stalled reader in order; past the backlog they are counted and said", async () => {
   const w = stalledWriter();
-  const q = new LineQueue(w.write, 100);
+  const q = new LineQueue(w.write, { max: 100 });
   const line = (i: number) => `line ${String(i).padStart(2, "0")} ${"x".repeat(20)}`; // 29 bytes
-  // The first line is being written; three more fit the 100 bytes that may wait; six do not.
+  // Three lines fit the 100 bytes that may wait; seven do not.
   for (let i = 1; i <= 10; i++) q.push(line(i));
   assert.equal(await q.flush(50), false, "a reader that does not read is not waited for");
   w.release();
   assert.equal(await q.flush(5000), true);
-  assert.deepEqual(w.written.slice(0, 4), [1, 2, 3, 4].map((i) => line(i) + "\n"));
-  assert.equal(w.written.length, 5);
-  assert.match(w.written[4], /^\[pid \d+\] 6 log lines dropped: stdout was not read /);
+  assert.deepEqual(w.written.slice(0, 1), [[1, 2, 3].map((i) => line(i) + "\n").join("")]);
+  assert.equal(w.written.length, 2);
+  assert.match(w.written[1], /^\[pid \d+\] 7 log lines dropped: stdout was not read /);
   q.push("after");
   assert.equal(await q.flush(5000), true);
   assert.equal(w.written.at(-1), "after\n");
+});
+
+Deno.test("LineQueue: lines gathered for a moment share a write of whole lines, at most 4096 bytes", async () => {
+  const writes: string[] = [];
+  const q = new LineQueue((bytes) => {
+    writes.push(new TextDecoder().decode(bytes));
+    return Promise.resolve(bytes.length);
+  });
+  const lines = Array.from({ length: 100 }, (_, i) => `${i} ${"y".repeat(100)}`);
+  for (const l of lines) q.push(l);
+  q.push("z".repeat(5000)); // longer than a batch: alone
+  q.push("last");
+  assert.equal(writes.length, 0, "nothing is written at once");
+  assert.equal(await q.flush(5000), true);
+  assert.equal(
+    writes.join(""),
+    lines.map((l) => l + "\n").join("") + "z".repeat(5000) + "\nlast\n",
+  );
+  assert.ok(writes.length <= 6, `${writes.length} writes for 10 KiB of lines`);
+  for (const w of writes) {
+    assert.ok(w.endsWith("\n"), "whole lines only");
+    assert.ok(w.length <= 4096 || !w.slice(0, -1).includes("\n"), "a batch over 4096 is one line");
+  }
 });
 
 Deno.test("LineQueue: a writer that fails (stdout closed) ends the writing, never the caller", async () => {
