@@ -32,7 +32,7 @@ const COMMAND_CHARS = 8192;
 /** How much of a failed hook's stderr its log line shows. */
 const STDERR_SHOWN = 200;
 /** Hooks one process runs at once; the next wait for one of them to end. */
-export const MAX_RUNNING_HOOKS = 8;
+export const MAX_RUNNING_HOOKS = 16;
 
 /** What a hook is told of the job whose outcome it follows (QUEUECTL_* variables). */
 export interface HookJob {

@@ -104,7 +104,7 @@ Deno.test("hooks: a hook past hook_timeout is terminated and logged; the job sta
   assert.match(bad.stderr, /Cannot set 'hook_timeout'/);
 });
 
-Deno.test("hooks: a worker runs at most 8 at once; the next job waits for one to end, none is lost", async () => {
+Deno.test("hooks: a worker runs at most 16 at once; the next job waits for one to end, none is lost", async () => {
   await using dir = await tempDir();
   const db = dir.file("q.db");
   const log = dir.file("hooks.log");
@@ -120,14 +120,14 @@ Deno.test("hooks: a worker runs at most 8 at once; the next job waits for one to
     `echo "+ $QUEUECTL_JOB_ID" >> '${log}'; sleep 0.3; echo "- $QUEUECTL_JOB_ID" >> '${log}'`,
   ]);
   const jobs = Array.from(
-    { length: 30 },
+    { length: 50 },
     (_, i) => JSON.stringify({ id: `j${i}`, command: "true" }),
   );
   await Deno.writeTextFile(dir.file("jobs.jsonl"), jobs.join("\n") + "\n");
   await ok(["enqueue", "--file", dir.file("jobs.jsonl")]);
   const r = await runCli(["worker", "start", "--count", "1", "--until-empty"], { db });
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout + r.stderr, /8 hooks running, the most a worker runs at once/);
+  assert.match(r.stdout + r.stderr, /16 hooks running, the most a worker runs at once/);
   const lines = (await Deno.readTextFile(log)).trim().split("\n");
   let running = 0;
   let most = 0;
@@ -135,13 +135,13 @@ Deno.test("hooks: a worker runs at most 8 at once; the next job waits for one to
     running += line.startsWith("+") ? 1 : -1;
     most = Math.max(most, running);
   }
-  // Before, every job's hook started at once: 30 here.
-  assert.ok(most <= 8, `${most} hooks ran at once`);
+  // Before, every job's hook started at once: 50 here.
+  assert.ok(most <= 16, `${most} hooks ran at once`);
   const started = lines.filter((l) => l.startsWith("+")).map((l) => l.slice(2)).sort();
   const ended = lines.filter((l) => l.startsWith("-")).map((l) => l.slice(2)).sort();
   const all = jobs.map((j) => JSON.parse(j).id).sort();
   assert.deepEqual(started, all, "each job's hook ran once");
   assert.deepEqual(ended, all);
   const status = await runCliJson<{ counts: { completed: number } }>(["status"], { db });
-  assert.equal(status.counts.completed, 30);
+  assert.equal(status.counts.completed, 50);
 });
