@@ -20,7 +20,7 @@
  * end; a process present at both counts. -A: Deno lets only --allow-all read /proc.
  */
 import postgres from "postgres";
-import { fmt, loadAverage, MAIN, median, PERMISSIONS } from "./util.ts";
+import { benchBackends, benchCheckouts, fmt, loadAverage, median, PERMISSIONS } from "./util.ts";
 
 const arg = (name: string, def: string) =>
   Deno.args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
@@ -166,11 +166,8 @@ async function once(checkout: string, backend: Backend, shape: Shape): Promise<[
   }
 }
 
-const checkouts: [string, string][] = [["this checkout", MAIN.slice(0, -"/src/main.ts".length)]];
-if (base) checkouts.unshift([`base (${base})`, base]);
-const backends: Backend[] = backendArg === "both"
-  ? ["sqlite", "postgres"]
-  : [backendArg as Backend];
+const checkouts = benchCheckouts(base);
+const backends: Backend[] = benchBackends(backendArg);
 const loadBefore = await loadAverage();
 const rows: string[] = [];
 for (const backend of backends) {

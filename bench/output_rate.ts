@@ -13,7 +13,7 @@
  * The job's time is its run's duration_ms (`show --json`).
  */
 import postgres from "postgres";
-import { fmt, loadAverage, MAIN, median, PERMISSIONS } from "./util.ts";
+import { benchBackends, benchCheckouts, fmt, loadAverage, median, PERMISSIONS } from "./util.ts";
 
 const arg = (name: string, def: string) =>
   Deno.args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
@@ -88,11 +88,8 @@ async function alone(): Promise<number> {
   return performance.now() - started;
 }
 
-const checkouts: [string, string][] = [["this checkout", MAIN.slice(0, -"/src/main.ts".length)]];
-if (base) checkouts.unshift([`base (${base})`, base]);
-const backends: Backend[] = backendArg === "both"
-  ? ["sqlite", "postgres"]
-  : [backendArg as Backend];
+const checkouts = benchCheckouts(base);
+const backends: Backend[] = benchBackends(backendArg);
 const loadBefore = await loadAverage();
 const range = (v: number[], d: number) => `${fmt(Math.min(...v), d)}-${fmt(Math.max(...v), d)}`;
 const rows: string[] = [];

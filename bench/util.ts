@@ -85,3 +85,17 @@ export async function loadAverage(): Promise<string> {
     return "?";
   }
 }
+
+/**
+ * The checkouts a side-by-side benchmark runs: `[label, directory]`, another checkout's first when
+ * `base` names one (`--base=DIR`), then this one.
+ */
+export function benchCheckouts(base: string): [string, string][] {
+  const here: [string, string] = ["this checkout", MAIN.slice(0, -"/src/main.ts".length)];
+  return base ? [[`base (${base})`, base], here] : [here];
+}
+
+/** `--backend=sqlite|postgres|both` as the list of backends to run. */
+export function benchBackends(arg: string): ("sqlite" | "postgres")[] {
+  return arg === "both" ? ["sqlite", "postgres"] : [arg as "sqlite" | "postgres"];
+}
