@@ -271,13 +271,19 @@ export function validateTimeout(value: unknown): number {
   return value;
 }
 
-/** Accepts an ISO-8601 date-time string; returns epoch milliseconds. */
+/**
+ * Accepts an ISO-8601 date-time string; returns epoch milliseconds. Without an offset (`Z`,
+ * `+02:00`) the time is this machine's local time, as ISO-8601 says, a date alone included (its
+ * local midnight: Date.parse would take a date alone as UTC and a date-time as local).
+ */
 export function parseRunAt(value: unknown): number {
   const date = typeof value === "string" ? /^(\d{4})-(\d{2})-(\d{2})/.exec(value) : null;
   // Date.parse rolls a day the month does not have over into the next month (2026-02-30 is
   // March 2nd): such a date is refused, not moved.
   const ms = date && isCalendarDate(Number(date[1]), Number(date[2]), Number(date[3]))
-    ? Date.parse(value as string)
+    ? (value === date[0]
+      ? localMidnight(Number(date[1]), Number(date[2]), Number(date[3]))
+      : Date.parse(value as string))
     : NaN;
   if (Number.isNaN(ms)) {
     throw new InvalidInput(
@@ -287,6 +293,14 @@ export function parseRunAt(value: unknown): number {
     );
   }
   return ms;
+}
+
+/** The start of day `d` of month `m` (1-12) of year `y` in this machine's time zone. */
+function localMidnight(y: number, m: number, d: number): number {
+  const day = new Date(0);
+  day.setFullYear(y, m - 1, d); // not new Date(y, ...), which reads years 0-99 as 1900-1999
+  day.setHours(0, 0, 0, 0);
+  return day.getTime();
 }
 
 /** Whether day `d` of month `m` (1-12) exists in year `y`. */

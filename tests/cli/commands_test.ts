@@ -398,3 +398,34 @@ Deno.test({
     assert.equal(new TextDecoder().decode(out.stderr), "");
   },
 });
+
+Deno.test("run_at without an offset is the enqueuing machine's local time, a date alone too", async () => {
+  await using dir = await tempDir();
+  const db = dir.file("q.db");
+  // New York: UTC-5 in winter. A date alone was taken as UTC midnight (19:00 the day before, local)
+  // while a date and time were taken as local.
+  const env = { TZ: "America/New_York" };
+  const cases: [string, string][] = [
+    ["2030-01-01", "2030-01-01T05:00:00.000Z"],
+    ["2030-01-01T09:30:00", "2030-01-01T14:30:00.000Z"],
+    ["2030-01-01T09:30:00Z", "2030-01-01T09:30:00.000Z"],
+    ["2030-01-01T09:30:00+01:00", "2030-01-01T08:30:00.000Z"],
+  ];
+  for (const [i, [runAt, expected]] of cases.entries()) {
+    const spec = JSON.stringify({ id: `t${i}`, command: "true", run_at: runAt });
+    const r = await runCli(["enqueue", spec], { db, env });
+    assert.equal(r.code, 0, r.stderr);
+    const job = await runCliJson<{ run_at: string }>(["show", `t${i}`], { db });
+    assert.equal(job.run_at, expected, runAt);
+  }
+  // The flag reads it the same way.
+  const r = await runCli(["enqueue", "--id", "flag", "--run-at", "2030-01-01", "--", "true"], {
+    db,
+    env,
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(
+    (await runCliJson<{ run_at: string }>(["show", "flag"], { db })).run_at,
+    cases[0][1],
+  );
+});

@@ -48,6 +48,15 @@ Deno.test("parseJobSpec fills defaults and keeps given values", () => {
   // The longest command a shell can be given, in bytes.
   const longest = "é".repeat(65_535) + "x";
   assert.equal(parseJobSpec({ command: longest }, defaults).command, longest);
+  // A date alone is local midnight, as a date and time without an offset is local time.
+  assert.equal(
+    parseJobSpec({ command: "x", run_at: "2030-07-01" }, defaults).run_at,
+    new Date(2030, 6, 1).getTime(),
+  );
+  assert.equal(
+    parseJobSpec({ command: "x", run_at: "2030-07-01T10:00:00" }, defaults).run_at,
+    new Date(2030, 6, 1, 10).getTime(),
+  );
   // A leap day where there is one, and the end of a month's last day.
   assert.equal(
     parseJobSpec({ command: "x", run_at: "2028-02-29T12:00:00Z" }, defaults).run_at,
