@@ -11,17 +11,23 @@ const UNITS: Record<string, number> = {
 };
 
 /**
- * Parses a duration such as `500ms`, `30s`, `5m`, `2h`, `7d`, `1w` or a bare number of seconds
- * (`30`, `1.5`) into milliseconds. `what` names the value in the error message.
+ * Parses a duration such as `500ms`, `30s`, `5m`, `2h`, `7d`, `1w`, several of them in a row as
+ * {@link formatDuration} writes them (`3m20s`, `1h 30m`), or a bare number of seconds (`30`,
+ * `1.5`) into milliseconds. `what` names the value in the error message.
  */
 export function parseDuration(input: string, what: string): number {
-  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$/.exec(input);
-  if (!match) {
-    throw new InvalidInput(
-      `Cannot read ${what}: expected a duration like 30s, 5m, 2h or 7d, got ${quote(input)}`,
-    );
+  const bare = /^\s*(\d+(?:\.\d+)?)\s*$/.exec(input);
+  if (bare) return Math.round(Number(bare[1]) * 1000);
+  if (/^\s*(\d+(?:\.\d+)?\s*(ms|s|m|h|d|w)\s*)+$/.test(input)) {
+    let ms = 0;
+    for (const part of input.matchAll(/(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)/g)) {
+      ms += Number(part[1]) * UNITS[part[2]];
+    }
+    return Math.round(ms);
   }
-  return Math.round(Number(match[1]) * UNITS[match[2] ?? "s"]);
+  throw new InvalidInput(
+    `Cannot read ${what}: expected a duration like 30s, 5m, 2h, 7d or 1h30m, got ${quote(input)}`,
+  );
 }
 
 /** Short human form of a duration in milliseconds: `850ms`, `12s`, `3m20s`, `5h2m`, `3d4h`. */

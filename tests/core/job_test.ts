@@ -180,6 +180,15 @@ Deno.test("durations parse and format", () => {
   assert.equal(formatDuration(2_000), "2s");
   assert.equal(formatDuration(200_000), "3m20s");
   assert.equal(formatDuration(3 * 86_400_000 + 4 * 3_600_000), "3d4h");
+  // What formatDuration writes reads back (several units in a row, spaces allowed).
+  for (const ms of [850, 2_000, 200_000, 5 * 3_600_000 + 2 * 60_000, 3 * 86_400_000 + 14_400_000]) {
+    assert.equal(parseDuration(formatDuration(ms), "x"), ms);
+  }
+  assert.equal(parseDuration("1h 30m", "x"), 5_400_000);
+  assert.equal(parseDuration("1m30.5s", "x"), 90_500);
+  for (const bad of ["1h30", "h", "1h-30m", "1h,30m", "30 s 5", ""]) {
+    assert.throws(() => parseDuration(bad, "x"), InvalidInput, bad);
+  }
 });
 
 Deno.test("retry delay: base ^ n, capped, never infinite", () => {
