@@ -121,7 +121,7 @@ export const LIVE_FLUSH_BYTES = 64 * 1024;
 /**
  * The least time from the end of one write to the start of the next, however fast the job
  * prints. Without it a job printing 100 MB made a write per 64 KiB: the worker spent its time
- * writing (57x the job's own time) and, not reading its pipes meanwhile, slowed the job as much.
+ * writing (50 times the job's own time) and, not reading its pipes meanwhile, slowed the job as much.
  */
 export const LIVE_FLUSH_GAP_MS = 100;
 
