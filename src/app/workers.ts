@@ -72,7 +72,7 @@ export async function startWorkers(ctx: Ctx, opts: StartOptions): Promise<number
     const code = await supervisor.run();
     if (supervisor.gaveUp) await exitWorker(ctx, code, 1000);
     // Its last lines; a reader that stopped reading would keep the process alive forever.
-    if (!await flushStdoutLines(STDOUT_FLUSH_MS)) await exitWorker(ctx, code, 1000);
+    if (!await flushStdoutLines(STDOUT_FLUSH_MS)) await exitWorker(ctx, code, 1000, 0);
     return code;
   } catch (err) {
     // In the background nobody sees stderr: the error goes to the log too.
@@ -210,16 +210,22 @@ export async function runWorker(ctx: Ctx, opts: RunWorkerOptions): Promise<never
 
 /**
  * Ends this worker process: the store gets `graceMs` to close what it can (after an outage
- * nothing more is to be written, so a second), then the process exits with `code`.
+ * nothing more is to be written, so a second), its lines `flushMs` to reach stdout, then the
+ * process exits with `code`.
  */
-async function exitWorker(ctx: Ctx, code: number, graceMs: number): Promise<never> {
+async function exitWorker(
+  ctx: Ctx,
+  code: number,
+  graceMs: number,
+  flushMs = STDOUT_FLUSH_MS,
+): Promise<never> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   await Promise.race([
     ctx.store.close().catch(() => {}),
     new Promise((r) => (timer = setTimeout(r, graceMs))),
   ]);
   clearTimeout(timer);
-  await flushStdoutLines(STDOUT_FLUSH_MS);
+  await flushStdoutLines(flushMs);
   Deno.exit(code);
 }
 

@@ -73,28 +73,15 @@ export class Hooks {
     this.#cwd = o.cwd;
   }
 
-  /** How many hooks are running now (drained checks included). */
-  get running(): number {
-    return this.#running.size;
-  }
-
   /** True while {@link MAX_RUNNING_HOOKS} run (a hook fired now would wait). */
   get full(): boolean {
     return this.#running.size >= MAX_RUNNING_HOOKS;
   }
 
-  /** Resolves once fewer than {@link MAX_RUNNING_HOOKS} hooks run, or `signal` is aborted. */
-  async roomFor(signal?: AbortSignal): Promise<void> {
-    if (!this.full) return;
-    let abort = () => {};
-    const aborted = new Promise<void>((go) => abort = go);
-    signal?.addEventListener("abort", abort, { once: true });
-    try {
-      // A hook's promise settles after it left #running (and a waiting one took its place).
-      while (this.full && !signal?.aborted) await Promise.race([...this.#running, aborted]);
-    } finally {
-      signal?.removeEventListener("abort", abort);
-    }
+  /** Resolves once fewer than {@link MAX_RUNNING_HOOKS} hooks run. */
+  async roomFor(): Promise<void> {
+    // A hook's promise settles after it left #running (and a waiting one took its place).
+    while (this.full) await Promise.race(this.#running);
   }
 
   /** Starts `task` now when there is room, else once a running one ends. */

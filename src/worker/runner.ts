@@ -422,8 +422,9 @@ export class Runner {
             `the next job waits for one of them to end`,
         );
       }
-      await this.#hooks.roomFor(this.#stopCtl.signal);
-      if (this.#stopMode !== null) return false;
+      // Not cut short by a stop: a stopping worker waits for its hooks anyway, and the claim
+      // below takes nothing once it stops (#checkedIn).
+      await this.#hooks.roomFor();
     }
     this.#waker?.arm();
     this.#claimAttempts++;

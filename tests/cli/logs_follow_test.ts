@@ -6,36 +6,10 @@
  */
 import assert from "node:assert/strict";
 import { ExitCodes } from "../../src/core/errors.ts";
-import { cliArgv, runCli } from "../helpers/run_cli.ts";
+import { startCli } from "../helpers/cli_process.ts";
+import { runCli } from "../helpers/run_cli.ts";
 import { tempDir } from "../helpers/temp.ts";
 import { waitFor } from "../helpers/wait_for.ts";
-
-/**
- * `worker start --until-empty` and `logs ID --follow` on `db`; the follower's output is gathered
- * into `out` as it comes (`reading` resolves at its end).
- */
-function workerAndFollower(db: string, id: string) {
-  const env = { NO_COLOR: "1", QUEUECTL_DB: db };
-  const worker = new Deno.Command(Deno.execPath(), {
-    args: cliArgv(["worker", "start", "--until-empty"]),
-    env,
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  const follow = new Deno.Command(Deno.execPath(), {
-    args: cliArgv(["logs", id, "--follow"]),
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const out = { stdout: "", stderr: "" };
-  const gather = async (stream: ReadableStream<Uint8Array>, into: "stdout" | "stderr") => {
-    const decoder = new TextDecoder();
-    for await (const c of stream) out[into] += decoder.decode(c, { stream: true });
-  };
-  const reading = Promise.all([gather(follow.stdout, "stdout"), gather(follow.stderr, "stderr")]);
-  return { worker, follow, out, reading };
-}
 
 Deno.test("logs --follow streams a running job's output and exits with its outcome", async () => {
   await using dir = await tempDir();
@@ -48,21 +22,21 @@ Deno.test("logs --follow streams a running job's output and exits with its outco
     { db },
   );
   assert.equal(enq.code, 0, enq.stderr);
-  const { worker, follow, out, reading } = workerAndFollower(db, "j");
+  const worker = startCli(["worker", "start", "--until-empty"], { db });
+  await using follow = startCli(["logs", "j", "--follow"], { db });
   try {
     // Seen while the job still waits for the gate: live, not after the run.
-    await waitFor(() => out.stdout === "one\n" && out.stderr === "warn\n", {
+    await waitFor(() => follow.stdout() === "one\n" && follow.stderr() === "warn\n", {
       timeoutMs: 30_000,
-      what: `the first line while the job runs (stdout ${JSON.stringify(out.stdout)})`,
+      what: `the first line while the job runs (stdout ${JSON.stringify(follow.stdout())})`,
     });
     const state = JSON.parse((await runCli(["show", "j", "--json"], { db })).stdout).state;
     assert.equal(state, "processing");
     await Deno.writeTextFile(gate, "");
     const status = await follow.status;
-    await reading;
-    assert.equal(status.code, ExitCodes.jobsDead, out.stderr);
-    assert.equal(out.stdout, "one\ntwo\n");
-    assert.equal(out.stderr, "warn\n");
+    assert.equal(status.code, ExitCodes.jobsDead, follow.stderr());
+    assert.equal(follow.stdout(), "one\ntwo\n");
+    assert.equal(follow.stderr(), "warn\n");
   } finally {
     await Deno.writeTextFile(gate, "").catch(() => {});
     await worker.status;
@@ -85,19 +59,19 @@ Deno.test("logs --follow says on stderr where output may be missing (more than o
     `head -c 5000 /dev/zero | tr '\\0' z; echo; echo end`;
   const enq = await runCli(["enqueue", JSON.stringify({ id: "j", command })], { db });
   assert.equal(enq.code, 0, enq.stderr);
-  const { worker, follow, out, reading } = workerAndFollower(db, "j");
+  const worker = startCli(["worker", "start", "--until-empty"], { db });
+  await using follow = startCli(["logs", "j", "--follow"], { db });
   try {
-    await waitFor(() => out.stdout === "first\n", {
+    await waitFor(() => follow.stdout() === "first\n", {
       timeoutMs: 30_000,
       what: "the first line",
     });
     await Deno.writeTextFile(gate, "");
     const status = await follow.status;
-    await reading;
     assert.equal(status.code, ExitCodes.ok);
-    assert.equal(out.stdout, "first\n" + "z".repeat(995) + "\nend\n");
+    assert.equal(follow.stdout(), "first\n" + "z".repeat(995) + "\nend\n");
     assert.equal(
-      out.stderr,
+      follow.stderr(),
       "queuectl: j's stdout may be missing a part here: it printed more between two reads than " +
         "the database keeps of a running job (output_limit)\n",
     );

@@ -4,6 +4,8 @@
  * a failing or hanging hook is logged (and terminated after hook_timeout) and changes nothing.
  */
 import assert from "node:assert/strict";
+import { MAX_RUNNING_HOOKS } from "../../src/worker/hooks.ts";
+import { startCli } from "../helpers/cli_process.ts";
 import { runCli, runCliJson } from "../helpers/run_cli.ts";
 import { tempDir } from "../helpers/temp.ts";
 import { admin, PG_URL, postgresAvailability } from "../helpers/postgres.ts";
@@ -144,4 +146,40 @@ Deno.test("hooks: a worker runs at most 16 at once; the next job waits for one t
   assert.deepEqual(ended, all);
   const status = await runCliJson<{ counts: { completed: number } }>(["status"], { db });
   assert.equal(status.counts.completed, 50);
+});
+
+Deno.test("hooks: a worker stopped while its hooks hold its next job back claims nothing more and runs every hook it owes", async () => {
+  await using dir = await tempDir();
+  const db = dir.file("q.db");
+  const log = dir.file("hooks.log");
+  const ok = async (args: string[]) => {
+    const r = await runCli(args, { db });
+    assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
+  };
+  await ok([
+    "config",
+    "set",
+    "hook_completed",
+    `echo "+ $QUEUECTL_JOB_ID" >> '${log}'; sleep 1; echo "- $QUEUECTL_JOB_ID" >> '${log}'`,
+  ]);
+  const jobs = Array.from(
+    { length: 40 },
+    (_, i) => JSON.stringify({ id: `j${i}`, command: "true" }),
+  );
+  await Deno.writeTextFile(dir.file("jobs.jsonl"), jobs.join("\n") + "\n");
+  await ok(["enqueue", "--file", dir.file("jobs.jsonl")]);
+  await using worker = startCli(["worker", "start", "--count", "1"], { db });
+  await worker.waitForOutput(/16 hooks running, the most a worker runs at once/, 30_000);
+  worker.kill("SIGTERM");
+  assert.equal((await worker.status).code, 0, worker.stderr());
+  const status = await runCliJson<{ counts: Record<string, number> }>(["status"], { db });
+  const { completed, pending, processing } = status.counts;
+  // When it said so, 16 hooks ran and the last outcome's waited: no job was claimed after that.
+  assert.ok(completed <= MAX_RUNNING_HOOKS + 1, `${completed} jobs completed`);
+  assert.equal(completed + pending, 40, "no job lost or left running");
+  assert.equal(processing, 0);
+  // Every completed job's hook ran to its end before the worker exited, the one that waited too.
+  const lines = (await Deno.readTextFile(log)).trim().split("\n");
+  assert.equal(lines.filter((l) => l.startsWith("+")).length, completed);
+  assert.equal(lines.filter((l) => l.startsWith("-")).length, completed);
 });
