@@ -106,27 +106,33 @@ Deno.test("hooks: a hook past hook_timeout is terminated and logged; the job sta
   assert.match(bad.stderr, /Cannot set 'hook_timeout'/);
 });
 
+/**
+ * `n` jobs `true` (ids j0...) in `db`, and a hook_completed that takes `hookS` seconds, far longer
+ * than the jobs, and marks its start (`+ id`) and end (`- id`) in the returned log file.
+ */
+async function fastJobsSlowHooks(
+  db: string,
+  dir: { file(name: string): string },
+  n: number,
+  hookS: number,
+): Promise<{ log: string; ids: string[] }> {
+  const log = dir.file("hooks.log");
+  const hook = `echo "+ $QUEUECTL_JOB_ID" >> '${log}'; sleep ${hookS}; ` +
+    `echo "- $QUEUECTL_JOB_ID" >> '${log}'`;
+  const set = await runCli(["config", "set", "hook_completed", hook], { db });
+  assert.equal(set.code, 0, set.stderr);
+  const ids = Array.from({ length: n }, (_, i) => `j${i}`);
+  const jobs = ids.map((id) => JSON.stringify({ id, command: "true" })).join("\n") + "\n";
+  await Deno.writeTextFile(dir.file("jobs.jsonl"), jobs);
+  const enq = await runCli(["enqueue", "--file", dir.file("jobs.jsonl")], { db });
+  assert.equal(enq.code, 0, enq.stderr);
+  return { log, ids: ids.sort() };
+}
+
 Deno.test("hooks: a worker runs at most 16 at once; the next job waits for one to end, none is lost", async () => {
   await using dir = await tempDir();
   const db = dir.file("q.db");
-  const log = dir.file("hooks.log");
-  const ok = async (args: string[]) => {
-    const r = await runCli(args, { db });
-    assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
-  };
-  // Each hook marks its start and end; the jobs take far less time than their hooks.
-  await ok([
-    "config",
-    "set",
-    "hook_completed",
-    `echo "+ $QUEUECTL_JOB_ID" >> '${log}'; sleep 0.3; echo "- $QUEUECTL_JOB_ID" >> '${log}'`,
-  ]);
-  const jobs = Array.from(
-    { length: 50 },
-    (_, i) => JSON.stringify({ id: `j${i}`, command: "true" }),
-  );
-  await Deno.writeTextFile(dir.file("jobs.jsonl"), jobs.join("\n") + "\n");
-  await ok(["enqueue", "--file", dir.file("jobs.jsonl")]);
+  const { log, ids } = await fastJobsSlowHooks(db, dir, 50, 0.3);
   const r = await runCli(["worker", "start", "--count", "1", "--until-empty"], { db });
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout + r.stderr, /16 hooks running, the most a worker runs at once/);
@@ -141,9 +147,8 @@ Deno.test("hooks: a worker runs at most 16 at once; the next job waits for one t
   assert.ok(most <= 16, `${most} hooks ran at once`);
   const started = lines.filter((l) => l.startsWith("+")).map((l) => l.slice(2)).sort();
   const ended = lines.filter((l) => l.startsWith("-")).map((l) => l.slice(2)).sort();
-  const all = jobs.map((j) => JSON.parse(j).id).sort();
-  assert.deepEqual(started, all, "each job's hook ran once");
-  assert.deepEqual(ended, all);
+  assert.deepEqual(started, ids, "each job's hook ran once");
+  assert.deepEqual(ended, ids);
   const status = await runCliJson<{ counts: { completed: number } }>(["status"], { db });
   assert.equal(status.counts.completed, 50);
 });
@@ -151,23 +156,7 @@ Deno.test("hooks: a worker runs at most 16 at once; the next job waits for one t
 Deno.test("hooks: a worker stopped while its hooks hold its next job back claims nothing more and runs every hook it owes", async () => {
   await using dir = await tempDir();
   const db = dir.file("q.db");
-  const log = dir.file("hooks.log");
-  const ok = async (args: string[]) => {
-    const r = await runCli(args, { db });
-    assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
-  };
-  await ok([
-    "config",
-    "set",
-    "hook_completed",
-    `echo "+ $QUEUECTL_JOB_ID" >> '${log}'; sleep 1; echo "- $QUEUECTL_JOB_ID" >> '${log}'`,
-  ]);
-  const jobs = Array.from(
-    { length: 40 },
-    (_, i) => JSON.stringify({ id: `j${i}`, command: "true" }),
-  );
-  await Deno.writeTextFile(dir.file("jobs.jsonl"), jobs.join("\n") + "\n");
-  await ok(["enqueue", "--file", dir.file("jobs.jsonl")]);
+  const { log } = await fastJobsSlowHooks(db, dir, 40, 1);
   await using worker = startCli(["worker", "start", "--count", "1"], { db });
   await worker.waitForOutput(/16 hooks running, the most a worker runs at once/, 30_000);
   worker.kill("SIGTERM");
