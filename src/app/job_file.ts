@@ -7,7 +7,15 @@
 import { InvalidInput } from "../core/errors.ts";
 import { decodeUtf8Lines, findDuplicateKey } from "../core/json_input.ts";
 import { quote } from "../core/text.ts";
-import { jsonErrorMessage, parseJobFile } from "./queue.ts";
+import {
+  type BulkEnqueued,
+  checkJobSpecs,
+  type Ctx,
+  enqueueStream,
+  type EnqueueStreamOptions,
+  jsonErrorMessage,
+  parseJobFile,
+} from "./queue.ts";
 
 const NEWLINE = 0x0a;
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
@@ -145,4 +153,22 @@ export async function* jobFileSpecs(
     const spec = parseLine(tail);
     if (spec) yield [spec];
   }
+}
+
+/**
+ * Enqueues a job file (`enqueue --file`) in one transaction, as {@link enqueueStream} does.
+ * `spool`: the input may come slowly (a pipe, a terminal). It is then read to its end and checked
+ * (a bad job fails as soon as it is read) before the transaction begins, and kept meanwhile
+ * (app/job_spool.ts): no write lock or transaction waits on the producer.
+ */
+export async function enqueueFile(
+  ctx: Ctx,
+  input: ReadableStream<Uint8Array>,
+  opts: EnqueueStreamOptions & { spool?: boolean } = {},
+): Promise<BulkEnqueued> {
+  if (!opts.spool) return await enqueueStream(ctx, jobFileSpecs(input), opts);
+  const { InputSpool } = await import("./job_spool.ts");
+  await using spool = await InputSpool.create();
+  await checkJobSpecs(ctx, jobFileSpecs(spool.copy(input)), opts);
+  return await enqueueStream(ctx, jobFileSpecs(spool.readable()), opts);
 }

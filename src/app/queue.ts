@@ -167,7 +167,7 @@ export async function enqueue(
   specs: readonly { value: unknown; where?: string }[],
   opts: EnqueueOptions = {},
 ): Promise<string[]> {
-  if (specs.length === 0) throw new InvalidInput("No jobs to enqueue: the input is empty");
+  if (specs.length === 0) throw new InvalidInput(EMPTY_INPUT);
   const config = await loadConfig(ctx.store);
   const now = ctx.clock.now();
   const defaults = { max_retries: config.max_retries, now, cwd: opts.cwd ?? null };
@@ -191,6 +191,29 @@ export async function enqueue(
 
 /** Jobs per batch a bulk enqueue validates and hands to the store at a time. */
 const BULK_BATCH = 1000;
+
+export type EnqueueStreamOptions = EnqueueOptions & { onIds?: (lines: string) => void };
+
+const EMPTY_INPUT = "No jobs to enqueue: the input is empty";
+
+/**
+ * Validates `specs` as {@link enqueueStream} does, without inserting anything: the first error is
+ * thrown as soon as its spec is read.
+ */
+export async function checkJobSpecs(
+  ctx: Ctx,
+  specs: AsyncIterable<readonly { value: unknown; where?: string }[]>,
+  opts: EnqueueOptions = {},
+): Promise<void> {
+  const config = await loadConfig(ctx.store);
+  const defaults = { max_retries: config.max_retries, now: ctx.clock.now(), cwd: opts.cwd ?? null };
+  let count = 0;
+  for await (const group of specs) {
+    for (const s of group) parseJobSpec(s.value, defaults, s.where ?? "");
+    count += group.length;
+  }
+  if (count === 0) throw new InvalidInput(EMPTY_INPUT);
+}
 
 /** What {@link enqueueStream} enqueued. */
 export interface BulkEnqueued {
@@ -216,7 +239,7 @@ export interface BulkEnqueued {
 export async function enqueueStream(
   ctx: Ctx,
   specs: AsyncIterable<readonly { value: unknown; where?: string }[]>,
-  opts: EnqueueOptions & { onIds?: (lines: string) => void } = {},
+  opts: EnqueueStreamOptions = {},
 ): Promise<BulkEnqueued> {
   const config = await loadConfig(ctx.store);
   const now = ctx.clock.now();
@@ -241,7 +264,7 @@ export async function enqueueStream(
       }
     }
     if (batch.length > 0) yield flush();
-    if (count === 0) throw new InvalidInput("No jobs to enqueue: the input is empty");
+    if (count === 0) throw new InvalidInput(EMPTY_INPUT);
   }
   // Jobs left out for the active job holding their unique key: that job's id is printed instead.
   const existing = new Map<string, string>();

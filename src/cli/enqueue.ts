@@ -4,14 +4,8 @@ import { InvalidInput } from "../core/errors.ts";
 import { quote } from "../core/text.ts";
 import { validateEnvName } from "../core/job.ts";
 import { commandFromWords } from "../core/shell_words.ts";
-import {
-  callerDirectory,
-  enqueue,
-  enqueueStream,
-  parseJobArgument,
-  parseOnDuplicate,
-} from "../app/queue.ts";
-import { jobFileSpecs } from "../app/job_file.ts";
+import { callerDirectory, enqueue, parseJobArgument, parseOnDuplicate } from "../app/queue.ts";
+import { enqueueFile } from "../app/job_file.ts";
 import { type CliContext, type GlobalFlags, globalFlags, withStore } from "./context.ts";
 import type { Output } from "./render.ts";
 import { parseWaitTimeout, waitAndReport } from "./wait.ts";
@@ -35,6 +29,19 @@ interface EnqueueFlags extends GlobalFlags {
 }
 
 /** Opens `--file` (`-` = stdin) for reading as a stream (decoded line by line: app/job_file.ts). */
+/**
+ * True when the input of `--file` may come slowly (a pipe, a terminal, a socket: stdin that is not
+ * a regular file): then it is read whole before the insert's transaction begins (app/job_spool.ts).
+ */
+function mayBeSlow(path: string): boolean {
+  if (path !== "-") return false; // openInput takes only regular files
+  try {
+    return !Deno.statSync("/dev/stdin").isFile;
+  } catch {
+    return true; // no /dev/stdin (Windows): spool, the safe side
+  }
+}
+
 async function openInput(path: string): Promise<ReadableStream<Uint8Array>> {
   if (path === "-") return Deno.stdin.readable;
   try {
@@ -230,11 +237,11 @@ async function run(this: CliContext, flags: EnqueueFlags, ...positional: string[
       ? await IdSpill.create().catch(() => null)
       : null;
     if (spill) {
-      const input = jobFileSpecs(await openInput(flags.file!));
-      const { existing } = await enqueueStream(app, input, {
+      const { existing } = await enqueueFile(app, await openInput(flags.file!), {
         cwd,
         onDuplicate,
         onIds: (lines) => spill.write(lines),
+        spool: mayBeSlow(flags.file!),
       });
       // A job left out for the active job holding its unique key: that job's id instead.
       const reported = async function* (): AsyncGenerator<string> {
@@ -250,8 +257,11 @@ async function run(this: CliContext, flags: EnqueueFlags, ...positional: string[
     }
     // Ids as lines, one string per batch of jobs.
     const idLines = specs === undefined
-      ? (await enqueueStream(app, jobFileSpecs(await openInput(flags.file!)), { cwd, onDuplicate }))
-        .idLines
+      ? (await enqueueFile(app, await openInput(flags.file!), {
+        cwd,
+        onDuplicate,
+        spool: mayBeSlow(flags.file!),
+      })).idLines
       : [(await enqueue(app, specs, { cwd, onDuplicate })).join("\n")];
     if (flags.wait) {
       const ids = idLines.flatMap((lines) => lines.split("\n"));

@@ -1,5 +1,6 @@
 /** `enqueue --file` streams its input (issue 15.6): large files, both forms, the ids it prints. */
 import assert from "node:assert/strict";
+import { startCli } from "../helpers/cli_process.ts";
 import { cliArgv, runCli, runCliJson } from "../helpers/run_cli.ts";
 import { waitFor } from "../helpers/wait_for.ts";
 import { tempDir } from "../helpers/temp.ts";
@@ -104,4 +105,48 @@ Deno.test("enqueue --file: the ids wait in a temporary file only its user can re
   assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
   assert.equal(new TextDecoder().decode(out.stdout), "a\nb\n");
   assert.deepEqual(await Array.fromAsync(Deno.readDir(tmp)), []);
+});
+
+Deno.test("enqueue --file - from a pipe that stalls: the database stays writable meanwhile, the jobs land once the input ends", async () => {
+  await using dir = await tempDir();
+  const db = dir.file("q.db");
+  const tmp = dir.file("tmp");
+  await Deno.mkdir(tmp);
+  await using bulk = startCli(["enqueue", "--file", "-"], {
+    db,
+    env: { TMPDIR: tmp },
+    stdin: "piped",
+  });
+  // 10,000 lines, far more than a pipe holds: once written, the CLI has read most of them.
+  const lines = Array.from({ length: 10_000 }, (_, i) => JSON.stringify({ command: `echo ${i}` }));
+  await bulk.writeStdin(lines.join("\n") + "\n");
+  // The producer stalls here. Other writers go on at once: before, the bulk enqueue held SQLite's
+  // write lock from its first line to its last, and this enqueue failed after the 10 s busy wait.
+  const other = await runCli(["enqueue", '{"id":"other","command":"true"}'], { db });
+  assert.equal(other.code, 0, other.stderr);
+  const during = await runCliJson<{ counts: { pending: number } }>(["status"], { db });
+  assert.equal(during.counts.pending, 1, "nothing of the unfinished input is visible");
+  await bulk.writeStdin('{"id":"last","command":"true"}\n');
+  await bulk.closeStdin();
+  const status = await bulk.status;
+  assert.equal(status.code, 0, bulk.stderr());
+  const ids = bulk.stdout().trimEnd().split("\n");
+  assert.equal(ids.length, 10_001);
+  assert.equal(ids.at(-1), "last");
+  const after = await runCliJson<{ counts: { pending: number } }>(["status"], { db });
+  assert.equal(after.counts.pending, 10_002);
+  assert.deepEqual(await Array.fromAsync(Deno.readDir(tmp)), [], "temporary files removed");
+});
+
+Deno.test("enqueue --file - from a pipe: a bad line fails at once, before the input ends, and enqueues nothing", async () => {
+  await using dir = await tempDir();
+  const db = dir.file("q.db");
+  await using bulk = startCli(["enqueue", "--file", "-"], { db, stdin: "piped" });
+  await bulk.writeStdin('{"command":"true"}\n{"command":""}\n');
+  // The input stays open: the error must not wait for its end.
+  const status = await bulk.status;
+  assert.equal(status.code, 2, bulk.stderr());
+  assert.match(bulk.stderr(), /^error: line 2: /);
+  const after = await runCliJson<{ total: number }>(["status"], { db });
+  assert.equal(after.total, 0);
 });

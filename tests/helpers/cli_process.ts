@@ -14,6 +14,10 @@ export interface CliProcess extends AsyncDisposable {
   /** Waits until stdout matches `pattern`; returns the match. */
   waitForOutput(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
   kill(signal?: Deno.Signal): void;
+  /** Writes to its stdin (started with `stdin: "piped"`). */
+  writeStdin(text: string): Promise<void>;
+  /** Closes its stdin (started with `stdin: "piped"`): end of input. */
+  closeStdin(): Promise<void>;
   /** Resolves when the process has exited (and its output is fully read). */
   readonly status: Promise<Deno.CommandStatus>;
 }
@@ -26,6 +30,8 @@ export function startCli(
     cwd?: string;
     /** Run through this program first, e.g. ["setsid"] (exec'd: the pid stays the CLI's). */
     via?: string[];
+    /** "piped": the test writes the process's input (writeStdin, closeStdin); default null. */
+    stdin?: "piped" | "null";
   } = {},
 ): CliProcess {
   // INIT_CWD "" = not under `deno task`: the test runner's own INIT_CWD (set when the suite runs
@@ -37,10 +43,15 @@ export function startCli(
     args: argv.slice(1),
     env,
     cwd: opts.cwd,
-    stdin: "null",
+    stdin: opts.stdin ?? "null",
     stdout: "piped",
     stderr: "piped",
   }).spawn();
+  const input = opts.stdin === "piped" ? child.stdin.getWriter() : null;
+  const piped = () => {
+    if (input === null) throw new Error('startCli: stdin was not "piped"');
+    return input;
+  };
   let out = "";
   let err = "";
   const collect = async (stream: ReadableStream<Uint8Array>, add: (s: string) => void) => {
@@ -75,8 +86,11 @@ export function startCli(
         // already exited
       }
     },
+    writeStdin: (text) => piped().write(new TextEncoder().encode(text)),
+    closeStdin: () => piped().close(),
     status,
     [Symbol.asyncDispose]: async () => {
+      await input?.close().catch(() => {});
       if (!exited) {
         try {
           child.kill("SIGKILL");

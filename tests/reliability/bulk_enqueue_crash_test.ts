@@ -1,6 +1,6 @@
 /**
- * Crash during bulk enqueue: `enqueue --file` of a large file is SIGKILLed at random moments
- * (while the CLI starts, parses, or writes its transaction). Each time, either every job of that
+ * Crash during bulk enqueue: `enqueue --file` of a large file (every fourth round `--file -` from
+ * a pipe) is SIGKILLed at random moments (while the CLI starts, parses, or writes its transaction). Each time, either every job of that
  * file is in the database or none is; the database passes `PRAGMA integrity_check`, and the
  * per-state counters agree with the jobs table.
  */
@@ -59,13 +59,20 @@ Deno.test("crash during bulk enqueue: SIGKILL at random moments leaves all of a 
     const file = dir.file(`round-${round}.jobs`);
     await Deno.writeTextFile(file, jobFile(round));
     const started = performance.now();
+    // Every fourth round from a pipe: read whole into a temporary file first (app/job_spool.ts).
+    const piped = round % 4 === 2;
     const child = new Deno.Command(Deno.execPath(), {
-      args: cliArgv(["enqueue", "--file", file, "--db", db]),
-      env: { NO_COLOR: "1" },
-      stdin: "null",
+      args: cliArgv(["enqueue", "--file", piped ? "-" : file, "--db", db]),
+      // A killed enqueue leaves its temporary files: in the test's directory, removed after.
+      env: { NO_COLOR: "1", TMPDIR: dir.path },
+      stdin: piped ? "piped" : "null",
       stdout: "null",
       stderr: "piped",
     }).spawn();
+    const feeding = piped
+      ? ReadableStream.from([new TextEncoder().encode(await Deno.readTextFile(file))])
+        .pipeTo(child.stdin).catch(() => {}) // killed before it read everything
+      : Promise.resolve();
     // Pacing, not waiting for a condition: the kill lands at a chosen random moment.
     const timer = killAfterMs === null ? undefined : setTimeout(() => {
       try {
@@ -88,6 +95,7 @@ Deno.test("crash during bulk enqueue: SIGKILL at random moments leaves all of a 
       })()
       : Promise.resolve();
     const out = await child.output();
+    await feeding;
     await watching;
     clearTimeout(timer);
     await Deno.remove(file);
