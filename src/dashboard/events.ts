@@ -4,6 +4,14 @@
  */
 const encoder = new TextEncoder();
 
+/**
+ * Messages a page may leave unread (queued here once the socket's buffers are full) before its
+ * stream is closed: a page that stopped reading (a suspended laptop, a stalled client) would
+ * otherwise keep one message per interval in the server's memory for as long as its connection
+ * lives. A browser that resumes reconnects (`retry`) and gets the current stats at once.
+ */
+export const MAX_UNSENT_MESSAGES = 30;
+
 type Client = ReadableStreamDefaultController<Uint8Array>;
 
 export class StatsHub {
@@ -73,6 +81,12 @@ export class StatsHub {
   #send(client: Client, message: string): void {
     if (!this.#clients.has(client)) return;
     try {
+      // desiredSize: 1 (the default high-water mark) less the messages queued and not yet sent.
+      if ((client.desiredSize ?? 0) < 1 - MAX_UNSENT_MESSAGES) {
+        this.#drop(client);
+        client.close();
+        return;
+      }
       client.enqueue(encoder.encode(message));
     } catch {
       this.#drop(client);
