@@ -6,6 +6,7 @@
  */
 import { buildCommand } from "@stricli/core";
 import { InvalidInput } from "../core/errors.ts";
+import { quote } from "../core/text.ts";
 import type { AccessToken } from "../dashboard/token.ts";
 import {
   type CliContext,
@@ -31,8 +32,9 @@ interface DashboardFlags extends GlobalFlags {
 function parsePort(text: string): number {
   const n = Number(text);
   if (!/^\d{1,5}$/.test(text.trim()) || n > 65535) {
-    // stricli prefixes: Failed to parse "<text>" for port:
-    throw new InvalidInput("expected a whole number from 0 to 65535");
+    throw new InvalidInput(
+      `Invalid --port: expected a whole number from 0 to 65535, got ${quote(text)}`,
+    );
   }
   return n;
 }

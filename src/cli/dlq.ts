@@ -4,6 +4,7 @@ import { InvalidInput } from "../core/errors.ts";
 import { jobToJson } from "../core/job.ts";
 import { listJobs, moveJobToDlq, purgeDlq, restoreAll, restoreJob } from "../app/queue.ts";
 import { type CliContext, type GlobalFlags, globalFlags, withStore } from "./context.ts";
+import { limitParser } from "./jobs.ts";
 import { safe } from "./render.ts";
 
 interface DlqListFlags extends GlobalFlags {
@@ -34,7 +35,7 @@ const listCommand = () =>
         ...globalFlags,
         limit: {
           kind: "parsed",
-          parse: Number,
+          parse: limitParser,
           brief: "At most this many jobs (default 100)",
           optional: true,
           placeholder: "n",

@@ -36,7 +36,7 @@ const idArg = {
   parameters: [{ brief: "Job id", parse: String, placeholder: "id" }],
 } as const;
 
-function limitParser(text: string): number {
+export function limitParser(text: string): number {
   const n = Number(text);
   if (!/^\d+$/.test(text.trim())) {
     throw new InvalidInput(`Invalid --limit: expected a whole number, got ${quote(text)}`);

@@ -10,6 +10,7 @@
  */
 import {
   type Application,
+  ArgumentParseError,
   buildApplication,
   buildRouteMap,
   type Command,
@@ -38,6 +39,7 @@ import { queueRoutes } from "./queue.ts";
 import { scheduleRoutes } from "./schedule.ts";
 import { waitCommand } from "./wait.ts";
 import { workerRoutes } from "./worker.ts";
+import { QueueError } from "../core/errors.ts";
 import { oneSafeLine, quote } from "../core/text.ts";
 
 type RoutingTarget<C extends CliContext> = Command<C> | RouteMap<C>;
@@ -76,9 +78,23 @@ function isRouteName(name: string): name is RouteName {
 
 /**
  * The first line of an error from the argument parser, which quotes the input whole
- * (`Failed to parse "<100 KB>"`): each quoted value cut as `quote()` cuts it, then escaped.
+ * (`Failed to parse "<100 KB>"`). A value a flag's parser refused: our parsers' own message (it
+ * names the flag and the value, cut by `quote()`), else stricli's with the value cut by `quote()`.
+ * Any other error: each long quoted value cut the same way, then escaped.
  */
 function firstLine(exc: unknown): string {
+  if (exc instanceof ArgumentParseError) {
+    const inner = exc.exception;
+    if (inner instanceof QueueError) return oneSafeLine(inner.message.split("\n")[0]);
+    let why = (inner instanceof Error ? inner.message : String(inner)).split("\n")[0];
+    // A long value in stricli's own message (`<value> is not one of ...`): cut as quote() cuts.
+    if (exc.input.length > 60) why = why.replaceAll(exc.input, quote(exc.input));
+    return oneSafeLine(
+      `Failed to parse ${quote(exc.input)} for ${exc.externalFlagNameOrPlaceholder}: ${
+        why.split("\n")[0]
+      }`,
+    );
+  }
   const message = exc instanceof Error ? exc.message : String(exc);
   return oneSafeLine(
     message.split("\n")[0].replace(/"([^"]{61,})"/g, (_, inner: string) => quote(inner)),

@@ -318,6 +318,30 @@ Deno.test("bad input: error lines stay short and plain, whatever the value", asy
       ExitCodes.invalidInput,
       /^error: .*"x{60}…" \(100000 characters\)/,
     ],
+    [
+      "a value a flag's parser refused: its own message, whole (it was cut mid-sentence)",
+      ["worker", "start", "--count", "0"],
+      ExitCodes.invalidInput,
+      /^error: Invalid --count: expected a whole number from 1 to \d+, got "0" \(see --help/,
+    ],
+    [
+      "a 100 KB value a flag's parser refused: cut once",
+      ["worker", "start", "--queue", long],
+      ExitCodes.invalidInput,
+      /^error: Invalid queue name "x{60}…" \(100000 characters\): use 1-64 letters/,
+    ],
+    [
+      "a 100 KB value stricli's own parser refused: cut wherever it is named",
+      ["completions", long],
+      ExitCodes.invalidInput,
+      /^error: Failed to parse "x{60}…" \(100000 characters\) for shell: "x{60}…" \(100000 characters\) is not one of/,
+    ],
+    [
+      "dlq list --limit that is not a number (was read as NaN)",
+      ["dlq", "list", "--limit", "x"],
+      ExitCodes.invalidInput,
+      /^error: Invalid --limit: expected a whole number, got "x"/,
+    ],
     ["a 100 KB unknown flag", ["list", `--${long}`], ExitCodes.invalidInput, /^error: /],
     ["a 100 KB unknown command", [long], ExitCodes.invalidInput, /^error: unknown command/],
     [

@@ -214,9 +214,9 @@ Deno.test("queuectl dashboard refuses bad flags and tokens with one error line a
     [
       ["--port", "70000"],
       {},
-      /^error: Failed to parse "70000" for port: expected a whole number from 0 to 65535/,
+      /^error: Invalid --port: expected a whole number from 0 to 65535, got "70000"/,
     ],
-    [["--port", "web"], {}, /^error: Failed to parse "web" for port/],
+    [["--port", "web"], {}, /^error: Invalid --port: expected a whole number .*, got "web"/],
     [
       ["--print-url", "--port", "0"],
       {},
