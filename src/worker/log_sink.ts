@@ -8,7 +8,7 @@
  * terminal of `worker start` nor one that shows the log file (`tail -f`) obeys them, and one
  * event stays one line.
  */
-import { visible } from "../core/text.ts";
+import { oneSafeLine, visible } from "../core/text.ts";
 
 const encoder = new TextEncoder();
 
@@ -147,18 +147,63 @@ export function flushStdoutLines(ms: number): Promise<boolean> {
   return stdoutQueue?.flush(ms) ?? Promise.resolve(true);
 }
 
-/** Appends timestamped lines to a file (O_APPEND: several processes may share it). */
-export function fileLines(path: string): (line: string) => void {
+/**
+ * Appends timestamped lines to a file (O_APPEND: several processes may share it). A write that
+ * fails (a full disk, a quota) never stops the process: the line is lost. The first loss of an
+ * outage is said once on stderr (`warn`), and once writes succeed again the file gets one line
+ * saying how many lines this process lost, and why, before the next line.
+ */
+export function fileLines(
+  path: string,
+  warn: (message: string) => void = warnOnStderr,
+): (line: string) => void {
   const file = Deno.openSync(path, { append: true, create: true, mode: 0o600 });
-  return (line) => writeAll(file, `${new Date().toISOString()} ${visible(line)}\n`);
+  let lost = 0;
+  let why = "";
+  /** A write failed after part of its text was written: the file ends mid-line. */
+  let torn = false;
+  return (line) => {
+    const stamp = new Date().toISOString();
+    let text = `${stamp} ${visible(line)}\n`;
+    if (lost > 0) {
+      const note = `${stamp} [log] ${lost} line${lost === 1 ? "" : "s"} of process ${Deno.pid} ` +
+        `could not be written to this file (${visible(why)})\n`;
+      text = (torn ? "\n" : "") + note + text;
+    }
+    const failed = writeAll(file, text);
+    if (failed === null) {
+      lost = 0;
+      torn = false;
+      return;
+    }
+    if (lost === 0) {
+      warn(
+        `queuectl: cannot write to the log file ${path}: ${failed.error}; ` +
+          `its lines are lost until it can be written again`,
+      );
+    }
+    lost++;
+    why = failed.error;
+    torn ||= failed.written > 0;
+  };
 }
 
-function writeAll(w: { writeSync(p: Uint8Array): number }, text: string): void {
+function warnOnStderr(message: string): void {
+  // Not waited for: a stderr nobody reads must not stop the process either.
+  Deno.stderr.write(encoder.encode(oneSafeLine(message) + "\n")).catch(() => {});
+}
+
+/** Writes all of `text`; on failure, what failed and how many bytes were written before. */
+function writeAll(
+  w: { writeSync(p: Uint8Array): number },
+  text: string,
+): { error: string; written: number } | null {
+  const bytes = encoder.encode(text);
+  let off = 0;
   try {
-    const bytes = encoder.encode(text);
-    let off = 0;
     while (off < bytes.length) off += w.writeSync(bytes.subarray(off));
-  } catch {
-    // the write failed (a full disk, a file gone): logging must never kill a worker
+    return null;
+  } catch (err) {
+    return { error: err instanceof Error ? err.message : String(err), written: off };
   }
 }

@@ -1,9 +1,12 @@
 /**
  * LineQueue (worker/log_sink.ts): a worker's lines to stdout never make it wait for the reader.
  * The end to end case (a `worker start` whose stdout nobody reads) is in worker_cli_test.ts.
+ * fileLines: a log file on a disk that fills up loses lines, and says so.
  */
 import assert from "node:assert/strict";
-import { LineQueue } from "../../src/worker/log_sink.ts";
+import { fileLines, LineQueue } from "../../src/worker/log_sink.ts";
+import { faultNeeds } from "../helpers/faults/requirements.ts";
+import { mountTmpfs } from "../helpers/faults/tmpfs.ts";
 
 /** A writer that takes nothing until `release()`, then everything; records what it wrote. */
 function stalledWriter() {
@@ -82,4 +85,48 @@ Deno.test("LineQueue: a partial write is continued, not repeated", async () => {
   q.push("abcdefg");
   assert.equal(await q.flush(5000), true);
   assert.equal(chunks.join(""), "abcdefg\n");
+});
+
+const { ignore: noTmpfs } = await faultNeeds("log file on a full disk", ["tmpfs"]);
+
+Deno.test({
+  name:
+    "log file on a disk that fills up: lost lines are said once on stderr, then counted in the file",
+  ignore: noTmpfs,
+  fn: async () => {
+    await using disk = await mountTmpfs(256 * 1024);
+    const path = disk.file("w.log");
+    const warnings: string[] = [];
+    const log = fileLines(path, (m) => warnings.push(m));
+    log("before");
+    await disk.fill();
+    // Long lines: the disk's last bytes take part of one, which must not run into the next line.
+    for (let i = 0; i < 20; i++) log(`lost ${i} ` + "x".repeat(3000));
+    assert.equal(warnings.length, 1, warnings.join("\n"));
+    assert.match(
+      warnings[0],
+      /^queuectl: cannot write to the log file .*w\.log: .*; its lines are lost/,
+    );
+    await disk.free();
+    log("after");
+    log("after again");
+    assert.equal(warnings.length, 1, "said once per outage");
+    const lines = (await Deno.readTextFile(path)).split("\n");
+    assert.equal(lines.pop(), "", "ends with a whole line");
+    const stamp = /^\d{4}-\d\d-\d\dT[\d:.]+Z /;
+    const whole = lines.filter((l) => stamp.test(l));
+    assert.match(whole[0], / before$/);
+    const note = whole.findIndex((l) => / \[log\] /.test(l));
+    assert.ok(note > 0, lines.map((l) => l.slice(0, 80)).join("\n"));
+    const [, count] =
+      / \[log\] (\d+) lines? of process \d+ could not be written to this file \(.+\)$/
+        .exec(whole[note])!;
+    // Lines that reached the disk whole before it filled, plus those counted lost: all 20.
+    const kept = whole.filter((l) => / lost \d+ x{3000}$/.test(l)).length;
+    assert.equal(kept + Number(count), 20, `${kept} kept, ${count} counted lost`);
+    assert.match(whole[note + 1], / after$/);
+    assert.match(whole[note + 2], / after again$/);
+    // A torn line (part of a lost one) may stand alone; it never carries the note or a later line.
+    for (const l of lines.filter((l) => !stamp.test(l))) assert.match(l, /^(x*|\S+ lost \d+ x*)$/);
+  },
 });
