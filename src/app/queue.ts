@@ -564,8 +564,29 @@ export async function killJob(
 }
 
 /** `dlq purge`: deletes every dead job; returns the ids removed. */
+/**
+ * Jobs a purge deletes per transaction (docs/architecture.md, "Purges in batches"). One
+ * transaction for the whole purge held SQLite's write lock for as long as it took, so every other
+ * writer (workers' settles, enqueues) waited, and past 10 s failed. Each job still goes whole (row,
+ * runs, edges, counters); an interrupted purge leaves whole jobs, which the next one deletes.
+ */
+export const PURGE_BATCH = 5000;
+
+/** Deletes the jobs that match, {@link PURGE_BATCH} per transaction, oldest first. */
+async function deleteInBatches(
+  ctx: Ctx,
+  p: { states: readonly JobState[]; updatedBefore?: number },
+): Promise<string[]> {
+  const ids: string[] = [];
+  for (;;) {
+    const batch = await ctx.store.deleteJobs({ ...p, limit: PURGE_BATCH });
+    for (const id of batch) ids.push(id);
+    if (batch.length < PURGE_BATCH) return ids;
+  }
+}
+
 export async function purgeDlq(ctx: Ctx): Promise<string[]> {
-  return await ctx.store.deleteJobs({ states: ["dead"] });
+  return await deleteInBatches(ctx, { states: ["dead"] });
 }
 
 export const PURGEABLE_STATES: readonly JobState[] = ["completed", "dead"];
@@ -582,7 +603,7 @@ export async function purgeJobs(
       });
     }
   }
-  return await ctx.store.deleteJobs({
+  return await deleteInBatches(ctx, {
     states: p.states,
     updatedBefore: ctx.clock.now() - p.olderThanMs,
   });
