@@ -172,3 +172,29 @@ export async function enqueueFile(
   await checkJobSpecs(ctx, jobFileSpecs(spool.copy(input)), opts);
   return await enqueueStream(ctx, jobFileSpecs(spool.readable()), opts);
 }
+
+/**
+ * A new temporary file (mode 0600, in `$TMPDIR` or `dir`) open for reading and writing, already
+ * removed from its directory where the system allows it (Unix): what it holds is gone when the
+ * process ends, however it ends (Ctrl-C, SIGKILL), never left behind. `path` is set only where the
+ * removal failed (Windows keeps an open file): the caller removes it when done.
+ */
+export async function anonymousTempFile(
+  prefix: string,
+  dir?: string,
+): Promise<{ file: Deno.FsFile; path: string | null }> {
+  const path = await Deno.makeTempFile({ prefix, dir });
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true, write: true });
+  } catch (err) {
+    await Deno.remove(path).catch(() => {});
+    throw err;
+  }
+  try {
+    await Deno.remove(path);
+    return { file, path: null };
+  } catch {
+    return { file, path };
+  }
+}

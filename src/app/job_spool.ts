@@ -3,10 +3,13 @@
  * transaction (on SQLite the database's one write lock) is held for the insert only, never while
  * waiting for a slow producer (docs/architecture.md, "Bulk enqueue from a pipe").
  *
- * The bytes as read, in a temporary file (mode 0600 in `$TMPDIR`). Where no file can be made, or a
+ * The bytes as read, in a temporary file (mode 0600 in `$TMPDIR`, unlinked at once: nothing is left
+ * behind when the process is interrupted). Where no file can be made, or a
  * write to it fails (a full disk), the bytes from then on stay in memory; reading gives the file's
  * bytes, then those, in order.
  */
+import { anonymousTempFile } from "./job_file.ts";
+
 export class InputSpool implements AsyncDisposable {
   #file: Deno.FsFile | null;
   readonly #path: string | null;
@@ -19,14 +22,15 @@ export class InputSpool implements AsyncDisposable {
     this.#file = file;
   }
 
-  /** A spool in a new temporary file (in `dir`, default `$TMPDIR`), or in memory if none. */
+  /**
+   * A spool in a new temporary file (in `dir`, default `$TMPDIR`; removed from the directory at
+   * once, see anonymousTempFile), or in memory if none can be made.
+   */
   static async create(dir?: string): Promise<InputSpool> {
-    let path: string | null = null;
     try {
-      path = await Deno.makeTempFile({ prefix: "queuectl-input-", dir });
-      return new InputSpool(path, await Deno.open(path, { read: true, write: true }));
+      const { file, path } = await anonymousTempFile("queuectl-input-", dir);
+      return new InputSpool(path, file);
     } catch {
-      if (path !== null) await Deno.remove(path).catch(() => {});
       return new InputSpool(null, null);
     }
   }

@@ -5,7 +5,7 @@ import { quote } from "../core/text.ts";
 import { validateEnvName } from "../core/job.ts";
 import { commandFromWords } from "../core/shell_words.ts";
 import { callerDirectory, enqueue, parseJobArgument, parseOnDuplicate } from "../app/queue.ts";
-import { enqueueFile } from "../app/job_file.ts";
+import { anonymousTempFile, enqueueFile } from "../app/job_file.ts";
 import { type CliContext, type GlobalFlags, globalFlags, withStore } from "./context.ts";
 import type { Output } from "./render.ts";
 import { parseWaitTimeout, waitAndReport } from "./wait.ts";
@@ -134,20 +134,21 @@ async function printJsonIds(out: Output, idLines: Iterable<string> | AsyncIterab
 }
 
 /**
- * The ids of a job file, kept in a temporary file (0600) until the insert commits, then printed
+ * The ids of a job file, kept in a temporary file (0600, unlinked at once) until the insert commits, then printed
  * from it: ids are about 27 bytes a job, 270 MB for 10 million jobs (issue 15.6: constant memory).
  */
 class IdSpill {
   readonly #file: Deno.FsFile;
-  readonly #path: string;
+  /** Set only where the file could not be unlinked at once (see anonymousTempFile). */
+  readonly #path: string | null;
   readonly #enc = new TextEncoder();
-  private constructor(path: string, file: Deno.FsFile) {
+  private constructor(path: string | null, file: Deno.FsFile) {
     this.#path = path;
     this.#file = file;
   }
   static async create(): Promise<IdSpill> {
-    const path = await Deno.makeTempFile({ prefix: "queuectl-ids-" });
-    return new IdSpill(path, await Deno.open(path, { read: true, write: true }));
+    const { file, path } = await anonymousTempFile("queuectl-ids-");
+    return new IdSpill(path, file);
   }
   write(lines: string): void {
     const bytes = this.#enc.encode(lines + "\n");
@@ -168,7 +169,7 @@ class IdSpill {
   }
   async [Symbol.asyncDispose](): Promise<void> {
     this.#file.close();
-    await Deno.remove(this.#path).catch(() => {});
+    if (this.#path !== null) await Deno.remove(this.#path).catch(() => {});
   }
 }
 
