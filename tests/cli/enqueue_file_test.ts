@@ -1,8 +1,7 @@
 /** `enqueue --file` streams its input (issue 15.6): large files, both forms, the ids it prints. */
 import assert from "node:assert/strict";
 import { startCli } from "../helpers/cli_process.ts";
-import { cliArgv, runCli, runCliJson } from "../helpers/run_cli.ts";
-import { waitFor } from "../helpers/wait_for.ts";
+import { runCli, runCliJson } from "../helpers/run_cli.ts";
 import { tempDir } from "../helpers/temp.ts";
 
 Deno.test("enqueue --file: JSON Lines over several batches (CRLF, blank lines), ids in input order", async () => {
