@@ -5,10 +5,15 @@
  *
  * The bytes as read, in a temporary file (mode 0600 in `$TMPDIR`, unlinked at once: nothing is left
  * behind when the process is interrupted). Where no file can be made, or a
- * write to it fails (a full disk), the bytes from then on stay in memory; reading gives the file's
- * bytes, then those, in order.
+ * write to it fails (a full disk), the bytes from then on stay in memory, at most
+ * {@link SPOOL_MEMORY_MAX} bytes (then the enqueue fails, nothing enqueued, rather than the
+ * process running out of memory); reading gives the file's bytes, then those, in order.
  */
+import { InvalidInput } from "../core/errors.ts";
 import { anonymousTempFile } from "./job_file.ts";
+
+/** Bytes of input kept in memory at most, where the temporary file cannot take them. */
+export const SPOOL_MEMORY_MAX = 256 * 1024 * 1024;
 
 export class InputSpool implements AsyncDisposable {
   #file: Deno.FsFile | null;
@@ -16,22 +21,36 @@ export class InputSpool implements AsyncDisposable {
   /** Bytes in the file; a failed write is cut back to here. */
   #written = 0;
   readonly #memory: Uint8Array[] = [];
+  #memoryBytes = 0;
+  readonly #memoryMax: number;
+  /** Why the bytes went to memory (no file, or the write that failed). */
+  #why = "";
 
-  private constructor(path: string | null, file: Deno.FsFile | null) {
+  private constructor(
+    path: string | null,
+    file: Deno.FsFile | null,
+    memoryMax: number,
+    why = "",
+  ) {
     this.#path = path;
     this.#file = file;
+    this.#memoryMax = memoryMax;
+    this.#why = why;
   }
 
   /**
    * A spool in a new temporary file (in `dir`, default `$TMPDIR`; removed from the directory at
    * once, see anonymousTempFile), or in memory if none can be made.
    */
-  static async create(dir?: string): Promise<InputSpool> {
+  static async create(
+    dir?: string,
+    memoryMax: number = SPOOL_MEMORY_MAX,
+  ): Promise<InputSpool> {
     try {
       const { file, path } = await anonymousTempFile("queuectl-input-", dir);
-      return new InputSpool(path, file);
-    } catch {
-      return new InputSpool(null, null);
+      return new InputSpool(path, file, memoryMax);
+    } catch (err) {
+      return new InputSpool(null, null, memoryMax, errorText(err));
     }
   }
 
@@ -54,18 +73,31 @@ export class InputSpool implements AsyncDisposable {
 
   #write(chunk: Uint8Array): void {
     if (this.#file === null || this.#memory.length > 0) {
-      this.#memory.push(chunk.slice());
+      this.#remember(chunk);
       return;
     }
     let at = 0;
     try {
       while (at < chunk.length) at += this.#file.writeSync(chunk.subarray(at));
       this.#written += chunk.length;
-    } catch {
+    } catch (err) {
       // A full disk, say: the rest of this chunk and all later ones in memory.
       this.#written += at;
-      this.#memory.push(chunk.slice(at));
+      this.#why = errorText(err);
+      this.#remember(chunk.subarray(at));
     }
+  }
+
+  #remember(bytes: Uint8Array): void {
+    if (this.#memoryBytes + bytes.length > this.#memoryMax) {
+      throw new InvalidInput(
+        `Cannot keep the input until it ends: the temporary file failed (${this.#why}) and ` +
+          `more than ${this.#memoryMax} bytes would stay in memory; nothing was enqueued`,
+        { hint: "set TMPDIR to a directory with room, or give the jobs as a file: --file PATH" },
+      );
+    }
+    this.#memoryBytes += bytes.length;
+    this.#memory.push(bytes.slice());
   }
 
   /** The bytes kept, in order. */
@@ -93,4 +125,8 @@ export class InputSpool implements AsyncDisposable {
     this.#file = null;
     if (this.#path !== null) await Deno.remove(this.#path).catch(() => {});
   }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { anonymousTempFile } from "../../src/app/job_file.ts";
 import { InputSpool } from "../../src/app/job_spool.ts";
+import { InvalidInput } from "../../src/core/errors.ts";
 import { faultNeeds } from "../helpers/faults/requirements.ts";
 import { mountTmpfs } from "../helpers/faults/tmpfs.ts";
 import { tempDir } from "../helpers/temp.ts";
@@ -75,6 +76,23 @@ Deno.test("input spool: in memory where no file can be made", async () => {
   await pass(spool, input);
   assert.equal(spool.onFile, false);
   assert.deepEqual(concat(await Array.fromAsync(spool.readable())), concat(input));
+});
+
+Deno.test("input spool: in memory only up to its bound, then a clear error instead of running out of memory", async () => {
+  await using dir = await tempDir();
+  await using spool = await InputSpool.create(dir.file("missing"), 25_000);
+  await assert.rejects(
+    () => pass(spool, chunks(3, 10_000)),
+    (err: unknown) => {
+      assert.ok(err instanceof InvalidInput);
+      assert.match(
+        err.message,
+        /^Cannot keep the input until it ends: the temporary file failed \(.+\) and more than 25000 bytes would stay in memory; nothing was enqueued$/,
+      );
+      assert.match(err.hint ?? "", /TMPDIR/);
+      return true;
+    },
+  );
 });
 
 const { ignore: noTmpfs } = await faultNeeds("input spool on a full disk", ["tmpfs"]);
