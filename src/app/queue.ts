@@ -14,6 +14,7 @@ import {
 import {
   isAbsolutePath,
   type Job,
+  type JobDefaults,
   type JobOutput,
   type JobState,
   type NewJob,
@@ -158,6 +159,15 @@ export function parseOnDuplicate(value: string, where = "--on-duplicate"): OnDup
   return value as OnDuplicate;
 }
 
+/** Job specs as an input gives them: the value, and where it came from (`line N: `). */
+export type SpecGroups = AsyncIterable<readonly { value: unknown; where?: string }[]>;
+
+/** What a spec leaves out: the configured retries, the time of the enqueue, the caller's cwd. */
+async function jobDefaults(ctx: Ctx, opts: EnqueueOptions): Promise<JobDefaults> {
+  const config = await loadConfig(ctx.store);
+  return { max_retries: config.max_retries, now: ctx.clock.now(), cwd: opts.cwd ?? null };
+}
+
 /**
  * Validates every spec, then inserts all of them in one transaction: either every job is
  * enqueued or none is. Returns the ids in input order.
@@ -168,9 +178,8 @@ export async function enqueue(
   opts: EnqueueOptions = {},
 ): Promise<string[]> {
   if (specs.length === 0) throw new InvalidInput(EMPTY_INPUT);
-  const config = await loadConfig(ctx.store);
-  const now = ctx.clock.now();
-  const defaults = { max_retries: config.max_retries, now, cwd: opts.cwd ?? null };
+  const defaults = await jobDefaults(ctx, opts);
+  const now = defaults.now;
   const jobs: NewJob[] = specs.map((s) => parseJobSpec(s.value, defaults, s.where ?? ""));
   const seen = new Set<string>();
   for (const job of jobs) {
@@ -202,11 +211,10 @@ const EMPTY_INPUT = "No jobs to enqueue: the input is empty";
  */
 export async function checkJobSpecs(
   ctx: Ctx,
-  specs: AsyncIterable<readonly { value: unknown; where?: string }[]>,
+  specs: SpecGroups,
   opts: EnqueueOptions = {},
 ): Promise<void> {
-  const config = await loadConfig(ctx.store);
-  const defaults = { max_retries: config.max_retries, now: ctx.clock.now(), cwd: opts.cwd ?? null };
+  const defaults = await jobDefaults(ctx, opts);
   let count = 0;
   for await (const group of specs) {
     for (const s of group) parseJobSpec(s.value, defaults, s.where ?? "");
@@ -238,12 +246,11 @@ export interface BulkEnqueued {
  */
 export async function enqueueStream(
   ctx: Ctx,
-  specs: AsyncIterable<readonly { value: unknown; where?: string }[]>,
+  specs: SpecGroups,
   opts: EnqueueStreamOptions = {},
 ): Promise<BulkEnqueued> {
-  const config = await loadConfig(ctx.store);
-  const now = ctx.clock.now();
-  const defaults = { max_retries: config.max_retries, now, cwd: opts.cwd ?? null };
+  const defaults = await jobDefaults(ctx, opts);
+  const now = defaults.now;
   const idLines: string[] = [];
   let count = 0;
   async function* batches(): AsyncGenerator<NewJob[]> {
