@@ -48,12 +48,44 @@ export function defaultDbPath(
     return `${base}\\queuectl\\queuectl.db`;
   }
   const xdg = env("XDG_DATA_HOME");
-  const base = xdg && xdg.startsWith("/") ? xdg : `${env("HOME") ?? "/tmp"}/.local/share`;
-  return `${base}/queuectl/queuectl.db`;
+  if (xdg && xdg.startsWith("/")) return `${xdg}/queuectl/queuectl.db`;
+  const home = env("HOME");
+  if (!home || !home.startsWith("/")) {
+    // Never a shared directory instead (this used /tmp): another user could make the path first
+    // and hand this user a database of their choosing, whose jobs this user's workers would run.
+    throw new InvalidInput("No default database: HOME is not set (or not an absolute path)", {
+      hint: "give the database with --db PATH or QUEUECTL_DB, or set HOME or XDG_DATA_HOME",
+    });
+  }
+  return `${home}/.local/share/queuectl/queuectl.db`;
 }
 
-/** Creates the default data directory (mode 0700) if missing. */
+/**
+ * Creates the default data directory (mode 0700) if missing, and refuses it (Unix) when another
+ * user could swap what is in it: the directory or one above it owned by someone other than this
+ * user or root, or writable by everyone without the sticky bit (see README "Where data lives").
+ */
 export async function ensureDefaultDir(path: string): Promise<void> {
   const dir = path.replace(/[\\/][^\\/]*$/, "");
   await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  if (Deno.build.os === "windows") return;
+  const me = Deno.uid();
+  for (let at = await Deno.realPath(dir); at !== ""; at = at.replace(/\/[^/]*$/, "")) {
+    const info = await Deno.stat(at);
+    const mode = info.mode ?? 0;
+    const why = info.uid !== me && info.uid !== 0
+      ? `it is owned by uid ${info.uid}`
+      : (mode & 0o002) !== 0 && (mode & 0o1000) === 0
+      ? "everyone may write to it"
+      : null;
+    if (why !== null) {
+      throw new InvalidInput(
+        `Refusing the default database directory ${quote(dir)}: ${
+          quote(at)
+        } is not safe (${why}); ` +
+          "another user could replace the database",
+        { hint: "give the database with --db PATH or QUEUECTL_DB in a directory only you control" },
+      );
+    }
+  }
 }
