@@ -18,7 +18,7 @@ export const SPOOL_MEMORY_MAX = 256 * 1024 * 1024;
 export class InputSpool implements AsyncDisposable {
   #file: Deno.FsFile | null;
   readonly #path: string | null;
-  /** Bytes in the file; a failed write is cut back to here. */
+  /** Bytes in the file, what a failed write wrote before it failed included. */
   #written = 0;
   readonly #memory: Uint8Array[] = [];
   #memoryBytes = 0;

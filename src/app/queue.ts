@@ -570,7 +570,6 @@ export async function killJob(
   return { ...job, kill_signal: signal, kill_retry: opts.retry ? 1 : 0 };
 }
 
-/** `dlq purge`: deletes every dead job; returns the ids removed. */
 /**
  * Jobs a purge deletes per transaction (docs/architecture.md, "Purges in batches"). One
  * transaction for the whole purge held SQLite's write lock for as long as it took, so every other
@@ -592,6 +591,7 @@ async function deleteInBatches(
   }
 }
 
+/** `dlq purge`: deletes every dead job; returns the ids removed. */
 export async function purgeDlq(ctx: Ctx): Promise<string[]> {
   return await deleteInBatches(ctx, { states: ["dead"] });
 }

@@ -28,7 +28,6 @@ interface EnqueueFlags extends GlobalFlags {
   waitTimeout?: string;
 }
 
-/** Opens `--file` (`-` = stdin) for reading as a stream (decoded line by line: app/job_file.ts). */
 /**
  * True when the input of `--file` may come slowly (a pipe, a terminal, a socket: stdin that is not
  * a regular file): then it is read whole before the insert's transaction begins (app/job_spool.ts).
@@ -42,6 +41,7 @@ function mayBeSlow(path: string): boolean {
   }
 }
 
+/** Opens `--file` (`-` = stdin) for reading as a stream (decoded line by line: app/job_file.ts). */
 async function openInput(path: string): Promise<ReadableStream<Uint8Array>> {
   if (path === "-") return Deno.stdin.readable;
   try {
@@ -134,8 +134,9 @@ async function printJsonIds(out: Output, idLines: Iterable<string> | AsyncIterab
 }
 
 /**
- * The ids of a job file, kept in a temporary file (0600, unlinked at once) until the insert commits, then printed
- * from it: ids are about 27 bytes a job, 270 MB for 10 million jobs (issue 15.6: constant memory).
+ * The ids of a job file, kept in a temporary file (0600, unlinked at once) until the insert
+ * commits, then printed from it: ids are about 27 bytes a job, 270 MB for 10 million jobs (issue
+ * 15.6: constant memory).
  */
 class IdSpill {
   readonly #file: Deno.FsFile;

@@ -90,9 +90,7 @@ function firstLine(exc: unknown): string {
     // A long value in stricli's own message (`<value> is not one of ...`): cut as quote() cuts.
     if (exc.input.length > 60) why = why.replaceAll(exc.input, quote(exc.input));
     return oneSafeLine(
-      `Failed to parse ${quote(exc.input)} for ${exc.externalFlagNameOrPlaceholder}: ${
-        why.split("\n")[0]
-      }`,
+      `Failed to parse ${quote(exc.input)} for ${exc.externalFlagNameOrPlaceholder}: ${why}`,
     );
   }
   const message = exc instanceof Error ? exc.message : String(exc);
