@@ -40,7 +40,7 @@ import { scheduleRoutes } from "./schedule.ts";
 import { waitCommand } from "./wait.ts";
 import { workerRoutes } from "./worker.ts";
 import { QueueError } from "../core/errors.ts";
-import { oneSafeLine, quote } from "../core/text.ts";
+import { oneSafeLine, quote, QUOTE_MAX } from "../core/text.ts";
 
 type RoutingTarget<C extends CliContext> = Command<C> | RouteMap<C>;
 
@@ -88,7 +88,7 @@ function firstLine(exc: unknown): string {
     if (inner instanceof QueueError) return oneSafeLine(inner.message.split("\n")[0]);
     let why = (inner instanceof Error ? inner.message : String(inner)).split("\n")[0];
     // A long value in stricli's own message (`<value> is not one of ...`): cut as quote() cuts.
-    if (exc.input.length > 60) why = why.replaceAll(exc.input, quote(exc.input));
+    if (exc.input.length > QUOTE_MAX) why = why.replaceAll(exc.input, quote(exc.input));
     return oneSafeLine(
       `Failed to parse ${quote(exc.input)} for ${exc.externalFlagNameOrPlaceholder}: ${why}`,
     );

@@ -79,11 +79,9 @@ export async function ensureDefaultDir(path: string): Promise<void> {
       ? "everyone may write to it"
       : null;
     if (why !== null) {
+      const what = `${quote(at)} is not safe (${why}); another user could replace the database`;
       throw new InvalidInput(
-        `Refusing the default database directory ${quote(dir)}: ${
-          quote(at)
-        } is not safe (${why}); ` +
-          "another user could replace the database",
+        `Refusing the default database directory ${quote(dir)}: ${what}`,
         { hint: "give the database with --db PATH or QUEUECTL_DB in a directory only you control" },
       );
     }
