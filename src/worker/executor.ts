@@ -39,6 +39,7 @@
  * The hot path of session mode (no timeout, no abort, nothing left behind) is one plain spawn and
  * two pipe readers: no extra process, no timer, no signal.
  */
+import { setLongTimeout } from "../core/clock.ts";
 import { parseProcStat } from "../core/liveness.ts";
 import { formatDuration } from "../core/duration.ts";
 import { quote } from "../core/text.ts";
@@ -304,7 +305,7 @@ export async function execute(opts: ExecOptions): Promise<ExecResult> {
   let aborted = false;
   const timeoutMs = opts.timeoutMs ?? 0;
   const timer = timeoutMs > 0
-    ? setTimeout(() => {
+    ? setLongTimeout(() => {
       timedOut = true;
       group.terminate();
     }, timeoutMs)
@@ -326,7 +327,7 @@ export async function execute(opts: ExecOptions): Promise<ExecResult> {
     status = await child.status;
     group.exited = true;
   } finally {
-    if (timer !== undefined) clearTimeout(timer);
+    timer?.clear();
     opts.signal?.removeEventListener("abort", onAbort);
     opts.kill?.removeEventListener("abort", onKill);
   }

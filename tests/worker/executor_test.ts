@@ -57,6 +57,20 @@ Deno.test("shellArgv runs the command through sh on Unix and cmd on Windows", ()
   assert.equal(shellArgv("true")[0], expected, "defaults to the running OS");
 });
 
+Deno.test("a timeout longer than a timer holds (30 days) does not end the job at once", async () => {
+  // setTimeout reads its delay as a 32-bit number: 30 days (2,592,000,000 ms) overflowed and
+  // fired after 1 ms, so a job enqueued with --timeout 30d was killed as "timed out after 30d".
+  const r = await execute({
+    command: "sleep 0.3; echo finished",
+    outputLimit: LIMIT,
+    timeoutMs: 30 * 86_400_000,
+    graceMs: 1000,
+  });
+  assert.equal(r.timed_out, false, `ended as ${r.error}`);
+  assert.equal(r.exit_code, 0);
+  assert.equal(r.stdout, "finished\n");
+});
+
 Deno.test("a successful job reports exit code 0, its output and no error", async () => {
   const r = await execute({ command: "echo hello", outputLimit: LIMIT });
   assert.equal(r.exit_code, 0);
