@@ -44,7 +44,12 @@ import { parseProcStat } from "../core/liveness.ts";
 import { formatDuration } from "../core/duration.ts";
 import { quote } from "../core/text.ts";
 import { hostname } from "./host.ts";
-import { type JobProcesses, ProcessGroup, SessionMembers } from "./job_processes.ts";
+import {
+  DEFAULT_GRACE_MS,
+  type JobProcesses,
+  ProcessGroup,
+  SessionMembers,
+} from "./job_processes.ts";
 import { drain, TailBuffer } from "./output_tail.ts";
 
 export interface ExecOptions {
@@ -111,7 +116,6 @@ export interface ExecResult {
   duration_ms: number;
 }
 
-const DEFAULT_GRACE_MS = 5000;
 /**
  * After the shell exited (by itself, or terminated on a timeout or an abort), output is read for at
  * most this long. The outcome is the shell's: a process that left the job's process group or

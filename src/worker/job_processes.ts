@@ -6,6 +6,8 @@
 const IS_WINDOWS = Deno.build.os === "windows";
 const decoder = new TextDecoder();
 
+/** How long a job's processes get between SIGTERM and SIGKILL, unless told otherwise. */
+export const DEFAULT_GRACE_MS = 5000;
 /** How often the group is checked for survivors while waiting out the grace period. */
 const SURVIVOR_POLL_MS = 50;
 /** A group signal that came before the `setsid` program's setsid() is sent again this much later. */
@@ -261,10 +263,41 @@ function signalEach(pids: readonly number[], signo: Deno.Signal): void {
 }
 
 /**
- * The live processes (not zombies) of this process's session other than itself, from one `ps`
- * (Deno only lets a fully privileged program read /proc/<pid>); null if `ps` failed.
+ * What is left of a supervised worker's session once the worker is gone (killed by SIGKILL, the
+ * OOM killer): its job's processes (session mode, executor.ts), which would otherwise run on
+ * unsupervised while the job is rescued and started again elsewhere, two runs of one job at once.
+ * SIGTERM to each, then SIGKILL to what is still alive after `graceMs`; resolves once none is left
+ * (or after a last SIGKILL), with how many were found. 0: nothing was left, or `ps` cannot be used.
+ * A session id cannot be taken by a new process while any member of the session lives (the kernel
+ * keeps the number), so `sid` names the dead worker's session only.
  */
-async function sessionMembers(): Promise<number[] | null> {
+export async function terminateSession(sid: number, graceMs: number): Promise<number> {
+  if (IS_WINDOWS) return 0;
+  const found = await sessionMembers(sid);
+  if (found === null || found.length === 0) return 0;
+  signalEach(found, "SIGTERM");
+  const deadline = performance.now() + graceMs;
+  let left: number[] | null = found;
+  while (performance.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, SURVIVOR_POLL_MS));
+    left = await sessionMembers(sid);
+    if (left !== null && left.length === 0) return found.length;
+  }
+  // A member may fork while it is signalled: SIGKILL until none is left (a few rounds at most).
+  for (let round = 0; round < 5 && (left === null || left.length > 0); round++) {
+    signalEach(left ?? found, "SIGKILL");
+    await new Promise((resolve) => setTimeout(resolve, SURVIVOR_POLL_MS));
+    left = await sessionMembers(sid);
+  }
+  return found.length;
+}
+
+/**
+ * The live processes (not zombies) of session `sid` (default: this process's own) other than this
+ * process, from one `ps` (Deno only lets a fully privileged program read /proc/<pid>); null if
+ * `ps` failed.
+ */
+async function sessionMembers(sid = Deno.pid): Promise<number[] | null> {
   try {
     const ps = new Deno.Command("ps", {
       args: ["-A", "-o", "pid=,sid=,stat="],
@@ -277,9 +310,10 @@ async function sessionMembers(): Promise<number[] | null> {
     const me = Deno.pid;
     const members: number[] = [];
     for (const line of decoder.decode(stdout).split("\n")) {
-      const [pid, sid, state = "Z"] = line.trim().split(/\s+/);
+      const [pid, session, state = "Z"] = line.trim().split(/\s+/);
       const n = Number(pid);
-      if (Number(sid) === me && n !== me && n !== ps.pid && !state.startsWith("Z")) members.push(n);
+      const member = Number(session) === sid && n !== me && n !== ps.pid;
+      if (member && !state.startsWith("Z")) members.push(n);
     }
     return members;
   } catch {

@@ -24,6 +24,7 @@ import { FailureNotes } from "./failure_notes.ts";
 import { workerLabel } from "./describe.ts";
 import { Maintenance } from "./maintenance.ts";
 import { MarkerDirectory, readStartMarker, releaseUnstarted } from "./start_marker.ts";
+import { DEFAULT_GRACE_MS, terminateSession } from "./job_processes.ts";
 import {
   currentSelfExec,
   selfArgv,
@@ -380,6 +381,27 @@ export class Supervisor {
   }
 
   /**
+   * After a worker's exit: whatever still runs in its session (it led one, see #spawn) is its
+   * job's, left behind when the worker was killed (SIGKILL, the OOM killer). It is terminated
+   * (SIGTERM, SIGKILL after the grace period), so that it does not run on unsupervised beside the
+   * run that the job's rescue starts (docs/architecture.md, "A worker killed under its job").
+   */
+  #endLeftovers(slot: Slot, pid: number, stoppedCleanly: boolean): void {
+    const work = (async () => {
+      const n = await terminateSession(pid, DEFAULT_GRACE_MS);
+      if (n > 0) {
+        this.#say(
+          `${this.#worker(slot)} (pid ${pid}) left ${n} process${n === 1 ? "" : "es"} running: ${
+            stoppedCleanly ? "terminated" : "terminated (its job is rescued when its lease expires)"
+          }`,
+        );
+      }
+    })();
+    this.#releasing.add(work);
+    work.finally(() => this.#releasing.delete(work));
+  }
+
+  /**
    * After a worker's exit: a job it claimed but never started (its start marker names another
    * job, or none) goes back to pending without counting an attempt. A job it may have started is
    * left to the lease rescue, which counts it (docs/architecture.md, "Claimed, not started").
@@ -423,6 +445,7 @@ export class Supervisor {
       this.#releaseUnstarted(slot, slot.marker);
       slot.marker = null;
     }
+    if (Deno.build.os !== "windows") this.#endLeftovers(slot, child.pid, status.success);
     slot.child = null;
     slot.writer?.close().catch(() => {});
     slot.writer = null;
