@@ -274,7 +274,9 @@ function signalEach(pids: readonly number[], signo: Deno.Signal): void {
 export async function terminateSession(sid: number, graceMs: number): Promise<number> {
   if (IS_WINDOWS) return 0;
   const found = await sessionMembers(sid);
-  if (found === null || found.length === 0) return 0;
+  // A member whose pid is the session's id leads it: not the dead worker's session but a new one
+  // (its pid was free again: the session had no member left).
+  if (found === null || found.length === 0 || found.includes(sid)) return 0;
   signalEach(found, "SIGTERM");
   const deadline = performance.now() + graceMs;
   let left: number[] | null = found;
