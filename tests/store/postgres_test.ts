@@ -14,6 +14,7 @@ import { type Job, JOB_FIELDS } from "../../src/core/job.ts";
 import { complete, fail, loseLease, retryNow } from "../../src/core/transitions.ts";
 import { openPostgresStore } from "../../src/store/postgres/mod.ts";
 import { MIGRATIONS } from "../../src/store/postgres/migrations.ts";
+import { connectPool } from "../../src/store/postgres/connect.ts";
 import { nextRunAtSql, SCHEDULED_COUNT_SQL } from "../../src/store/postgres/postgres_store.ts";
 import type { Store } from "../../src/store/store.ts";
 import {
@@ -1411,3 +1412,34 @@ pgTest(
     }
   },
 );
+
+Deno.test({
+  name: "postgres: a bounded pool's sessions carry its statement and lock timeouts, and the schema",
+  ignore,
+  fn: async () => {
+    // Set after connecting (the driver's session_sql), not as startup parameters, which
+    // PgBouncer refuses (tests/store/postgres_pooler_test.ts); every connection of the pool.
+    const sql = connectPool(PG_URL, "qs_settings", 2, { statementTimeoutMs: 1234.4 });
+    try {
+      const read = () =>
+        sql<{ st: string; lt: string; sp: string }[]>`SELECT
+          current_setting('statement_timeout') AS st, current_setting('lock_timeout') AS lt,
+          current_setting('search_path') AS sp, pg_sleep(0.05)`;
+      const rows = await Promise.all([read(), read(), read()]);
+      for (const [r] of rows) {
+        assert.deepEqual(r, { st: "1234ms", lt: "1234ms", sp: "qs_settings", pg_sleep: "" });
+      }
+      const plain = connectPool(PG_URL, undefined, 1);
+      try {
+        const [r] = await plain<
+          { st: string }[]
+        >`SELECT current_setting('statement_timeout') AS st`;
+        assert.equal(r.st, "0");
+      } finally {
+        await plain.end();
+      }
+    } finally {
+      await sql.end();
+    }
+  },
+});

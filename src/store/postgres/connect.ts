@@ -48,6 +48,18 @@ function reconnectDelayS(failures: number): number {
   return Math.min(0.1 * 2 ** Math.max(0, failures - 1), 2) * (0.5 + Math.random() / 2);
 }
 
+/**
+ * The session settings of a pool whose calls are bounded: the statement and lock timeouts, sent
+ * as one simple query once each connection is up (the vendored driver's `session_sql`), not as
+ * startup parameters, which PgBouncer and other poolers refuse (see docs/architecture.md,
+ * "Connection poolers"). Null when there is nothing to set.
+ */
+export function sessionSql(statementTimeoutMs?: number): string | null {
+  if (statementTimeoutMs === undefined) return null;
+  const ms = Math.round(statementTimeoutMs);
+  return `SET statement_timeout = ${ms}; SET lock_timeout = ${ms}`;
+}
+
 /** A pool of at most `max` connections; `schema` (when given) is the search_path. */
 export function connectPool(
   driverUrl: string,
@@ -55,15 +67,15 @@ export function connectPool(
   max: number,
   opts: PoolOptions = {},
 ): Sql {
-  const timeout = opts.statementTimeoutMs === undefined ? {} : {
-    statement_timeout: Math.round(opts.statementTimeoutMs),
-    lock_timeout: Math.round(opts.statementTimeoutMs),
-  };
+  const session = sessionSql(opts.statementTimeoutMs);
+  // The vendored driver's own option (driver/README.md), not in postgres.js's types.
+  const sessionOption: Record<string, unknown> = session === null ? {} : { session_sql: session };
   return postgres(driverUrl, {
     max,
     connect_timeout: CONNECT_TIMEOUT_S,
     keep_alive: KEEP_ALIVE_S,
     ...(opts.idleTimeoutS === undefined ? {} : { idle_timeout: opts.idleTimeoutS }),
+    ...sessionOption,
     backoff: reconnectDelayS,
     fetch_types: false,
     onnotice: () => {},
@@ -76,29 +88,51 @@ export function connectPool(
         parse: (x: string) => Number(x),
       },
     },
-    connection: {
-      application_name: "queuectl",
-      ...(schema ? { search_path: schema } : {}),
-      ...timeout,
-    },
+    // search_path as a startup parameter: a pooler that refuses it fails the connection with its
+    // own message (see docs/architecture.md, "Connection poolers").
+    connection: { application_name: "queuectl", ...(schema ? { search_path: schema } : {}) },
   });
+}
+
+/** What {@link migrate} found out about the session. */
+export interface Migrated {
+  /** The schema the tables live in. */
+  schema: string;
+  /**
+   * Whether the session is reached through a connection pooler: the server process that ran
+   * the last query (`pg_backend_pid()`) is not the one the connection's cancel key names, as it
+   * always is on a direct connection (poolers hand out keys of their own).
+   */
+  pooled: boolean;
+  /** That server process. */
+  backendPid: number;
+}
+
+/** {@link Migrated} from a row with `s` (current_schema) and `pid` (pg_backend_pid). */
+function migrated(rows: readonly { s: string; pid: number }[]): Migrated {
+  // The driver's result carries the connection's cancel key (BackendKeyData) as `state`.
+  const keyPid = (rows as unknown as { state?: { pid?: number | null } }).state?.pid;
+  const { s, pid } = rows[0];
+  return { schema: s, pooled: typeof keyPid === "number" && keyPid !== pid, backendPid: pid };
 }
 
 /**
  * Applies missing migrations once, even when several processes start at the same time. Returns
- * the schema the tables live in.
+ * the schema the tables live in and whether a pooler stands between (see {@link Migrated}).
  */
 export async function migrate(
   sql: Sql,
   schema: string | undefined,
   location: string,
-): Promise<string> {
+): Promise<Migrated> {
   const target = MIGRATIONS.length;
   // Fast path (every CLI command): one read, no lock.
   try {
-    const [{ v, s }] = await sql<{ v: number | null; s: string }[]>`
-      SELECT (SELECT max(version) FROM schema_migrations) AS v, current_schema() AS s`;
-    if (v === target) return s;
+    const rows = await sql<{ v: number | null; s: string; pid: number }[]>`
+      SELECT (SELECT max(version) FROM schema_migrations) AS v, current_schema() AS s,
+        pg_backend_pid() AS pid`;
+    const v = rows[0].v;
+    if (v === target) return migrated(rows);
     if (v !== null && v > target) throw newerSchema(v, target, location);
   } catch (err) {
     // 42P01: no schema_migrations table yet (or no schema): create it below.
@@ -133,8 +167,9 @@ export async function migrate(
       }
     }
   });
-  const [{ s }] = await sql<{ s: string }[]>`SELECT current_schema() AS s`;
-  return s;
+  return migrated(
+    await sql<{ s: string; pid: number }[]>`SELECT current_schema() AS s, pg_backend_pid() AS pid`,
+  );
 }
 
 /** The migration that creates the trigram indexes of search (when pg_trgm is available). */

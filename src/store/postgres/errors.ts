@@ -73,6 +73,19 @@ export function toQueueError(err: unknown, ctx: ErrorContext): QueueError {
   const raw = err instanceof Error ? err.message : String(err);
   const reason = scrub(raw.split("\n")[0], ctx.password);
   const code = codeOf(err);
+  const refused = /^unsupported startup parameter: (.*)$/.exec(reason);
+  if (refused) {
+    // PgBouncer's answer to a startup parameter it does not pass on (08P01: not transient).
+    return new StorageError(
+      `The connection pooler at ${ctx.location} refuses the session setting ${quote(refused[1])}`,
+      {
+        hint: refused[1] === "search_path"
+          ? "leave schema= out of the URL and set the role's search_path to the schema: " +
+            "ALTER ROLE <user> SET search_path = <schema>; or connect to PostgreSQL directly"
+          : "remove it from the URL, or connect to PostgreSQL directly",
+      },
+    );
+  }
   if (isTransient(err)) {
     return new StorageError(`Cannot reach PostgreSQL at ${ctx.location}: ${reason}`, {
       hint: "check that the server is running and that --db / QUEUECTL_DB is right",

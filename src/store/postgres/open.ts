@@ -5,6 +5,7 @@
  * while the rest of the store's code loads (see docs/architecture.md, "PostgreSQL driver").
  */
 import { connectPool, keepAliveSockets, migrate, type PoolOptions, type Sql } from "./connect.ts";
+import { StorageError } from "../../core/errors.ts";
 import { type ErrorContext, toQueueError } from "./errors.ts";
 import { parsePgUrl, redactPgUrl, validateSchemaName } from "./url.ts";
 
@@ -50,9 +51,42 @@ export async function connectAndMigrate(
   const sql = connect(max, { idleTimeoutS: POOL_IDLE_S });
   try {
     const current = await migrate(sql, schema, location);
-    return { sql, connect, max, location, ctx, schema: current };
+    if (current.pooled) await refuseSharedSessions(connect, current.backendPid, location);
+    return { sql, connect, max, location, ctx, schema: current.schema };
   } catch (err) {
     await sql.end({ timeout: 1 }).catch(() => {});
     throw toQueueError(err, ctx);
   }
+}
+
+/**
+ * Behind a connection pooler, refuses one that shares server sessions between its clients
+ * (PgBouncer's transaction or statement pooling): queuectl's LISTEN wake-ups, its leader's
+ * advisory lock and its session settings need a session of their own, and PgBouncer drops the
+ * answers to pipelined queries there, so calls would hang. A second connection asks which server
+ * process answers it: a pool that shares sessions hands it the one `backendPid` (the first
+ * connection's) just went back to, as PgBouncer does (it reuses the last one freed); a session
+ * pool cannot, that process being bound to the first connection. See docs/architecture.md,
+ * "Connection poolers".
+ */
+async function refuseSharedSessions(
+  connect: (max: number) => Sql,
+  backendPid: number,
+  location: string,
+): Promise<void> {
+  const probe = connect(1);
+  try {
+    const [{ pid }] = await probe<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
+    if (pid !== backendPid) return;
+  } finally {
+    await probe.end({ timeout: 0 }).catch(() => {});
+  }
+  throw new StorageError(
+    `${location} is a connection pool that shares server sessions between clients ` +
+      "(PgBouncer's transaction or statement pooling): queuectl needs a session of its own",
+    {
+      hint: "connect to PostgreSQL directly, or through a pool in session mode (PgBouncer: " +
+        "pool_mode = session)",
+    },
+  );
 }

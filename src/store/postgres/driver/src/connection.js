@@ -84,6 +84,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     , result = new Result()
     , incoming = Buffer.alloc(0)
     , needsTypes = options.fetch_types
+    , needsSession = !!options.session_sql
     , backendParameters = {}
     , statements = {}
     , statementId = Math.random().toString(36).slice(2)
@@ -368,6 +369,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     try {
       statements = {}
       needsTypes = options.fetch_types
+      needsSession = !!options.session_sql
       statementId = Math.random().toString(36).slice(2)
       statementCount = 1
       lifeTimer.start()
@@ -559,6 +561,12 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
           return fetchState()
         else if (tryNext(target_session_attrs, backendParameters))
           return terminate()
+      }
+
+      // queuectl: the session's settings, sent once the connection is up (see ../README.md).
+      if (needsSession) {
+        needsSession = false
+        return setSession()
       }
 
       if (needsTypes) {
@@ -797,6 +805,14 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
       (x === 'standby' && xs.in_hot_standby === 'off') ||
       (x === 'prefer-standby' && xs.in_hot_standby === 'off' && options.host[retries])
     )
+  }
+
+  function setSession() {
+    const query = new Query([options.session_sql], [], execute, null, { simple: true })
+    query.resolve = () => {}
+    // A failure reaches the waiting first query through errored().
+    query.reject = () => {}
+    query.execute()
   }
 
   function fetchState() {

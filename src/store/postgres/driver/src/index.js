@@ -489,6 +489,7 @@ function parseOptions(a, b) {
     },
     types           : o.types || {},
     target_session_attrs: tsa(o, url, env),
+    session_sql     : o.session_sql || null,
     onnotice        : o.onnotice,
     onnotify        : o.onnotify,
     onclose         : o.onclose,
