@@ -113,3 +113,54 @@ Deno.test({
     assert.doesNotMatch(sup.stdout(), /unexpectedly/);
   },
 });
+
+Deno.test({
+  name: "postgres: a database turned read-only under running workers (a failover's old " +
+    "primary): they retry on new sessions, and every job runs once when it is writable again",
+  ignore,
+  fn: async () => {
+    // A database of its own: default_transaction_read_only is set per database.
+    const name = `qro_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+    const url = PG_URL.replace(/\/[^/?]*(\?.*)?$/, `/${name}`);
+    const sql = admin();
+    await sql.unsafe(`CREATE DATABASE "${name}"`);
+    try {
+      await using dir = await tempDir();
+      const out = dir.file("out");
+      const jobs = Array.from({ length: 12 }, (_, i) =>
+        JSON.stringify({
+          id: `r${i}`,
+          command: `sleep 0.3; echo "$QUEUECTL_JOB_ID" >> '${out}'`,
+        })).join("\n");
+      Deno.writeTextFileSync(dir.file("jobs.jsonl"), jobs + "\n");
+      await ok(["enqueue", "--file", dir.file("jobs.jsonl")], url);
+      await using sup = startCli(["worker", "start", "--count", "2"], { db: url });
+      await sup.waitForOutput(/\] completed r\d+/);
+      // Every session from now on is read-only, the workers' included once they reconnect.
+      await sql.unsafe(`ALTER DATABASE "${name}" SET default_transaction_read_only = on`);
+      await sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+        WHERE datname = ${name} AND pid <> pg_backend_pid()`;
+      // The supervisor's session (opened after the terminate) is read-only: its heartbeat fails.
+      await sup.waitForOutput(
+        /\[supervisor \w+\] heartbeat failed: .*cannot execute \w+ in a read-only transaction/,
+      );
+      // Both workers met it too (their sessions since the switch are read-only).
+      await sup.waitForOutput(/\[worker \w+\.1\] .*cannot execute \w+ in a read-only transaction/);
+      await sup.waitForOutput(/\[worker \w+\.2\] .*cannot execute \w+ in a read-only transaction/);
+      // Writable for new sessions only: those opened meanwhile stay read-only until replaced.
+      await sql.unsafe(`ALTER DATABASE "${name}" SET default_transaction_read_only = off`);
+      await waitFor(async () => {
+        const s = await runCliJson<{ counts: { completed: number } }>(["status"], { db: url });
+        return s.counts.completed === 12;
+      }, { timeoutMs: 30_000, what: `12 completed jobs; output so far:\n${sup.stdout()}` });
+      const runs = (await Deno.readTextFile(out)).trim().split("\n").sort();
+      assert.deepEqual(runs, Array.from({ length: 12 }, (_, i) => `r${i}`).sort());
+      sup.kill("SIGTERM");
+      assert.equal((await sup.status).code, 0, sup.stdout() + sup.stderr());
+      assert.doesNotMatch(sup.stdout(), /fatal|gave up/);
+    } finally {
+      await sql.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      await sql.end();
+    }
+  },
+});

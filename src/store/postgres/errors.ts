@@ -6,6 +6,9 @@
 import { Conflict, QueueError, StorageError } from "../../core/errors.ts";
 import { quote } from "../../core/text.ts";
 
+/** SQLSTATE read_only_sql_transaction. */
+export const READ_ONLY = "25006";
+
 /** Socket and driver error codes that mean "the server is (for now) out of reach". */
 const TRANSIENT_CODES = new Set([
   "ECONNREFUSED",
@@ -28,6 +31,9 @@ const TRANSIENT_CODES = new Set([
   "53300",
   "40001",
   "40P01",
+  // A read-only session: a standby (the old primary after a failover) or a database set to
+  // default_transaction_read_only. A new session may reach a primary (the store then reconnects).
+  READ_ONLY,
 ]);
 
 interface DriverError {
@@ -85,6 +91,13 @@ export function toQueueError(err: unknown, ctx: ErrorContext): QueueError {
           : "remove it from the URL, or connect to PostgreSQL directly",
       },
     );
+  }
+  if (code === READ_ONLY) {
+    return new StorageError(`PostgreSQL at ${ctx.location} is read-only: ${reason}`, {
+      hint: "a standby, or default_transaction_read_only is on: point --db / QUEUECTL_DB at " +
+        "the primary; workers retry on new sessions",
+      transient: true,
+    });
   }
   if (isTransient(err)) {
     return new StorageError(`Cannot reach PostgreSQL at ${ctx.location}: ${reason}`, {

@@ -82,7 +82,13 @@ import {
   type UniqueKeyOptions,
   type WorkerRecord,
 } from "../store.ts";
-import { duplicateKeyOf, type ErrorContext, isUniqueViolation, toQueueError } from "./errors.ts";
+import {
+  duplicateKeyOf,
+  type ErrorContext,
+  isUniqueViolation,
+  READ_ONLY,
+  toQueueError,
+} from "./errors.ts";
 import type { PoolOptions, Sql } from "./connect.ts";
 import { connectAndMigrate, type Connected, POOL_IDLE_S } from "./open.ts";
 import { PgLeadership } from "./leader.ts";
@@ -601,6 +607,9 @@ class PostgresStore implements Store {
         });
         return await Promise.race([fn(sql), late]);
       } catch (err) {
+        // A read-only session stays read-only (a demoted primary, a database set read-only
+        // after it opened): the next call connects afresh, where a primary may answer.
+        if ((err as { code?: unknown } | null)?.code === READ_ONLY) this.#replacePool(sql, true);
         throw toQueueError(err, this.#ctx);
       } finally {
         clearTimeout(timer);
