@@ -1443,3 +1443,28 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "postgres: no connection left (a role's CONNECTION LIMIT) is a transient error that says so",
+  ignore,
+  fn: async () => {
+    const role = `qlim_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+    const sql = admin();
+    // A password too: where the server asks for one (GitHub's), the limit is checked after it.
+    await sql.unsafe(`CREATE ROLE "${role}" LOGIN PASSWORD 'pw' CONNECTION LIMIT 0`);
+    try {
+      const url = PG_URL.replace(/^(postgres(?:ql)?:\/\/)[^@/]*@/i, `$1${role}:pw@`);
+      await assert.rejects(openPostgresStore(url), (err: unknown) => {
+        assert.ok(err instanceof StorageError, String(err));
+        assert.equal(err.transient, true);
+        assert.match(err.message, /has no connection left: too many connections for role/);
+        assert.match(err.hint ?? "", /max_connections .*CONNECTION LIMIT.*fewer workers/);
+        return true;
+      });
+    } finally {
+      await sql.unsafe(`DROP ROLE "${role}"`);
+      await sql.end();
+    }
+  },
+});

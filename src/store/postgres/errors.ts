@@ -6,6 +6,8 @@
 import { Conflict, QueueError, StorageError } from "../../core/errors.ts";
 import { quote } from "../../core/text.ts";
 
+/** SQLSTATE too_many_connections (max_connections, or a role's or database's CONNECTION LIMIT). */
+const TOO_MANY_CONNECTIONS = "53300";
 /** SQLSTATE read_only_sql_transaction. */
 export const READ_ONLY = "25006";
 
@@ -28,7 +30,7 @@ const TRANSIENT_CODES = new Set([
   "57P01",
   "57P02",
   "57P03",
-  "53300",
+  TOO_MANY_CONNECTIONS,
   "40001",
   "40P01",
   // A read-only session: a standby (the old primary after a failover) or a database set to
@@ -96,6 +98,13 @@ export function toQueueError(err: unknown, ctx: ErrorContext): QueueError {
     return new StorageError(`PostgreSQL at ${ctx.location} is read-only: ${reason}`, {
       hint: "a standby, or default_transaction_read_only is on: point --db / QUEUECTL_DB at " +
         "the primary; workers retry on new sessions",
+      transient: true,
+    });
+  }
+  if (code === TOO_MANY_CONNECTIONS) {
+    return new StorageError(`PostgreSQL at ${ctx.location} has no connection left: ${reason}`, {
+      hint: "raise max_connections (or the role's or database's CONNECTION LIMIT), or run fewer " +
+        "workers: a worker start holds 2-3 connections per worker and 2 of its own; retried",
       transient: true,
     });
   }
