@@ -1,5 +1,6 @@
 /**
- * `queuectl dashboard [--port 3000] [--host 127.0.0.1] [--open] [--token-file FILE] [--print-url]`:
+ * `queuectl dashboard [--port 3000] [--host 127.0.0.1] [--public-url URL] [--open] [--token-file FILE]
+ * [--print-url]`:
  * serves the web dashboard until Ctrl-C (SIGINT) or SIGTERM. Every request needs the access token
  * (src/dashboard/token.ts says where it comes from); the token is printed only when it was just
  * generated, or on request (`--print-url`). The server module is loaded only here.
@@ -25,6 +26,8 @@ interface DashboardFlags extends GlobalFlags {
   open: boolean;
   tokenFile?: string;
   printUrl: boolean;
+  /** Where a proxy in front serves it (validated by security.ts parsePublicUrl). */
+  publicUrl?: string;
   /** Removed (visible in `ps`); kept hidden only to say so. */
   token?: string;
 }
@@ -124,6 +127,7 @@ function printUrlCommand(flags: DashboardFlags, port: number): string {
   const words = ["queuectl dashboard --print-url"];
   if (flags.host !== "127.0.0.1") words.push(`--host ${flags.host}`);
   if (port !== 3000) words.push(`--port ${port}`);
+  if (flags.publicUrl !== undefined) words.push(`--public-url ${flags.publicUrl}`);
   if (flags.db !== undefined) words.push("--db <same database>");
   return words.join(" ");
 }
@@ -164,8 +168,12 @@ async function printUrl(
   out: Output,
 ): Promise<void> {
   const server = await import("../dashboard/server.ts");
+  const { parsePublicUrl } = await import("../dashboard/security.ts");
   const access = given ?? await generated(ctx, flags);
-  const url = server.loginUrlOf(server.dashboardUrl(flags.host, flags.port), access.token);
+  const base = flags.publicUrl !== undefined
+    ? parsePublicUrl(flags.publicUrl).href
+    : server.dashboardUrl(flags.host, flags.port);
+  const url = server.loginUrlOf(base, access.token);
   if (out.json) out.printJson({ url, ...tokenJson(access.origin) });
   else out.line(url);
   if (access.origin.kind === "generated" && access.origin.created) {
@@ -191,6 +199,10 @@ export const dashboardCommand = () =>
         }
         const { checkBind } = await import("../dashboard/server.ts");
         checkBind({ hostname: flags.host, port: flags.port });
+        if (flags.publicUrl !== undefined) {
+          const { parsePublicUrl } = await import("../dashboard/security.ts");
+          parsePublicUrl(flags.publicUrl);
+        }
         if (flags.printUrl && flags.port === 0) {
           throw new InvalidInput("--print-url needs the port the dashboard listens on, not 0", {
             hint: "pass the --port it was started with",
@@ -208,8 +220,10 @@ export const dashboardCommand = () =>
       await withStore(this, flags, async (app, out, dbUrl) => {
         const { redirectHtml, startDashboard } = await import("../dashboard/server.ts");
         const { generatedToken } = await import("../dashboard/token.ts");
+        const { parsePublicUrl } = await import("../dashboard/security.ts");
         const access = given ?? await generatedToken(dbUrl, this.env);
         const dashboard = startDashboard({
+          ...(flags.publicUrl === undefined ? {} : { publicUrl: parsePublicUrl(flags.publicUrl) }),
           store: app.store,
           clock: app.clock,
           hostname: flags.host,
@@ -226,10 +240,16 @@ export const dashboardCommand = () =>
             ...(fresh ? { login_url: dashboard.loginUrl } : {}),
             hostname: dashboard.hostname,
             port: dashboard.port,
+            ...(flags.publicUrl === undefined ? {} : { public_url: dashboard.url }),
             ...tokenJson(access.origin),
           });
         } else {
-          out.line(`queuectl dashboard: ${printed} (Ctrl-C to stop)`);
+          const local = (await import("../dashboard/server.ts")).dashboardUrl(
+            dashboard.hostname,
+            dashboard.port,
+          );
+          const via = local === dashboard.url ? "" : `served on ${local}; `;
+          out.line(`queuectl dashboard: ${printed} (${via}Ctrl-C to stop)`);
           out.note(tokenNote(access.origin, printUrlCommand(flags, dashboard.port)));
         }
         const { isLoopbackHost } = await import("../dashboard/security.ts");
@@ -267,6 +287,14 @@ export const dashboardCommand = () =>
           brief: "Address to bind",
           default: "127.0.0.1",
           placeholder: "addr",
+        },
+        publicUrl: {
+          kind: "parsed",
+          parse: String,
+          brief: "Where a proxy in front serves it (https://host/path/): its origin and host are " +
+            "accepted, and the printed links name it",
+          optional: true,
+          placeholder: "url",
         },
         open: {
           kind: "boolean",

@@ -5,13 +5,15 @@
  *   or as the cookie the server sets when a page is opened once as `/?token=<token>` (the login
  *   URL). Where the token comes from (generated into a 0600 file, --token-file, the environment)
  *   is src/dashboard/token.ts.
- * - DNS rebinding: on a loopback bind, the Host header must name a loopback address.
+ * - DNS rebinding: on a loopback bind, the Host header must name a loopback address, or the host
+ *   of the public URL the owner gave (`--public-url`: a proxy in front that keeps the Host).
  * - CSRF: state changes are POST only, refused when the browser says the request is cross-origin
  *   (Origin, Sec-Fetch-Site), and must carry the per-server CSRF token (embedded in the page) in
  *   the `X-CSRF-Token` header. A custom header cannot be sent cross-origin without a CORS
  *   preflight, which this server never grants.
  */
 import { InvalidInput } from "../core/errors.ts";
+import { quote } from "../core/text.ts";
 
 export const CSRF_HEADER = "x-csrf-token";
 export const TOKEN_ENV = "QUEUECTL_DASHBOARD_TOKEN";
@@ -91,11 +93,47 @@ export function loginCookie(token: string, port: number): string {
   return `${cookieName(port)}=${token}; Path=/; HttpOnly; SameSite=Strict`;
 }
 
+/** The address people open when a proxy serves the dashboard (`--public-url`). */
+export interface PublicUrl {
+  /** The URL, its path ending in "/": `https://queue.example.com/queue/`. */
+  href: string;
+  /** What browsers send as Origin: `https://queue.example.com`. */
+  origin: string;
+  /** What a proxy that keeps the Host header sends: `queue.example.com` (with a port if any). */
+  host: string;
+}
+
+/**
+ * Validates `--public-url`: an http(s) URL with no user, password, query or fragment; its path is
+ * where the proxy serves the dashboard's root (a trailing "/" is added).
+ */
+export function parsePublicUrl(text: string): PublicUrl {
+  const bad = (why: string) =>
+    new InvalidInput(`Invalid --public-url ${quote(text)}: ${why}`, {
+      hint: "give the address your proxy serves it at, e.g. https://queue.example.com/",
+    });
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw bad("not a URL");
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") throw bad("use http:// or https://");
+  if (url.username || url.password) throw bad("no user name or password in it");
+  if (url.search || url.hash || text.includes("?") || text.includes("#")) {
+    throw bad("no query or fragment");
+  }
+  const path = url.pathname.endsWith("/") ? url.pathname : `${url.pathname}/`;
+  return { href: `${url.origin}${path}`, origin: url.origin, host: url.host };
+}
+
 /**
  * Why a request must be refused as cross-origin, or null when it is same-origin (or comes from a
- * program that sends neither Origin nor Sec-Fetch-Site, such as curl).
+ * program that sends neither Origin nor Sec-Fetch-Site, such as curl). Same origin: the Origin is
+ * `http://<Host>`, or the public URL's origin (the page was served through the proxy, which may
+ * have rewritten the Host and speaks HTTPS to the browser).
  */
-export function crossOriginReason(req: Request): string | null {
+export function crossOriginReason(req: Request, publicOrigin?: string): string | null {
   const site = req.headers.get("sec-fetch-site");
   // "none": the user typed the address or opened a bookmark.
   if (site !== null && site !== "same-origin" && site !== "none") {
@@ -104,7 +142,8 @@ export function crossOriginReason(req: Request): string | null {
   const origin = req.headers.get("origin");
   if (origin !== null) {
     const host = req.headers.get("host");
-    if (host === null || origin !== `http://${host}`) {
+    const same = (host !== null && origin === `http://${host}`) || origin === publicOrigin;
+    if (!same) {
       return `cross-origin request refused (Origin: ${origin})`;
     }
   }

@@ -3,7 +3,7 @@
  * imports are part of the module graph, so `deno compile` carries them).
  *
  * Each request goes through, in order:
- * 1. on a loopback bind, the Host check (DNS rebinding);
+ * 1. on a loopback bind, the Host check (DNS rebinding): a loopback name, or the public URL's host;
  * 2. the access token, on every path: `Authorization: Bearer`, or the login cookie, which a GET
  *    of a page with `?token=<token>` sets before moving on to the same page without it;
  * 3. for /api/: the cross-origin refusal, and for POST the CSRF token header (unless the token
@@ -25,6 +25,7 @@ import {
   hostOfHeader,
   isLoopbackHost,
   loginCookie,
+  type PublicUrl,
   randomToken,
   safeEqual,
   validateAccessToken,
@@ -48,10 +49,15 @@ export interface DashboardOptions {
   pushIntervalMs?: number;
   /** Where internal errors are logged (default stderr). */
   log?: (line: string) => void;
+  /**
+   * The address people open when a proxy serves the dashboard (`--public-url`, parsed by
+   * security.ts `parsePublicUrl`): its Origin and Host are accepted, and `url` / `loginUrl` name it.
+   */
+  publicUrl?: PublicUrl;
 }
 
 export interface Dashboard {
-  /** Base URL, e.g. http://127.0.0.1:3000/ (without the access token). */
+  /** Base URL, e.g. http://127.0.0.1:3000/ or the public URL (without the access token). */
   url: string;
   /** The URL that logs a browser in: `url` with `?token=<token>`. A secret: print it only on request. */
   loginUrl: string;
@@ -105,10 +111,11 @@ const WWW_AUTHENTICATE = { "www-authenticate": 'Bearer realm="queuectl"' };
  * What a person who opens the dashboard without its token reads: how the owner gets the login
  * URL. It names no path and no secret (anyone who can reach the port reads it).
  */
-function loginHelp(hostname: string, port: number): string {
+function loginHelp(hostname: string, port: number, publicUrl?: PublicUrl): string {
   const flags = [
     ...(hostname === "127.0.0.1" ? [] : ["--host", hostname]),
     ...(port === 3000 ? [] : ["--port", String(port)]),
+    ...(publicUrl === undefined ? [] : ["--public-url", publicUrl.href]),
   ];
   return [
     "401 Unauthorized: this queuectl dashboard needs its access token.",
@@ -164,6 +171,7 @@ export function startDashboard(opts: DashboardOptions): Dashboard {
   checkBind({ hostname, port: opts.port ?? 3000 });
   const token = validateAccessToken(opts.token);
   const loopback = isLoopbackHost(hostname);
+  const publicUrl = opts.publicUrl;
   const ctx: Ctx = { store: opts.store, clock: opts.clock ?? systemClock };
   const log = opts.log ?? ((line: string) => console.error(line));
   const csrfToken = randomToken();
@@ -171,7 +179,7 @@ export function startDashboard(opts: DashboardOptions): Dashboard {
   const hub = new StatsHub(() => statsPayload(ctx), opts.pushIntervalMs ?? 1000, log);
   let port = opts.port ?? 3000;
   const refuse = () =>
-    asset(loginHelp(hostname, port), "text/plain; charset=utf-8", 401, {
+    asset(loginHelp(hostname, port, publicUrl), "text/plain; charset=utf-8", 401, {
       ...WWW_AUTHENTICATE,
       "cache-control": "no-store",
     });
@@ -183,7 +191,8 @@ export function startDashboard(opts: DashboardOptions): Dashboard {
       // A page of another site whose name was rebound to 127.0.0.1 sends its own name.
       if (loopback) {
         const host = req.headers.get("host") ?? "";
-        if (!isLoopbackHost(hostOfHeader(host))) {
+        const viaProxy = publicUrl !== undefined && host.toLowerCase() === publicUrl.host;
+        if (!viaProxy && !isLoopbackHost(hostOfHeader(host))) {
           throw new HttpError(403, `Unexpected Host header ${quote(host)}`);
         }
       }
@@ -192,7 +201,10 @@ export function startDashboard(opts: DashboardOptions): Dashboard {
       if (!isApi && offered !== null && (req.method === "GET" || req.method === "HEAD")) {
         if (!safeEqual(offered, token)) return refuse();
         url.searchParams.delete("token");
-        return loggedIn(url.pathname + url.search, loginCookie(token, port));
+        // Relative ("./" and the last segment of the path): behind a proxy the page's path has a
+        // prefix this server never sees (`/queue/` served as `/`).
+        const page = `./${url.pathname.slice(url.pathname.lastIndexOf("/") + 1)}`;
+        return loggedIn(page + url.search, loginCookie(token, port));
       }
       const credential = findAccessToken(req, token, port);
       if (credential === null) {
@@ -200,7 +212,7 @@ export function startDashboard(opts: DashboardOptions): Dashboard {
         return refuse();
       }
       if (isApi) {
-        const refused = crossOriginReason(req);
+        const refused = crossOriginReason(req, publicUrl?.origin);
         if (refused) throw new HttpError(403, refused);
         if (req.method === "POST" && credential !== "header") {
           const sent = req.headers.get(CSRF_HEADER);
@@ -263,7 +275,7 @@ export function startDashboard(opts: DashboardOptions): Dashboard {
   }
   port = server.addr.port;
   let stopping: Promise<void> | undefined;
-  const base = dashboardUrl(hostname, port);
+  const base = publicUrl?.href ?? dashboardUrl(hostname, port);
   return {
     url: base,
     loginUrl: loginUrlOf(base, token),

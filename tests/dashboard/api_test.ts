@@ -791,7 +791,8 @@ Deno.test("the login URL sets an HttpOnly SameSite=Strict cookie and moves on wi
     cookie,
     `queuectl_token_${h.dashboard.port}=${h.token}; Path=/; HttpOnly; SameSite=Strict`,
   );
-  assert.match(login.body, /<meta http-equiv="refresh" content="0; url=\/">/);
+  // Relative, so that a proxy's path prefix stays (README, "Behind a proxy").
+  assert.match(login.body, /<meta http-equiv="refresh" content="0; url=\.\/">/);
   assert.ok(!login.body.includes(h.token), "the page does not carry the token on");
   // The cookie alone now opens the page and the API.
   const pair = cookie.split(";")[0];
@@ -802,7 +803,7 @@ Deno.test("the login URL sets an HttpOnly SameSite=Strict cookie and moves on wi
   assert.equal(stats.status, 200);
   // Other pages and query parameters are kept; only the token leaves the URL.
   const deep = await call(h, `/index.html?a=1&token=${h.token}&b=%3C`, { auth: "none" });
-  assert.match(deep.body, /url=\/index\.html\?a=1&amp;b=%3C"/);
+  assert.match(deep.body, /url=\.\/index\.html\?a=1&amp;b=%3C"/);
   const head = await fetch(new URL(`/?token=${h.token}`, h.dashboard.url), { method: "HEAD" });
   await head.body?.cancel();
   assert.equal(head.status, 200);

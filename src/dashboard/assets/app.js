@@ -357,7 +357,7 @@ function connect() {
     pollStats();
     return;
   }
-  const source = new EventSource("/api/events");
+  const source = new EventSource("api/events");
   source.addEventListener("open", () => setLive("live", "live"));
   source.addEventListener("stats", (event) => {
     setLive("live", "live");
@@ -372,7 +372,7 @@ function connect() {
 
 async function pollStats() {
   try {
-    renderStats(await api("/api/stats"));
+    renderStats(await api("api/stats"));
     setLive("live", "live");
   } catch {
     setLive("error", "reconnecting");
@@ -548,7 +548,7 @@ async function showJobs(params) {
     const v = params.get(name);
     if (v) query.set(name, v);
   }
-  const data = await api(`/api/jobs?${query}`);
+  const data = await api(`api/jobs?${query}`);
   if (currentRoute().view !== "jobs") return;
   const rows = data.jobs.map((job) =>
     el(
@@ -588,7 +588,7 @@ async function showDlq(params) {
   const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
   const page = pageQuery("dlq", query, params);
   if (params.get("search")) query.set("search", params.get("search"));
-  const data = await api(`/api/dlq?${query}`);
+  const data = await api(`api/dlq?${query}`);
   if (currentRoute().view !== "dlq") return;
   const lastError = (job) => {
     const tail = job.stderr_tail ? tailLines(job.stderr_tail, data.stderr_tail_chars) : "";
@@ -609,7 +609,7 @@ async function showDlq(params) {
     restore.addEventListener("click", (event) => {
       event.stopPropagation();
       act(restore, async () => {
-        await api(`/api/dlq/${encodeURIComponent(job.id)}/restore`, { method: "POST" });
+        await api(`api/dlq/${encodeURIComponent(job.id)}/restore`, { method: "POST" });
         notify(`Restored ${job.id} to pending.`);
       });
     });
@@ -647,14 +647,14 @@ async function showDlq(params) {
 }
 
 async function showQueues() {
-  const data = await api("/api/queues");
+  const data = await api("api/queues");
   if (currentRoute().view !== "queues") return;
   const rows = data.queues.map((q) => {
     const button = el("button", { type: "button" }, q.paused ? "Resume" : "Pause");
     button.addEventListener("click", () =>
       act(button, async () => {
         const verb = q.paused ? "resume" : "pause";
-        await api(`/api/queues/${encodeURIComponent(q.name)}/${verb}`, { method: "POST" });
+        await api(`api/queues/${encodeURIComponent(q.name)}/${verb}`, { method: "POST" });
         notify(`${q.name} ${q.paused ? "resumed" : "paused"}`);
       }));
     return el(
@@ -690,7 +690,7 @@ async function showQueues() {
 }
 
 async function showWorkers() {
-  const data = await api("/api/workers");
+  const data = await api("api/workers");
   if (currentRoute().view !== "workers") return;
   const rows = data.workers.map((w) => {
     const status = w.stop_requested_at ? "stopping" : w.alive ? "alive" : "stale";
@@ -726,10 +726,10 @@ function ruleText(s) {
 }
 
 async function showSchedules() {
-  const data = await api("/api/schedules");
+  const data = await api("api/schedules");
   if (currentRoute().view !== "schedules") return;
   const rows = data.schedules.map((s) => {
-    const path = `/api/schedules/${encodeURIComponent(s.name)}`;
+    const path = `api/schedules/${encodeURIComponent(s.name)}`;
     const toggle = el("button", { type: "button", class: "small" }, s.paused ? "Resume" : "Pause");
     toggle.addEventListener("click", () =>
       act(toggle, async () => {
@@ -877,7 +877,7 @@ function cancelConfirm(job) {
   const yes = el("button", { type: "button", class: "danger", id: "cancel-yes" }, "Yes, delete it");
   yes.addEventListener("click", () =>
     act(yes, async () => {
-      await api(`/api/jobs/${encodeURIComponent(job.id)}/cancel`, { method: "POST" });
+      await api(`api/jobs/${encodeURIComponent(job.id)}/cancel`, { method: "POST" });
       confirmingCancel = "";
       notify(`Cancelled ${job.id}: the job was deleted and will not run.`);
       location.hash = "#jobs";
@@ -903,7 +903,7 @@ function killConfirm(job) {
   const yes = el("button", { type: "button", class: "danger", id: "kill-yes" }, "Yes, kill it");
   yes.addEventListener("click", () =>
     act(yes, async () => {
-      await api(`/api/jobs/${encodeURIComponent(job.id)}/kill`, { method: "POST" });
+      await api(`api/jobs/${encodeURIComponent(job.id)}/kill`, { method: "POST" });
       confirmingKill = "";
       notify(`Asked the worker to kill ${job.id} (SIGTERM); it goes to the DLQ.`);
     }));
@@ -931,7 +931,7 @@ function actionButtons(job) {
     const b = el("button", { type: "button", class: cls, dataset: { action: label } }, label);
     b.addEventListener("click", () =>
       act(b, async () => {
-        await api(`/api/${path}`, { method: "POST" });
+        await api(`api/${path}`, { method: "POST" });
         notify(message);
       }));
     buttons.push(b);
@@ -986,7 +986,7 @@ function graphLinks(list) {
 async function showJob(id) {
   let job;
   try {
-    job = await api(`/api/jobs/${encodeURIComponent(id)}`);
+    job = await api(`api/jobs/${encodeURIComponent(id)}`);
   } catch (err) {
     if (currentRoute().view !== "job") return;
     clearBanners();
@@ -1117,7 +1117,7 @@ function wireEnqueue() {
     const button = form.querySelector("button[type=submit]");
     button.disabled = true;
     try {
-      const { ids } = await api("/api/jobs", { method: "POST", body: spec });
+      const { ids } = await api("api/jobs", { method: "POST", body: spec });
       form.elements.command.value = "";
       form.elements.id.value = "";
       form.elements.env.value = "";
@@ -1135,7 +1135,7 @@ function wireEnqueue() {
 function wireDlq() {
   $("restore-all").addEventListener("click", (event) =>
     act(event.currentTarget, async () => {
-      const { restored } = await api("/api/dlq/restore-all", { method: "POST" });
+      const { restored } = await api("api/dlq/restore-all", { method: "POST" });
       notify(`Restored ${restored.length} job${restored.length === 1 ? "" : "s"} to pending.`);
     }));
   $("purge").addEventListener("click", () => {
@@ -1146,7 +1146,7 @@ function wireDlq() {
   $("purge-no").addEventListener("click", () => ($("purge-confirm").hidden = true));
   $("purge-yes").addEventListener("click", (event) =>
     act(event.currentTarget, async () => {
-      const { purged } = await api("/api/dlq/purge", { method: "POST" });
+      const { purged } = await api("api/dlq/purge", { method: "POST" });
       $("purge-confirm").hidden = true;
       notify(`Purged ${purged.length} dead job${purged.length === 1 ? "" : "s"}.`);
     }));
