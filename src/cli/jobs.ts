@@ -266,7 +266,8 @@ export const logsCommand = () =>
             throw new InvalidInput("--follow streams the output as text: no --attempt or --json");
           }
           const { followJob } = await followModule();
-          const state = await followJob(app, id, {
+          const { patientCtx } = await import("./wait.ts");
+          const state = await followJob(await patientCtx(app, out, null), id, {
             stdout: (t) => this.process.stdout.write(this.isTerminal ? safeLines(t) : t),
             stderr: (t) => this.process.stderr.write(this.stderrIsTerminal ? safeLines(t) : t),
             gap: (stream) =>

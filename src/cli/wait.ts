@@ -21,6 +21,23 @@ export function parseWaitTimeout(text: string | undefined, flag: string): number
   return text === undefined ? null : parseDuration(text, flag);
 }
 
+/**
+ * `app` for a long wait: its reads ride out a database outage of up to `outage_limit` (and not
+ * past `timeoutMs` from now), saying so on stderr (app/outage.ts).
+ */
+export async function patientCtx(app: Ctx, out: Output, timeoutMs: number | null): Promise<Ctx> {
+  const [{ ridingOutages }, { loadConfig }] = await Promise.all([
+    import("../app/outage.ts"),
+    import("../app/config.ts"),
+  ]);
+  const config = await loadConfig(app.store);
+  return ridingOutages(app, {
+    limitMs: config.outage_limit * 1000,
+    ...(timeoutMs === null ? {} : { deadline: performance.now() + timeoutMs }),
+    say: (line) => out.note(`queuectl: ${line}`),
+  });
+}
+
 /** Waits for `ids` and prints the outcome (one line, or JSON); returns the exit code. */
 export async function waitAndReport(
   app: Ctx,
@@ -29,7 +46,7 @@ export async function waitAndReport(
   timeoutMs: number | null,
 ): Promise<number> {
   const { waitForJobs } = await waitModule();
-  const outcome = await waitForJobs(app, { ids, timeoutMs });
+  const outcome = await waitForJobs(await patientCtx(app, out, timeoutMs), { ids, timeoutMs });
   if (out.json) out.printJson({ ...outcome, exit_code: waitExitCode(outcome) });
   else out.line(summary(outcome));
   return waitExitCode(outcome);

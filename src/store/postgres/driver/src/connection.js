@@ -98,6 +98,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     , rows = 0
     , serverSignature = null
     , nextWriteTimer = null
+    , reconnectTimer = null
     , terminated = false
     , incomings = null
     , results = null
@@ -362,7 +363,8 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
   }
 
   function reconnect() {
-    setTimeout(connect, closedTime ? Math.max(0, closedTime + delay - performance.now()) : 0)
+    // queuectl: kept, so that terminate() cancels it (see ../README.md).
+    reconnectTimer = setTimeout(connect, closedTime ? Math.max(0, closedTime + delay - performance.now()) : 0)
   }
 
   function connected() {
@@ -425,6 +427,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
 
   function terminate() {
     terminated = true
+    clearTimeout(reconnectTimer)
     if (stream || query || initial || sent.length)
       error(Errors.connection('CONNECTION_DESTROYED', options))
 
