@@ -179,6 +179,15 @@ async function runWithin(args: string[], db: string, ms = 30_000): Promise<CliRe
   return r;
 }
 
+/** Runs the CLI (bounded) and checks that it fails with exactly one stderr line like `pattern`. */
+async function failsWithOneLine(args: string[], db: string, pattern: RegExp): Promise<void> {
+  const r = await runWithin(args, db);
+  assert.notEqual(r.code, 0, `queuectl ${args.join(" ")}: ${r.stdout}`);
+  const lines = r.stderr.trim().split("\n");
+  assert.equal(lines.length, 1, `queuectl ${args.join(" ")}: ${r.stderr}`);
+  assert.match(lines[0], pattern);
+}
+
 /** The number of jobs in the fresh database, read on the server directly. */
 async function jobCount(direct: string): Promise<number> {
   const r = await runCli(["status", "--json"], { db: direct });
@@ -232,12 +241,9 @@ Deno.test({
         ["worker", "start", "--until-empty"],
       ]
     ) {
-      const r = await runWithin(args, db);
-      assert.notEqual(r.code, 0, `queuectl ${args.join(" ")}: ${r.stdout}`);
-      const lines = r.stderr.trim().split("\n");
-      assert.equal(lines.length, 1, `queuectl ${args.join(" ")}: ${r.stderr}`);
-      assert.match(
-        lines[0],
+      await failsWithOneLine(
+        args,
+        db,
         /shares server sessions between clients \(PgBouncer's transaction or statement pooling\).*pool_mode = session/,
       );
     }
@@ -252,12 +258,9 @@ Deno.test({
     await using bouncer = await startBouncer();
     const db = bouncer.url("session", "schema=qpool_s");
     for (const args of [["status"], ["worker", "start", "--until-empty"]]) {
-      const r = await runWithin(args, db);
-      assert.notEqual(r.code, 0, `queuectl ${args.join(" ")}: ${r.stdout}`);
-      const lines = r.stderr.trim().split("\n");
-      assert.equal(lines.length, 1, `queuectl ${args.join(" ")}: ${r.stderr}`);
-      assert.match(
-        lines[0],
+      await failsWithOneLine(
+        args,
+        db,
         /refuses the session setting "search_path" .*ALTER ROLE <user> SET search_path/,
       );
     }
