@@ -3,6 +3,7 @@
  * Chromium skips or fails the tests is decided by tests/helpers/services.ts.
  */
 import type { Browser } from "playwright-core";
+import { skipAllowedBecause } from "../helpers/services.ts";
 
 export const CHROMIUM = "/usr/bin/chromium";
 export const CHROMIUM_ARGS = [
@@ -36,4 +37,25 @@ export async function launchChromium(): Promise<Browser> {
   Deno.env.set("__IS_WSL_TEST__", "1");
   const { chromium } = await import("playwright-core");
   return await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+}
+
+/**
+ * The guard of a Chromium test file: `ignore` for its tests (a line says why when Chromium is
+ * missing and skipping is allowed, tests/helpers/services.ts), and `require()`, which a test body
+ * calls first: it fails loudly when Chromium is missing and skipping is not allowed (CI).
+ */
+export function browserGuard(what: string): { ignore: boolean; require(): void } {
+  const missing = chromiumMissing();
+  const skipBecause = missing ? skipAllowedBecause("browser") : null;
+  if (missing && skipBecause) console.log(`skipping ${what}: ${missing} (${skipBecause})`);
+  return {
+    ignore: missing !== null && skipBecause !== null,
+    require() {
+      if (missing) {
+        throw new Error(
+          `${missing}; CI requires it (set QUEUECTL_TEST_NO_BROWSER=1 on runners without it)`,
+        );
+      }
+    },
+  };
 }

@@ -13,31 +13,22 @@ import { randomToken } from "../../src/dashboard/security.ts";
 import { tempStore } from "../helpers/temp.ts";
 import { runCli } from "../helpers/run_cli.ts";
 import { waitFor } from "../helpers/wait_for.ts";
-import { skipAllowedBecause } from "../helpers/services.ts";
-import { chromiumMissing, launchChromium } from "./browser.ts";
+import { browserGuard, launchChromium } from "./browser.ts";
 import { add, claim, deadJob } from "./seed.ts";
 import { newJob } from "../store/conformance.ts";
 import { SHORT_SEARCH_SCAN } from "../../src/store/store.ts";
 
 const XSS = "<img src=x onerror=alert(1)>";
-const missing = chromiumMissing();
-const skipBecause = missing ? skipAllowedBecause("browser") : null;
-if (missing && skipBecause) {
-  console.log(`skipping dashboard e2e tests: ${missing} (${skipBecause})`);
-}
+const guard = browserGuard("dashboard e2e tests");
 
 Deno.test({
   name: "dashboard in Chromium: login, live counts, job detail, DLQ, enqueue, cancel, XSS as text",
-  ignore: missing !== null && skipBecause !== null,
+  ignore: guard.ignore,
   // playwright-core keeps its own pipes and timers to the browser process.
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async (t) => {
-    if (missing) {
-      throw new Error(
-        `${missing}; CI requires it (set QUEUECTL_TEST_NO_BROWSER=1 on runners without it)`,
-      );
-    }
+    guard.require();
     await using temp = await tempStore();
     const { store, dbPath } = temp;
     const dashboard = startDashboard({

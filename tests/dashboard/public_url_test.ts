@@ -13,9 +13,8 @@ import { startDashboard } from "../../src/dashboard/server.ts";
 import { cookieName, parsePublicUrl, randomToken } from "../../src/dashboard/security.ts";
 import { InvalidInput } from "../../src/core/errors.ts";
 import { tempStore } from "../helpers/temp.ts";
-import { skipAllowedBecause } from "../helpers/services.ts";
 import { runCli } from "../helpers/run_cli.ts";
-import { CHROMIUM, CHROMIUM_ARGS, chromiumMissing } from "./browser.ts";
+import { browserGuard, CHROMIUM, CHROMIUM_ARGS } from "./browser.ts";
 
 const PUBLIC = "https://queue.example.test/q/";
 
@@ -170,11 +169,7 @@ Deno.test("behind a proxy that sends its own Host (nginx): clicks work with --pu
   assert.match(login.text, /content="0; url=\.\/"/);
 });
 
-const missing = chromiumMissing();
-const skipBecause = missing ? skipAllowedBecause("browser") : null;
-if (missing && skipBecause) {
-  console.log(`skipping the dashboard-behind-a-proxy browser test: ${missing} (${skipBecause})`);
-}
+const guard = browserGuard("the dashboard-behind-a-proxy browser test");
 
 /**
  * A reverse proxy like `location /q/ { proxy_pass http://127.0.0.1:<port>/; }`: strips the prefix,
@@ -199,16 +194,12 @@ function prefixProxy(upstreamPort: () => number): Deno.HttpServer<Deno.NetAddr> 
 
 Deno.test({
   name: "dashboard in Chromium behind a proxy with a path prefix: login, live counts, a click",
-  ignore: missing !== null && skipBecause !== null,
+  ignore: guard.ignore,
   // playwright-core keeps its own pipes and timers to the browser process.
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    if (missing) {
-      throw new Error(
-        `${missing}; CI requires it (set QUEUECTL_TEST_NO_BROWSER=1 on runners without it)`,
-      );
-    }
+    guard.require();
     await using temp = await tempStore();
     const r = await runCli(["enqueue", "--queue", "e2eq", "--", "true"], { db: temp.dbPath });
     assert.equal(r.code, 0, r.stderr);

@@ -7,24 +7,18 @@ import { startDashboard } from "../../src/dashboard/server.ts";
 import { randomToken } from "../../src/dashboard/security.ts";
 import { tempStore } from "../helpers/temp.ts";
 import { waitFor } from "../helpers/wait_for.ts";
-import { skipAllowedBecause } from "../helpers/services.ts";
-import { chromiumMissing, launchChromium } from "./browser.ts";
+import { browserGuard, launchChromium } from "./browser.ts";
 
 const XSS = "<img src=x onerror=alert(1)>";
-const missing = chromiumMissing();
-const skipBecause = missing ? skipAllowedBecause("browser") : null;
+const guard = browserGuard("the schedules e2e test");
 
 Deno.test({
   name: "dashboard in Chromium: the schedules tab lists, pauses, resumes and runs a schedule",
-  ignore: missing !== null && skipBecause !== null,
+  ignore: guard.ignore,
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    if (missing) {
-      throw new Error(
-        `${missing}; CI requires it (set QUEUECTL_TEST_NO_BROWSER=1 on runners without it)`,
-      );
-    }
+    guard.require();
     await using temp = await tempStore();
     const { store } = temp;
     await addSchedule({ store, clock: systemClock }, {
