@@ -108,8 +108,9 @@ export interface PublicUrl {
  * where the proxy serves the dashboard's root (a trailing "/" is added).
  */
 export function parsePublicUrl(text: string): PublicUrl {
-  const bad = (why: string) =>
-    new InvalidInput(`Invalid --public-url ${quote(text)}: ${why}`, {
+  // A URL holding a password is not echoed (the error line may end up in a log).
+  const bad = (why: string, shown = ` ${quote(text)}`) =>
+    new InvalidInput(`Invalid --public-url${shown}: ${why}`, {
       hint: "give the address your proxy serves it at, e.g. https://queue.example.com/",
     });
   let url: URL;
@@ -119,7 +120,7 @@ export function parsePublicUrl(text: string): PublicUrl {
     throw bad("not a URL");
   }
   if (url.protocol !== "https:" && url.protocol !== "http:") throw bad("use http:// or https://");
-  if (url.username || url.password) throw bad("no user name or password in it");
+  if (url.username || url.password) throw bad("no user name or password in it", "");
   if (url.search || url.hash || text.includes("?") || text.includes("#")) {
     throw bad("no query or fragment");
   }

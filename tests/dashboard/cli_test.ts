@@ -222,6 +222,22 @@ Deno.test("queuectl dashboard refuses bad flags and tokens with one error line a
       {},
       /^error: --print-url needs the port the dashboard listens on, not 0/,
     ],
+    [
+      ["--public-url", "ftp://queue.example.test/"],
+      {},
+      /^error: Invalid --public-url "ftp:\/\/queue\.example\.test\/": use http:\/\/ or https:\/\//,
+    ],
+    [
+      ["--public-url", "https://queue.example.test/?next=evil"],
+      {},
+      /^error: Invalid --public-url .*: no query or fragment/,
+    ],
+    [
+      // The password is not echoed.
+      ["--public-url", "https://me:hunter2-secret@queue.example.test/"],
+      {},
+      /^error: Invalid --public-url: no user name or password in it \(give the address/,
+    ],
   ];
   if (Deno.build.os !== "windows") {
     cases.push([
