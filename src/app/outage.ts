@@ -4,7 +4,7 @@
  * refused connection while the jobs they wait for run on. Only reads go through here (retrying them
  * is harmless); see docs/architecture.md, "Watching jobs".
  */
-import { StorageError } from "../core/errors.ts";
+import { isTransient } from "../core/errors.ts";
 import { formatDuration } from "../core/duration.ts";
 import type { Store } from "../store/store.ts";
 import type { Ctx } from "./queue.ts";
@@ -21,11 +21,6 @@ export interface OutageOptions {
   deadline?: number;
   /** Says, once per outage, that the database is unreachable, and when it is back. */
   say(line: string): void;
-}
-
-/** True for an error a later call may not meet (a lost connection, a restarting server). */
-export function isTransientError(err: unknown): boolean {
-  return err instanceof StorageError && err.transient === true;
 }
 
 /**
@@ -45,7 +40,7 @@ export function ridingOutages(ctx: Ctx, opts: OutageOptions): Ctx {
         }
         return value;
       } catch (err) {
-        if (!isTransientError(err)) throw err;
+        if (!isTransient(err)) throw err;
         const now = performance.now();
         if (downSince === null) {
           downSince = now;

@@ -9,6 +9,7 @@ import { buildCommand } from "@stricli/core";
 import { InvalidInput } from "../core/errors.ts";
 import { quote } from "../core/text.ts";
 import type { AccessToken } from "../dashboard/token.ts";
+import type { PublicUrl } from "../dashboard/security.ts";
 import {
   type CliContext,
   databaseUrl,
@@ -165,14 +166,12 @@ async function printUrl(
   ctx: CliContext,
   flags: DashboardFlags,
   given: AccessToken | undefined,
+  publicUrl: PublicUrl | undefined,
   out: Output,
 ): Promise<void> {
   const server = await import("../dashboard/server.ts");
-  const { parsePublicUrl } = await import("../dashboard/security.ts");
   const access = given ?? await generated(ctx, flags);
-  const base = flags.publicUrl !== undefined
-    ? parsePublicUrl(flags.publicUrl).href
-    : server.dashboardUrl(flags.host, flags.port);
+  const base = publicUrl?.href ?? server.dashboardUrl(flags.host, flags.port);
   const url = server.loginUrlOf(base, access.token);
   if (out.json) out.printJson({ url, ...tokenJson(access.origin) });
   else out.line(url);
@@ -185,6 +184,7 @@ export const dashboardCommand = () =>
   buildCommand({
     func: async function (this: CliContext, flags: DashboardFlags) {
       let given: AccessToken | undefined;
+      let publicUrl: PublicUrl | undefined;
       let ok = false;
       // Validate the flags and an explicit token before the database is opened or created.
       await withoutStore(this, flags, async () => {
@@ -201,7 +201,7 @@ export const dashboardCommand = () =>
         checkBind({ hostname: flags.host, port: flags.port });
         if (flags.publicUrl !== undefined) {
           const { parsePublicUrl } = await import("../dashboard/security.ts");
-          parsePublicUrl(flags.publicUrl);
+          publicUrl = parsePublicUrl(flags.publicUrl);
         }
         if (flags.printUrl && flags.port === 0) {
           throw new InvalidInput("--print-url needs the port the dashboard listens on, not 0", {
@@ -214,16 +214,17 @@ export const dashboardCommand = () =>
       });
       if (!ok) return;
       if (flags.printUrl) {
-        await withoutStore(this, flags, (out) => printUrl(this, flags, given, out));
+        await withoutStore(this, flags, (out) => printUrl(this, flags, given, publicUrl, out));
         return;
       }
       await withStore(this, flags, async (app, out, dbUrl) => {
-        const { redirectHtml, startDashboard } = await import("../dashboard/server.ts");
+        const { dashboardUrl, redirectHtml, startDashboard } = await import(
+          "../dashboard/server.ts"
+        );
         const { generatedToken } = await import("../dashboard/token.ts");
-        const { parsePublicUrl } = await import("../dashboard/security.ts");
         const access = given ?? await generatedToken(dbUrl, this.env);
         const dashboard = startDashboard({
-          ...(flags.publicUrl === undefined ? {} : { publicUrl: parsePublicUrl(flags.publicUrl) }),
+          ...(publicUrl === undefined ? {} : { publicUrl }),
           store: app.store,
           clock: app.clock,
           hostname: flags.host,
@@ -240,14 +241,11 @@ export const dashboardCommand = () =>
             ...(fresh ? { login_url: dashboard.loginUrl } : {}),
             hostname: dashboard.hostname,
             port: dashboard.port,
-            ...(flags.publicUrl === undefined ? {} : { public_url: dashboard.url }),
+            ...(publicUrl === undefined ? {} : { public_url: dashboard.url }),
             ...tokenJson(access.origin),
           });
         } else {
-          const local = (await import("../dashboard/server.ts")).dashboardUrl(
-            dashboard.hostname,
-            dashboard.port,
-          );
+          const local = dashboardUrl(dashboard.hostname, dashboard.port);
           const via = local === dashboard.url ? "" : `served on ${local}; `;
           out.line(`queuectl dashboard: ${printed} (${via}Ctrl-C to stop)`);
           out.note(tokenNote(access.origin, printUrlCommand(flags, dashboard.port)));

@@ -82,6 +82,16 @@ export class StorageError extends QueueError {
 }
 
 /**
+ * A storage error that may go away if the call is made again: a lost connection, a restarting or
+ * read-only server, a lock held too long. Workers retry their writes on it (worker/runner.ts),
+ * waits their reads (app/outage.ts).
+ */
+export function isTransient(err: unknown): boolean {
+  return err instanceof StorageError &&
+    (err.transient === true || /\b(locked|busy)\b/i.test(err.message));
+}
+
+/**
  * One line for stderr: `error: <message> (<hint>)`. Whatever a message carries (a value quoted
  * with `quote()` from core/text.ts, a path, a driver's text) comes out on one line, control and
  * bidi characters escaped, cut to about a thousand characters.

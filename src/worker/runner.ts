@@ -22,7 +22,7 @@
 import { type Clock, systemClock } from "../core/clock.ts";
 import { type Config, configFrom } from "../core/config.ts";
 import { formatDuration } from "../core/duration.ts";
-import { exitCodeOf, ExitCodes, formatError, StorageError } from "../core/errors.ts";
+import { exitCodeOf, ExitCodes, formatError, isTransient, StorageError } from "../core/errors.ts";
 import { storeCallLimitMs } from "../core/liveness.ts";
 import { type Job, parseJobEnv } from "../core/job.ts";
 import {
@@ -106,12 +106,6 @@ const MIN_IDLE_GAP_MS = 10;
 const HINT_CLAIMS_PER_GAP = 4;
 /** Longest command text shown in a `started` line. */
 const COMMAND_SHOWN = 200;
-
-/** A write error that may go away if retried: lost connection, lock held too long. */
-export function isTransient(err: unknown): boolean {
-  return err instanceof StorageError &&
-    (err.transient === true || /\b(locked|busy)\b/i.test(err.message));
-}
 
 export class Runner {
   readonly id: string;

@@ -54,7 +54,7 @@ function reconnectDelayS(failures: number): number {
  * startup parameters, which PgBouncer and other poolers refuse (see docs/architecture.md,
  * "Connection poolers"). Null when there is nothing to set.
  */
-export function sessionSql(statementTimeoutMs?: number): string | null {
+function sessionSql(statementTimeoutMs?: number): string | null {
   if (statementTimeoutMs === undefined) return null;
   const ms = Math.round(statementTimeoutMs);
   return `SET statement_timeout = ${ms}; SET lock_timeout = ${ms}`;
