@@ -9,7 +9,8 @@
  * none) / sampling rate / N gives µs per job. Needs Linux `perf` (skipped with a note
  * otherwise); -A: perf, /proc, /tmp perf maps.
  *
- *   deno run -A bench/worker_cpu_profile.ts [--n=1500] [--count=2] [--freq=999] [--main=src/main.ts]
+ *   deno run -A bench/worker_cpu_profile.ts [--n=1500] [--count=2] [--cmd=true] [--freq=999]
+ *     [--main=src/main.ts]
  *
  * A sample's cost is 1/freq s of CPU; the profile slows the processes somewhat (the table's total
  * is higher than bench/worker_cpu.ts's), so read it as shares. Categories are ordered: a sample
@@ -23,6 +24,7 @@ const n = Number(arg("n", "1500"));
 const count = Number(arg("count", "2"));
 const freq = Number(arg("freq", "999"));
 const main = arg("main", MAIN);
+const cmd = arg("cmd", "true");
 
 /** Component -> a pattern over a sample's frames (JS frames are `JS:^name file:line:col`). */
 export const COMPONENTS: [string, RegExp][] = [
@@ -102,9 +104,11 @@ async function profile(db: string, dir: string, tag: string): Promise<Profile> {
   };
   for (const line of text.split("\n")) {
     if (line === "") continue;
-    if (!line.startsWith("\t") && !line.startsWith(" ")) {
+    // A sample's header is its "pid/tid" (right-aligned: it may start with spaces); frames follow.
+    const header = line.match(/^\s*(\d+)\/\d+\s*$/);
+    if (header) {
       flush();
-      pid = line.trim().split("/")[0].trim();
+      pid = header[1];
       frames = [];
     } else {
       const m = line.match(/^\s*[0-9a-f]+ (.*) \((.*)\)$/);
@@ -143,14 +147,16 @@ const dir = await Deno.makeTempDir({ prefix: "queuectl-worker-profile-" });
 try {
   const cli = (db: string, args: string[]) =>
     runTimed(Deno.execPath(), ["run", ...PERMISSIONS, main, ...args], { env: { QUEUECTL_DB: db } });
-  await Deno.writeTextFile(`${dir}/jobs.jsonl`, '{"command":"true"}\n'.repeat(n));
+  await Deno.writeTextFile(`${dir}/jobs.jsonl`, `${JSON.stringify({ command: cmd })}\n`.repeat(n));
   await cli(`${dir}/full.db`, ["enqueue", "--file", `${dir}/jobs.jsonl`]);
   await cli(`${dir}/empty.db`, ["status"]);
   const load0 = await loadAverage();
   const full = await profile(`${dir}/full.db`, dir, "full");
   const empty = await profile(`${dir}/empty.db`, dir, "empty");
   console.log(
-    `${main}: n=${n} count=${count} perf -F ${freq}; load average ${load0} ${await loadAverage()}`,
+    `${main}: n=${n} count=${count} cmd=${
+      JSON.stringify(cmd)
+    } perf -F ${freq}; load average ${load0} ${await loadAverage()}`,
   );
   console.log("µs of CPU per job = (samples with N jobs - samples with none) / freq / N");
   for (const role of ["workers", "supervisor"]) {
