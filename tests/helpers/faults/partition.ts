@@ -42,14 +42,26 @@ export async function partitionUnavailable(): Promise<string | null> {
   for (const p of ["ip", "unshare", "hostname"]) {
     if (!hasProgram(p)) return `\`${p}\` is not installed (iproute2, util-linux, hostname)`;
   }
-  const probe = `qctl-probe-${Deno.pid}`;
+  const probe = `qctl-probe-${uniqueTag()}`;
   const r = await runProgram("ip", ["netns", "add", probe]);
   if (r.code !== 0) return `\`ip netns add\` failed: ${r.stderr.trim()}`;
   await runProgram("ip", ["netns", "del", probe]);
   return null;
 }
 
-let counter = 0;
+/**
+ * A name part no other partition of this machine uses: random, not this process's pid and a
+ * counter, since `deno test --parallel` runs several test modules in one process, each with a
+ * counter of its own (two modules once both made `qctl-<pid>1`). 8 hex digits keep the veth
+ * names within Linux's 15 characters.
+ */
+function uniqueTag(): string {
+  return Array.from(
+    crypto.getRandomValues(new Uint8Array(4)),
+    (b) => b.toString(16).padStart(2, "0"),
+  )
+    .join("");
+}
 
 async function usedPrefixes(): Promise<Set<string>> {
   const r = await runProgram("ip", ["-o", "-4", "addr", "show"]);
@@ -64,8 +76,7 @@ async function usedPrefixes(): Promise<Set<string>> {
 export async function createPartition(opts: { hostname?: string } = {}): Promise<Partition> {
   const why = await partitionUnavailable();
   if (why !== null) throw new Error(`cannot create a network partition: ${why}`);
-  const n = counter++;
-  const tag = `${Deno.pid % 100000}${n}`;
+  const tag = uniqueTag();
   const name = `qctl-${tag}`;
   const rootIf = `qr${tag}`.slice(0, 15);
   const hostIf = `qh${tag}`.slice(0, 15);
