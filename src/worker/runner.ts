@@ -107,6 +107,21 @@ const HINT_CLAIMS_PER_GAP = 4;
 /** Longest command text shown in a `started` line. */
 const COMMAND_SHOWN = 200;
 
+/** Signals a service manager stops a service with (see Runner.#endedByShutdown). */
+const SHUTDOWN_SIGNALS: ReadonlySet<string> = new Set(["SIGTERM", "SIGINT", "SIGHUP"]);
+/** The exit codes a shell gives for a child ended by one of them (128 + the signal's number). */
+const SHELL_SIGNAL_EXITS: ReadonlyMap<number, string> = new Map([
+  [129, "SIGHUP"],
+  [130, "SIGINT"],
+  [143, "SIGTERM"],
+]);
+/**
+ * How long a worker that is not stopping waits, after a job ended by one of those signals, for
+ * the supervisor's stop order before it settles the job as failed: the service manager signals
+ * every process at once, and the order goes through the supervisor.
+ */
+const SHUTDOWN_NOTICE_MS = 1000;
+
 export class Runner {
   readonly id: string;
   readonly index: number;
@@ -563,6 +578,26 @@ export class Runner {
     return this.#killCheck;
   }
 
+  /**
+   * The signal that ended a job as part of a shutdown of the whole service, or null. A service
+   * manager that stops every process of the service at once (systemd's default
+   * KillMode=control-group, `kill` of a whole cgroup) sends SIGTERM to the job as well as to the
+   * supervisor, which then tells this worker to stop: the job's death is the stop's doing, not a
+   * failure of the job, and must not use up an attempt (nor send a job on its last one to the
+   * DLQ). So a job that the shell reports ended by SIGTERM, SIGINT or SIGHUP (or exiting 128 + its
+   * number, as a shell reports a child so ended) while this worker is stopping, or within
+   * {@link SHUTDOWN_NOTICE_MS} after (the supervisor's order may come after the job's exit), is
+   * released like an aborted one. Outside a stop such a signal stays the job's failure.
+   */
+  async #endedByShutdown(result: ExecResult): Promise<string | null> {
+    if (result.killed !== null || result.timed_out || result.aborted) return null;
+    const signal = result.signal ??
+      (result.exit_code === null ? null : SHELL_SIGNAL_EXITS.get(result.exit_code) ?? null);
+    if (signal === null || !SHUTDOWN_SIGNALS.has(signal)) return null;
+    if (this.#stopMode === null) await sleep(SHUTDOWN_NOTICE_MS, this.#stopCtl.signal);
+    return this.#stopMode === null ? null : signal;
+  }
+
   #scheduleHeartbeat(): void {
     this.#heartbeatTimer = setTimeout(async () => {
       await this.heartbeat();
@@ -643,6 +678,7 @@ export class Runner {
     }
     const killRequest = this.#killRequests.get(job.id);
     this.#killRequests.delete(job.id);
+    const shutdown = await this.#endedByShutdown(result);
     const now = this.clock.now();
     const run = {
       now,
@@ -665,6 +701,14 @@ export class Runner {
       // Recorded as an interrupted run, with its output; the attempt is not counted.
       change = release(job, now, this.id, { ...run, error: `interrupted: ${result.error}` });
       reason = "the worker was stopped before it finished";
+    } else if (shutdown !== null) {
+      // Not the job's failure: the stop of the whole service reached it (see #endedByShutdown).
+      change = release(job, now, this.id, {
+        ...run,
+        error: `interrupted: ${result.error} while the worker was stopping`,
+      });
+      reason = `${shutdown} reached it while the worker was stopping (a service manager ` +
+        `stopping every process at once?); the attempt is not counted`;
     } else {
       change = fail(job, run, this.config);
       reason = failureReason(result);

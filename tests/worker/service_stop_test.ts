@@ -1,0 +1,120 @@
+/**
+ * A service manager's stop: systemd's default KillMode=control-group sends SIGTERM to every
+ * process of the service at once (supervisor, workers, the jobs' shells and their children). The
+ * jobs so ended were not failures of their own: each goes back to pending with its attempt not
+ * counted, and runs again at the next start. A job ended by SIGTERM outside a stop still fails.
+ * See README, "Graceful stop".
+ */
+import assert from "node:assert/strict";
+import { startCli } from "../helpers/cli_process.ts";
+import { runCli, runCliJson } from "../helpers/run_cli.ts";
+import { tempDir } from "../helpers/temp.ts";
+import { waitFor } from "../helpers/wait_for.ts";
+
+interface RunJson {
+  attempt: number;
+  outcome: string;
+  signal: string | null;
+  error: string | null;
+}
+
+interface JobJson {
+  state: string;
+  attempts: number;
+  error: string | null;
+  runs: RunJson[];
+}
+
+async function ok(args: string[], db: string): Promise<void> {
+  const r = await runCli(args, { db });
+  assert.equal(r.code, 0, `queuectl ${args.join(" ")}: ${r.stderr}`);
+}
+
+const show = (id: string, db: string) => runCliJson<JobJson>(["show", id], { db });
+
+/** The processes below `pid`, deepest first (`ps`: Deno lets only --allow-all read /proc). */
+async function descendants(pid: number): Promise<number[]> {
+  const out = await new Deno.Command("ps", { args: ["-eo", "pid=,ppid="] }).output();
+  const children = new Map<number, number[]>();
+  for (const line of new TextDecoder().decode(out.stdout).trim().split("\n")) {
+    const [child, parent] = line.trim().split(/\s+/).map(Number);
+    children.set(parent, [...children.get(parent) ?? [], child]);
+  }
+  const below = (p: number): number[] => (children.get(p) ?? []).flatMap((c) => [...below(c), c]);
+  return below(pid);
+}
+
+const skip = Deno.build.os !== "linux"; // ps -o ppid, POSIX signals to a whole tree
+
+Deno.test({
+  name:
+    "a service manager's stop (SIGTERM to supervisor, worker and job at once) returns the job to pending, attempt not counted; the next start runs it",
+  ignore: skip,
+  fn: async () => {
+    await using dir = await tempDir();
+    const db = dir.file("q.db");
+    const marker = dir.file("marker");
+    const out = dir.file("out");
+    // No retry at all: before, the stop sent the job to the DLQ.
+    await ok(["config", "set", "max_retries", "0"], db);
+    const command =
+      `if [ -e '${marker}' ]; then echo "run $QUEUECTL_ATTEMPT" >> '${out}'; else touch '${marker}'; sleep 60; fi`;
+    await ok(["enqueue", JSON.stringify({ id: "deploy", command })], db);
+
+    await using sup = startCli(["worker", "start", "--count", "1"], { db });
+    await sup.waitForOutput(/\] started deploy/);
+    await waitFor(() => Deno.stat(marker).then(() => true, () => false), {
+      what: "the job's shell to start",
+    });
+    const below = await waitFor(async () => {
+      const pids = await descendants(sup.pid);
+      return pids.length >= 3 ? pids : null; // the worker, the job's shell, its sleep
+    }, { what: "the job's processes" });
+    // Deepest first: the job ends before its worker hears of the stop, the order that needs the
+    // worker to wait for the supervisor's order.
+    for (const pid of [...below, sup.pid]) {
+      try {
+        Deno.kill(pid, "SIGTERM");
+      } catch {
+        // gone already
+      }
+    }
+    const status = await sup.status;
+    assert.equal(status.code, 0, sup.stdout() + sup.stderr());
+    assert.match(
+      sup.stdout(),
+      /released deploy back to pending \(SIGTERM reached it while the worker was stopping/,
+    );
+
+    const job = await show("deploy", db);
+    assert.equal(job.state, "pending", "not failed, not in the DLQ");
+    assert.equal(job.attempts, 0, "the attempt is not counted");
+    assert.equal(job.runs.length, 1);
+    assert.equal(job.runs[0].outcome, "interrupted");
+    assert.equal(job.runs[0].signal, "SIGTERM");
+    assert.match(job.runs[0].error ?? "", /interrupted: .*SIGTERM.* while the worker was stopping/);
+
+    // The next start runs it, as its first counted attempt.
+    const again = await runCli(["worker", "start", "--until-empty"], { db });
+    assert.equal(again.code, 0, again.stdout + again.stderr);
+    const done = await show("deploy", db);
+    assert.equal(done.state, "completed");
+    assert.equal(done.attempts, 1);
+    assert.equal(await Deno.readTextFile(out), "run 1\n");
+  },
+});
+
+Deno.test("a job ended by SIGTERM while its worker is not stopping still fails (attempt counted)", async () => {
+  await using dir = await tempDir();
+  const db = dir.file("q.db");
+  await ok(["config", "set", "max_retries", "0"], db);
+  // The shell signals itself: it dies by SIGTERM, and nothing stops the worker.
+  await ok(["enqueue", JSON.stringify({ id: "victim", command: "kill -TERM $$" })], db);
+  const r = await runCli(["worker", "start", "--until-empty"], { db });
+  assert.equal(r.code, 6, "one job reached the DLQ: " + r.stdout + r.stderr);
+  assert.match(r.stdout, /victim moved to DLQ \(killed by SIGTERM, 1 attempt\)/);
+  const job = await show("victim", db);
+  assert.equal(job.state, "dead");
+  assert.equal(job.attempts, 1);
+  assert.equal(job.runs[0].outcome, "dead");
+});
