@@ -33,6 +33,17 @@ import {
   workerTuningEnv,
 } from "./self_exec.ts";
 
+/**
+ * Said once at start by a supervisor that is PID 1 (a container's command without an init): the
+ * kernel gives PID 1 every orphaned process (what a job left behind: `cmd &`, a daemon), and only
+ * PID 1 can reap them once they exit. Deno waits for its own children only, so they would pile up
+ * as zombies, one per leftover, until the pid space runs out. See README, "Containers".
+ */
+export const PID1_WARNING =
+  "warning: this supervisor is PID 1 (a container without an init): processes that jobs leave " +
+  "behind are never reaped once they exit and pile up as zombies; start the container with an " +
+  "init (`docker run --init`, tini, dumb-init)";
+
 export interface SupervisorOptions {
   store: Store;
   clock: Clock;
@@ -196,6 +207,7 @@ export class Supervisor {
           this.#o.count === 1 ? "" : "s"
         }${queues} (pid ${Deno.pid})`,
       );
+      if (Deno.pid === 1 && Deno.build.os !== "windows") this.#say(PID1_WARNING);
       for (let i = 1; i <= this.#o.count; i++) {
         const slot: Slot = {
           index: i,

@@ -8,8 +8,10 @@
 import assert from "node:assert/strict";
 import { startCli } from "../helpers/cli_process.ts";
 import { runCli, runCliJson } from "../helpers/run_cli.ts";
+import { skipAllowedBecause } from "../helpers/services.ts";
 import { tempDir } from "../helpers/temp.ts";
 import { waitFor } from "../helpers/wait_for.ts";
+import { PID1_WARNING } from "../../src/worker/supervisor.ts";
 
 interface RunJson {
   attempt: number;
@@ -118,3 +120,45 @@ Deno.test("a job ended by SIGTERM while its worker is not stopping still fails (
   assert.equal(job.attempts, 1);
   assert.equal(job.runs[0].outcome, "dead");
 });
+
+Deno.test({
+  name:
+    "a supervisor that is PID 1 (a container without an init) warns once that leftovers of jobs are not reaped",
+  ignore: skip,
+  fn: async () => {
+    if (Deno.uid() !== 0 || !hasUnshare()) {
+      const why = skipAllowedBecause("root");
+      if (why === null) throw new Error("needs root and unshare for a PID namespace");
+      console.log(`skipped: needs root and unshare for a PID namespace (${why})`);
+      return;
+    }
+    await using dir = await tempDir();
+    const db = dir.file("q.db");
+    // The job leaves an orphan: what piles up as a zombie under a PID 1 supervisor.
+    await ok(["enqueue", JSON.stringify({ id: "leaver", command: "(sleep 0.1 &); true" })], db);
+    // exec: the supervisor itself is PID 1 of the new namespace.
+    await using pid1 = startCli(["worker", "start", "--until-empty"], {
+      db,
+      via: ["unshare", "--pid", "--fork", "--mount-proc", "--", "sh", "-c", 'exec "$@"', "sh"],
+    });
+    const status = await pid1.status;
+    assert.equal(status.code, 0, pid1.stdout() + pid1.stderr());
+    const warnings = pid1.stdout().split("\n").filter((l) => l.includes(PID1_WARNING));
+    assert.equal(warnings.length, 1, pid1.stdout());
+    assert.match(pid1.stdout(), /completed leaver/);
+
+    // Not PID 1: no warning.
+    await ok(["enqueue", JSON.stringify({ id: "plain", command: "true" })], db);
+    const plain = await runCli(["worker", "start", "--until-empty"], { db });
+    assert.equal(plain.code, 0, plain.stdout + plain.stderr);
+    assert.doesNotMatch(plain.stdout, /PID 1/);
+  },
+});
+
+function hasUnshare(): boolean {
+  try {
+    return new Deno.Command("unshare", { args: ["--version"] }).outputSync().success;
+  } catch {
+    return false;
+  }
+}
