@@ -148,16 +148,54 @@ export function flushStdoutLines(ms: number): Promise<boolean> {
 }
 
 /**
+ * How often (at most) a process writing a log file checks that the file at its path is still the
+ * one it writes to (see {@link fileLines}).
+ */
+export const LOG_RECHECK_MS = 1000;
+
+/**
  * Appends timestamped lines to a file (O_APPEND: several processes may share it). A write that
  * fails (a full disk, a quota) never stops the process: the line is lost. The first loss of an
  * outage is said once on stderr (`warn`), and once writes succeed again the file gets one line
  * saying how many lines this process lost, and why, before the next line.
+ *
+ * Rotation: a detached supervisor runs for months, and logrotate's default moves the file away
+ * (and may create a new one), after which a process that kept its descriptor would write to the
+ * moved file forever. So before a write, at most every `recheckMs`, the path is looked at: when it
+ * names another file or none, the file is opened again at the path (created, mode 0600). A
+ * `copytruncate` rotation keeps the file: O_APPEND writes go on at its new end.
  */
 export function fileLines(
   path: string,
   warn: (message: string) => void = warnOnStderr,
+  recheckMs = LOG_RECHECK_MS,
 ): (line: string) => void {
-  const file = Deno.openSync(path, { append: true, create: true, mode: 0o600 });
+  const open = () => Deno.openSync(path, { append: true, create: true, mode: 0o600 });
+  let file = open();
+  let identity = identityOf(file.statSync());
+  let checkedAt = performance.now();
+  /** Opens the path again when it no longer names the open file (see above). */
+  const followRotation = () => {
+    const now = performance.now();
+    if (now - checkedAt < recheckMs) return;
+    checkedAt = now;
+    let current: string | null = null;
+    try {
+      current = identityOf(Deno.statSync(path));
+    } catch {
+      // moved away, not replaced (yet): a new file is made below
+    }
+    if (current === identity) return;
+    try {
+      const next = open();
+      const id = identityOf(next.statSync());
+      file.close();
+      file = next;
+      identity = id;
+    } catch {
+      // the directory is gone or not writable: keep writing where we were
+    }
+  };
   let lost = 0;
   let why = "";
   /** A write failed after part of its text was written: the file ends mid-line. */
@@ -170,6 +208,7 @@ export function fileLines(
         `could not be written to this file (${visible(why)})\n`;
       text = (torn ? "\n" : "") + note + text;
     }
+    followRotation();
     const failed = writeAll(file, text);
     if (failed === null) {
       lost = 0;
@@ -186,6 +225,11 @@ export function fileLines(
     why = failed.error;
     torn ||= failed.written > 0;
   };
+}
+
+/** A file's identity for the rotation check: device and inode (null where there are none). */
+function identityOf(info: Deno.FileInfo): string {
+  return `${info.dev}:${info.ino}`;
 }
 
 function warnOnStderr(message: string): void {

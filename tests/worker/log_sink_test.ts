@@ -1,12 +1,13 @@
 /**
  * LineQueue (worker/log_sink.ts): a worker's lines to stdout never make it wait for the reader.
  * The end to end case (a `worker start` whose stdout nobody reads) is in worker_cli_test.ts.
- * fileLines: a log file on a disk that fills up loses lines, and says so.
+ * fileLines: a log file on a disk that fills up loses lines, and says so; a rotated one is followed.
  */
 import assert from "node:assert/strict";
 import { fileLines, LineQueue } from "../../src/worker/log_sink.ts";
 import { faultNeeds } from "../helpers/faults/requirements.ts";
 import { mountTmpfs } from "../helpers/faults/tmpfs.ts";
+import { tempDir } from "../helpers/temp.ts";
 
 /** A writer that takes nothing until `release()`, then everything; records what it wrote. */
 function stalledWriter() {
@@ -129,4 +130,30 @@ Deno.test({
     // A torn line (part of a lost one) may stand alone; it never carries the note or a later line.
     for (const l of lines.filter((l) => !stamp.test(l))) assert.match(l, /^(x*|\S+ lost \d+ x*)$/);
   },
+});
+
+Deno.test("log file rotation: moved away (logrotate's default), replaced, or truncated in place, the next lines go to the file at the path", async () => {
+  await using dir = await tempDir();
+  const path = dir.file("w.log");
+  const read = (p: string) => Deno.readTextFileSync(p).trim().split("\n").map((l) => l.slice(25));
+  // recheckMs 0: the path is looked at before every line (1 s apart in real use).
+  const log = fileLines(path, () => {}, 0);
+  log("one");
+  // Moved away, nothing at the path: a new file is made there.
+  Deno.renameSync(path, `${path}.1`);
+  log("two");
+  assert.deepEqual(read(`${path}.1`), ["one"]);
+  assert.deepEqual(read(path), ["two"]);
+  assert.equal((Deno.statSync(path).mode ?? 0) & 0o777, 0o600);
+  // Moved away and a new file created in its place (logrotate's `create`): written there.
+  Deno.renameSync(path, `${path}.2`);
+  Deno.writeTextFileSync(path, "");
+  log("three");
+  assert.deepEqual(read(`${path}.2`), ["two"]);
+  assert.deepEqual(read(path), ["three"]);
+  // copytruncate: the same file, emptied; appends go on at its new end (no hole of zeros).
+  Deno.truncateSync(path, 0);
+  log("four");
+  assert.deepEqual(read(path), ["four"]);
+  assert.equal(Deno.readTextFileSync(path).indexOf("\0"), -1);
 });
