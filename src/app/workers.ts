@@ -11,6 +11,7 @@ import { isPostgresUrl } from "../store/location.ts";
 import type { WorkerRecord } from "../store/store.ts";
 import { hostname, processExists } from "../worker/host.ts";
 import { fileLines, flushStdoutLines, stdoutLines } from "../worker/log_sink.ts";
+import { ignoredAtStart } from "../worker/ignored_signals.ts";
 import { attachProcessControls } from "../worker/process_controls.ts";
 import { Runner } from "../worker/runner.ts";
 import {
@@ -195,7 +196,11 @@ export async function runWorker(ctx: Ctx, opts: RunWorkerOptions): Promise<never
     log: opts.logFile ? fileLines(opts.logFile) : stdoutLines(),
     startMarker: opts.startMarker ?? undefined,
   });
-  const detach = attachProcessControls(runner, { supervised: opts.supervisorId !== null });
+  const supervised = opts.supervisorId !== null;
+  const detach = attachProcessControls(runner, {
+    supervised,
+    ignored: supervised ? undefined : await ignoredAtStart(),
+  });
   let code: number;
   try {
     code = await runner.run();

@@ -108,13 +108,19 @@ function fileUrlOf(path: string): string {
   return `file://${joined.startsWith("/") ? "" : "/"}${joined}`;
 }
 
-/** Resolves on the first SIGINT or SIGTERM (SIGINT only on Windows). */
-function untilSignal(): Promise<string> {
+/**
+ * Resolves on the first SIGINT or SIGTERM (SIGINT only on Windows). A SIGINT or SIGHUP ignored
+ * since the start (`nohup`, a shell's `cmd &`: app/signals.ts) gets a listener that does nothing:
+ * once Deno listens to a signal, one of those with no listener would end the process.
+ */
+function untilSignal(ignored: ReadonlySet<Deno.Signal>): Promise<string> {
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  for (const kept of ignored) Deno.addSignalListener(kept, () => {});
+  const stopping = signals.filter((s) => !ignored.has(s));
   return new Promise((resolve) => {
-    const handlers = signals.map((signal) => {
+    const handlers = stopping.map((signal) => {
       const handler = () => {
-        signals.forEach((s, i) => Deno.removeSignalListener(s, handlers[i]));
+        stopping.forEach((s, i) => Deno.removeSignalListener(s, handlers[i]));
         resolve(signal);
       };
       Deno.addSignalListener(signal, handler);
@@ -231,7 +237,8 @@ export const dashboardCommand = () =>
           port: flags.port,
           token: access.token,
         });
-        const stopped = untilSignal();
+        const { ignoredAtStart } = await import("../app/signals.ts");
+        const stopped = untilSignal(await ignoredAtStart());
         // The token is shown once, when it is new; otherwise only on request (--print-url).
         const fresh = access.origin.kind === "generated" && access.origin.created;
         const printed = fresh ? dashboard.loginUrl : dashboard.url;

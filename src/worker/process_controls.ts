@@ -7,6 +7,8 @@ import type { Runner } from "./runner.ts";
 export interface ProcessControlOptions {
   /** Spawned by a supervisor: stdin carries its commands and its end means it is gone. */
   supervised: boolean;
+  /** Unsupervised: the signals it was started ignoring, which stay ignored (ignored_signals.ts). */
+  ignored?: ReadonlySet<Deno.Signal>;
 }
 
 /**
@@ -21,7 +23,8 @@ export interface ProcessControlOptions {
  *   idiom `trap 'kill 0' EXIT`) reaches the worker too, and must not stop it. The trade-off: a
  *   SIGTERM sent to a supervised worker's pid by hand does nothing; stop workers through their
  *   supervisor or `worker stop`.
- * - Unsupervised: SIGTERM, SIGINT and SIGHUP: first graceful, second abort.
+ * - Unsupervised: SIGTERM, SIGINT and SIGHUP: first graceful, second abort; but a SIGHUP or SIGINT
+ *   ignored since the start (`nohup`, a shell's `cmd &`) stays ignored.
  * - Supervised: the parent pid is also checked on each heartbeat as a second line of defence.
  *
  * Returns a function that detaches everything.
@@ -37,9 +40,12 @@ export function attachProcessControls(
     runner.requestStop(signals === 1 ? "graceful" : "abort", `${name} received`);
   };
   const listen = (sig: Deno.Signal, handler: () => void) => {
+    // Ignored since the start: a listener that does nothing (with none, once Deno listens to any
+    // signal, SIGHUP and SIGINT would end the process).
+    const h = opts.ignored?.has(sig) ? () => {} : handler;
     try {
-      Deno.addSignalListener(sig, handler);
-      cleanups.push(() => Deno.removeSignalListener(sig, handler));
+      Deno.addSignalListener(sig, h);
+      cleanups.push(() => Deno.removeSignalListener(sig, h));
     } catch {
       // signal not supported on this platform
     }

@@ -32,6 +32,7 @@ import {
   workerRunArgs,
   workerTuningEnv,
 } from "./self_exec.ts";
+import { ignoredAtStart } from "./ignored_signals.ts";
 
 /**
  * Said once at start by a supervisor that is PID 1 (a container's command without an init): the
@@ -194,7 +195,9 @@ export class Supervisor {
     const { store, clock } = this.#o;
     this.#runStart = clock.now();
     await this.#register(this.#runStart);
-    const detachSignals = this.#o.handleSignals === false ? () => {} : this.#listenToSignals();
+    const detachSignals = this.#o.handleSignals === false
+      ? () => {}
+      : this.#listenToSignals(await ignoredAtStart());
     try {
       // The first maintenance step before the workers start: when this supervisor leads, jobs
       // of dead workers are rescued first.
@@ -677,7 +680,8 @@ export class Supervisor {
     );
   }
 
-  #listenToSignals(): () => void {
+  /** SIGINT, SIGTERM and SIGHUP stop it, but those ignored since its start (ignored_signals.ts). */
+  #listenToSignals(ignored: ReadonlySet<Deno.Signal>): () => void {
     let count = 0;
     const handler = (name: string) => () => {
       count++;
@@ -689,7 +693,9 @@ export class Supervisor {
       ? ["SIGINT", "SIGBREAK"]
       : ["SIGINT", "SIGTERM", "SIGHUP"];
     for (const sig of signals) {
-      const h = handler(sig);
+      // Not left without a listener: once Deno listens to any signal it handles SIGHUP and
+      // SIGINT itself, and one with no listener then ends the process.
+      const h = ignored.has(sig) ? () => {} : handler(sig);
       try {
         Deno.addSignalListener(sig, h);
         removers.push(() => Deno.removeSignalListener(sig, h));
