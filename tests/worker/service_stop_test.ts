@@ -17,6 +17,7 @@ interface RunJson {
   attempt: number;
   outcome: string;
   signal: string | null;
+  exit_code: number | null;
   error: string | null;
 }
 
@@ -48,62 +49,84 @@ async function descendants(pid: number): Promise<number[]> {
 
 const skip = Deno.build.os !== "linux"; // ps -o ppid, POSIX signals to a whole tree
 
+/**
+ * Runs the job `deploy` (`first` on its first run, then a line in `out`) under `worker start`,
+ * sends SIGTERM to the supervisor and everything below it, deepest first (the job ends before its
+ * worker hears of the stop: the order that needs the worker to wait for the supervisor's order),
+ * and checks the job went back to pending uncounted, then runs as attempt 1 at the next start.
+ */
+async function serviceStop(first: (marker: string) => string, ended: RegExp): Promise<void> {
+  await using dir = await tempDir();
+  const db = dir.file("q.db");
+  const marker = dir.file("marker");
+  const out = dir.file("out");
+  // No retry at all: before, the stop sent the job to the DLQ.
+  await ok(["config", "set", "max_retries", "0"], db);
+  const command = `if [ -e '${marker}' ]; then echo "run $QUEUECTL_ATTEMPT" >> '${out}'; ` +
+    `else ${first(marker)}; fi`;
+  await ok(["enqueue", JSON.stringify({ id: "deploy", command })], db);
+
+  await using sup = startCli(["worker", "start", "--count", "1"], { db });
+  await sup.waitForOutput(/\] started deploy/);
+  await waitFor(() => Deno.stat(marker).then(() => true, () => false), {
+    what: "the job's shell to start",
+  });
+  const below = await waitFor(async () => {
+    const pids = await descendants(sup.pid);
+    return pids.length >= 3 ? pids : null; // the worker, the job's shell, its sleep
+  }, { what: "the job's processes" });
+  for (const pid of [...below, sup.pid]) {
+    try {
+      Deno.kill(pid, "SIGTERM");
+    } catch {
+      // gone already
+    }
+  }
+  const status = await sup.status;
+  assert.equal(status.code, 0, sup.stdout() + sup.stderr());
+  assert.match(
+    sup.stdout(),
+    /released deploy back to pending \(SIGTERM reached it while the worker was stopping/,
+  );
+
+  const job = await show("deploy", db);
+  assert.equal(job.state, "pending", "not failed, not in the DLQ");
+  assert.equal(job.attempts, 0, "the attempt is not counted");
+  assert.equal(job.runs.length, 1);
+  assert.equal(job.runs[0].outcome, "interrupted");
+  const { signal, exit_code, error } = job.runs[0];
+  assert.match(`${error} (signal ${signal}, exit ${exit_code})`, ended);
+
+  // The next start runs it, as its first counted attempt.
+  const again = await runCli(["worker", "start", "--until-empty"], { db });
+  assert.equal(again.code, 0, again.stdout + again.stderr);
+  const done = await show("deploy", db);
+  assert.equal(done.state, "completed");
+  assert.equal(done.attempts, 1);
+  assert.equal(await Deno.readTextFile(out), "run 1\n");
+}
+
 Deno.test({
   name:
     "a service manager's stop (SIGTERM to supervisor, worker and job at once) returns the job to pending, attempt not counted; the next start runs it",
   ignore: skip,
-  fn: async () => {
-    await using dir = await tempDir();
-    const db = dir.file("q.db");
-    const marker = dir.file("marker");
-    const out = dir.file("out");
-    // No retry at all: before, the stop sent the job to the DLQ.
-    await ok(["config", "set", "max_retries", "0"], db);
-    const command =
-      `if [ -e '${marker}' ]; then echo "run $QUEUECTL_ATTEMPT" >> '${out}'; else touch '${marker}'; sleep 60; fi`;
-    await ok(["enqueue", JSON.stringify({ id: "deploy", command })], db);
+  // The shell dies of its SIGTERM, or first sees its sleep die of one and exits 143.
+  fn: () =>
+    serviceStop(
+      (marker) => `touch '${marker}'; sleep 60`,
+      /^interrupted: (killed by SIGTERM|exit code 143) while the worker was stopping \(signal (SIGTERM, exit null|null, exit 143)\)$/,
+    ),
+});
 
-    await using sup = startCli(["worker", "start", "--count", "1"], { db });
-    await sup.waitForOutput(/\] started deploy/);
-    await waitFor(() => Deno.stat(marker).then(() => true, () => false), {
-      what: "the job's shell to start",
-    });
-    const below = await waitFor(async () => {
-      const pids = await descendants(sup.pid);
-      return pids.length >= 3 ? pids : null; // the worker, the job's shell, its sleep
-    }, { what: "the job's processes" });
-    // Deepest first: the job ends before its worker hears of the stop, the order that needs the
-    // worker to wait for the supervisor's order.
-    for (const pid of [...below, sup.pid]) {
-      try {
-        Deno.kill(pid, "SIGTERM");
-      } catch {
-        // gone already
-      }
-    }
-    const status = await sup.status;
-    assert.equal(status.code, 0, sup.stdout() + sup.stderr());
-    assert.match(
-      sup.stdout(),
-      /released deploy back to pending \(SIGTERM reached it while the worker was stopping/,
-    );
-
-    const job = await show("deploy", db);
-    assert.equal(job.state, "pending", "not failed, not in the DLQ");
-    assert.equal(job.attempts, 0, "the attempt is not counted");
-    assert.equal(job.runs.length, 1);
-    assert.equal(job.runs[0].outcome, "interrupted");
-    assert.equal(job.runs[0].signal, "SIGTERM");
-    assert.match(job.runs[0].error ?? "", /interrupted: .*SIGTERM.* while the worker was stopping/);
-
-    // The next start runs it, as its first counted attempt.
-    const again = await runCli(["worker", "start", "--until-empty"], { db });
-    assert.equal(again.code, 0, again.stdout + again.stderr);
-    const done = await show("deploy", db);
-    assert.equal(done.state, "completed");
-    assert.equal(done.attempts, 1);
-    assert.equal(await Deno.readTextFile(out), "run 1\n");
-  },
+Deno.test({
+  name:
+    "a service manager's stop that a job traps and answers with exit 143 also returns it to pending, uncounted",
+  ignore: skip,
+  fn: () =>
+    serviceStop(
+      (marker) => `trap 'exit 143' TERM; touch '${marker}'; sleep 60 & wait`,
+      /^interrupted: exit code 143 while the worker was stopping \(signal null, exit 143\)$/,
+    ),
 });
 
 Deno.test("a job ended by SIGTERM while its worker is not stopping still fails (attempt counted)", async () => {
