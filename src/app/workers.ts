@@ -11,7 +11,7 @@ import { isPostgresUrl } from "../store/location.ts";
 import type { WorkerRecord } from "../store/store.ts";
 import { hostname, processExists } from "../worker/host.ts";
 import { fileLines, flushStdoutLines, stdoutLines } from "../worker/log_sink.ts";
-import { ignoredAtStart } from "../worker/ignored_signals.ts";
+import { keepIgnoredSignals } from "../worker/ignored_signals.ts";
 import { attachProcessControls } from "../worker/process_controls.ts";
 import { Runner } from "../worker/runner.ts";
 import {
@@ -199,7 +199,7 @@ export async function runWorker(ctx: Ctx, opts: RunWorkerOptions): Promise<never
   const supervised = opts.supervisorId !== null;
   const detach = attachProcessControls(runner, {
     supervised,
-    ignored: supervised ? undefined : await ignoredAtStart(),
+    ignored: supervised ? undefined : await keepIgnoredSignals(),
   });
   let code: number;
   try {

@@ -109,13 +109,11 @@ function fileUrlOf(path: string): string {
 }
 
 /**
- * Resolves on the first SIGINT or SIGTERM (SIGINT only on Windows). A SIGINT or SIGHUP ignored
- * since the start (`nohup`, a shell's `cmd &`: app/signals.ts) gets a listener that does nothing:
- * once Deno listens to a signal, one of those with no listener would end the process.
+ * Resolves on the first SIGINT or SIGTERM (SIGINT only on Windows), but a SIGINT ignored since the
+ * start (a shell's `cmd &`), which stays ignored (app/signals.ts).
  */
 function untilSignal(ignored: ReadonlySet<Deno.Signal>): Promise<string> {
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
-  for (const kept of ignored) Deno.addSignalListener(kept, () => {});
   const stopping = signals.filter((s) => !ignored.has(s));
   return new Promise((resolve) => {
     const handlers = stopping.map((signal) => {
@@ -237,8 +235,8 @@ export const dashboardCommand = () =>
           port: flags.port,
           token: access.token,
         });
-        const { ignoredAtStart } = await import("../app/signals.ts");
-        const stopped = untilSignal(await ignoredAtStart());
+        const { keepIgnoredSignals } = await import("../app/signals.ts");
+        const stopped = untilSignal(await keepIgnoredSignals());
         // The token is shown once, when it is new; otherwise only on request (--print-url).
         const fresh = access.origin.kind === "generated" && access.origin.created;
         const printed = fresh ? dashboard.loginUrl : dashboard.url;

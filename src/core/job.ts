@@ -570,6 +570,12 @@ const SIGNAL_NUMBERS: Readonly<Record<string, string>> = {
   "15": "SIGTERM",
 };
 
+/** The number of a signal of {@link SIGNAL_NUMBERS} (`SIGTERM` → 15), or null. */
+export function signalNumber(name: string): number | null {
+  const entry = Object.entries(SIGNAL_NUMBERS).find(([, n]) => n === name);
+  return entry ? Number(entry[0]) : null;
+}
+
 /** A signal name as `kill --signal` takes it → its canonical name (`SIGTERM`). */
 export function parseKillSignal(value: string): string {
   const upper = value.trim().toUpperCase();

@@ -4,17 +4,22 @@
  * non-interactive shell starts a `cmd &` with SIGINT ignored (so that Ctrl-C reaches only the
  * foreground). Deno cannot read a signal's disposition, and once it listens to any signal it
  * handles SIGHUP and SIGINT itself (one with no listener then ends the process), so a supervisor
- * stopped every worker when the terminal of a `nohup queuectl worker start &` closed. Such a
- * signal gets a listener that does nothing instead. Linux only: `/proc/self/status` of a child (`cat`), which
- * inherits the ignored signals (SIG_IGN survives fork and exec; a handled signal would not, so
- * this must run before the process listens to them). Elsewhere, or when it cannot be read: none.
+ * stopped every worker when the terminal of a `nohup queuectl worker start &` closed.
+ *
+ * Linux only: read from `/proc/self/status` of a child (`cat`), which inherits the ignored signals
+ * (SIG_IGN survives fork and exec; a handled signal would not, so this must run before the process
+ * listens to them). Elsewhere, or when it cannot be read: none.
  */
+import { signalNumber } from "../core/job.ts";
 
 /** The stop signals whose "ignore" from the start is kept (SIGTERM always stops: `worker stop`). */
-const KEPT: readonly [Deno.Signal, number][] = [["SIGHUP", 1], ["SIGINT", 2]];
+const KEPT: readonly Deno.Signal[] = ["SIGHUP", "SIGINT"];
 
-/** Which of SIGHUP and SIGINT were ignored when this process started (see the module's doc). */
-export async function ignoredAtStart(): Promise<ReadonlySet<Deno.Signal>> {
+/**
+ * Which of SIGHUP and SIGINT were ignored when this process started; each gets a listener that
+ * does nothing, for the life of the process. Callers must not make them stop signals.
+ */
+export async function keepIgnoredSignals(): Promise<ReadonlySet<Deno.Signal>> {
   const ignored = new Set<Deno.Signal>();
   if (Deno.build.os !== "linux") return ignored;
   try {
@@ -24,15 +29,14 @@ export async function ignoredAtStart(): Promise<ReadonlySet<Deno.Signal>> {
       stdout: "piped",
       stderr: "null",
     }).output();
-    const line = new TextDecoder().decode(out.stdout).split("\n")
-      .find((l) => l.startsWith("SigIgn:"));
-    if (!line || !/^[0-9a-f]+$/i.test(line.slice(7).trim())) return ignored;
-    const mask = BigInt(`0x${line.slice(7).trim()}`);
-    for (const [name, number] of KEPT) {
-      if ((mask >> BigInt(number - 1)) & 1n) ignored.add(name);
+    const mask = new TextDecoder().decode(out.stdout).match(/^SigIgn:\s*([0-9a-f]+)$/im)?.[1];
+    if (mask === undefined) return ignored;
+    for (const name of KEPT) {
+      if ((BigInt(`0x${mask}`) >> BigInt(signalNumber(name)! - 1)) & 1n) ignored.add(name);
     }
   } catch {
     // no `cat`, or not allowed to run it: listen as before
   }
+  for (const name of ignored) Deno.addSignalListener(name, () => {});
   return ignored;
 }

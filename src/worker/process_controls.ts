@@ -7,7 +7,7 @@ import type { Runner } from "./runner.ts";
 export interface ProcessControlOptions {
   /** Spawned by a supervisor: stdin carries its commands and its end means it is gone. */
   supervised: boolean;
-  /** Unsupervised: the signals it was started ignoring, which stay ignored (ignored_signals.ts). */
+  /** Unsupervised: the signals it was started ignoring, which stay ignored (keepIgnoredSignals). */
   ignored?: ReadonlySet<Deno.Signal>;
 }
 
@@ -40,12 +40,10 @@ export function attachProcessControls(
     runner.requestStop(signals === 1 ? "graceful" : "abort", `${name} received`);
   };
   const listen = (sig: Deno.Signal, handler: () => void) => {
-    // Ignored since the start: a listener that does nothing (with none, once Deno listens to any
-    // signal, SIGHUP and SIGINT would end the process).
-    const h = opts.ignored?.has(sig) ? () => {} : handler;
+    if (opts.ignored?.has(sig)) return; // kept ignored by keepIgnoredSignals
     try {
-      Deno.addSignalListener(sig, h);
-      cleanups.push(() => Deno.removeSignalListener(sig, h));
+      Deno.addSignalListener(sig, handler);
+      cleanups.push(() => Deno.removeSignalListener(sig, handler));
     } catch {
       // signal not supported on this platform
     }

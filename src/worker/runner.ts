@@ -24,7 +24,7 @@ import { type Config, configFrom } from "../core/config.ts";
 import { formatDuration } from "../core/duration.ts";
 import { exitCodeOf, ExitCodes, formatError, isTransient, StorageError } from "../core/errors.ts";
 import { storeCallLimitMs } from "../core/liveness.ts";
-import { type Job, parseJobEnv } from "../core/job.ts";
+import { type Job, parseJobEnv, signalNumber } from "../core/job.ts";
 import {
   complete,
   completeLate,
@@ -108,13 +108,7 @@ const HINT_CLAIMS_PER_GAP = 4;
 const COMMAND_SHOWN = 200;
 
 /** Signals a service manager stops a service with (see Runner.#endedByShutdown). */
-const SHUTDOWN_SIGNALS: ReadonlySet<string> = new Set(["SIGTERM", "SIGINT", "SIGHUP"]);
-/** The exit codes a shell gives for a child ended by one of them (128 + the signal's number). */
-const SHELL_SIGNAL_EXITS: ReadonlyMap<number, string> = new Map([
-  [129, "SIGHUP"],
-  [130, "SIGINT"],
-  [143, "SIGTERM"],
-]);
+const SHUTDOWN_SIGNALS: readonly string[] = ["SIGTERM", "SIGINT", "SIGHUP"];
 /**
  * How long a worker that is not stopping waits, after a job ended by one of those signals, for
  * the supervisor's stop order before it settles the job as failed: the service manager signals
@@ -591,9 +585,10 @@ export class Runner {
    */
   async #endedByShutdown(result: ExecResult): Promise<string | null> {
     if (result.killed !== null || result.timed_out || result.aborted) return null;
-    const signal = result.signal ??
-      (result.exit_code === null ? null : SHELL_SIGNAL_EXITS.get(result.exit_code) ?? null);
-    if (signal === null || !SHUTDOWN_SIGNALS.has(signal)) return null;
+    const signal = SHUTDOWN_SIGNALS.find((s) =>
+      result.signal === s || result.exit_code === 128 + signalNumber(s)!
+    );
+    if (signal === undefined) return null;
     if (this.#stopMode === null) await sleep(SHUTDOWN_NOTICE_MS, this.#stopCtl.signal);
     return this.#stopMode === null ? null : signal;
   }
@@ -678,7 +673,7 @@ export class Runner {
     }
     const killRequest = this.#killRequests.get(job.id);
     this.#killRequests.delete(job.id);
-    const shutdown = await this.#endedByShutdown(result);
+    const shutdown = result.exit_code === 0 ? null : await this.#endedByShutdown(result);
     const now = this.clock.now();
     const run = {
       now,

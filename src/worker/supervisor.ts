@@ -32,7 +32,7 @@ import {
   workerRunArgs,
   workerTuningEnv,
 } from "./self_exec.ts";
-import { ignoredAtStart } from "./ignored_signals.ts";
+import { keepIgnoredSignals } from "./ignored_signals.ts";
 
 /**
  * Said once at start by a supervisor that is PID 1 (a container's command without an init): the
@@ -197,7 +197,7 @@ export class Supervisor {
     await this.#register(this.#runStart);
     const detachSignals = this.#o.handleSignals === false
       ? () => {}
-      : this.#listenToSignals(await ignoredAtStart());
+      : this.#listenToSignals(await keepIgnoredSignals());
     try {
       // The first maintenance step before the workers start: when this supervisor leads, jobs
       // of dead workers are rescued first.
@@ -680,7 +680,7 @@ export class Supervisor {
     );
   }
 
-  /** SIGINT, SIGTERM and SIGHUP stop it, but those ignored since its start (ignored_signals.ts). */
+  /** SIGINT, SIGTERM and SIGHUP stop it, but those ignored since its start (keepIgnoredSignals). */
   #listenToSignals(ignored: ReadonlySet<Deno.Signal>): () => void {
     let count = 0;
     const handler = (name: string) => () => {
@@ -693,9 +693,8 @@ export class Supervisor {
       ? ["SIGINT", "SIGBREAK"]
       : ["SIGINT", "SIGTERM", "SIGHUP"];
     for (const sig of signals) {
-      // Not left without a listener: once Deno listens to any signal it handles SIGHUP and
-      // SIGINT itself, and one with no listener then ends the process.
-      const h = ignored.has(sig) ? () => {} : handler(sig);
+      if (ignored.has(sig)) continue;
+      const h = handler(sig);
       try {
         Deno.addSignalListener(sig, h);
         removers.push(() => Deno.removeSignalListener(sig, h));

@@ -157,3 +157,17 @@ Deno.test("log file rotation: moved away (logrotate's default), replaced, or tru
   assert.deepEqual(read(path), ["four"]);
   assert.equal(Deno.readTextFileSync(path).indexOf("\0"), -1);
 });
+
+Deno.test("log file rotation: when the file cannot be made again (its directory gone), lines go on to the open one", async () => {
+  await using dir = await tempDir();
+  Deno.mkdirSync(dir.file("logs"));
+  const path = dir.file("logs/w.log");
+  const warnings: string[] = [];
+  const log = fileLines(path, (m) => warnings.push(m), 0);
+  log("one");
+  Deno.renameSync(dir.file("logs"), dir.file("moved"));
+  log("two");
+  const lines = Deno.readTextFileSync(dir.file("moved/w.log")).trim().split("\n");
+  assert.deepEqual(lines.map((l) => l.slice(25)), ["one", "two"]);
+  assert.deepEqual(warnings, [], "nothing lost, nothing to say");
+});
