@@ -315,6 +315,9 @@ export class Runner {
   async run(): Promise<number> {
     // Before the first claim: a death from now on leaves a marker naming this worker.
     if (this.#opts.startMarker) this.#marker = StartMarker.open(this.#opts.startMarker, this.id);
+    // Asked while the registration runs: both spawn a `cat` of this process's /proc entry (a few
+    // ms each on a busy machine, before the first claim).
+    const ownSession = this.#groupVia === undefined ? leadsOwnSession() : null;
     try {
       await this.#reloadConfig();
       this.#startedAt = this.clock.now();
@@ -327,7 +330,7 @@ export class Runner {
     }
     this.#waker ??= wakerFor(this.store);
     this.#stopKillWatch = this.store.watchKillRequests?.(() => void this.checkKills()) ?? null;
-    if (this.#groupVia === undefined && await leadsOwnSession()) this.#groupVia = "session";
+    if (ownSession !== null && await ownSession) this.#groupVia = "session";
     this.#scheduleHeartbeat();
     try {
       const waker = this.#waker;

@@ -199,9 +199,10 @@ export class Supervisor {
       ? () => {}
       : this.#listenToSignals(await keepIgnoredSignals());
     try {
-      // The first maintenance step before the workers start: when this supervisor leads, jobs
-      // of dead workers are rescued first.
-      await this.#maintenance.start();
+      // The first maintenance step runs while the workers start (a worker takes tens of ms to
+      // load, a step a few ms; but a retention backlog can take a step seconds, which must not
+      // hold the workers back): when this supervisor leads, jobs of dead workers are rescued.
+      const firstStep = this.#maintenance.start();
       const queues = this.#o.queues?.length
         ? ` on queue${this.#o.queues.length > 1 ? "s" : ""} ${this.#o.queues.join(", ")}`
         : "";
@@ -226,6 +227,7 @@ export class Supervisor {
         this.#slots.push(slot);
         this.#spawn(slot);
       }
+      await firstStep;
       this.#every(SUPERVISOR_HEARTBEAT_MS, () => this.#heartbeat());
       if (this.#o.untilEmpty) this.#checkEmptyIn(this.#o.emptyCheckMs ?? EMPTY_CHECK_MS);
       await this.#allDonePromise;
