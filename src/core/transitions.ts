@@ -64,6 +64,12 @@ export interface ClaimParams {
   leaseMs: number;
   /** At most this many jobs. */
   limit: number;
+  /**
+   * How many of `limit` (the last ones) are claimed ahead: held, not run, until the job the worker
+   * runs now ends (docs/architecture.md, "Claimed ahead"). Never from a queue with a running
+   * limit, where a held job would keep a slot from a worker that could run it now. Default 0.
+   */
+  ahead?: number;
 }
 
 /**

@@ -88,10 +88,30 @@ export interface RunnerOptions {
    * after this worker's death whether the job it held had started. Created by the supervisor.
    */
   startMarker?: string;
+  /** Claim a job ahead after a job shorter than this; default {@link AHEAD_AFTER_MS}, 0: never. */
+  aheadAfterMs?: number;
 }
 
 /** How often config is re-read while working. */
 const CONFIG_RELOAD_MS = 5000;
+/**
+ * A worker claims a job ahead (docs/architecture.md, "Claimed ahead") only after a job that took
+ * less than this: only there do the settle and claim (about half a millisecond on SQLite, a round
+ * trip on PostgreSQL) weigh on the time from one job to the next.
+ */
+export const AHEAD_AFTER_MS = 20;
+/**
+ * A job claimed ahead is released (back to pending, the attempt not counted, the other workers
+ * woken) once the job it waits for has run this long: another worker may be idle, and the held
+ * job must not wait for a long job to end.
+ */
+export const AHEAD_HOLD_MS = 50;
+
+/** A job whose process was spawned (or refused to start), not yet settled. */
+interface Running {
+  job: Job;
+  result: Promise<ExecResult>;
+}
 /**
  * At most one idle claim attempt per this many ms after waits that no hint ended (a due job this
  * worker cannot claim, e.g. in a paused queue, would otherwise spin the idle loop).
@@ -147,6 +167,13 @@ export class Runner {
   readonly #slot: string;
   /** Claimed by the last settle, to run next (released unstarted if the worker stops first). */
   #next: Job | null = null;
+  /**
+   * Claimed ahead while a job runs, spawned the moment that job ends, before its settle (see
+   * {@link AHEAD_AFTER_MS}); released after {@link AHEAD_HOLD_MS}, or unstarted on a stop.
+   */
+  #ahead: Job | null = null;
+  /** A job spawned before the settle of the one before it: the next to finish. */
+  #begun: Running | null = null;
   /** Since when (performance time) heartbeats have failed; null while they succeed. */
   #unreachableSince: number | null = null;
   /** Aborted (and replaced) when a heartbeat succeeds after failing: retries go at once. */
@@ -334,7 +361,8 @@ export class Runner {
     this.#scheduleHeartbeat();
     try {
       const waker = this.#waker;
-      while (this.#stopMode === null) {
+      // A job already spawned (claimed ahead) is finished whatever the stop.
+      while (this.#stopMode === null || this.#begun !== null) {
         if (await this.runOne()) {
           waker.busy();
           continue;
@@ -358,6 +386,15 @@ export class Runner {
       clearTimeout(this.#deadlineTimer);
       this.#heartbeatTimer = undefined;
       this.#waker.close();
+      const begun = this.#begun;
+      if (begun !== null) {
+        // Only after a fatal error: the job spawned while the one before was settling is ended
+        // unrecorded (its start marker names it: the lease rescue counts it).
+        this.#begun = null;
+        this.#jobAbort?.abort();
+        await begun.result.catch(() => {});
+        if (this.#current === begun.job) this.#current = null;
+      }
       // After giving up on the database nothing more is written: the record goes stale and is
       // pruned by others, a job claimed ahead is rescued once its lease expires.
       // Hooks started: each ends within hook_timeout.
@@ -406,6 +443,16 @@ export class Runner {
    * False when nothing was due (or stopping).
    */
   async runOne(): Promise<boolean> {
+    const begun = this.#begun;
+    if (begun !== null) {
+      this.#begun = null;
+      // A chain of jobs each spawned ahead must not keep the config from being read again.
+      if (this.#stopMode === null && performance.now() - this.#configLoadedAt > CONFIG_RELOAD_MS) {
+        await this.#reloadConfig();
+      }
+      await this.#finish(begun);
+      return true;
+    }
     if (this.#stopMode !== null) {
       await this.#releaseNext();
       return false;
@@ -484,8 +531,20 @@ export class Runner {
           );
         }
       }
+      // The other jobs this worker holds: the one it is settling while the next runs, the ones
+      // claimed to run next or ahead. Their leases must not run out under a slow settle.
+      const others = [this.#settling, this.#next, this.#ahead]
+        .filter((j): j is Job => j !== null && j !== held).map((j) => j.id);
+      if (others.length > 0) {
+        await this.store.renewLeases({
+          workerId: this.id,
+          now,
+          leaseMs: this.#leaseMs,
+          jobIds: others,
+        });
+      }
       // A kill request whose hint was lost (or came before the job started) is read here.
-      if (held) await this.checkKills();
+      if (held || this.#next || this.#ahead) await this.checkKills();
       const stop = await this.store.heartbeatWorker({
         id: this.id,
         now,
@@ -550,7 +609,7 @@ export class Runner {
     this.#killCheck = (async () => {
       do {
         this.#killCheckAgain = false;
-        for (const held of [this.#current, this.#next]) {
+        for (const held of [this.#current, this.#next, this.#ahead]) {
           if (held === null || this.#killRequests.has(held.id)) continue;
           let job: Job | null;
           try {
@@ -615,6 +674,15 @@ export class Runner {
   }
 
   async #runJob(job: Job): Promise<void> {
+    await this.#finish(this.#begin(job));
+  }
+
+  /**
+   * Spawns `job` (synchronously: the spawn call is made before this returns) and makes it the job
+   * in hand. `unsettled`: the job before it, ended but not settled yet (its start marker names
+   * both, see start_marker.ts).
+   */
+  #begin(job: Job, unsettled: Job | null = null): Running {
     this.#current = job;
     const attempt = job.attempts > 1 ? ` (attempt ${job.attempts}/${job.max_retries + 1})` : "";
     const timeoutS = job.timeout ?? this.config.job_timeout;
@@ -625,9 +693,8 @@ export class Runner {
     this.#jobKill = kill;
     const asked = this.#killRequests.get(job.id);
     if (asked) kill.abort(asked.signal);
-    let result: ExecResult;
     // The output reaches the store while the job runs (logs --follow); none written if it prints
-    // nothing. The settle below replaces it with the whole captured output.
+    // nothing. The settle replaces it with the whole captured output.
     const limit = this.config.output_limit;
     const live = new LiveOutput(limit, async (chunk) => {
       await this.store.appendRunOutput({
@@ -642,38 +709,90 @@ export class Runner {
         now: this.clock.now(),
       });
     });
-    try {
-      result = await execute({
-        command: job.command,
-        // The job's own variables, then queuectl's (README: "What a job gets").
-        env: {
-          ...parseJobEnv(job.env),
-          QUEUECTL_JOB_ID: job.id,
-          QUEUECTL_ATTEMPT: String(job.attempts),
-          QUEUECTL_QUEUE: job.queue,
-          QUEUECTL_WORKER_SLOT: this.#slot,
-        },
-        timeoutMs: timeoutS > 0 ? Math.round(timeoutS * 1000) : null,
-        graceMs: this.#opts.graceMs,
-        outputLimit: this.config.output_limit,
-        signal: abort.signal,
-        kill: kill.signal,
-        cwd: job.cwd ?? this.#opts.cwd,
-        groupVia: this.#groupVia,
-        onOutput: (stream, chunk) => live.push(stream, chunk),
-        // Right before the spawn: the start marker, then the "started" line, so that the line is
-        // never written for a job whose worker died before this point (its supervisor releases
-        // it, see docs/architecture.md, "Claimed, not started"), nor for one ended before it.
-        beforeSpawn: () => {
-          this.#marker?.record(job);
-          this.log(`started ${job.id}${attempt}: ${oneLine(job.command, COMMAND_SHOWN)}`);
-        },
-      });
-    } finally {
-      this.#jobAbort = null;
-      this.#jobKill = null;
+    const result = execute({
+      command: job.command,
+      // The job's own variables, then queuectl's (README: "What a job gets").
+      env: {
+        ...parseJobEnv(job.env),
+        QUEUECTL_JOB_ID: job.id,
+        QUEUECTL_ATTEMPT: String(job.attempts),
+        QUEUECTL_QUEUE: job.queue,
+        QUEUECTL_WORKER_SLOT: this.#slot,
+      },
+      timeoutMs: timeoutS > 0 ? Math.round(timeoutS * 1000) : null,
+      graceMs: this.#opts.graceMs,
+      outputLimit: this.config.output_limit,
+      signal: abort.signal,
+      kill: kill.signal,
+      cwd: job.cwd ?? this.#opts.cwd,
+      groupVia: this.#groupVia,
+      onOutput: (stream, chunk) => live.push(stream, chunk),
+      // Right before the spawn: the start marker, then the "started" line, so that the line is
+      // never written for a job whose worker died before this point (its supervisor releases
+      // it, see docs/architecture.md, "Claimed, not started"), nor for one ended before it.
+      beforeSpawn: () => {
+        this.#marker?.record(job, unsettled);
+        this.log(`started ${job.id}${attempt}: ${oneLine(job.command, COMMAND_SHOWN)}`);
+      },
+    }).finally(async () => {
+      if (this.#jobAbort === abort) this.#jobAbort = null;
+      if (this.#jobKill === kill) this.#jobKill = null;
       await live.close();
-    }
+    });
+    this.#currentBeganAt = performance.now();
+    if (this.#ahead !== null) this.#holdAheadAtMost();
+    return { job, result };
+  }
+
+  /** When the job in hand was spawned (performance.now()). */
+  #currentBeganAt = 0;
+  /** See {@link #holdAheadAtMost}. */
+  #holdTimer: ReturnType<typeof setTimeout> | undefined;
+
+  /**
+   * While a job claimed ahead waits: gives it back once the job in hand has run
+   * {@link AHEAD_HOLD_MS} (the timer is cleared when that job ends).
+   */
+  #holdAheadAtMost(): void {
+    clearTimeout(this.#holdTimer);
+    const job = this.#current;
+    if (job === null || this.#ahead === null) return;
+    const ms = Math.max(0, AHEAD_HOLD_MS - (performance.now() - this.#currentBeganAt));
+    this.#holdTimer = setTimeout(() => {
+      this.#holdTimer = undefined;
+      if (this.#current !== job || this.#ahead === null) return;
+      void this.#releaseAhead();
+    }, ms);
+    Deno.unrefTimer(this.#holdTimer);
+  }
+
+  /**
+   * Whether the job `result` ended lets the job claimed ahead start before its settle: it
+   * completed, and nothing (a stop, failing heartbeats, busy hooks) asks to wait.
+   */
+  #mayStartAhead(result: ExecResult): boolean {
+    return this.#ahead !== null && this.#aheadAllowed() && !this.#heartbeatFailing &&
+      !this.#gaveUp && result.exit_code === 0 && !result.timed_out && result.killed === null &&
+      !result.aborted;
+  }
+
+  /**
+   * Whether jobs may be claimed and started ahead now: not while stopping, nor with completion
+   * hooks configured (each job then starts a hook process of its own, which a spawn before the
+   * settle would let pile up past the hooks' limit; and the half millisecond saved is nothing
+   * beside a hook's spawn).
+   */
+  #aheadAllowed(): boolean {
+    const c = this.config;
+    return this.#stopMode === null && !this.#hooks.full && c.hook_completed === "" &&
+      c.hook_dead === "" && c.hook_drained === "";
+  }
+
+  /** Settles the job `running` ran, once it ended; may start the job claimed ahead first. */
+  async #finish(running: Running): Promise<void> {
+    const { job } = running;
+    const result = await running.result;
+    clearTimeout(this.#holdTimer);
     const killRequest = this.#killRequests.get(job.id);
     this.#killRequests.delete(job.id);
     const shutdown = result.exit_code === 0 ? null : await this.#endedByShutdown(result);
@@ -713,6 +832,24 @@ export class Runner {
     }
     // The run's output goes with its record (core/runs.ts), in the settle's transaction.
     const output = { stdout: result.stdout, stderr: result.stderr };
+    // The job claimed ahead starts now, its settle after (docs/architecture.md, "Claimed ahead").
+    let begun: Running | null = null;
+    if (this.#mayStartAhead(result)) {
+      const ahead = this.#ahead!;
+      this.#ahead = null;
+      begun = this.#begin(ahead, job);
+      // Finished by the next runOne (or, after a fatal error, ended by run()).
+      this.#begun = begun;
+    } else if (this.#ahead !== null && this.#next === null) {
+      this.#next = this.#ahead;
+      this.#ahead = null;
+    }
+    // Claimed along with the settle: the job to run next (unless one is), and one ahead after a
+    // short job.
+    const wantAhead = this.#ahead === null && this.#aheadAllowed() &&
+      result.duration_ms < (this.#opts.aheadAfterMs ?? AHEAD_AFTER_MS);
+    const firm = begun !== null || this.#next !== null ? 0 : 1;
+    const limit = firm + (wantAhead ? 1 : 0);
     this.#settling = job;
     // No claim along with a settle that had to be retried or while heartbeats fail: the worker
     // checks in first (a stop may have been recorded while it was away). Nor while its hooks are
@@ -721,7 +858,8 @@ export class Runner {
     const settled = await this.#retrying(
       `record the result of ${job.id}`,
       () =>
-        this.#stopMode !== null || this.#heartbeatFailing || tries++ > 0 || this.#hooks.full
+        this.#stopMode !== null || this.#heartbeatFailing || tries++ > 0 || this.#hooks.full ||
+          limit === 0
           ? this.store.applyChange({ change, output }).then((applied) => ({ applied, claimed: [] }))
           : this.store.settleAndClaim({
             change,
@@ -731,13 +869,20 @@ export class Runner {
               queues: this.queues,
               now: this.clock.now(),
               leaseMs: this.#leaseMs,
-              limit: 1,
+              limit,
+              ahead: limit - firm,
             },
           }),
       true,
     );
     let applied = settled?.applied ?? false;
-    this.#next = settled?.claimed[0] ?? null;
+    const claimed = [...settled?.claimed ?? []];
+    if (firm === 1) this.#next = claimed.shift() ?? null;
+    if (claimed.length > 0) {
+      this.#ahead = claimed.shift()!;
+      // Held while the job spawned ahead runs (else from the spawn of the next one, #begin).
+      if (begun !== null) this.#holdAheadAtMost();
+    }
     let late = false;
     if (!applied && settled && change.to === "completed") {
       // Refused because a rescue took the job over while this worker was cut off: the run did
@@ -750,7 +895,7 @@ export class Runner {
       )) ?? false;
       applied = late;
     }
-    this.#current = null;
+    if (this.#current === job) this.#current = null;
     this.#settling = null;
     this.#lostLease.delete(job.id);
     this.#jobsDone++;
@@ -783,8 +928,9 @@ export class Runner {
       duration_ms: result.duration_ms,
       error: result.error,
     });
-    // The next job in hand from the same queue: it is not empty.
-    if (this.#next?.queue !== job.queue) {
+    // A job in hand or held from the same queue: it is not empty.
+    const held = [this.#current, this.#next, this.#ahead];
+    if (!held.some((j) => j !== null && j !== job && j.queue === job.queue)) {
       this.#hooks.checkDrained(this.store, this.config, job.queue);
     }
   }
@@ -808,11 +954,24 @@ export class Runner {
 
   /** Gives the job claimed ahead back (pending, attempt not counted) when it will not be run. */
   async #releaseNext(): Promise<void> {
+    await this.#releaseAhead();
     const job = this.#next;
     if (job === null) return;
     this.#next = null;
     try {
-      // Claimed ahead, never started: no run to record.
+      // Claimed to run next, never started: no run to record.
+      await this.store.applyChange({ change: release(job, this.clock.now(), this.id, null) });
+    } catch {
+      // Its lease runs out and the maintenance service rescues it.
+    }
+  }
+
+  /** Gives the job claimed ahead back (pending, the attempt not counted; idle workers woken). */
+  async #releaseAhead(): Promise<void> {
+    const job = this.#ahead;
+    if (job === null) return;
+    this.#ahead = null;
+    try {
       await this.store.applyChange({ change: release(job, this.clock.now(), this.id, null) });
     } catch {
       // Its lease runs out and the maintenance service rescues it.

@@ -11,8 +11,10 @@
  * record is written; no fsync: it must survive the worker's death, not the machine's) and read by
  * the supervisor only after the worker has been reaped. One line of JSON:
  * `["<worker id>", "<job id>", <attempts>, <started_at>]`, or `["<worker id>"]` before the first
- * job. Whatever cannot be read as such means "unknown": the jobs are left to the lease rescue, as
- * without a marker.
+ * job; a job spawned while the one before it is still being settled (a job claimed ahead, see
+ * docs/architecture.md "Claimed ahead") names that one too: `[..., "<id>", <attempts>,
+ * <started_at>]` once more. Whatever cannot be read as such means "unknown": the jobs are left to
+ * the lease rescue, as without a marker.
  */
 
 import type { Job } from "../core/job.ts";
@@ -23,7 +25,7 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /** Room written at open, so that later records overwrite allocated blocks (a full disk). */
-const RESERVED_BYTES = 512;
+const RESERVED_BYTES = 1024;
 
 /** The identity of one claim of a job: a new claim of the same job differs in one of these. */
 export interface ClaimIdentity {
@@ -37,6 +39,8 @@ export interface StartMarkerRecord {
   worker: string;
   /** The job whose spawn the worker reached last; null: none yet. */
   job: ClaimIdentity | null;
+  /** The job that had run before it and was not settled yet at that spawn, if any. */
+  unsettled?: ClaimIdentity | null;
 }
 
 /** The worker's side: the open marker file. */
@@ -76,8 +80,9 @@ export class StartMarker {
    * attempt, even when it came inside the spawn call before the child existed (the worker cannot
    * tell). Never the other way round: a job that was spawned is never released uncounted.
    */
-  record(job: ClaimIdentity): void {
-    this.#put([this.#worker, job.id, job.attempts, job.started_at]);
+  record(job: ClaimIdentity, unsettled: ClaimIdentity | null = null): void {
+    const also = unsettled ? [unsettled.id, unsettled.attempts, unsettled.started_at] : [];
+    this.#put([this.#worker, job.id, job.attempts, job.started_at, ...also]);
   }
 
   /** Writes one record at the start of the file; on failure the marker says nothing any more. */
@@ -224,12 +229,21 @@ export function readStartMarker(path: string): StartMarkerRecord | null {
   }
   if (!Array.isArray(value) || typeof value[0] !== "string") return null;
   if (value.length === 1) return { worker: value[0], job: null };
-  const [worker, id, attempts, startedAt] = value;
+  if (value.length !== 4 && value.length !== 7) return null;
+  const job = claimAt(value, 1);
+  const unsettled = value.length === 7 ? claimAt(value, 4) : null;
+  if (job === null || (value.length === 7 && unsettled === null)) return null;
+  return unsettled ? { worker: value[0], job, unsettled } : { worker: value[0], job };
+}
+
+/** The claim identity at `value[at..at+2]`, or null when it is not one. */
+function claimAt(value: unknown[], at: number): ClaimIdentity | null {
+  const [id, attempts, startedAt] = value.slice(at, at + 3);
   if (
-    value.length !== 4 || typeof id !== "string" || !Number.isInteger(attempts) ||
+    typeof id !== "string" || !Number.isInteger(attempts) ||
     !(startedAt === null || Number.isInteger(startedAt))
   ) return null;
-  return { worker, job: { id, attempts, started_at: startedAt } };
+  return { id, attempts: attempts as number, started_at: startedAt as number | null };
 }
 
 /** True when `job` is the very claim the marker names (so it may have started). */
@@ -241,8 +255,8 @@ export function sameClaim(marked: ClaimIdentity | null, job: ClaimIdentity): boo
 /**
  * After the death of the worker `record` names: each processing job still leased to it that the
  * marker does not name was never spawned, and goes back to pending without counting an attempt
- * (guarded by its lease owner: a rescue that got there first wins). The job the marker names is
- * left alone: it may have started (the lease rescue counts it). Returns the jobs released.
+ * (guarded by its lease owner: a rescue that got there first wins). The jobs the marker names are
+ * left alone: they may have started (the lease rescue counts them). Returns the jobs released.
  */
 export async function releaseUnstarted(
   store: Store,
@@ -251,7 +265,7 @@ export async function releaseUnstarted(
 ): Promise<Job[]> {
   const released: Job[] = [];
   for (const job of await store.listLeased({ worker: record.worker })) {
-    if (sameClaim(record.job, job)) continue;
+    if (sameClaim(record.job, job) || sameClaim(record.unsettled ?? null, job)) continue;
     if (await store.applyChange({ change: release(job, now, record.worker, null) })) {
       released.push(job);
     }

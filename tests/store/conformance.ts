@@ -2162,6 +2162,62 @@ export function storeConformance(
     },
   );
 
+  test(
+    "releaseUnstarted: a marker written while the job before was settling names both jobs",
+    async (store, clock) => {
+      await store.insertJobs({ jobs: [newJob("a"), newJob("b"), newJob("c")], now: clock.now() });
+      const claim = () =>
+        store.claimJobs({
+          workerId: "w1",
+          queues: null,
+          now: clock.now(),
+          leaseMs: LEASE,
+          limit: 1,
+        });
+      const [a] = await claim(); // ended, its settle under way when b was spawned
+      clock.advance(10);
+      const [b] = await claim(); // spawned (claimed ahead)
+      clock.advance(10);
+      await claim(); // c: claimed ahead of b, never spawned
+      const named = (j: typeof a) => ({ id: j.id, attempts: j.attempts, started_at: j.started_at });
+      const released = await releaseUnstarted(store, clock.now(), {
+        worker: "w1",
+        job: named(b),
+        unsettled: named(a),
+      });
+      assert.deepEqual(ids(released), ["c"]);
+      assert.equal((await mustGet(store, "a")).state, "processing", "a ran: left to the rescue");
+      assert.equal((await mustGet(store, "b")).state, "processing", "b ran: left to the rescue");
+    },
+  );
+
+  test(
+    "a claim ahead never takes a job of a queue with a running limit",
+    async (store, clock) => {
+      const now = clock.now();
+      await store.setQueueControl({ name: "slow", maxRunning: 2, now });
+      await store.insertJobs({
+        jobs: [
+          newJob("s1", { queue: "slow", priority: 9 }),
+          newJob("s2", { queue: "slow", priority: 8 }),
+          newJob("f1", { priority: 1 }),
+        ],
+        now,
+      });
+      const take = (limit: number, ahead: number) =>
+        store.claimJobs({ workerId: "w1", queues: null, now, leaseMs: LEASE, limit, ahead })
+          .then(ids);
+      // One to run now (s1, its slot is free) and one ahead: not s2, whose slot another worker
+      // could use now; f1 (no limit) is taken ahead instead, or nothing.
+      const first = await take(2, 1);
+      assert.equal(first[0], "s1");
+      assert.ok(!first.includes("s2"), `s2 claimed ahead: ${first}`);
+      // Only ahead: nothing of the limited queue.
+      assert.ok(!(await take(1, 1)).includes("s2"));
+      assert.deepEqual(await take(1, 0), ["s2"], "a claim to run now takes it");
+    },
+  );
+
   test("nextRunAt gives the earliest run_at of claimable jobs", async (store, clock) => {
     assert.equal(await store.nextRunAt({ queues: null }), null);
     await store.insertJobs({

@@ -11,6 +11,7 @@ import type { Store } from "../../src/store/store.ts";
 import { Runner, type RunnerOptions } from "../../src/worker/runner.ts";
 import { isTransient } from "../../src/core/errors.ts";
 import { failureReason } from "../../src/worker/describe.ts";
+import { readStartMarker } from "../../src/worker/start_marker.ts";
 import { rescueExpiredLeases } from "../../src/worker/maintenance.ts";
 import { DEFAULT_CONFIG } from "../../src/core/config.ts";
 import { tempStore } from "../helpers/temp.ts";
@@ -562,4 +563,109 @@ Deno.test("live output: a job that prints fast is written at most ten times a se
     appends() <= bound,
     `${appends()} live writes in ${run.duration_ms} ms (at most ${bound})`,
   );
+});
+
+Deno.test("after a short job one is claimed ahead and starts before the settle of the one before; the start marker names both", async () => {
+  await using t = await tempStore();
+  const clock = new ManualClock();
+  await t.store.insertJobs({
+    jobs: [job("a", "true"), job("b", "true"), job("c", "true")],
+    now: clock.now(),
+  });
+  const marker = t.dir.file("marker");
+  // Any job counts as short here: the choice must not depend on how fast the machine spawns.
+  const { runner, lines } = runnerFor(t.store, clock, {
+    startMarker: marker,
+    aheadAfterMs: 60_000,
+  });
+  const done = runner.run();
+  try {
+    await waitFor(() => runner.jobsDone === 3, { what: "3 jobs settled" });
+  } finally {
+    runner.requestStop("graceful", "test over");
+  }
+  assert.equal(await done, 0);
+  // a's settle claimed b (to run next) and c (ahead); c was spawned the moment b ended, before
+  // b's settle: its start line comes first, and the marker names b as well (a death before b's
+  // settle must not release b uncounted).
+  const started = lines.findIndex((l) => l.includes("started c"));
+  const completed = lines.findIndex((l) => l.includes("completed b"));
+  assert.ok(started >= 0 && completed > started, lines.join("\n"));
+  const record = readStartMarker(marker);
+  assert.equal(record?.job?.id, "c");
+  assert.equal(record?.unsettled?.id, "b");
+  for (const id of ["a", "b", "c"]) {
+    const j = (await t.store.getJob({ id }))!;
+    assert.deepEqual([j.id, j.state, j.attempts], [id, "completed", 1]);
+  }
+});
+
+Deno.test("runOne: a job spawned ahead is the job in hand, finished by the next runOne", async () => {
+  await using t = await tempStore();
+  const clock = new ManualClock();
+  await t.store.insertJobs({
+    jobs: [job("a", "true"), job("b", "true"), job("c", "true")],
+    now: clock.now(),
+  });
+  const { runner } = runnerFor(t.store, clock, { aheadAfterMs: 60_000 });
+  assert.equal(await runner.runOne(), true);
+  const held = async () =>
+    (await t.store.listLeased({ worker: runner.id })).map((j) => j.id).sort();
+  assert.deepEqual(await held(), ["b", "c"], "b to run next, c ahead");
+  assert.equal(await runner.runOne(), true);
+  assert.equal(runner.currentJob?.id, "c");
+  assert.equal((await t.store.getJob({ id: "b" }))?.state, "completed");
+  assert.equal(await runner.runOne(), true, "c is finished by the next runOne");
+  assert.equal(runner.currentJob, null);
+  assert.equal(await runner.runOne(), false);
+  assert.equal((await t.store.getJob({ id: "c" }))?.state, "completed");
+});
+
+Deno.test("no job is claimed ahead after a long one (aheadAfterMs 0: never)", async () => {
+  await using t = await tempStore();
+  const clock = new ManualClock();
+  await t.store.insertJobs({
+    jobs: [job("a", "true"), job("b", "true"), job("c", "true")],
+    now: clock.now(),
+  });
+  const { runner } = runnerFor(t.store, clock, { aheadAfterMs: 0 });
+  assert.equal(await runner.runOne(), true);
+  assert.deepEqual(
+    (await t.store.listLeased({ worker: runner.id })).map((j) => j.id),
+    ["b"],
+    "only the next job",
+  );
+  assert.equal(await runner.runOne(), true);
+  assert.equal(runner.currentJob, null);
+});
+
+Deno.test("a job claimed ahead is given back once the job it waits for runs long: an idle worker runs it meanwhile", async () => {
+  await using t = await tempStore();
+  const clock = new ManualClock();
+  const gate = t.dir.file("gate");
+  await t.store.insertJobs({
+    jobs: [
+      job("short", "true", { priority: 3 }),
+      job("long", `while [ ! -e '${gate}' ]; do sleep 0.02; done`, { priority: 2 }),
+      job("after", "true", { priority: 1 }),
+    ],
+    now: clock.now(),
+  });
+  const a = runnerFor(t.store, clock, { id: "A", aheadAfterMs: 60_000 });
+  const b = runnerFor(t.store, clock, { id: "B", aheadAfterMs: 60_000 });
+  assert.equal(await a.runner.runOne(), true);
+  assert.equal((await t.store.getJob({ id: "after" }))?.lease_owner, "A", "claimed ahead");
+  const running = a.runner.runOne(); // long: runs until the gate opens
+  try {
+    // B finds "after" once A gives it back (AHEAD_HOLD_MS after long started), long still running.
+    await waitFor(() => b.runner.runOne(), { what: "B runs the job A held ahead" });
+    const after = (await t.store.getJob({ id: "after" }))!;
+    assert.deepEqual([after.state, after.attempts], ["completed", 1], "the hold did not count");
+    assert.equal((await t.store.listRuns({ jobId: "after", outputChars: 0 }))[0].worker, "B");
+    assert.equal((await t.store.getJob({ id: "long" }))?.state, "processing");
+  } finally {
+    await Deno.writeTextFile(gate, "");
+    await running;
+  }
+  assert.equal((await t.store.getJob({ id: "long" }))?.state, "completed");
 });

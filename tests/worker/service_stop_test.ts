@@ -87,6 +87,7 @@ async function serviceStop(first: (marker: string) => string, ended: RegExp): Pr
   assert.match(
     sup.stdout(),
     /released deploy back to pending \(SIGTERM reached it while the worker was stopping/,
+    sup.stdout() + sup.stderr(),
   );
 
   const job = await show("deploy", db);

@@ -31,6 +31,18 @@ Deno.test("start marker: the worker alone, then each job recorded in place, read
   const size = Deno.statSync(path).size;
   marker.record(long);
   assert.equal(Deno.statSync(path).size, size, "written in place, no growth");
+  // Spawned while the job before it was being settled: both named. Two ids of the longest kind
+  // still fit the page written at open.
+  const longest = { id: "z".repeat(200), attempts: 99, started_at: 1_700_000_000_999 };
+  marker.record(longest, { ...longest, id: "y".repeat(200) });
+  assert.deepEqual(readStartMarker(path), {
+    worker: "w1-abc",
+    job: longest,
+    unsettled: { ...longest, id: "y".repeat(200) },
+  });
+  assert.equal(Deno.statSync(path).size, size, "written in place, no growth");
+  marker.record(short);
+  assert.deepEqual(readStartMarker(path), { worker: "w1-abc", job: short });
   marker.close();
 });
 
@@ -49,6 +61,8 @@ Deno.test("start marker: what cannot be read says nothing (the jobs are left to 
       '["w1", "a", "1", 2]\n',
       '["w1", "a", 1.5, 2]\n',
       '["w1", 7, 1, 2]\n',
+      '["w1", "a", 1, 2, "b", 1]\n',
+      '["w1", "a", 1, 2, "b", "1", 2]\n',
     ]
   ) {
     await Deno.writeTextFile(path, text);

@@ -1349,7 +1349,8 @@ class PostgresStore implements Store {
         ORDER BY name FOR UPDATE`;
       const open = await this.#openQueues(q, p);
       const claimed: Job[] = [];
-      for (let i = 0; i < p.limit; i++) {
+      // Nothing ahead on this path (ClaimParams.ahead): no held job takes a limited queue's slot.
+      for (let i = 0; i < p.limit - (p.ahead ?? 0); i++) {
         const one = await this.#claimStatement(
           q,
           p,

@@ -1317,9 +1317,11 @@ class SqliteStore implements Store {
     const params: SQLInputValue[] = [...claimSetValues(p), p.now, null];
     const last = params.length - 1;
     const claimed: Job[] = [];
+    const firm = p.limit - (p.ahead ?? 0);
     for (const c of candidates) {
       const left = room?.get(c.queue);
       if (left !== undefined && left <= 0) continue; // its queue reached its limit meanwhile
+      if (left !== undefined && claimed.length >= firm) continue; // not ahead from a limited queue
       params[last] = c.id;
       const job = claim.get(...params) as Job | undefined;
       if (!job) continue;
