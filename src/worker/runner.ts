@@ -174,6 +174,11 @@ export class Runner {
   #ahead: Job | null = null;
   /** A job spawned before the settle of the one before it: the next to finish. */
   #begun: Running | null = null;
+  /**
+   * Jobs claimed ahead whose release failed (the database away): tried again at each heartbeat
+   * and at the stop, never forgotten (on SQLite nothing rescues a live worker's job).
+   */
+  #toRelease: Job[] = [];
   /** Since when (performance time) heartbeats have failed; null while they succeed. */
   #unreachableSince: number | null = null;
   /** Aborted (and replaced) when a heartbeat succeeds after failing: retries go at once. */
@@ -533,7 +538,7 @@ export class Runner {
       }
       // The other jobs this worker holds: the one it is settling while the next runs, the ones
       // claimed to run next or ahead. Their leases must not run out under a slow settle.
-      const others = [this.#settling, this.#next, this.#ahead]
+      const others = [this.#settling, this.#next, this.#ahead, ...this.#toRelease]
         .filter((j): j is Job => j !== null && j !== held).map((j) => j.id);
       if (others.length > 0) {
         await this.store.renewLeases({
@@ -543,6 +548,7 @@ export class Runner {
           jobIds: others,
         });
       }
+      if (this.#toRelease.length > 0) await this.#releaseHeld();
       // A kill request whose hint was lost (or came before the job started) is read here.
       if (held || this.#next || this.#ahead) await this.checkKills();
       const stop = await this.store.heartbeatWorker({
@@ -955,6 +961,7 @@ export class Runner {
   /** Gives the job claimed ahead back (pending, attempt not counted) when it will not be run. */
   async #releaseNext(): Promise<void> {
     await this.#releaseAhead();
+    await this.#releaseHeld();
     const job = this.#next;
     if (job === null) return;
     this.#next = null;
@@ -971,10 +978,22 @@ export class Runner {
     const job = this.#ahead;
     if (job === null) return;
     this.#ahead = null;
-    try {
-      await this.store.applyChange({ change: release(job, this.clock.now(), this.id, null) });
-    } catch {
-      // Its lease runs out and the maintenance service rescues it.
+    this.#toRelease.push(job);
+    await this.#releaseHeld();
+  }
+
+  /**
+   * Releases the jobs in {@link #toRelease}; one that fails stays for the next try. A release is
+   * guarded by the lease: tried again after a write whose fate was unknown, it changes nothing.
+   * Left over when the worker exits: its supervisor releases them (start marker), else their lease.
+   */
+  async #releaseHeld(): Promise<void> {
+    for (const job of this.#toRelease.splice(0)) {
+      try {
+        await this.store.applyChange({ change: release(job, this.clock.now(), this.id, null) });
+      } catch {
+        this.#toRelease.push(job);
+      }
     }
   }
 

@@ -669,3 +669,49 @@ Deno.test("a job claimed ahead is given back once the job it waits for runs long
   }
   assert.equal((await t.store.getJob({ id: "long" }))?.state, "completed");
 });
+
+Deno.test("a held job whose release fails is released at the next heartbeat, never forgotten", async () => {
+  await using t = await tempStore();
+  const clock = new ManualClock();
+  const gate = t.dir.file("gate");
+  await t.store.insertJobs({
+    jobs: [
+      job("short", "true", { priority: 3 }),
+      job("long", `while [ ! -e '${gate}' ]; do sleep 0.02; done`, { priority: 2 }),
+      job("after", "true", { priority: 1 }),
+    ],
+    now: clock.now(),
+  });
+  // Every release of a claim (processing -> pending) fails until `failing` is cleared.
+  let failing = true;
+  let refused = 0;
+  const store = new Proxy(t.store, {
+    get(target, key) {
+      if (key !== "applyChange") {
+        const value = Reflect.get(target, key);
+        return typeof value === "function" ? value.bind(target) : value;
+      }
+      return (p: Parameters<Store["applyChange"]>[0]) => {
+        if (failing && p.change.from === "processing" && p.change.to === "pending") {
+          refused++;
+          return Promise.reject(new StorageError("connection lost", { transient: true }));
+        }
+        return target.applyChange(p);
+      };
+    },
+  });
+  const { runner } = runnerFor(store, clock, { id: "A", aheadAfterMs: 60_000 });
+  assert.equal(await runner.runOne(), true);
+  const running = runner.runOne(); // long
+  try {
+    await waitFor(() => refused > 0, { what: "the release after the hold to fail" });
+    assert.equal((await t.store.getJob({ id: "after" }))?.lease_owner, "A", "still held");
+    failing = false;
+    await runner.heartbeat();
+    const after = (await t.store.getJob({ id: "after" }))!;
+    assert.deepEqual([after.state, after.attempts, after.lease_owner], ["pending", 0, null]);
+  } finally {
+    await Deno.writeTextFile(gate, "");
+    await running;
+  }
+});
