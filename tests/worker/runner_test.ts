@@ -639,11 +639,12 @@ Deno.test("no job is claimed ahead after a long one (aheadAfterMs 0: never)", as
   assert.equal(runner.currentJob, null);
 });
 
-Deno.test("a job claimed ahead is given back once the job it waits for runs long: an idle worker runs it meanwhile", async () => {
-  await using t = await tempStore();
-  const clock = new ManualClock();
-  const gate = t.dir.file("gate");
-  await t.store.insertJobs({
+/**
+ * Jobs `short`, then `long` (runs until the file `gate` exists), then `after`: after `short` a
+ * worker claims `long` to run next and `after` ahead, and holds `after` while `long` runs.
+ */
+async function shortLongAfter(store: Store, clock: ManualClock, gate: string): Promise<string> {
+  await store.insertJobs({
     jobs: [
       job("short", "true", { priority: 3 }),
       job("long", `while [ ! -e '${gate}' ]; do sleep 0.02; done`, { priority: 2 }),
@@ -651,6 +652,13 @@ Deno.test("a job claimed ahead is given back once the job it waits for runs long
     ],
     now: clock.now(),
   });
+  return gate;
+}
+
+Deno.test("a job claimed ahead is given back once the job it waits for runs long: an idle worker runs it meanwhile", async () => {
+  await using t = await tempStore();
+  const clock = new ManualClock();
+  const gate = await shortLongAfter(t.store, clock, t.dir.file("gate"));
   const a = runnerFor(t.store, clock, { id: "A", aheadAfterMs: 60_000 });
   const b = runnerFor(t.store, clock, { id: "B", aheadAfterMs: 60_000 });
   assert.equal(await a.runner.runOne(), true);
@@ -673,15 +681,7 @@ Deno.test("a job claimed ahead is given back once the job it waits for runs long
 Deno.test("a held job whose release fails is released at the next heartbeat, never forgotten", async () => {
   await using t = await tempStore();
   const clock = new ManualClock();
-  const gate = t.dir.file("gate");
-  await t.store.insertJobs({
-    jobs: [
-      job("short", "true", { priority: 3 }),
-      job("long", `while [ ! -e '${gate}' ]; do sleep 0.02; done`, { priority: 2 }),
-      job("after", "true", { priority: 1 }),
-    ],
-    now: clock.now(),
-  });
+  const gate = await shortLongAfter(t.store, clock, t.dir.file("gate"));
   // Every release of a claim (processing -> pending) fails until `failing` is cleared.
   let failing = true;
   let refused = 0;
