@@ -958,34 +958,28 @@ export class Runner {
     return this.#stopMode === null;
   }
 
-  /** Gives the job claimed ahead back (pending, attempt not counted) when it will not be run. */
+  /**
+   * Gives back the jobs claimed but not started (to run next, ahead) when they will not be run:
+   * pending, attempt not counted, no run recorded.
+   */
   async #releaseNext(): Promise<void> {
-    await this.#releaseAhead();
-    await this.#releaseHeld();
-    const job = this.#next;
-    if (job === null) return;
+    if (this.#next !== null) this.#toRelease.push(this.#next);
     this.#next = null;
-    try {
-      // Claimed to run next, never started: no run to record.
-      await this.store.applyChange({ change: release(job, this.clock.now(), this.id, null) });
-    } catch {
-      // Its lease runs out and the maintenance service rescues it.
-    }
+    await this.#releaseAhead();
   }
 
   /** Gives the job claimed ahead back (pending, the attempt not counted; idle workers woken). */
   async #releaseAhead(): Promise<void> {
-    const job = this.#ahead;
-    if (job === null) return;
+    if (this.#ahead !== null) this.#toRelease.push(this.#ahead);
     this.#ahead = null;
-    this.#toRelease.push(job);
     await this.#releaseHeld();
   }
 
   /**
-   * Releases the jobs in {@link #toRelease}; one that fails stays for the next try. A release is
-   * guarded by the lease: tried again after a write whose fate was unknown, it changes nothing.
-   * Left over when the worker exits: its supervisor releases them (start marker), else their lease.
+   * Releases the jobs in {@link #toRelease}; one that fails stays for the next try (heartbeat,
+   * stop). A release is guarded by the lease: tried again after a write whose fate was unknown, it
+   * changes nothing. Left over when the worker exits: its supervisor releases them (start marker),
+   * else their lease runs out and the maintenance service rescues them.
    */
   async #releaseHeld(): Promise<void> {
     for (const job of this.#toRelease.splice(0)) {

@@ -40,7 +40,7 @@ export interface StartMarkerRecord {
   /** The job whose spawn the worker reached last; null: none yet. */
   job: ClaimIdentity | null;
   /** The job that had run before it and was not settled yet at that spawn, if any. */
-  unsettled?: ClaimIdentity | null;
+  unsettled?: ClaimIdentity;
 }
 
 /** The worker's side: the open marker file. */
