@@ -715,3 +715,44 @@ Deno.test("a held job whose release fails is released at the next heartbeat, nev
     await running;
   }
 });
+
+Deno.test("a fatal error in a settle while the next job runs (spawned ahead) ends that job too: the worker exits, the job is left to the rescue", async () => {
+  await using t = await tempStore();
+  const clock = new ManualClock();
+  const pidFile = t.dir.file("pid");
+  await t.store.insertJobs({
+    jobs: [
+      job("a", "true", { priority: 3 }),
+      job("b", "true", { priority: 2 }),
+      job("c", `echo $$ > '${pidFile}'; sleep 30`, { priority: 1 }),
+    ],
+    now: clock.now(),
+  });
+  // b's settle fails for good (not transient) while c, claimed ahead, runs (spawned at b's end).
+  const store = new Proxy(t.store, {
+    get(target, key) {
+      const value = Reflect.get(target, key);
+      if (key !== "applyChange" && key !== "settleAndClaim") {
+        return typeof value === "function" ? value.bind(target) : value;
+      }
+      return async (p: { change: { id: string } }) => {
+        if (p.change.id !== "b") return await value.call(target, p);
+        // Once c's shell runs (so that its pid is known), the settle of b fails.
+        await waitFor(() => Deno.stat(pidFile).then(() => true, () => false), {
+          what: "c's shell to start",
+        });
+        throw new StorageError("the database file is corrupt");
+      };
+    },
+  }) as Store;
+  const { runner, lines } = runnerFor(store, clock, { aheadAfterMs: 60_000 });
+  const started = performance.now();
+  assert.notEqual(await runner.run(), 0);
+  assert.ok(performance.now() - started < 10_000, "c did not run its full 30 s");
+  assert.ok(lines.some((l) => l.includes("started c")), lines.join("\n"));
+  assert.ok(lines.some((l) => /fatal: .*corrupt/.test(l)), lines.join("\n"));
+  // Its process was ended before run() returned; its record is left to the lease rescue.
+  const pid = Number(await Deno.readTextFile(pidFile));
+  assert.throws(() => Deno.kill(pid, "SIGCONT"), Deno.errors.NotFound, "c's shell is gone");
+  assert.equal((await t.store.getJob({ id: "c" }))?.state, "processing");
+});
