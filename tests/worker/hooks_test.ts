@@ -8,6 +8,7 @@ import { MAX_RUNNING_HOOKS } from "../../src/worker/hooks.ts";
 import { startCli } from "../helpers/cli_process.ts";
 import { runCli, runCliJson } from "../helpers/run_cli.ts";
 import { tempDir } from "../helpers/temp.ts";
+import { waitFor } from "../helpers/wait_for.ts";
 import { admin, PG_URL, postgresAvailability } from "../helpers/postgres.ts";
 
 const { ignore: noPg } = await postgresAvailability("hooks");
@@ -107,18 +108,20 @@ Deno.test("hooks: a hook past hook_timeout is terminated and logged; the job sta
 });
 
 /**
- * `n` jobs `true` (ids j0...) in `db`, and a hook_completed that takes `hookS` seconds, far longer
- * than the jobs, and marks its start (`+ id`) and end (`- id`) in the returned log file.
+ * `n` jobs `true` (ids j0...) in `db`, and a hook_completed that marks its start (`+ id`) in the
+ * returned log file, then waits until `open()` is called and marks its end (`- id`). A gate, not a
+ * sleep: on a machine where each job takes longer to spawn, hooks of a fixed length ended before
+ * 16 were running, and the limit was never reached.
  */
 async function fastJobsSlowHooks(
   db: string,
   dir: { file(name: string): string },
   n: number,
-  hookS: number,
-): Promise<{ log: string; ids: string[] }> {
+): Promise<{ log: string; ids: string[]; open: () => Promise<void> }> {
   const log = dir.file("hooks.log");
-  const hook = `echo "+ $QUEUECTL_JOB_ID" >> '${log}'; sleep ${hookS}; ` +
-    `echo "- $QUEUECTL_JOB_ID" >> '${log}'`;
+  const gate = dir.file("hooks.gate");
+  const hook = `echo "+ $QUEUECTL_JOB_ID" >> '${log}'; ` +
+    `while [ ! -e '${gate}' ]; do sleep 0.02; done; echo "- $QUEUECTL_JOB_ID" >> '${log}'`;
   const set = await runCli(["config", "set", "hook_completed", hook], { db });
   assert.equal(set.code, 0, set.stderr);
   const ids = Array.from({ length: n }, (_, i) => `j${i}`);
@@ -126,16 +129,19 @@ async function fastJobsSlowHooks(
   await Deno.writeTextFile(dir.file("jobs.jsonl"), jobs);
   const enq = await runCli(["enqueue", "--file", dir.file("jobs.jsonl")], { db });
   assert.equal(enq.code, 0, enq.stderr);
-  return { log, ids: ids.sort() };
+  return { log, ids: ids.sort(), open: () => Deno.writeTextFile(gate, "") };
 }
 
 Deno.test("hooks: a worker runs at most 16 at once; the next job waits for one to end, none is lost", async () => {
   await using dir = await tempDir();
   const db = dir.file("q.db");
-  const { log, ids } = await fastJobsSlowHooks(db, dir, 50, 0.3);
-  const r = await runCli(["worker", "start", "--count", "1", "--until-empty"], { db });
-  assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout + r.stderr, /16 hooks running, the most a worker runs at once/);
+  const { log, ids, open } = await fastJobsSlowHooks(db, dir, 50);
+  await using worker = startCli(["worker", "start", "--count", "1", "--until-empty"], { db });
+  await worker.waitForOutput(/16 hooks running, the most a worker runs at once/, 30_000);
+  // 16 hooks wait at the gate, and the next job for one of them to end.
+  await waitFor(async () => (await Deno.readTextFile(log)).trim().split("\n").length === 16);
+  await open();
+  assert.equal((await worker.status).code, 0, worker.stderr());
   const lines = (await Deno.readTextFile(log)).trim().split("\n");
   let running = 0;
   let most = 0;
@@ -156,10 +162,11 @@ Deno.test("hooks: a worker runs at most 16 at once; the next job waits for one t
 Deno.test("hooks: a worker stopped while its hooks hold its next job back claims nothing more and runs every hook it owes", async () => {
   await using dir = await tempDir();
   const db = dir.file("q.db");
-  const { log } = await fastJobsSlowHooks(db, dir, 40, 1);
+  const { log, open } = await fastJobsSlowHooks(db, dir, 40);
   await using worker = startCli(["worker", "start", "--count", "1"], { db });
   await worker.waitForOutput(/16 hooks running, the most a worker runs at once/, 30_000);
   worker.kill("SIGTERM");
+  await open();
   assert.equal((await worker.status).code, 0, worker.stderr());
   const status = await runCliJson<{ counts: Record<string, number> }>(["status"], { db });
   const { completed, pending, processing } = status.counts;

@@ -18,6 +18,7 @@ import { faultNeeds } from "../../helpers/faults/requirements.ts";
 import { runCli } from "../../helpers/run_cli.ts";
 import { tempDir } from "../../helpers/temp.ts";
 import { waitFor } from "../../helpers/wait_for.ts";
+import { LOG } from "../ledger.ts";
 import { integrityCheck } from "../profile.ts";
 import { expect, secs, verdict, within } from "./kit.ts";
 
@@ -93,7 +94,7 @@ for (const how of ["deleted", "replaced"] as const) {
       if (how === "replaced") newIds = await enqueueNew();
       const aliveAfterNotice = host.processes().length;
       const startedLate = host.lines().filter((l) =>
-        l.at >= faultAt + NOTICE_MS && / started /.test(l.text)
+        l.at >= faultAt + NOTICE_MS && LOG.started.test(l.text)
       );
       // Stop what still runs (gracefully: their connections close as a user's Ctrl-C would).
       const stopped = gone || await host.stop(20_000);
