@@ -55,12 +55,19 @@ export function currentSelfExec(): SelfExec {
 /**
  * The argv that runs this program with `args`: `[deno, "run", <permissions>, --config <deno.json>,
  * <src/main.ts>, ...args]` under `deno run`, `[<binary>, ...args]` in a compiled binary.
+ * `codeCache: false` (worker processes, which run with V8 flags of their own: see
+ * {@link WORKER_V8_FLAGS}) adds `--no-code-cache`.
  */
-export function selfArgv(self: SelfExec, args: readonly string[]): string[] {
+export function selfArgv(
+  self: SelfExec,
+  args: readonly string[],
+  opts: { codeCache?: boolean } = {},
+): string[] {
   if (self.standalone) return [self.execPath, ...args];
   return [
     self.execPath,
     "run",
+    ...(opts.codeCache === false ? ["--no-code-cache"] : []),
     ...self.permissionFlags,
     ...(self.configPath ? ["--config", self.configPath] : []),
     self.mainModule,
@@ -134,6 +141,12 @@ export const MALLOC_TUNING: Readonly<Record<string, string>> = { MALLOC_MMAP_THR
  * noise (docs/architecture.md, "Worker processes: how jobs are spawned, and memory"). A
  * DENO_V8_FLAGS the user set is appended after these, so the user's flags win where both name the
  * same one.
+ *
+ * Deno's code cache (the code V8 compiled, kept between runs) is tagged with the V8 flags it was
+ * compiled under; a process with other flags rejects it, compiles again and writes its own back,
+ * which the next process with the other flags rejects in turn. So a worker started by `deno run`
+ * neither reads nor writes it (`--no-code-cache`, {@link selfArgv}): before, each `worker start`
+ * left the cache in the workers' flavour, and the next CLI call compiled everything again.
  */
 export const WORKER_V8_FLAGS = "--no-opt,--no-maglev";
 

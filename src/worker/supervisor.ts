@@ -326,7 +326,8 @@ export class Supervisor {
       logFile: this.#o.logFile,
       startMarker: slot.marker?.path ?? null,
     });
-    const argv = selfArgv(this.#self, args);
+    // Workers run with V8 flags of their own: they keep out of the code cache (self_exec.ts).
+    const argv = selfArgv(this.#self, args, { codeCache: false });
     let child: Deno.ChildProcess;
     try {
       child = new Deno.Command(argv[0], {

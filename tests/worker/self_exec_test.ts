@@ -1,5 +1,7 @@
 /** How the supervisor re-executes this program: argv, permissions, database and log paths. */
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { DatabaseSync } from "node:sqlite";
 import denoJson from "../../deno.json" with { type: "json" };
 import {
   currentSelfExec,
@@ -37,6 +39,11 @@ Deno.test("selfArgv under deno run: deno run <permissions> --config <deno.json> 
     "--index",
     "2",
   ]);
+  // A worker's: out of the code cache (its V8 flags differ from the CLI's).
+  assert.deepEqual(
+    selfArgv(underDeno, ["worker", "run"], { codeCache: false }).slice(0, 4),
+    ["/usr/bin/deno", "run", "--no-code-cache", "--allow-read"],
+  );
 });
 
 Deno.test("selfArgv in a compiled binary: the binary itself, no deno flags", () => {
@@ -46,6 +53,11 @@ Deno.test("selfArgv in a compiled binary: the binary itself, no deno flags", () 
     execPath: "/usr/local/bin/queuectl",
   };
   assert.deepEqual(selfArgv(compiled, ["worker", "run"]), [
+    "/usr/local/bin/queuectl",
+    "worker",
+    "run",
+  ]);
+  assert.deepEqual(selfArgv(compiled, ["worker", "run"], { codeCache: false }), [
     "/usr/local/bin/queuectl",
     "worker",
     "run",
@@ -216,5 +228,59 @@ Deno.test({
       await out("user-parent"),
       new RegExp(`^DENO_V8_FLAGS=${WORKER_V8_FLAGS},--max-old-space-size=512$`, "m"),
     );
+  },
+});
+
+Deno.test({
+  name: "a worker start leaves deno's code cache valid for the CLI: the next call compiles nothing",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    await using dir = await tempDir();
+    // A code cache of this test's own (DENO_DIR), the downloaded packages shared.
+    const info = await new Deno.Command(Deno.execPath(), { args: ["info", "--json"] }).output();
+    const { npmCache } = JSON.parse(new TextDecoder().decode(info.stdout)) as { npmCache: string };
+    const denoDir = dir.file("deno_dir");
+    await Deno.mkdir(denoDir);
+    await Deno.symlink(npmCache, `${denoDir}/npm`);
+    const db = dir.file("cache.db");
+    const env = { DENO_DIR: denoDir };
+    const cli = async (args: string[], extra: Record<string, string> = {}) => {
+      const r = await runCli(args, { db, env: { ...env, ...extra } });
+      assert.equal(r.code, 0, r.stderr);
+    };
+    /**
+     * What deno's code cache holds (its table in Deno 2.9): a module compiled again is written back
+     * with other data. Its files are no measure: a process checkpoints what the last one wrote.
+     */
+    const cacheState = async () => {
+      const file = `${denoDir}/v8_code_cache_v2`;
+      if (!(await Deno.stat(file).catch(() => null))) return "none";
+      const db = new DatabaseSync(file, { readOnly: true });
+      try {
+        const hash = createHash("sha256");
+        const rows = db.prepare(
+          "SELECT specifier, type, CAST(source_hash AS TEXT) AS source_hash, data FROM codecache ORDER BY specifier, type",
+        ).all() as { specifier: string; type: number; source_hash: string; data: Uint8Array }[];
+        for (const r of rows) {
+          hash.update(`${r.specifier} ${r.type} ${r.source_hash} ${r.data.length}\n`);
+          hash.update(r.data);
+        }
+        return `${rows.length} modules, ${hash.digest("hex")}`;
+      } finally {
+        db.close();
+      }
+    };
+    await cli(["enqueue", "--", "true"]);
+    await cli(["status"]);
+    await cli(["status"]);
+    await cli(["worker", "start", "--count", "2", "--until-empty"]);
+    const afterWorkers = await cacheState();
+    assert.notEqual(afterWorkers, "none", "deno kept no code cache here");
+    // Workers that ran with V8 flags of their own left code the CLI rejected and compiled again.
+    await cli(["status"]);
+    assert.equal(await cacheState(), afterWorkers, "the status call after the workers wrote code");
+    // The check can see it: a process with other V8 flags rejects the cache and writes it back.
+    await cli(["status"], { DENO_V8_FLAGS: "--no-opt" });
+    assert.notEqual(await cacheState(), afterWorkers, "a rejected cache went unseen");
   },
 });
