@@ -120,8 +120,11 @@ async function fastJobsSlowHooks(
 ): Promise<{ log: string; ids: string[]; open: () => Promise<void> }> {
   const log = dir.file("hooks.log");
   const gate = dir.file("hooks.gate");
-  const hook = `echo "+ $QUEUECTL_JOB_ID" >> '${log}'; ` +
-    `while [ ! -e '${gate}' ]; do sleep 0.02; done; echo "- $QUEUECTL_JOB_ID" >> '${log}'`;
+  // The wait is bounded (60 s): a test that fails before it opens the gate leaves no hook polling
+  // a removed directory for ever.
+  const hook = `echo "+ $QUEUECTL_JOB_ID" >> '${log}'; i=0; ` +
+    `while [ ! -e '${gate}' ] && [ $i -lt 3000 ]; do sleep 0.02; i=$((i + 1)); done; ` +
+    `echo "- $QUEUECTL_JOB_ID" >> '${log}'`;
   const set = await runCli(["config", "set", "hook_completed", hook], { db });
   assert.equal(set.code, 0, set.stderr);
   const ids = Array.from({ length: n }, (_, i) => `j${i}`);
@@ -166,6 +169,9 @@ Deno.test("hooks: a worker stopped while its hooks hold its next job back claims
   await using worker = startCli(["worker", "start", "--count", "1"], { db });
   await worker.waitForOutput(/16 hooks running, the most a worker runs at once/, 30_000);
   worker.kill("SIGTERM");
+  // The gate opens once the worker has the stop (the supervisor relays it): opened before, a hook
+  // could end and free a slot for a claim while the stop was still on its way.
+  await worker.waitForOutput(/\[worker \S+\] stopping \(asked by the supervisor\)/, 30_000);
   await open();
   assert.equal((await worker.status).code, 0, worker.stderr());
   const status = await runCliJson<{ counts: Record<string, number> }>(["status"], { db });
