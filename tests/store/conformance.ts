@@ -846,6 +846,38 @@ export function storeConformance(
     }
   });
 
+  test("a search matches within the id or within the command, never across the two", async (
+    store,
+    clock,
+  ) => {
+    // PostgreSQL tests one text per job, its id and command joined by a newline (migration 17):
+    // a text that holds one must not match the end of the id and the start of the command.
+    await store.insertJobs({
+      jobs: [
+        newJob("join-a", { command: "b\nc x" }),
+        newJob("other", { command: "a\nb" }),
+      ],
+      now: clock.now(),
+    });
+    const cases: [string, string[]][] = [
+      ["a\nb", ["other"]],
+      ["A\nB", ["other"]],
+      ["A\nb\nC", []],
+      ["B\nC", ["join-a"]],
+      ["-A", ["join-a"]],
+      ["c x", ["join-a"]],
+      ["\n", ["join-a", "other"]],
+    ];
+    for (const [search, expected] of cases) {
+      const what = JSON.stringify(search);
+      assert.deepEqual(ids(await store.listJobs({ search, limit: 10 })).sort(), expected, what);
+      assert.equal(await store.countJobs({ search }), expected.length, what);
+      // The bounded search (the newest jobs up to `through`) tests the same way.
+      const bounded = await store.listJobs({ search, limit: 10, through: "join-a" });
+      assert.deepEqual(ids(bounded).sort(), expected, what);
+    }
+  });
+
   test("listJobs returns jobs without output columns", async (store, clock) => {
     const claimed = await insertAndClaim(store, clock, [newJob("a")]);
     assert.ok(

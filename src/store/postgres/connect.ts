@@ -138,6 +138,7 @@ export async function migrate(
     // 42P01: no schema_migrations table yet (or no schema): create it below.
     if ((err as { code?: string }).code !== "42P01") throw err;
   }
+  let rewrote = false;
   await sql.begin(async (tx) => {
     await tx`SELECT pg_advisory_xact_lock(hashtext(${"queuectl:migrate:" + (schema ?? "")}))`;
     if (schema) await tx.unsafe(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
@@ -150,6 +151,7 @@ export async function migrate(
       SELECT coalesce(max(version), 0) AS v FROM schema_migrations`;
     const current = v ?? 0;
     if (current > target) throw newerSchema(current, target, location);
+    rewrote = current > 0 && current < REWRITE_MIGRATION && target >= REWRITE_MIGRATION;
     for (let version = current + 1; version <= target; version++) {
       await tx.unsafe(MIGRATIONS[version - 1]);
       await tx`INSERT INTO schema_migrations (version, applied_at)
@@ -157,7 +159,7 @@ export async function migrate(
     }
     if (current < SEARCH_INDEX_MIGRATION && target >= SEARCH_INDEX_MIGRATION) {
       const [found] = await tx`SELECT 1 AS one FROM pg_indexes
-        WHERE schemaname = current_schema() AND indexname = 'jobs_search_command'`;
+        WHERE schemaname = current_schema() AND indexname = 'jobs_search'`;
       if (!found) {
         console.error(
           "queuectl: note: the PostgreSQL extension pg_trgm is unavailable here, so " +
@@ -167,13 +169,27 @@ export async function migrate(
       }
     }
   });
+  // Migration 17 rewrote a table that had jobs: its visibility map is empty until a vacuum. The
+  // migration is committed: a vacuum that fails only leaves that to autovacuum.
+  if (rewrote) {
+    await sql.unsafe("VACUUM jobs").catch((err) =>
+      console.error(
+        `queuectl: note: could not vacuum the jobs table after its upgrade (${
+          (err as Error).message
+        }); run VACUUM on it, or reads stay slower until autovacuum does`,
+      )
+    );
+  }
   return migrated(
     await sql<{ s: string; pid: number }[]>`SELECT current_schema() AS s, pg_backend_pid() AS pid`,
   );
 }
 
+/** The migration that rewrites the jobs table (its stored search_text), vacuumed after it. */
+const REWRITE_MIGRATION = 17;
+
 /** The migration that creates the trigram indexes of search (when pg_trgm is available). */
-const SEARCH_INDEX_MIGRATION = 9;
+const SEARCH_INDEX_MIGRATION = 17;
 
 function newerSchema(version: number, target: number, location: string): StorageError {
   return new StorageError(

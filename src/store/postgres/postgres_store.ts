@@ -75,7 +75,6 @@ import {
   type RunOutputChunk,
   scheduleExists,
   type ScheduleFire,
-  SEARCH_INDEX_MIN_CHARS,
   type Store,
   summariseQueues,
   uniqueKeyConflict,
@@ -400,12 +399,6 @@ function textArray(values: readonly string[]): string {
 
 /** How many of the newest jobs a search tests before it asks the trigram index (see listJobs). */
 const SEARCH_WINDOW = 2000;
-
-/**
- * From this many matches (the planner's estimate) a search tests LIKE before ILIKE, which pays
- * back reading the trigram index twice (see listJobs).
- */
-const LOWER_FIRST_FROM = 10_000;
 
 /** The queues closed to claims now: paused, or as many of their jobs running as their limit. */
 const CLOSED_QUEUES_SQL = `SELECT c.name FROM queues c WHERE c.paused OR (c.max_running > 0
@@ -894,31 +887,39 @@ class PostgresStore implements Store {
     });
   }
 
+  /** The state and queue filters (a search is tested by #searchTerm). */
   #where(p: CountJobsParams): Fragment {
     const sql = this.#sql;
     let where = sql`TRUE`;
     if (p.state) where = sql`${where} AND state = ${p.state}`;
     if (p.queue) where = sql`${where} AND queue = ${p.queue}`;
-    if (p.search) where = sql`${where} AND ${this.#searchTerm(p.search)}`;
     return where;
   }
 
   /**
-   * The substring test. `lowerFirst` (an ASCII text of 3+ characters with many matches, see
-   * listJobs): LIKE of its lower case first, about three times cheaper per row than ILIKE and
-   * true only where ILIKE is (lower() leaves lower-case ASCII as it is), so a job that matches as
-   * written (most do) is not lowered; each branch takes the index, which costs its reads twice.
+   * The substring test, case-insensitive: the job's `search_text` (migration 17: lower(id), a
+   * newline, lower(command), stored) LIKE the lower-cased text. That is what `id ILIKE` or
+   * `command ILIKE` computes inside, each side lowered by its own collation, tested once per row
+   * on a stored text, and the trigram index on `search_text` answers it (or a scan). The server
+   * lowers the pattern first (unless it is ASCII without capitals), in a statement of its own, by
+   * the database's collation as it lowered the commands (JavaScript's toLowerCase differs for a
+   * few letters and locales: Turkish I, final sigma), so the search statements carry it as a
+   * plain value: the planner sees it (pg_trgm's estimates), and the generic plan of a prepared
+   * statement does not lower it again for every row it tests, as `LIKE lower($1)` did
+   * (docs/architecture.md, "Reads at a million jobs"). Ids hold no newline, so only a text with
+   * one could match across the two parts: that one is also tested on the command. A subquery
+   * that tests it must select `search_text` and `command`, or the names bind to the outer `jobs`
+   * (the same rows, through a scan).
    */
-  #searchTerm(search: string, lowerFirst = false): Fragment {
-    // ILIKE '%text%': the trigram GIN indexes (pg_trgm, migrations 9 and 14: the one of id is on
-    // the expression id || '', so that it never answers an equality on id) answer it, or a scan.
+  async #searchTerm(sql: Sql, search: string): Promise<{ term: Fragment }> {
     const pattern = `%${search.replace(/[\\%_]/g, (c) => "\\" + c)}%`;
-    if (lowerFirst) {
-      const lower = pattern.toLowerCase();
-      return this.#sql`(command LIKE ${lower} OR (id || '') LIKE ${lower} OR
-        command ILIKE ${pattern} OR (id || '') ILIKE ${pattern})`;
-    }
-    return this.#sql`(command ILIKE ${pattern} OR (id || '') ILIKE ${pattern})`;
+    // ASCII without capitals is its own lower case in every collation: no round trip.
+    const lowered = /^\p{ASCII}*$/u.test(pattern) && !/[A-Z]/.test(pattern)
+      ? pattern
+      : (await sql`SELECT lower(${pattern}::text) AS lowered`)[0].lowered as string;
+    const term = sql`search_text LIKE ${lowered}`;
+    // Wrapped: a fragment is a thenable, which an async function's return would run.
+    return { term: search.includes("\n") ? sql`(${term} AND command ILIKE ${pattern})` : term };
   }
 
   listJobs(p: ListJobsParams): Promise<Job[]> {
@@ -929,7 +930,7 @@ class PostgresStore implements Store {
       ? CLAIM_ORDER
       : "created_at DESC, seq DESC";
     return this.#run(async (sql) => {
-      let filter = this.#where({ ...p, search: undefined });
+      let filter = this.#where(p);
       if (p.after !== undefined) {
         filter = sql`${filter} AND ${(await this.#cursorTerm(sql, p.after, order, false)).term}`;
       }
@@ -943,12 +944,12 @@ class PostgresStore implements Store {
           ORDER BY ${by} LIMIT ${p.limit} OFFSET ${offset}`;
         return rows.map(toJob);
       }
-      const match = this.#searchTerm(p.search);
+      const { term: match } = await this.#searchTerm(sql, p.search);
       if (p.through !== undefined) {
         // The bounded search: the jobs up to `through` in list order (an index walk), each
         // tested (docs/architecture.md, "Short searches").
         const rows = await sql`SELECT ${this.#cols} FROM jobs WHERE id IN (
-            SELECT id FROM (SELECT id, command, created_at, seq FROM jobs WHERE ${filter}
+            SELECT id FROM (SELECT id, search_text, command, created_at, seq FROM jobs WHERE ${filter}
               ORDER BY ${by} OFFSET 0) AS tested
             WHERE ${match} ORDER BY ${by} LIMIT ${p.limit} OFFSET ${offset})
           ORDER BY ${by}`;
@@ -960,33 +961,21 @@ class PostgresStore implements Store {
         // 1. The newest (or oldest) SEARCH_WINDOW jobs of the filter, tested one by one: a
         //    frequent text fills the page there.
         const windowed = await sql`SELECT ${this.#cols} FROM jobs WHERE id IN (
-            SELECT id FROM (SELECT id, command, created_at, seq FROM jobs WHERE ${filter}
+            SELECT id FROM (SELECT id, search_text, command, created_at, seq FROM jobs WHERE ${filter}
               ORDER BY ${by} LIMIT ${SEARCH_WINDOW}) AS newest
             WHERE ${match} ORDER BY ${by} LIMIT ${p.limit} OFFSET ${offset})
           ORDER BY ${by}`;
         if (windowed.length === p.limit) return windowed.map(toJob);
-        // 2. A rarer text: every match (from the trigram indexes, a bitmap scan; for texts
+        // 2. A rarer text: every match (from the trigram index, a bitmap scan; for texts
         //    shorter than a trigram, a sequential scan), then the page's by a top-N sort.
         //    OFFSET 0 keeps the planner from walking jobs_created instead (and from writing
-        //    the matches out, as a materialized CTE did).
-        //    Many matches (the planner's estimate, from pg_trgm's statistics): each tested with
-        //    LIKE first (see #searchTerm); few: the index read once. The sort carries each match's
+        //    the matches out, as a materialized CTE did). The sort carries each match's
         //    ctid, not its id: the bitmap scan yields matches oldest first, so nearly every one
         //    enters the top-N heap, and a fixed-size ctid copies cheaper than a text id
         //    (docs/architecture.md, "Reads at a million jobs", has the measure). One statement,
         //    one snapshot: the page's rows are read at the ctids of the very versions that matched.
-        let test = match;
-        if (
-          p.search.length >= SEARCH_INDEX_MIN_CHARS &&
-          [...p.search].every((c) => c.charCodeAt(0) < 128)
-        ) {
-          const [plan] = await sql`EXPLAIN (FORMAT JSON) SELECT 1 FROM jobs
-            WHERE ${filter} AND ${match}`;
-          const estimate = Number(plan["QUERY PLAN"]?.[0]?.Plan?.["Plan Rows"] ?? 0);
-          if (estimate >= LOWER_FIRST_FROM) test = this.#searchTerm(p.search, true);
-        }
         const rows = await sql`SELECT ${this.#cols} FROM jobs WHERE ctid = ANY(ARRAY(
-            SELECT ctid FROM (SELECT ctid, created_at, seq FROM jobs WHERE ${filter} AND ${test}
+            SELECT ctid FROM (SELECT ctid, created_at, seq FROM jobs WHERE ${filter} AND ${match}
               OFFSET 0) AS hits
             ORDER BY ${by} LIMIT ${p.limit} OFFSET ${offset}))
           ORDER BY ${by}`;
@@ -1007,17 +996,19 @@ class PostgresStore implements Store {
             AND ${p.queue ? sql`queue = ${p.queue}` : sql`true`}`;
         return p.cap === undefined ? n as number : Math.min(n as number, p.cap);
       }
+      const { term: match } = await this.#searchTerm(sql, p.search);
       if (p.scan !== undefined) {
         // Among the newest `scan` jobs of the filter only (see CountJobsParams.scan).
-        const [{ n }] = await sql`SELECT count(*) AS n FROM (SELECT id, command FROM jobs
-          WHERE ${this.#where({ ...p, search: undefined })}
+        const [{ n }] =
+          await sql`SELECT count(*) AS n FROM (SELECT id, search_text, command FROM jobs
+          WHERE ${this.#where(p)}
           ORDER BY created_at DESC, seq DESC LIMIT ${Math.max(0, Math.floor(p.scan))}) AS tested
-          WHERE ${this.#searchTerm(p.search)}`;
+          WHERE ${match}`;
         return p.cap === undefined ? n as number : Math.min(n as number, p.cap);
       }
       const cap = p.cap === undefined ? sql`` : sql`LIMIT ${Math.max(0, Math.floor(p.cap))}`;
       const [{ n }] = await sql`SELECT count(*) AS n FROM
-        (SELECT 1 FROM jobs WHERE ${this.#where(p)} ${cap}) AS matching`;
+        (SELECT 1 FROM jobs WHERE ${this.#where(p)} AND ${match} ${cap}) AS matching`;
       return n as number;
     });
   }
