@@ -121,6 +121,23 @@ async function retryTransient<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * Creates `schema` at schema version `version` (migrations 1..version, recorded as queuectl's
+ * migrate() records them) and returns a connection on it: a database written by an older queuectl.
+ */
+async function schemaAt(schema: string, version: number) {
+  const sql = onSearchPath(schema);
+  await sql.unsafe(`CREATE SCHEMA "${schema}"`);
+  await sql.unsafe(
+    "CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at bigint NOT NULL)",
+  );
+  for (let v = 1; v <= version; v++) {
+    await sql.unsafe(MIGRATIONS[v - 1]);
+    await sql.unsafe(`INSERT INTO schema_migrations VALUES (${v}, 0)`);
+  }
+  return sql;
+}
+
 /** One connection whose search_path is `path` (a schema, or a list). */
 function onSearchPath(path: string) {
   return postgres(PG_URL, {
@@ -1230,16 +1247,8 @@ pgTest("triggers write their own schema's tables whatever the session's search_p
 });
 
 pgTest("migration 12 seeds the run totals from the runs already recorded", async (schema) => {
-  const sql = onSearchPath(schema);
+  const sql = await schemaAt(schema, 11);
   try {
-    await sql.unsafe(`CREATE SCHEMA "${schema}"`);
-    await sql.unsafe(
-      "CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at bigint NOT NULL)",
-    );
-    for (let v = 1; v <= 11; v++) {
-      await sql.unsafe(MIGRATIONS[v - 1]);
-      await sql.unsafe(`INSERT INTO schema_migrations VALUES (${v}, 0)`);
-    }
     await sql.unsafe(`INSERT INTO jobs (id, command, queue, state, priority, max_retries, run_at,
         created_at, updated_at) VALUES ('a', 'true', 'default', 'completed', 0, 3, 0, 0, 0),
         ('b', 'true', 'default', 'dead', 0, 3, 0, 0, 0), ('c', 'true', 'default', 'processing',
@@ -1268,16 +1277,8 @@ pgTest("migration 12 seeds the run totals from the runs already recorded", async
 pgTest("migration 17 gives the jobs already there their search text", async (schema) => {
   // A database at version 16 with jobs (ids, commands in any case, a newline): after the
   // upgrade, search finds them through the one new index, and the two old indexes are gone.
-  const sql = onSearchPath(schema);
+  const sql = await schemaAt(schema, 16);
   try {
-    await sql.unsafe(`CREATE SCHEMA "${schema}"`);
-    await sql.unsafe(
-      "CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at bigint NOT NULL)",
-    );
-    for (let v = 1; v <= 16; v++) {
-      await sql.unsafe(MIGRATIONS[v - 1]);
-      await sql.unsafe(`INSERT INTO schema_migrations VALUES (${v}, 0)`);
-    }
     await sql.unsafe(`INSERT INTO jobs (id, command, queue, state, priority, max_retries, run_at,
         created_at, updated_at) VALUES ('Old-A', 'echo FIRST', 'default', 'completed', 0, 3, 0, 1,
         1), ('old-b', E'printf two\\nLines', 'default', 'pending', 0, 3, 0, 2, 2)`);
