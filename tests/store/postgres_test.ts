@@ -127,15 +127,20 @@ async function retryTransient<T>(fn: () => Promise<T>): Promise<T> {
  */
 async function schemaAt(schema: string, version: number) {
   const sql = onSearchPath(schema);
-  await sql.unsafe(`CREATE SCHEMA "${schema}"`);
-  await sql.unsafe(
-    "CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at bigint NOT NULL)",
-  );
-  for (let v = 1; v <= version; v++) {
-    await sql.unsafe(MIGRATIONS[v - 1]);
-    await sql.unsafe(`INSERT INTO schema_migrations VALUES (${v}, 0)`);
+  try {
+    await sql.unsafe(`CREATE SCHEMA "${schema}"`);
+    await sql.unsafe(
+      "CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at bigint NOT NULL)",
+    );
+    for (let v = 1; v <= version; v++) {
+      await sql.unsafe(MIGRATIONS[v - 1]);
+      await sql.unsafe(`INSERT INTO schema_migrations VALUES (${v}, 0)`);
+    }
+    return sql;
+  } catch (err) {
+    await sql.end(); // the callers' finally never sees a connection that failed here
+    throw err;
   }
-  return sql;
 }
 
 /** One connection whose search_path is `path` (a schema, or a list). */

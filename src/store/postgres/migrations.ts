@@ -605,7 +605,7 @@ export const MIGRATIONS: readonly string[] = [
   // (the command and its lower case). Without pg_trgm the column is still added (one LIKE per row
   // for a scan). The rewrite also leaves the table's visibility map empty, which autovacuum may not
   // fill for a long time on a quiet table (index-only scans, e.g. /api/stats, then read the heap):
-  // migrate() vacuums the table once after the commit (connect.ts); 15.6 s in all at 1M jobs.
+  // migrate() vacuums the table once after the commit (connect.ts); 17-19 s in all at 1M jobs.
   `
   DO $do$
   DECLARE ext_schema name;
